@@ -1,0 +1,232 @@
+//! The command line: clap structs are plain data; each command turns them into checked requests
+//! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
+
+mod init;
+mod propose;
+mod queue;
+mod records;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::store::{OpenMode, Store};
+use crate::ui::{ColorMode, Ui};
+
+/// How a command ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: done, or nothing to do.
+    Done,
+    /// Exit 3: done with exceptions (rows skipped, proposals not applied).
+    Partial,
+}
+
+const ABOUT: &str =
+    "The approval-first gate between the programs that propose CRM changes and your CRM.";
+
+const AFTER_HELP: &str = "\
+Examples:
+  crmgate demo                           walk the whole pipeline on bundled demo data
+  crmgate init                           create ./crm.db with the default tables
+  crmgate import contacts export.csv     load CRM records
+  crmgate propose vendor.csv             queue proposed changes
+  crmgate list --state pending           see what waits
+
+Exit codes: 0 done, 1 error (nothing changed), 2 usage, 3 done with exceptions, 75 store locked.";
+
+#[derive(Debug, Parser)]
+#[command(name = "crmgate", version, about = ABOUT, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// The store, an SQLite file [default: $CRMGATE_DB, else ./crm.db; for `demo`, ./crmgate-demo.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Who is acting (recorded on every event); else $CRMGATE_USER, else the OS user.
+    #[arg(long = "as", global = true, env = "CRMGATE_USER", value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only data and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Colour in human output (NO_COLOR is honoured by `auto`).
+    #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
+    pub color: ColorMode,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the store (idempotent): the default CRM tables and crmgate's own.
+    #[command(
+        after_help = "Example:\n  crmgate init --db crm.db\n  crmgate init --demo --db demo.db"
+    )]
+    Init(init::InitArgs),
+    /// Build a demo store from the bundled data and walk the pipeline, step by step.
+    #[command(
+        after_help = "Example:\n  crmgate demo                 # writes ./crmgate-demo.db\n  crmgate demo --db /tmp/d.db"
+    )]
+    Demo(init::DemoArgs),
+    /// Upsert CRM records by id from CSV, JSON or JSON Lines; all rows or none.
+    #[command(
+        after_help = "Example:\n  crmgate import contacts hubspot-export.csv\n  crmgate import companies companies.json"
+    )]
+    Import(records::ImportArgs),
+    /// Write all records of an object to stdout.
+    #[command(
+        after_help = "Example:\n  crmgate export contacts > contacts.csv\n  crmgate export deals --format json"
+    )]
+    Export(records::ExportArgs),
+    /// Ingest proposed changes: validate, queue, and print counts.
+    #[command(
+        after_help = "Example:\n  crmgate propose clearbit.csv\n  crmgate propose --source zoominfo - < feed.jsonl --format jsonl\n  crmgate propose vendor.csv --skip-invalid --rejects rejects.csv"
+    )]
+    Propose(propose::ProposeArgs),
+    /// The queue at a glance: counts by state, kind and source; recent ingests.
+    #[command(after_help = "Example:\n  crmgate status\n  crmgate status --json")]
+    Status,
+    /// Proposals as a table, newest first.
+    #[command(
+        after_help = "Example:\n  crmgate list --state pending --source clearbit --limit 20\n  crmgate list --json --limit 0"
+    )]
+    List(queue::ListArgs),
+    /// One proposal in full: the record now, the change, where it came from, every event.
+    #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
+    Show(queue::ShowArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  crmgate completions bash > /etc/bash_completion.d/crmgate")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What every command gets: the resolved global options.
+pub struct Ctx {
+    pub db: PathBuf,
+    /// `--db` was given on the command line (the demo only writes where it is told or its own file).
+    pub db_explicit: bool,
+    pub actor: String,
+    pub now: String,
+    pub ui: Ui,
+}
+
+impl Ctx {
+    pub fn open(&self) -> Result<Store> {
+        Store::open(&self.db, OpenMode::Existing)
+    }
+}
+
+/// The acting user: `--as`, `CRMGATE_USER` (both via clap), else the OS user.
+fn resolve_actor(flag: Option<String>) -> String {
+    flag.filter(|s| !s.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.
+fn now() -> String {
+    let ts = std::env::var("CRMGATE_NOW")
+        .ok()
+        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 2,
+            };
+        }
+    };
+    let db_explicit = cli.db.is_some();
+    let db = cli
+        .db
+        .clone()
+        .or_else(|| {
+            std::env::var_os("CRMGATE_DB")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from("crm.db"));
+    let ctx = Ctx {
+        db,
+        db_explicit,
+        actor: resolve_actor(cli.actor.clone()),
+        now: now(),
+        ui: Ui::new(cli.json, cli.quiet, cli.color),
+    };
+    match run(cli.command, &ctx) {
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Partial) => 3,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            report_error(&e, &ctx.ui);
+            e.exit_code()
+        }
+    }
+}
+
+pub fn report_error(e: &Error, ui: &Ui) {
+    let mut err = std::io::stderr().lock();
+    let label = if ui.color {
+        "\x1b[1;31merror:\x1b[0m"
+    } else {
+        "error:"
+    };
+    let text = crate::ui::safe(&e.to_string()).replace("\\u{a}", "\n");
+    let _ = writeln!(err, "{label} {text}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = writeln!(err, "caused by: {}", crate::ui::safe(&s.to_string()));
+        source = s.source();
+    }
+    if let Some(h) = e.hint() {
+        let _ = writeln!(err, "hint: {h}");
+    }
+}
+
+fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
+    match command {
+        Command::Init(args) => init::init(args, ctx),
+        Command::Demo(args) => init::demo(args, ctx),
+        Command::Import(args) => records::import(args, ctx),
+        Command::Export(args) => records::export(args, ctx),
+        Command::Propose(args) => propose::run(args, ctx),
+        Command::Status => queue::status(ctx),
+        Command::List(args) => queue::list(args, ctx),
+        Command::Show(args) => queue::show(args, ctx),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "crmgate",
+                &mut std::io::stdout(),
+            );
+            Ok(Outcome::Done)
+        }
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    writeln!(out).map_err(|e| Error::io("<stdout>", e))
+}
+
+/// Prints a line of data on stdout.
+pub fn print_out(text: impl std::fmt::Display) -> Result<()> {
+    writeln!(std::io::stdout().lock(), "{text}").map_err(|e| Error::io("<stdout>", e))
+}

@@ -1,0 +1,361 @@
+//! `crmgate status`, `crmgate list`, `crmgate show`.
+
+use super::{Ctx, Outcome, print_json, print_out};
+use crate::error::{Error, Result};
+use crate::model::{Kind, Proposal, State, Value};
+use crate::store::{ListFilter, Store};
+use crate::ui::safe;
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only proposals in this state (default: every state).
+    #[arg(long, value_parser = State::ALL.map(State::as_str))]
+    pub state: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
+    pub kind: Option<String>,
+    #[arg(long, value_name = "OBJECT")]
+    pub object: Option<String>,
+    /// At most this many, newest first; 0 for all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// A proposal: crmgate's id (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17).
+    pub id: String,
+}
+
+pub fn status(ctx: &Ctx) -> Result<Outcome> {
+    let store = ctx.open()?;
+    let by_state = store.count_proposals_by("state")?;
+    let by_kind = store.count_proposals_by("kind")?;
+    let by_source = store.count_proposals_by("source")?;
+    let ingests = store.recent_ingests(5)?;
+    if ctx.ui.json {
+        print_json(&serde_json::json!({
+            "store": store.path(),
+            "by_state": by_state,
+            "by_kind": by_kind,
+            "by_source": by_source,
+            "recent_ingests": ingests,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let total: i64 = by_state.iter().map(|c| c.count).sum();
+    print_out(format!(
+        "{} {} proposals in {}",
+        ctx.ui.heading("Queue:"),
+        total,
+        safe(&store.path().display().to_string())
+    ))?;
+    if total == 0 {
+        ctx.ui
+            .note("nothing queued yet; ingest proposals with `crmgate propose FILE`");
+        return Ok(Outcome::Done);
+    }
+    let mut t = ctx.ui.table();
+    t.set_header(["by state", "", "by kind", "", "by source", ""]);
+    let rows = by_state.len().max(by_kind.len()).max(by_source.len());
+    let cell = |v: &[crate::store::CountRow], i: usize| -> [String; 2] {
+        v.get(i)
+            .map(|c| [safe(&c.key).into_owned(), c.count.to_string()])
+            .unwrap_or_default()
+    };
+    for i in 0..rows {
+        let [a, b] = cell(&by_state, i);
+        let [c, d] = cell(&by_kind, i);
+        let [e, f] = cell(&by_source, i);
+        t.add_row([a, b, c, d, e, f]);
+    }
+    print_out(t)?;
+    if !ingests.is_empty() {
+        print_out(ctx.ui.heading("Recent ingests:"))?;
+        let mut t = ctx.ui.table();
+        t.set_header(["at", "by", "file", "rows", "new", "superseded"]);
+        for i in &ingests {
+            t.add_row([
+                i.at.clone(),
+                safe(&i.actor).into_owned(),
+                safe(&i.file).into_owned(),
+                i.rows.to_string(),
+                i.ingested.to_string(),
+                i.superseded.to_string(),
+            ]);
+        }
+        print_out(t)?;
+    }
+    Ok(Outcome::Done)
+}
+
+pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
+    let store = ctx.open()?;
+    if let Some(o) = &args.object {
+        super::records::object(store.schema(), o)?;
+    }
+    let filter = ListFilter {
+        state: args.state.as_deref().and_then(State::parse),
+        source: args.source,
+        kind: args.kind,
+        object: args.object,
+        limit: (args.limit > 0).then_some(args.limit),
+    };
+    let (rows, total) = store.list_proposals(&filter)?;
+    if ctx.ui.json {
+        print_json(&rows)?;
+        return Ok(Outcome::Done);
+    }
+    if rows.is_empty() {
+        ctx.ui.note("no proposals match");
+        return Ok(Outcome::Done);
+    }
+    let mut t = ctx.ui.table();
+    t.set_header([
+        "id", "source", "kind", "record", "field", "now", "proposed", "conf", "state",
+    ]);
+    for p in &rows {
+        let (field, now, proposed) = if p.kind == "merge" {
+            (
+                String::new(),
+                String::new(),
+                format!("→ {}", p.merge_into.as_deref().unwrap_or("")),
+            )
+        } else {
+            (
+                p.field.clone().unwrap_or_default(),
+                cut(&json_display(&p.baseline)),
+                cut(&json_display(&p.value)),
+            )
+        };
+        t.add_row([
+            p.id.to_string(),
+            safe(&p.source).into_owned(),
+            p.kind.clone(),
+            safe(&p.record_ref()).into_owned(),
+            field,
+            safe(&now).into_owned(),
+            safe(&proposed).into_owned(),
+            p.stated_confidence
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_default(),
+            p.state.clone(),
+        ]);
+    }
+    print_out(t)?;
+    if (rows.len() as i64) < total {
+        ctx.ui.note(format!(
+            "showing the newest {} of {total}; use --limit N (0 for all) or filters",
+            rows.len()
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+/// A proposal's address on the command line: crmgate's id, or `SOURCE:ID`.
+pub fn find_proposal(store: &Store, id: &str) -> Result<Proposal> {
+    let found = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
+        store.proposal(n)?
+    } else if let Some((source, ext)) = id.split_once(':') {
+        store.proposal_by_source_id(source, ext)?
+    } else {
+        return Err(Error::refused_with_hint(
+            format!("\"{}\" is not a proposal id", safe(id)),
+            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17)",
+        ));
+    };
+    found.ok_or_else(|| Error::NotFound {
+        what: "proposal",
+        id: safe(id).into_owned(),
+    })
+}
+
+pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
+    let store = ctx.open()?;
+    let p = find_proposal(&store, &args.id)?;
+    let obj = store.schema().object(&p.object);
+    let record = match obj {
+        Some(o) => store.record_row(o, &p.record)?,
+        None => None,
+    };
+    let survivor = match (obj, &p.merge_into) {
+        (Some(o), Some(into)) => store.record_row(o, into)?,
+        _ => None,
+    };
+    let events = store.events_for_proposal(p.id)?;
+    let ingest = store.ingest_event(p.ingest_id)?;
+    let columns: Vec<String> = obj
+        .map(|o| o.column_names().map(str::to_string).collect())
+        .unwrap_or_default();
+    let as_map = |vals: &Option<Vec<Value>>| -> serde_json::Value {
+        match vals {
+            Some(v) => serde_json::Value::Object(
+                columns
+                    .iter()
+                    .cloned()
+                    .zip(v.iter().map(Value::to_json))
+                    .collect(),
+            ),
+            None => serde_json::Value::Null,
+        }
+    };
+    if ctx.ui.json {
+        print_json(&serde_json::json!({
+            "proposal": p,
+            "record": as_map(&record),
+            "merge_into_record": as_map(&survivor),
+            "ingest": ingest,
+            "events": events,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let ui = &ctx.ui;
+    let title = match p.source_ref() {
+        Some(r) => format!("Proposal {} ({})", p.id, safe(&r)),
+        None => format!("Proposal {}", p.id),
+    };
+    print_out(format!("{}  state: {}", ui.heading(&title), p.state))?;
+    let mut t = ui.table();
+    let mut add = |k: &str, v: String| {
+        if !v.is_empty() {
+            t.add_row([k.to_string(), v]);
+        }
+    };
+    add("kind", p.kind.clone());
+    add("record", safe(&p.record_ref()).into_owned());
+    if p.kind == "merge" {
+        add(
+            "merge into",
+            safe(&format!(
+                "{}/{}",
+                p.object,
+                p.merge_into.clone().unwrap_or_default()
+            ))
+            .into_owned(),
+        );
+    } else {
+        let field = p.field.clone().unwrap_or_default();
+        add("field", safe(&field).into_owned());
+        add("at ingest", quoted(&p.baseline));
+        add("proposed", quoted(&p.value));
+        let now = match (
+            &record,
+            obj.and_then(|o| o.columns.iter().position(|c| c.name == field)),
+        ) {
+            (Some(r), Some(i)) => quoted(&r[i].to_json()),
+            _ => "(record gone)".into(),
+        };
+        add("now", now);
+        if let Some(e) = &p.expected {
+            add("expected", quoted(e));
+        }
+    }
+    add(
+        "stated confidence",
+        p.stated_confidence
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "none".into()),
+    );
+    add(
+        "crmgate confidence",
+        p.confidence
+            .map(|c| format!("{c:.2}"))
+            .unwrap_or_else(|| "not scored yet".into()),
+    );
+    add(
+        "trigger",
+        safe(p.trigger.as_deref().unwrap_or("")).into_owned(),
+    );
+    add(
+        "reason",
+        safe(p.reason.as_deref().unwrap_or("")).into_owned(),
+    );
+    add(
+        "from",
+        format!(
+            "{}:{} (ingest {}, {})",
+            safe(&p.file),
+            p.line,
+            p.ingest_id,
+            p.created_at
+        ),
+    );
+    if let Some(by) = p.superseded_by {
+        add("superseded by", by.to_string());
+    }
+    print_out(t)?;
+
+    if let Some(o) = obj {
+        let mut t = ui.table();
+        if p.kind == "merge" {
+            print_out(ui.heading("Records (duplicate → survivor):"))?;
+            t.set_header([
+                "field",
+                &format!("{} (goes away)", safe(&p.record)),
+                &format!("{} (stays)", safe(p.merge_into.as_deref().unwrap_or(""))),
+            ]);
+            for (i, c) in o.columns.iter().enumerate() {
+                let get = |r: &Option<Vec<Value>>| {
+                    r.as_ref()
+                        .map(|r| safe(&r[i].display()).into_owned())
+                        .unwrap_or_else(|| "(gone)".into())
+                };
+                t.add_row([c.name.clone(), get(&record), get(&survivor)]);
+            }
+        } else {
+            print_out(ui.heading(&format!("Record {} now:", safe(&p.record_ref()))))?;
+            t.set_header(["field", "value"]);
+            match &record {
+                Some(r) => {
+                    for (c, v) in o.columns.iter().zip(r) {
+                        let mark = if Some(&c.name) == p.field.as_ref() {
+                            " ◀"
+                        } else {
+                            ""
+                        };
+                        t.add_row([format!("{}{mark}", c.name), safe(&v.display()).into_owned()]);
+                    }
+                }
+                None => {
+                    t.add_row(["(the record no longer exists)".to_string(), String::new()]);
+                }
+            }
+        }
+        print_out(t)?;
+    }
+    print_out(ui.heading("Events:"))?;
+    let mut t = ui.table();
+    t.set_header(["seq", "at", "actor", "action", "detail"]);
+    for e in ingest.iter().chain(events.iter()) {
+        t.add_row([
+            e.seq.to_string(),
+            e.at.clone(),
+            format!("{} ({})", safe(&e.actor), e.actor_kind),
+            e.action.clone(),
+            safe(e.detail.as_deref().unwrap_or("")).into_owned(),
+        ]);
+    }
+    print_out(t)?;
+    Ok(Outcome::Done)
+}
+
+fn json_display(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn quoted(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "(empty)".into(),
+        serde_json::Value::String(s) => format!("\"{}\"", safe(s)),
+        other => other.to_string(),
+    }
+}
+
+fn cut(s: &str) -> String {
+    crate::validate::short(s)
+}

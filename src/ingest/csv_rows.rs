@@ -1,0 +1,119 @@
+//! CSV rows. The one place a CSV reader is built, so every command reads CSV the same way.
+
+use std::io::Read;
+
+use super::{Cell, Item, Row, check_size, column_index};
+use crate::error::{Error, Problem, Result};
+
+pub fn reader<R: Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(r)
+}
+
+pub(super) fn read(
+    r: &mut dyn Read,
+    name: &str,
+    columns: &[&str],
+    required: &[&str],
+    on_item: &mut dyn FnMut(Item) -> Result<()>,
+) -> Result<Option<Problem>> {
+    let mut rdr = reader(r);
+    let fatal = |line: u64, message: String| {
+        Ok(Some(Problem {
+            file: name.to_string(),
+            line,
+            message,
+        }))
+    };
+    let headers = match rdr.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return fatal(1, csv_message(&e)),
+    };
+    if headers.is_empty() {
+        return fatal(1, "the file is empty: expected a header row".into());
+    }
+    let mut map = Vec::with_capacity(headers.len());
+    let mut problems = Vec::new();
+    for (i, raw) in headers.iter().enumerate() {
+        let Ok(h) = std::str::from_utf8(raw) else {
+            return fatal(1, format!("header column {} is not valid UTF-8", i + 1));
+        };
+        let h = h.trim_start_matches('\u{feff}').trim();
+        match column_index(h, columns, "column") {
+            Ok(idx) if map.contains(&idx) => problems.push(format!("column \"{h}\" appears twice")),
+            Ok(idx) => map.push(idx),
+            Err(msg) => problems.push(msg),
+        }
+    }
+    for req in required {
+        if let Some(idx) = columns.iter().position(|c| c == req)
+            && !map.contains(&idx)
+        {
+            problems.push(format!("missing required column \"{req}\""));
+        }
+    }
+    if !problems.is_empty() {
+        return fatal(1, problems.join("; "));
+    }
+    let mut rec = csv::ByteRecord::new();
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(false) => return Ok(None),
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                match e.kind() {
+                    csv::ErrorKind::UnequalLengths { .. } => {
+                        on_item(Item::Unreadable {
+                            line,
+                            message: csv_message(&e),
+                        })?;
+                        continue;
+                    }
+                    csv::ErrorKind::Io(_) => {
+                        return Err(Error::io(name, std::io::Error::other(e.to_string())));
+                    }
+                    _ => return fatal(line, csv_message(&e)),
+                }
+            }
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let mut row = Row {
+            line,
+            cells: vec![Cell::Absent; columns.len()],
+            problems: Vec::new(),
+        };
+        for (i, raw) in rec.iter().enumerate() {
+            let col = columns[map[i]];
+            match std::str::from_utf8(raw) {
+                Ok("") => row.cells[map[i]] = Cell::Null,
+                Ok(s) => {
+                    if let Some(p) = check_size(s, col) {
+                        row.problems.push(p);
+                    } else {
+                        row.cells[map[i]] = Cell::Text(s.to_string());
+                    }
+                }
+                Err(e) => row.problems.push(format!(
+                    "\"{col}\" is not valid UTF-8 (bad byte at offset {})",
+                    e.valid_up_to()
+                )),
+            }
+        }
+        on_item(Item::Row(row))?;
+    }
+}
+
+/// The csv crate's message without its own position prefix (ours says `FILE:LINE`).
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("malformed CSV: this row has {len} fields, the header has {expected_len}"),
+        csv::ErrorKind::Utf8 { err, .. } => format!("invalid UTF-8 in field {}", err.field() + 1),
+        csv::ErrorKind::Io(err) => format!("read error: {err}"),
+        _ => format!("malformed CSV: {e}"),
+    }
+}

@@ -1,0 +1,275 @@
+//! The types that flow through the pipeline: a proposal as read, as validated, and as stored.
+
+use std::fmt;
+
+/// A SQLite value, held without loss so that a value read from a record can be written back
+/// byte for byte (revert depends on this).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Value::Null => true,
+            Value::Text(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The value as JSON, for `--json` output, events and content hashing.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Integer(i) => serde_json::Value::from(*i),
+            Value::Real(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Text(s) => serde_json::Value::String(s.clone()),
+            Value::Blob(b) => serde_json::json!({ "blob_hex": hex(b) }),
+        }
+    }
+
+    /// The value as a CSV cell or table cell: NULL is the empty string.
+    pub fn display(&self) -> String {
+        match self {
+            Value::Null => String::new(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(s) => s.clone(),
+            Value::Blob(b) => format!("x'{}'", hex(b)),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Update,
+    Verify,
+    Lifecycle,
+    Owner,
+    Merge,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Update,
+        Kind::Verify,
+        Kind::Lifecycle,
+        Kind::Owner,
+        Kind::Merge,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Update => "update",
+            Kind::Verify => "verify",
+            Kind::Lifecycle => "lifecycle",
+            Kind::Owner => "owner",
+            Kind::Merge => "merge",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The field a kind writes when the proposal does not name one.
+    pub fn implied_field(self) -> Option<&'static str> {
+        match self {
+            Kind::Verify => Some("email_status"),
+            Kind::Lifecycle => Some("lifecycle_stage"),
+            Kind::Owner => Some("owner"),
+            Kind::Update | Kind::Merge => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Proposal states (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    Suggested,
+    Approved,
+    Rejected,
+    Blocked,
+    Applied,
+    Conflict,
+    Failed,
+    Reverted,
+    Superseded,
+}
+
+impl State {
+    pub const ALL: [State; 10] = [
+        State::Pending,
+        State::Suggested,
+        State::Approved,
+        State::Rejected,
+        State::Blocked,
+        State::Applied,
+        State::Conflict,
+        State::Failed,
+        State::Reverted,
+        State::Superseded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Suggested => "suggested",
+            State::Approved => "approved",
+            State::Rejected => "rejected",
+            State::Blocked => "blocked",
+            State::Applied => "applied",
+            State::Conflict => "conflict",
+            State::Failed => "failed",
+            State::Reverted => "reverted",
+            State::Superseded => "superseded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A proposal that passed every check at the edge and is ready to be queued.
+#[derive(Debug, Clone)]
+pub struct NewProposal {
+    pub line: u64,
+    pub source: String,
+    pub ext_id: Option<String>,
+    pub kind: Kind,
+    pub object: String,
+    pub record: String,
+    /// `None` only for merges.
+    pub field: Option<String>,
+    /// Typed as it would be written; `Null` clears the field.
+    pub value: Value,
+    pub merge_into: Option<String>,
+    pub stated_confidence: Option<f64>,
+    /// `Some(Null)` means the proposer saw the field empty; `None` that it said nothing.
+    pub expected: Option<Value>,
+    pub trigger: Option<String>,
+    pub reason: Option<String>,
+    /// The record's value of the field at ingest; staleness is judged against it later.
+    pub baseline: Value,
+    /// For merges: SHA-256 of both records as they were at ingest.
+    pub baseline_fp: Option<String>,
+    /// SHA-256 prefix over the normalised content: same content, same key.
+    pub content_key: i64,
+    /// Key for idempotent re-ingest: (source, id), or the content when there is no id.
+    pub dedupe_key: i64,
+    /// Key of (source, object, record, field), used to find the undecided proposal this one supersedes.
+    pub target_key: i64,
+}
+
+/// A proposal as stored in the queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Proposal {
+    pub id: i64,
+    pub source: String,
+    pub ext_id: Option<String>,
+    pub kind: String,
+    pub object: String,
+    pub record: String,
+    pub field: Option<String>,
+    pub value: serde_json::Value,
+    pub merge_into: Option<String>,
+    pub stated_confidence: Option<f64>,
+    pub expected: Option<serde_json::Value>,
+    pub trigger: Option<String>,
+    pub reason: Option<String>,
+    /// The field's value when the proposal was ingested.
+    pub baseline: serde_json::Value,
+    pub state: String,
+    pub confidence: Option<f64>,
+    pub superseded_by: Option<i64>,
+    pub ingest_id: i64,
+    pub file: String,
+    pub line: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Proposal {
+    /// `SOURCE:ID`, the proposer's own address for it, when it gave an id.
+    pub fn source_ref(&self) -> Option<String> {
+        self.ext_id
+            .as_ref()
+            .map(|id| format!("{}:{}", self.source, id))
+    }
+
+    pub fn record_ref(&self) -> String {
+        format!("{}/{}", self.object, self.record)
+    }
+}
+
+/// One entry to append to the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    pub actor: String,
+    /// `human`, `policy` or `system`.
+    pub actor_kind: &'static str,
+    pub action: &'static str,
+    pub proposal_id: Option<i64>,
+    pub object: Option<String>,
+    pub record: Option<String>,
+    pub field: Option<String>,
+    pub prev_value: Option<serde_json::Value>,
+    pub new_value: Option<serde_json::Value>,
+    pub source: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// An 8-byte key from SHA-256 over `parts` (each length-prefixed, so no two part lists collide
+/// by concatenation). Keys index lookups; the full values are always compared on a hit.
+pub fn key64(parts: &[&str]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    let d = h.finalize();
+    i64::from_be_bytes(d[..8].try_into().expect("SHA-256 is 32 bytes"))
+}
+
+/// The key under which `(source, id)` is looked up for idempotent ingest and `SOURCE:ID`.
+pub fn source_id_key(source: &str, ext_id: &str) -> i64 {
+    key64(&["id", source, ext_id])
+}

@@ -1,0 +1,211 @@
+//! Importing CRM records (an upsert by id, validated like proposals, atomic) and exporting them.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use crate::error::{Error, Problems, Result};
+use crate::ingest::{Cell, Format, Input, Item, read_rows};
+use crate::model::{NewEvent, Value};
+use crate::schema::Object;
+use crate::store::{Store, UpsertOutcome, Writer};
+use crate::validate::{self, short};
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ImportReport {
+    pub object: String,
+    pub file: String,
+    pub sha256: String,
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+/// Upserts every row of `input` into `obj`. Any bad row fails the whole import.
+pub fn import(
+    w: &mut Writer<'_>,
+    obj: &Object,
+    input: &Input,
+    actor: &str,
+) -> Result<ImportReport> {
+    let name = input.display_name();
+    let columns: Vec<&str> = obj.column_names().collect();
+    let pk_name = obj.pk_column().name.clone();
+    let mut report = ImportReport {
+        object: obj.name.clone(),
+        file: name.clone(),
+        ..ImportReport::default()
+    };
+    let mut problems = Problems::default();
+    let mut cols: Vec<usize> = Vec::with_capacity(columns.len());
+    let mut values: Vec<Value> = Vec::with_capacity(columns.len());
+    let summary = read_rows(
+        input,
+        &columns,
+        &[pk_name.as_str()],
+        Arc::new(AtomicU64::new(0)),
+        &mut |item| {
+            report.rows += 1;
+            let row = match item {
+                Item::Unreadable { line, message } => {
+                    problems.push(&name, line, message);
+                    return Ok(());
+                }
+                Item::Row(row) => row,
+            };
+            if !row.problems.is_empty() {
+                problems.push(&name, row.line, row.problems.join("; "));
+                return Ok(());
+            }
+            cols.clear();
+            values.clear();
+            let mut bad = Vec::new();
+            for (i, cell) in row.cells.iter().enumerate() {
+                let column = &obj.columns[i];
+                let raw = match cell {
+                    Cell::Absent => continue,
+                    Cell::Null => None,
+                    Cell::Text(s) if s.is_empty() => None,
+                    Cell::Text(s) => Some(s.as_str()),
+                };
+                if column.primary_key && raw.is_none() {
+                    bad.push(format!("missing \"{}\" (the record's id)", column.name));
+                    continue;
+                }
+                // A left-out column keeps its default; an empty one under NOT NULL does too.
+                if raw.is_none() && column.not_null && column.has_default {
+                    continue;
+                }
+                match validate::value_for(column, raw) {
+                    Ok(v) => {
+                        if let Some(fk) = &column.foreign_key
+                            && !v.is_empty()
+                            && let Some(parent) = w.schema().object(&fk.table)
+                            && let Some(pcol) = parent.column(&fk.column)
+                            && !w.key_exists(parent, pcol, &v)?
+                        {
+                            bad.push(format!(
+                                "{}: \"{}\" does not exist in {}",
+                                column.name,
+                                short(&v.display()),
+                                parent.name
+                            ));
+                        }
+                        cols.push(i);
+                        values.push(v);
+                    }
+                    Err(e) => bad.push(format!("{}: {e}", column.name)),
+                }
+            }
+            if !cols.contains(&obj.pk) && bad.is_empty() {
+                bad.push(format!(
+                    "missing \"{}\" (the record's id)",
+                    obj.pk_column().name
+                ));
+            }
+            if !bad.is_empty() {
+                problems.push(&name, row.line, bad.join("; "));
+                return Ok(());
+            }
+            if !problems.is_empty() {
+                return Ok(());
+            }
+            match w.upsert(obj, &cols, &values)? {
+                UpsertOutcome::Inserted => report.inserted += 1,
+                UpsertOutcome::Updated => report.updated += 1,
+                UpsertOutcome::Unchanged => report.unchanged += 1,
+            }
+            Ok(())
+        },
+    )?;
+    if summary.fatal.is_some() || !problems.is_empty() {
+        return Err(problems.into_error(summary.fatal));
+    }
+    report.sha256 = summary.sha256;
+    if report.inserted + report.updated > 0 {
+        w.append_event(&NewEvent {
+            actor: actor.to_string(),
+            actor_kind: "human",
+            action: "import",
+            object: Some(obj.name.clone()),
+            detail: serde_json::json!({
+                "file": report.file,
+                "sha256": report.sha256,
+                "rows": report.rows,
+                "inserted": report.inserted,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+            }),
+            ..NewEvent::default()
+        })?;
+    }
+    Ok(report)
+}
+
+/// Writes every record of `obj` to `out`. CSV cells a spreadsheet would run as a formula are
+/// neutralised when `spreadsheet_safe` is set; otherwise the export is exact, for re-import.
+pub fn export(
+    store: &Store,
+    obj: &Object,
+    format: Format,
+    spreadsheet_safe: bool,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let io = |e: std::io::Error| Error::io("<stdout>", e);
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            let csv_err = |e: csv::Error| match e.into_kind() {
+                csv::ErrorKind::Io(e) => Error::io("<stdout>", e),
+                other => Error::Store(format!("{other:?}")),
+            };
+            w.write_record(obj.column_names()).map_err(csv_err)?;
+            let n = store.for_each_record(obj, |vals| {
+                let cells = vals.iter().map(|v| {
+                    let s = v.display();
+                    match v {
+                        Value::Text(_) if spreadsheet_safe => {
+                            crate::ui::formula_safe(&s).into_owned()
+                        }
+                        _ => s,
+                    }
+                });
+                w.write_record(cells).map_err(csv_err)
+            })?;
+            w.flush().map_err(io)?;
+            Ok(n)
+        }
+        Format::Json | Format::Jsonl => {
+            let array = format == Format::Json;
+            if array {
+                out.write_all(b"[").map_err(io)?;
+            }
+            let mut first = true;
+            let n = store.for_each_record(obj, |vals| {
+                let mut m = serde_json::Map::new();
+                for (c, v) in obj.columns.iter().zip(vals) {
+                    m.insert(c.name.clone(), v.to_json());
+                }
+                let sep: &[u8] = match (array, first) {
+                    (true, true) => b"\n",
+                    (true, false) => b",\n",
+                    (false, _) => b"",
+                };
+                first = false;
+                out.write_all(sep).map_err(io)?;
+                serde_json::to_writer(&mut *out, &m)
+                    .map_err(|e| Error::io("<stdout>", e.into()))?;
+                if !array {
+                    out.write_all(b"\n").map_err(io)?;
+                }
+                Ok(())
+            })?;
+            if array {
+                out.write_all(b"\n]\n").map_err(io)?;
+            }
+            out.flush().map_err(io)?;
+            Ok(n)
+        }
+    }
+}

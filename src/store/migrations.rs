@@ -1,0 +1,166 @@
+//! Numbered, forward-only migrations of crmgate's own tables, tracked by `PRAGMA user_version`.
+//! Each runs in its own transaction. Never edit a shipped migration: add the next one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the proposal queue, its ingests and the audit log.
+    r#"
+CREATE TABLE crmgate_ingests (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    file        TEXT NOT NULL,
+    sha256      TEXT,
+    format      TEXT NOT NULL,
+    rows        INTEGER NOT NULL DEFAULT 0,
+    ingested    INTEGER NOT NULL DEFAULT 0,
+    duplicates  INTEGER NOT NULL DEFAULT 0,
+    superseded  INTEGER NOT NULL DEFAULT 0,
+    rejected    INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE crmgate_proposals (
+    id                INTEGER PRIMARY KEY,
+    ingest_id         INTEGER NOT NULL REFERENCES crmgate_ingests(id),
+    line              INTEGER NOT NULL,
+    source            TEXT NOT NULL,
+    ext_id            TEXT,
+    dedupe_key        INTEGER NOT NULL,
+    content_key       INTEGER NOT NULL,
+    target_key        INTEGER NOT NULL,
+    kind              TEXT NOT NULL,
+    object            TEXT NOT NULL,
+    record            TEXT NOT NULL,
+    field             TEXT,
+    value,
+    merge_into        TEXT,
+    stated_confidence REAL,
+    has_expected      INTEGER NOT NULL DEFAULT 0,
+    expected,
+    trigger           TEXT,
+    reason            TEXT,
+    baseline,
+    baseline_fp       TEXT,
+    state             TEXT NOT NULL,
+    superseded_by     INTEGER REFERENCES crmgate_proposals(id),
+    confidence        REAL,
+    signals           TEXT,
+    decision          TEXT,
+    rules             TEXT,
+    policy_version    INTEGER,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL
+);
+-- Idempotent re-ingest looks proposals up by an 8-byte key rather than by (source, id) text:
+-- the index stays small enough to stay in the page cache while a million rows stream in.
+CREATE INDEX crmgate_proposals_dedupe ON crmgate_proposals(dedupe_key);
+CREATE INDEX crmgate_proposals_open_target ON crmgate_proposals(target_key)
+    WHERE state IN ('pending', 'suggested');
+CREATE INDEX crmgate_proposals_state ON crmgate_proposals(state, id);
+
+CREATE TABLE crmgate_events (
+    seq            INTEGER PRIMARY KEY,
+    at             TEXT NOT NULL,
+    actor          TEXT NOT NULL,
+    actor_kind     TEXT NOT NULL,
+    action         TEXT NOT NULL,
+    proposal_id    INTEGER,
+    change_id      INTEGER,
+    run_id         INTEGER,
+    object         TEXT,
+    record         TEXT,
+    field          TEXT,
+    prev_value     TEXT,
+    new_value      TEXT,
+    source         TEXT,
+    confidence     REAL,
+    rules          TEXT,
+    policy_version INTEGER,
+    approver       TEXT,
+    detail         TEXT,
+    prev_hash      TEXT NOT NULL,
+    hash           TEXT NOT NULL
+);
+CREATE INDEX crmgate_events_proposal ON crmgate_events(proposal_id) WHERE proposal_id IS NOT NULL;
+CREATE TRIGGER crmgate_events_append_only_update BEFORE UPDATE ON crmgate_events
+BEGIN SELECT RAISE(ABORT, 'crmgate_events is append-only'); END;
+CREATE TRIGGER crmgate_events_append_only_delete BEFORE DELETE ON crmgate_events
+BEGIN SELECT RAISE(ABORT, 'crmgate_events is append-only'); END;
+"#,
+];
+
+/// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the
+/// user, not to crmgate, so they are created by `init`, never by a migration.
+pub const DEFAULT_CRM_TABLES: &[(&str, &str)] = &[
+    (
+        "companies",
+        "CREATE TABLE companies (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL,
+    domain TEXT,
+    industry TEXT,
+    employees INTEGER,
+    annual_revenue INTEGER,
+    tier TEXT,
+    owner TEXT,
+    legal_hold INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    updated_at TEXT
+)",
+    ),
+    (
+        "contacts",
+        "CREATE TABLE contacts (
+    id TEXT PRIMARY KEY NOT NULL,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT,
+    email_status TEXT,
+    phone TEXT,
+    title TEXT,
+    company_id TEXT REFERENCES companies(id),
+    lifecycle_stage TEXT,
+    owner TEXT,
+    sensitive INTEGER NOT NULL DEFAULT 0,
+    legal_hold INTEGER NOT NULL DEFAULT 0,
+    do_not_contact INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    updated_at TEXT
+)",
+    ),
+    (
+        "deals",
+        "CREATE TABLE deals (
+    id TEXT PRIMARY KEY NOT NULL,
+    name TEXT,
+    company_id TEXT REFERENCES companies(id),
+    contact_id TEXT REFERENCES contacts(id),
+    stage TEXT,
+    amount INTEGER,
+    owner TEXT,
+    close_date TEXT,
+    created_at TEXT,
+    updated_at TEXT
+)",
+    ),
+    (
+        "activities",
+        "CREATE TABLE activities (
+    id TEXT PRIMARY KEY NOT NULL,
+    contact_id TEXT REFERENCES contacts(id),
+    deal_id TEXT REFERENCES deals(id),
+    kind TEXT,
+    body TEXT,
+    at TEXT
+)",
+    ),
+];
+
+/// Indexes on the default tables' foreign keys, so that a merge finds the rows to re-point
+/// without scanning.
+pub const DEFAULT_CRM_INDEXES: &[&str] = &[
+    "CREATE INDEX IF NOT EXISTS contacts_company_id ON contacts(company_id)",
+    "CREATE INDEX IF NOT EXISTS deals_company_id ON deals(company_id)",
+    "CREATE INDEX IF NOT EXISTS deals_contact_id ON deals(contact_id)",
+    "CREATE INDEX IF NOT EXISTS activities_contact_id ON activities(contact_id)",
+    "CREATE INDEX IF NOT EXISTS activities_deal_id ON activities(deal_id)",
+];

@@ -1,0 +1,559 @@
+//! The store: the only module that talks to SQLite. One connection per command, WAL, foreign
+//! keys on, a busy timeout; numbered forward-only migrations; every write inside [`Store::write`],
+//! which commits on `Ok` and rolls back on `Err`.
+
+mod migrations;
+mod queue;
+mod records;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+
+use crate::audit::{self, EventRow};
+use crate::error::{Error, Result};
+use crate::model::{NewEvent, Value};
+use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
+
+pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget};
+pub use records::UpsertOutcome;
+
+/// The newest store schema this build knows.
+pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;
+
+const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The store must exist and be a crmgate store.
+    Existing,
+    /// Create the file and crmgate's tables when missing (`init`).
+    Create,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    schema: Schema,
+}
+
+impl Store {
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Store> {
+        if mode == OpenMode::Existing && !path.exists() {
+            return Err(Error::NoStore {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if mode == OpenMode::Create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {
+                Error::io(path, std::io::Error::other("cannot open the store file"))
+            }
+            other => db_err(other),
+        })?;
+        let busy_ms = std::env::var("CRMGATE_BUSY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_BUSY_TIMEOUT_MS);
+        conn.busy_timeout(Duration::from_millis(busy_ms))
+            .map_err(db_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // A file that is not SQLite fails here, on the first read.
+        let journal: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| not_sqlite(path, e))?;
+        if !journal.eq_ignore_ascii_case("wal") {
+            return Err(Error::Store(format!(
+                "could not switch {} to WAL journaling (it reports {journal})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = FILE;",
+        )
+        .map_err(db_err)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            schema: Schema::default(),
+        };
+        store.migrate(mode)?;
+        store.reload_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn has_crmgate_tables(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'crmgate_proposals'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+    }
+
+    fn user_version(conn: &Connection) -> Result<i64> {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db_err)
+    }
+
+    fn migrate(&mut self, mode: OpenMode) -> Result<()> {
+        let version = Self::user_version(&self.conn)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::NewerStore {
+                path: self.path.clone(),
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let ours = self.has_crmgate_tables()?;
+        if version == 0 && !ours && mode == OpenMode::Existing {
+            return Err(Error::refused_with_hint(
+                format!("{} is not a crmgate store", self.path.display()),
+                format!(
+                    "set it up with `crmgate init --db {}` (existing tables are kept as they are)",
+                    self.path.display()
+                ),
+            ));
+        }
+        if version > 0 && !ours {
+            return Err(Error::refused(format!(
+                "{} uses PRAGMA user_version ({version}) for its own purposes; crmgate will not share it",
+                self.path.display()
+            )));
+        }
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate() {
+            let target = i as i64 + 1;
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            // Another process may have migrated while this one waited for the lock.
+            if Self::user_version(&tx)? >= target {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(db_err)?;
+            tx.pragma_update(None, "user_version", target)
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Creates the default CRM tables that do not exist yet; returns the ones it created.
+    pub fn create_default_tables(&mut self) -> Result<Vec<&'static str>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let mut created = Vec::new();
+        for (name, sql) in migrations::DEFAULT_CRM_TABLES {
+            let exists: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(db_err)?;
+            if exists == 0 {
+                tx.execute_batch(sql).map_err(db_err)?;
+                created.push(*name);
+            }
+        }
+        if created.len() == migrations::DEFAULT_CRM_TABLES.len() {
+            for sql in migrations::DEFAULT_CRM_INDEXES {
+                tx.execute_batch(sql).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        self.reload_schema()?;
+        Ok(created)
+    }
+
+    /// Reads the CRM objects from the live schema.
+    fn reload_schema(&mut self) -> Result<()> {
+        let mut schema = Schema::default();
+        let tables: Vec<(String, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'
+                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+                     AND name NOT LIKE 'crmgate\\_%' ESCAPE '\\' ORDER BY name",
+                )
+                .map_err(db_err)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db_err)?
+        };
+        for (name, sql) in tables {
+            if sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
+                schema.unusable.insert(name, "it is a virtual table".into());
+                continue;
+            }
+            let mut columns: Vec<Column> = Vec::new();
+            let mut pks = Vec::new();
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1) ORDER BY cid",
+                    )
+                    .map_err(db_err)?;
+                let mut rows = stmt.query([&name]).map_err(db_err)?;
+                while let Some(r) = rows.next().map_err(db_err)? {
+                    let decl: String = r
+                        .get::<_, Option<String>>(1)
+                        .map_err(db_err)?
+                        .unwrap_or_default();
+                    let pk: i64 = r.get(4).map_err(db_err)?;
+                    if pk > 0 {
+                        pks.push(columns.len());
+                    }
+                    columns.push(Column {
+                        name: r.get(0).map_err(db_err)?,
+                        affinity: Affinity::from_decl(&decl),
+                        decl_type: decl,
+                        not_null: r.get(2).map_err(db_err)?,
+                        has_default: r.get(3).map_err(db_err)?,
+                        primary_key: pk > 0,
+                        foreign_key: None,
+                    });
+                }
+            }
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT id, \"from\", \"table\", \"to\" FROM pragma_foreign_key_list(?1)",
+                    )
+                    .map_err(db_err)?;
+                let fks: Vec<(i64, String, String, Option<String>)> = stmt
+                    .query_map([&name], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(db_err)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(db_err)?;
+                for (id, from, table, to) in &fks {
+                    // Composite foreign keys are left to SQLite to enforce.
+                    if fks.iter().filter(|f| f.0 == *id).count() > 1 {
+                        continue;
+                    }
+                    if let Some(c) = columns.iter_mut().find(|c| &c.name == from) {
+                        c.foreign_key = Some(ForeignKey {
+                            table: table.clone(),
+                            column: to.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+            }
+            match pks.len() {
+                1 => {
+                    schema.objects.insert(
+                        name.clone(),
+                        Object {
+                            name,
+                            columns,
+                            pk: pks[0],
+                        },
+                    );
+                }
+                0 => {
+                    schema.unusable.insert(name, "it has no primary key".into());
+                }
+                _ => {
+                    schema.unusable.insert(
+                        name,
+                        "it has a composite primary key; crmgate addresses records by one id column".into(),
+                    );
+                }
+            }
+        }
+        // A foreign key that names no column refers to the parent's primary key.
+        let pk_of: Vec<(String, String)> = schema
+            .objects
+            .values()
+            .map(|o| (o.name.clone(), o.pk_column().name.clone()))
+            .collect();
+        for o in schema.objects.values_mut() {
+            for c in &mut o.columns {
+                if let Some(fk) = &mut c.foreign_key
+                    && fk.column.is_empty()
+                {
+                    if let Some((_, pk)) = pk_of.iter().find(|(t, _)| *t == fk.table) {
+                        fk.column = pk.clone();
+                    }
+                }
+            }
+        }
+        self.schema = schema;
+        Ok(())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`, rolled back
+    /// (nothing written) if it returns `Err`.
+    pub fn write<T>(
+        &mut self,
+        now: &str,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let mut w = Writer {
+            tx,
+            schema: &self.schema,
+            head: None,
+            now: now.to_string(),
+        };
+        let out = f(&mut w)?;
+        w.tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// Sets how much memory SQLite may use for its page cache, in KiB. Bulk ingest raises it so
+    /// that the lookup indexes stay cached.
+    pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -kib)
+            .map_err(db_err)
+    }
+
+    pub fn events_for_proposal(&self, id: i64) -> Result<Vec<EventRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE proposal_id = ?1 ORDER BY seq"
+            ))
+            .map_err(db_err)?;
+        stmt.query_map([id], event_from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
+    /// Events about a whole ingest (not tied to one proposal), e.g. the file it came from.
+    pub fn ingest_event(&self, ingest_id: i64) -> Result<Option<EventRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE action = 'ingest'
+                 AND json_extract(detail, '$.ingest_id') = ?1 LIMIT 1"
+            ))
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query_map([ingest_id], event_from_row)
+            .map_err(db_err)?;
+        rows.next().transpose().map_err(db_err)
+    }
+}
+
+const EVENT_COLUMNS: &str = "seq, at, actor, actor_kind, action, proposal_id, change_id, run_id, object, record, field, prev_value, new_value, source, confidence, rules, policy_version, approver, detail, prev_hash, hash";
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        actor: r.get(2)?,
+        actor_kind: r.get(3)?,
+        action: r.get(4)?,
+        proposal_id: r.get(5)?,
+        change_id: r.get(6)?,
+        run_id: r.get(7)?,
+        object: r.get(8)?,
+        record: r.get(9)?,
+        field: r.get(10)?,
+        prev_value: r.get(11)?,
+        new_value: r.get(12)?,
+        source: r.get(13)?,
+        confidence: r.get(14)?,
+        rules: r.get(15)?,
+        policy_version: r.get(16)?,
+        approver: r.get(17)?,
+        detail: r.get(18)?,
+        prev_hash: r.get(19)?,
+        hash: r.get(20)?,
+    })
+}
+
+/// The open write transaction handed to [`Store::write`]'s closure.
+pub struct Writer<'s> {
+    tx: rusqlite::Transaction<'s>,
+    schema: &'s Schema,
+    /// (seq, hash) of the newest event, once read in this transaction.
+    head: Option<(i64, String)>,
+    now: String,
+}
+
+impl Writer<'_> {
+    pub fn schema(&self) -> &Schema {
+        self.schema
+    }
+
+    pub fn now(&self) -> &str {
+        &self.now
+    }
+
+    /// Appends one event to the hash-chained audit log.
+    pub fn append_event(&mut self, ev: &NewEvent) -> Result<i64> {
+        let (seq, prev_hash) = match self.head.take() {
+            Some(h) => h,
+            None => self
+                .tx
+                .query_row(
+                    "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok((0, audit::GENESIS.to_string())),
+                    e => Err(e),
+                })
+                .map_err(db_err)?,
+        };
+        let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+        let mut row = EventRow {
+            seq: seq + 1,
+            at: self.now.clone(),
+            actor: ev.actor.clone(),
+            actor_kind: ev.actor_kind.to_string(),
+            action: ev.action.to_string(),
+            proposal_id: ev.proposal_id,
+            change_id: None,
+            run_id: None,
+            object: ev.object.clone(),
+            record: ev.record.clone(),
+            field: ev.field.clone(),
+            prev_value: json_text(&ev.prev_value),
+            new_value: json_text(&ev.new_value),
+            source: ev.source.clone(),
+            confidence: None,
+            rules: None,
+            policy_version: None,
+            approver: None,
+            detail: if ev.detail.is_null() {
+                None
+            } else {
+                Some(ev.detail.to_string())
+            },
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row.compute_hash();
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+            ))
+            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![
+            row.seq,
+            row.at,
+            row.actor,
+            row.actor_kind,
+            row.action,
+            row.proposal_id,
+            row.change_id,
+            row.run_id,
+            row.object,
+            row.record,
+            row.field,
+            row.prev_value,
+            row.new_value,
+            row.source,
+            row.confidence,
+            row.rules,
+            row.policy_version,
+            row.approver,
+            row.detail,
+            row.prev_hash,
+            row.hash,
+        ])
+        .map_err(db_err)?;
+        self.head = Some((row.seq, row.hash));
+        Ok(seq + 1)
+    }
+}
+
+/// Quotes an identifier for SQL. Only ever called with names taken from the live schema.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn not_sqlite(path: &Path, e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            Error::refused(format!("{} is not an SQLite database", path.display()))
+        }
+        _ => db_err(e),
+    }
+}
+
+/// Maps SQLite errors to ours; a lock held past the busy timeout becomes [`Error::Busy`] (exit 75).
+fn db_err(e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            Error::Busy
+        }
+        _ => Error::Store(e.to_string()),
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Integer(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+fn value_from(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl Store {
+    /// The action of the store's first event: `demo` marks a store the demo built.
+    pub fn first_event_action(&self) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT action FROM crmgate_events ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+}

@@ -1,0 +1,366 @@
+//! The proposal queue and its ingests.
+
+use rusqlite::{OptionalExtension, params_from_iter};
+
+use super::{Store, Writer, db_err, value_from};
+use crate::error::Result;
+use crate::model::{NewProposal, Proposal, State, Value, source_id_key};
+
+/// A stored proposal whose dedupe key matches one being ingested.
+#[derive(Debug)]
+pub struct DedupeHit {
+    pub id: i64,
+    pub source: String,
+    pub ext_id: Option<String>,
+    pub content_key: i64,
+}
+
+/// An undecided proposal for the same target key as one being ingested.
+#[derive(Debug)]
+pub struct OpenTarget {
+    pub id: i64,
+    pub source: String,
+    pub object: String,
+    pub record: String,
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub state: Option<State>,
+    pub source: Option<String>,
+    pub kind: Option<String>,
+    pub object: Option<String>,
+    /// `None`: every match.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CountRow {
+    pub key: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub file: String,
+    pub sha256: Option<String>,
+    pub format: String,
+    pub rows: i64,
+    pub ingested: i64,
+    pub duplicates: i64,
+    pub superseded: i64,
+    pub rejected: i64,
+}
+
+pub struct IngestCounts {
+    pub rows: u64,
+    pub ingested: u64,
+    pub duplicates: u64,
+    pub superseded: u64,
+    pub rejected: u64,
+}
+
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, p.created_at, p.updated_at";
+
+fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
+    let has_expected: bool = r.get(10)?;
+    Ok(Proposal {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        ext_id: r.get(2)?,
+        kind: r.get(3)?,
+        object: r.get(4)?,
+        record: r.get(5)?,
+        field: r.get(6)?,
+        value: value_from(r.get_ref(7)?).to_json(),
+        merge_into: r.get(8)?,
+        stated_confidence: r.get(9)?,
+        expected: has_expected.then(|| value_from(r.get_ref(11).expect("column 11")).to_json()),
+        trigger: r.get(12)?,
+        reason: r.get(13)?,
+        baseline: value_from(r.get_ref(14)?).to_json(),
+        state: r.get(15)?,
+        confidence: r.get(16)?,
+        superseded_by: r.get(17)?,
+        ingest_id: r.get(18)?,
+        file: r.get(19)?,
+        line: r.get(20)?,
+        created_at: r.get(21)?,
+        updated_at: r.get(22)?,
+    })
+}
+
+impl Writer<'_> {
+    pub fn begin_ingest(&mut self, actor: &str, file: &str, format: &str) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO crmgate_ingests (at, actor, file, format) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![self.now, actor, file, format],
+            )
+            .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn finish_ingest(&mut self, id: i64, sha256: &str, c: &IngestCounts) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE crmgate_ingests SET sha256 = ?2, rows = ?3, ingested = ?4, duplicates = ?5,
+                 superseded = ?6, rejected = ?7 WHERE id = ?1",
+                rusqlite::params![
+                    id,
+                    sha256,
+                    c.rows as i64,
+                    c.ingested as i64,
+                    c.duplicates as i64,
+                    c.superseded as i64,
+                    c.rejected as i64
+                ],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Drops an ingest row that ingested nothing, so a no-op re-ingest leaves no trace.
+    pub fn discard_ingest(&mut self, id: i64) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM crmgate_ingests WHERE id = ?1", [id])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn find_dedupe(&self, key: i64) -> Result<Vec<DedupeHit>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id, source, ext_id, content_key FROM crmgate_proposals WHERE dedupe_key = ?1",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([key], |r| {
+            Ok(DedupeHit {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                ext_id: r.get(2)?,
+                content_key: r.get(3)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
+    }
+
+    pub fn insert_proposal(
+        &mut self,
+        p: &NewProposal,
+        ingest_id: i64,
+        state: State,
+    ) -> Result<i64> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO crmgate_proposals (ingest_id, line, source, ext_id, dedupe_key, content_key,
+                 target_key, kind, object, record, field, value, merge_into, stated_confidence,
+                 has_expected, expected, trigger, reason, baseline, baseline_fp, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19, ?20, ?21, ?22, ?22)",
+            )
+            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![
+            ingest_id,
+            p.line as i64,
+            p.source,
+            p.ext_id,
+            p.dedupe_key,
+            p.content_key,
+            p.target_key,
+            p.kind.as_str(),
+            p.object,
+            p.record,
+            p.field,
+            p.value,
+            p.merge_into,
+            p.stated_confidence,
+            p.expected.is_some(),
+            p.expected.as_ref().unwrap_or(&Value::Null),
+            p.trigger,
+            p.reason,
+            p.baseline,
+            p.baseline_fp,
+            state.as_str(),
+            self.now,
+        ])
+        .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn open_for_target(&self, key: i64) -> Result<Vec<OpenTarget>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id, source, object, record, field FROM crmgate_proposals
+                 WHERE target_key = ?1 AND state IN ('pending', 'suggested')",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([key], |r| {
+            Ok(OpenTarget {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                object: r.get(2)?,
+                record: r.get(3)?,
+                field: r.get(4)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
+    }
+
+    pub fn supersede(&mut self, old: i64, new: i64) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "UPDATE crmgate_proposals SET state = 'superseded', superseded_by = ?2, updated_at = ?3
+                 WHERE id = ?1",
+            )
+            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![old, new, self.now])
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn proposal(&self, id: i64) -> Result<Option<Proposal>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+                     JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
+                ),
+                [id],
+                proposal_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// The proposal a source calls `ext_id`.
+    pub fn proposal_by_source_id(&self, source: &str, ext_id: &str) -> Result<Option<Proposal>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+                     JOIN crmgate_ingests i ON i.id = p.ingest_id
+                     WHERE p.dedupe_key = ?1 AND p.source = ?2 AND p.ext_id = ?3"
+                ),
+                rusqlite::params![source_id_key(source, ext_id), source, ext_id],
+                proposal_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Proposals matching `filter`, newest first, and how many match in all.
+    pub fn list_proposals(&self, filter: &ListFilter) -> Result<(Vec<Proposal>, i64)> {
+        let mut clauses = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        let mut add = |clause: &str, v: &str| {
+            params.push(v.to_string());
+            clauses.push(format!("{clause} ?{}", params.len()));
+        };
+        if let Some(s) = filter.state {
+            add("p.state =", s.as_str());
+        }
+        if let Some(s) = &filter.source {
+            add("p.source =", s);
+        }
+        if let Some(k) = &filter.kind {
+            add("p.kind =", k);
+        }
+        if let Some(o) = &filter.object {
+            add("p.object =", o);
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let total: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM crmgate_proposals p {where_sql}"),
+                params_from_iter(params.iter()),
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        let limit = filter.limit.map(|l| l as i64).unwrap_or(-1);
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+                 JOIN crmgate_ingests i ON i.id = p.ingest_id {where_sql}
+                 ORDER BY p.id DESC LIMIT {limit}"
+            ))
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params_from_iter(params.iter()), proposal_from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?;
+        Ok((rows, total))
+    }
+
+    /// Proposal counts grouped by one of `state`, `kind`, `source`, `object`.
+    pub fn count_proposals_by(&self, column: &str) -> Result<Vec<CountRow>> {
+        let column = match column {
+            "state" | "kind" | "source" | "object" => column,
+            other => panic!("count_proposals_by: not a grouping column: {other}"),
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {column}, count(*) FROM crmgate_proposals GROUP BY {column} ORDER BY count(*) DESC, {column}"
+            ))
+            .map_err(db_err)?;
+        stmt.query_map([], |r| {
+            Ok(CountRow {
+                key: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
+    }
+
+    pub fn recent_ingests(&self, limit: u32) -> Result<Vec<IngestRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, at, actor, file, sha256, format, rows, ingested, duplicates, superseded, rejected
+                 FROM crmgate_ingests ORDER BY id DESC LIMIT ?1",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([limit], |r| {
+            Ok(IngestRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                file: r.get(3)?,
+                sha256: r.get(4)?,
+                format: r.get(5)?,
+                rows: r.get(6)?,
+                ingested: r.get(7)?,
+                duplicates: r.get(8)?,
+                superseded: r.get(9)?,
+                rejected: r.get(10)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
+    }
+}

@@ -1,0 +1,185 @@
+//! CRM records: lookups for validation, upserts for import, streaming reads for export.
+//! Table and column names reach SQL only from the live schema, quoted.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::{Store, Writer, db_err, ident, value_from};
+use crate::error::Result;
+use crate::model::Value;
+use crate::schema::{Column, Object};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+fn record_row(conn: &Connection, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+    let cols: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = ?1",
+        cols.join(", "),
+        ident(&obj.name),
+        ident(&obj.pk_column().name)
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    stmt.query_row([record], |r| {
+        (0..obj.columns.len())
+            .map(|i| r.get_ref(i).map(value_from))
+            .collect::<rusqlite::Result<Vec<Value>>>()
+    })
+    .optional()
+    .map_err(db_err)
+}
+
+impl Writer<'_> {
+    /// The record's value of `field`, or `None` if there is no such record.
+    pub fn record_field(
+        &self,
+        obj: &Object,
+        record: &str,
+        field: &Column,
+    ) -> Result<Option<Value>> {
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1",
+            ident(&field.name),
+            ident(&obj.name),
+            ident(&obj.pk_column().name)
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        stmt.query_row([record], |r| r.get_ref(0).map(value_from))
+            .optional()
+            .map_err(db_err)
+    }
+
+    pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+        record_row(&self.tx, obj, record)
+    }
+
+    /// Whether `table.column` holds `value`: the check behind a foreign-key field.
+    pub fn key_exists(&self, table: &Object, column: &Column, value: &Value) -> Result<bool> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE {} = ?1 LIMIT 1",
+            ident(&table.name),
+            ident(&column.name)
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        stmt.query_row([value], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(db_err)
+    }
+
+    /// Inserts the record, or updates the given columns of the existing one with the same id.
+    /// `cols` index `obj.columns` and must include the primary key.
+    pub fn upsert(
+        &mut self,
+        obj: &Object,
+        cols: &[usize],
+        values: &[Value],
+    ) -> Result<UpsertOutcome> {
+        let pk_pos = cols
+            .iter()
+            .position(|&c| c == obj.pk)
+            .expect("upsert needs the primary key");
+        let id = values[pk_pos].display();
+        let outcome = match record_row(&self.tx, obj, &id)? {
+            None => {
+                let names: Vec<String> =
+                    cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
+                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    ident(&obj.name),
+                    names.join(", "),
+                    marks.join(", ")
+                );
+                let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+                stmt.execute(rusqlite::params_from_iter(values.iter()))
+                    .map_err(db_err)?;
+                UpsertOutcome::Inserted
+            }
+            Some(current) => {
+                let same = cols
+                    .iter()
+                    .zip(values)
+                    .all(|(&c, v)| same_value(&current[c], v));
+                if same {
+                    UpsertOutcome::Unchanged
+                } else {
+                    let sets: Vec<String> = cols
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| **c != obj.pk)
+                        .map(|(i, &c)| format!("{} = ?{}", ident(&obj.columns[c].name), i + 1))
+                        .collect();
+                    let sql = format!(
+                        "UPDATE {} SET {} WHERE {} = ?{}",
+                        ident(&obj.name),
+                        sets.join(", "),
+                        ident(&obj.pk_column().name),
+                        pk_pos + 1
+                    );
+                    let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+                    stmt.execute(rusqlite::params_from_iter(values.iter()))
+                        .map_err(db_err)?;
+                    UpsertOutcome::Updated
+                }
+            }
+        };
+        Ok(outcome)
+    }
+}
+
+/// Equality as SQLite stores it: an integer 5 and a real 5.0 are different values.
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Real(x), Value::Real(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+impl Store {
+    pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+        record_row(&self.conn, obj, record)
+    }
+
+    pub fn count_records(&self, obj: &Object) -> Result<i64> {
+        self.conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", ident(&obj.name)),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
+    }
+
+    /// Streams every record of `obj` in primary-key order to `f`.
+    pub fn for_each_record(
+        &self,
+        obj: &Object,
+        mut f: impl FnMut(&[Value]) -> Result<()>,
+    ) -> Result<u64> {
+        let cols: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            cols.join(", "),
+            ident(&obj.name),
+            ident(&obj.pk_column().name)
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        let mut n = 0;
+        let mut buf = Vec::with_capacity(obj.columns.len());
+        while let Some(r) = rows.next().map_err(db_err)? {
+            buf.clear();
+            for i in 0..obj.columns.len() {
+                buf.push(value_from(r.get_ref(i).map_err(db_err)?));
+            }
+            f(&buf)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,124 @@
+//! Everything printed: tables, colour, and the neutralising of untrusted text. Data goes to
+//! stdout, talk (progress, notes, errors) to stderr.
+
+use std::borrow::Cow;
+use std::io::IsTerminal;
+
+use comfy_table::{ContentArrangement, Table, presets};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ui {
+    pub json: bool,
+    pub quiet: bool,
+    pub color: bool,
+    /// stderr is a terminal: progress bars may be drawn.
+    pub interactive_err: bool,
+}
+
+impl Ui {
+    pub fn new(json: bool, quiet: bool, color: ColorMode) -> Ui {
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let color = match color {
+            ColorMode::Always => true,
+            ColorMode::Never => false,
+            ColorMode::Auto => std::io::stdout().is_terminal() && !no_color_env,
+        };
+        Ui {
+            json,
+            quiet,
+            color,
+            interactive_err: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A note to the user on stderr, unless `--quiet`.
+    pub fn note(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    pub fn heading(&self, text: &str) -> String {
+        if self.color {
+            format!("\x1b[1m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new();
+        t.load_preset(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        if !self.color {
+            t.force_no_tty();
+        }
+        t
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorMode {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Makes untrusted text safe to print on a terminal: control characters (ESC, BEL, C1, DEL...)
+/// and invisible or direction-changing characters are shown as `\u{..}` instead of acting.
+pub fn safe(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x200B..=0x200F   // zero-width and directional marks
+            | 0x202A..=0x202E // bidi embeddings and overrides
+            | 0x2060..=0x2069 // word joiner, invisible operators, bidi isolates
+            | 0xFEFF          // zero-width no-break space
+            | 0x00AD          // soft hyphen
+        )
+}
+
+/// A CSV cell that a spreadsheet would evaluate as a formula, made inert with a leading `'`.
+pub fn formula_safe(s: &str) -> Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{s}")),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_never_reach_the_terminal() {
+        assert_eq!(safe("plain"), "plain");
+        assert_eq!(safe("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(safe("bell\x07"), "bell\\u{7}");
+        assert_eq!(safe("evil\u{202e}gnp.exe"), "evil\\u{202e}gnp.exe");
+        assert_eq!(safe("line\nbreak"), "line\\u{a}break");
+        assert_eq!(safe("\u{9b}31m"), "\\u{9b}31m");
+    }
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for s in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(formula_safe(s), format!("'{s}"));
+        }
+        assert_eq!(formula_safe("Acme"), "Acme");
+    }
+}
