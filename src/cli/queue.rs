@@ -327,17 +327,39 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     print_out(ui.heading("Events:"))?;
     let mut t = ui.table();
     t.set_header(["seq", "at", "actor", "action", "detail"]);
-    for e in ingest.iter().chain(events.iter()) {
+    let mut all: Vec<&crate::audit::EventRow> = ingest.iter().chain(events.iter()).collect();
+    all.sort_by_key(|e| e.seq);
+    for e in all {
         t.add_row([
             e.seq.to_string(),
             e.at.clone(),
             format!("{} ({})", safe(&e.actor), e.actor_kind),
             e.action.clone(),
-            safe(e.detail.as_deref().unwrap_or("")).into_owned(),
+            safe(&event_summary(e)).into_owned(),
         ]);
     }
     print_out(t)?;
     Ok(Outcome::Done)
+}
+
+/// The one line about an event a person needs; `--json` has the full detail.
+fn event_summary(e: &crate::audit::EventRow) -> String {
+    let detail: serde_json::Value = e
+        .detail
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let s = |k: &str| detail.get(k).map(json_display).unwrap_or_default();
+    match e.action.as_str() {
+        "ingest" => format!(
+            "{} rows from {} (sha256 {}…)",
+            s("rows"),
+            s("file"),
+            s("sha256").chars().take(12).collect::<String>()
+        ),
+        "supersede" => format!("superseded by proposal {}", s("superseded_by")),
+        _ => cut(&json_display(&detail)),
+    }
 }
 
 fn json_display(v: &serde_json::Value) -> String {

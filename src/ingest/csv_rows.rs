@@ -12,6 +12,50 @@ pub fn reader<R: Read>(r: R) -> csv::Reader<R> {
         .from_reader(r)
 }
 
+/// Watches the bytes the CSV reader consumes for a quoted field that is still open at the end of
+/// the file. The csv crate reads such a field to EOF without complaint, silently swallowing every
+/// row after the stray quote into one value; this tracks just enough of RFC 4180's quoting (a
+/// quote opens a field only at its start, `""` is an escaped quote) to catch that and say where
+/// the quote opened.
+struct QuoteCheck<R> {
+    inner: R,
+    state: QuoteState,
+    line: u64,
+    opened_at: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+impl<R: Read> Read for QuoteCheck<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use QuoteState::*;
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line += 1;
+            }
+            self.state = match (self.state, b) {
+                (FieldStart, b'"') => {
+                    self.opened_at = self.line;
+                    Quoted
+                }
+                (Quoted, b'"') => QuoteInQuoted,
+                (Quoted, _) => Quoted,
+                (QuoteInQuoted, b'"') => Quoted,
+                (_, b',' | b'\n' | b'\r') => FieldStart,
+                _ => Unquoted,
+            };
+        }
+        Ok(n)
+    }
+}
+
 pub(super) fn read(
     r: &mut dyn Read,
     name: &str,
@@ -19,7 +63,12 @@ pub(super) fn read(
     required: &[&str],
     on_item: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Option<Problem>> {
-    let mut rdr = reader(r);
+    let mut rdr = reader(QuoteCheck {
+        inner: r,
+        state: QuoteState::FieldStart,
+        line: 1,
+        opened_at: 0,
+    });
     let fatal = |line: u64, message: String| {
         Ok(Some(Problem {
             file: name.to_string(),
@@ -60,7 +109,16 @@ pub(super) fn read(
     let mut rec = csv::ByteRecord::new();
     loop {
         match rdr.read_byte_record(&mut rec) {
-            Ok(false) => return Ok(None),
+            Ok(false) => {
+                let check = rdr.get_ref();
+                if check.state == QuoteState::Quoted {
+                    return fatal(
+                        check.opened_at,
+                        "malformed CSV: a quoted field opened here is never closed".into(),
+                    );
+                }
+                return Ok(None);
+            }
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);

@@ -1,0 +1,602 @@
+//! Tests that drive the real `crmgate` binary with a controlled environment (fixed time and
+//! user, no colour, no inherited store) and check the outcome in the store itself.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A scratch directory with its own store.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("crm.db")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).expect("write");
+        p
+    }
+
+    /// `crmgate --db <store> ARGS` with a controlled environment, run in the scratch directory.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("crmgate").expect("binary");
+        c.current_dir(self.dir.path())
+            .env_remove("CRMGATE_DB")
+            .env("CRMGATE_USER", "tester")
+            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
+            .env("NO_COLOR", "1")
+            .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
+            .arg("--db")
+            .arg(self.db())
+            .args(args);
+        c
+    }
+
+    /// A store with the bundled demo CRM records but no proposals.
+    fn with_crm() -> Env {
+        let env = Env::new();
+        env.cmd(&["init"]).assert().success();
+        for t in ["companies", "contacts", "deals", "activities"] {
+            env.cmd(&["import", t, &fixture(&format!("crm/{t}.csv"))])
+                .assert()
+                .success();
+        }
+        env
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db()).expect("open store")
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.conn().query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    /// Every row of every table, in a stable order: "the store holds exactly what it held".
+    fn dump(&self) -> String {
+        let conn = self.conn();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut out = String::new();
+        for t in tables {
+            out.push_str(&format!("== {t}\n"));
+            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1")).unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect();
+                out.push_str(&cells.join("|"));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn fixture(rel: &str) -> String {
+    Path::new(ROOT).join("fixtures").join(rel).display().to_string()
+}
+
+fn stdout_of(c: &mut Command) -> String {
+    let out = c.output().expect("run");
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+fn json_of(c: &mut Command) -> serde_json::Value {
+    let out = c.output().expect("run");
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+const HEADER: &str = "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+
+/// The first contact of the demo CRM with the given field empty / set.
+fn contact_where(env: &Env, cond: &str) -> String {
+    env.conn()
+        .query_row(&format!("SELECT id FROM contacts WHERE {cond} ORDER BY id LIMIT 1"), [], |r| r.get(0))
+        .expect(cond)
+}
+
+// ---------------------------------------------------------------- store
+
+#[test]
+fn init_creates_the_default_tables_once() {
+    let env = Env::new();
+    env.cmd(&["init"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("created companies, contacts, deals, activities"));
+    let before = env.dump();
+    env.cmd(&["init"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no tables needed creating"));
+    assert_eq!(env.dump(), before, "a second init changes nothing");
+    assert_eq!(env.count("PRAGMA user_version"), 1);
+    let mode: String = env.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn a_store_from_a_newer_crmgate_is_refused() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    env.conn().pragma_update(None, "user_version", 99).unwrap();
+    env.cmd(&["status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("newer crmgate"))
+        .stderr(predicate::str::contains("hint:"));
+}
+
+#[test]
+fn a_missing_store_says_how_to_create_one() {
+    let env = Env::new();
+    env.cmd(&["status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no crmgate store"))
+        .stderr(predicate::str::contains("crmgate init"));
+    assert!(!env.db().exists(), "a read command never creates the store");
+}
+
+#[test]
+fn a_plain_sqlite_file_is_not_taken_for_a_store() {
+    let env = Env::new();
+    env.conn().execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)").unwrap();
+    env.cmd(&["status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a crmgate store"));
+}
+
+#[test]
+fn an_existing_crm_file_works_with_its_own_tables() {
+    let env = Env::new();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE people (pid INTEGER PRIMARY KEY, full_name TEXT NOT NULL, work_email TEXT, score REAL);
+             CREATE TABLE tags (person INTEGER, tag TEXT, PRIMARY KEY (person, tag));
+             INSERT INTO people VALUES (7, 'Ada', NULL, 0.5);",
+        )
+        .unwrap();
+    env.cmd(&["init"]).assert().success();
+    let p = env.write(
+        "p.csv",
+        format!(
+            "{HEADER}a1,crm-bot,update,people,7,work_email,ada@example.org,,,,,\na2,crm-bot,update,people,7,score,0.75,,,,,\n"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()]).assert().success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE object = 'people' AND state = 'pending'"),
+        2
+    );
+    let bad = env.write(
+        "bad.csv",
+        format!("{HEADER}b1,crm-bot,update,people,7,work_email,not-mail,,,,,\nb2,crm-bot,update,tags,1,tag,x,,,,,\n"),
+    );
+    env.cmd(&["propose", bad.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bad.csv:2: work_email: \"not-mail\" is not a valid email address"))
+        .stderr(predicate::str::contains("bad.csv:3: object \"tags\" cannot be used: it has a composite primary key"));
+}
+
+#[test]
+fn a_locked_store_exits_75_and_changes_nothing() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "title IS NOT NULL");
+    let p = env.write("p.csv", format!("{HEADER}l1,clearbit,update,contacts,{id},title,CEO,,,,,\n"));
+    let before = env.dump();
+    let holder = env.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .code(75)
+        .stderr(predicate::str::contains("locked"));
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(env.dump(), before);
+    env.cmd(&["propose", p.to_str().unwrap()]).assert().success();
+}
+
+// ---------------------------------------------------------------- import / export
+
+#[test]
+fn import_then_export_round_trips() {
+    let env = Env::with_crm();
+    let csv = stdout_of(&mut env.cmd(&["export", "contacts"]));
+    let original = std::fs::read_to_string(fixture("crm/contacts.csv")).unwrap();
+    assert_eq!(csv.lines().count(), original.lines().count());
+    // Re-importing the export changes nothing.
+    let before = env.dump();
+    let out = env.write("contacts.csv", &csv);
+    env.cmd(&["import", "contacts", out.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("0 inserted, 0 updated, 1000 unchanged"));
+    assert_eq!(env.dump(), before);
+    // JSON export into a fresh store reproduces the table.
+    let fresh = Env::new();
+    fresh.cmd(&["init"]).assert().success();
+    for t in ["companies", "contacts"] {
+        let json = stdout_of(&mut env.cmd(&["export", t, "--format", "json"]));
+        let f = fresh.write(&format!("{t}.json"), json);
+        fresh.cmd(&["import", t, f.to_str().unwrap()]).assert().success();
+    }
+    let rows = |e: &Env| {
+        let mut s = e.dump();
+        s = s.split("== contacts\n").nth(1).unwrap().split("== ").next().unwrap().to_string();
+        s
+    };
+    assert_eq!(rows(&fresh), rows(&env));
+}
+
+#[test]
+fn import_refuses_a_bad_row_and_writes_nothing() {
+    let env = Env::with_crm();
+    let before = env.dump();
+    let f = env.write(
+        "c.csv",
+        "id,first_name,email,company_id\nn-1,Ann,ann@acme.com,\nn-2,Ben,ben@,\nn-3,Cy,cy@acme.com,co-nope\n",
+    );
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("c.csv:3: email: \"ben@\" is not a valid email address"))
+        .stderr(predicate::str::contains("c.csv:4: company_id: \"co-nope\" does not exist in companies"));
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn export_can_neutralise_formulas_for_spreadsheets() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let f = env.write("c.csv", format!("id,title\n{id},=HYPERLINK(\"http://x\")\n"));
+    env.cmd(&["import", "contacts", f.to_str().unwrap()]).assert().success();
+    let raw = stdout_of(&mut env.cmd(&["export", "contacts"]));
+    assert!(raw.contains(",\"=HYPERLINK(\"\"http://x\"\")\","), "exact by default");
+    let safe = stdout_of(&mut env.cmd(&["export", "contacts", "--spreadsheet-safe"]));
+    assert!(safe.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","), "neutralised when asked");
+}
+
+// ---------------------------------------------------------------- propose
+
+#[test]
+fn proposals_are_queued_pending_with_the_value_at_ingest() {
+    let env = Env::with_crm();
+    let empty = contact_where(&env, "phone IS NULL");
+    let set = contact_where(&env, "title IS NOT NULL");
+    let title: String = env
+        .conn()
+        .query_row("SELECT title FROM contacts WHERE id = ?1", [&set], |r| r.get(0))
+        .unwrap();
+    let p = env.write(
+        "p.csv",
+        format!(
+            "{HEADER}p-1,clearbit,update,contacts,{empty},phone,+1 415 555 0100,,0.9,,,found\np-2,clearbit,update,contacts,{set},title,Chief Vibes Officer,,0.4,,,\n"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("queued 2 proposals as pending (2 update)"));
+    let conn = env.conn();
+    let (state, baseline): (String, Option<String>) = conn
+        .query_row(
+            "SELECT state, baseline FROM crmgate_proposals WHERE ext_id = 'p-2'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "pending");
+    assert_eq!(baseline.as_deref(), Some(title.as_str()));
+    let baseline: Option<String> = conn
+        .query_row("SELECT baseline FROM crmgate_proposals WHERE ext_id = 'p-1'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(baseline, None);
+    // The record itself is untouched: proposing is not applying.
+    let phone: Option<String> = conn
+        .query_row("SELECT phone FROM contacts WHERE id = ?1", [&empty], |r| r.get(0))
+        .unwrap();
+    assert_eq!(phone, None);
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_events WHERE action = 'ingest'"), 1);
+}
+
+#[test]
+fn reingesting_the_same_file_or_a_shuffled_copy_changes_nothing() {
+    let env = Env::with_crm();
+    let file = fixture("proposals/generated.csv");
+    env.cmd(&["propose", &file]).assert().success();
+    let before = env.dump();
+    env.cmd(&["propose", &file])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("nothing new"));
+    assert_eq!(env.dump(), before, "same file");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let header = lines.remove(0);
+    lines.reverse();
+    let third = lines.len() / 3;
+    lines.rotate_left(third);
+    let shuffled = env.write("shuffled.csv", format!("{header}\n{}\n", lines.join("\n")));
+    env.cmd(&["propose", shuffled.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("nothing new"));
+    assert_eq!(env.dump(), before, "shuffled copy");
+}
+
+#[test]
+fn rows_without_an_id_are_idempotent_by_content() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "title IS NOT NULL");
+    let body = format!("{HEADER},zoominfo,update,contacts,{id},title,Head of Ops,,0.7,,,\n");
+    let f = env.write("noid.csv", &body);
+    env.cmd(&["propose", f.to_str().unwrap()]).assert().success();
+    let before = env.dump();
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("nothing new"));
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn a_reused_id_with_different_content_is_refused() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let a = env.write("a.csv", format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"));
+    let b = env.write("b.csv", format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CFO,,,,,\n"));
+    env.cmd(&["propose", a.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", b.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("b.csv:2: clearbit:x-1 was already ingested as proposal 1 with different content"));
+}
+
+#[test]
+fn a_newer_proposal_supersedes_an_undecided_one_for_the_same_field() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let a = env.write(
+        "a.csv",
+        format!("{HEADER}s-1,clearbit,update,contacts,{id},title,CTO,,,,,\ns-2,zoominfo,update,contacts,{id},title,CIO,,,,,\n"),
+    );
+    let b = env.write("b.csv", format!("{HEADER}s-3,clearbit,update,contacts,{id},title,CEO,,,,,\n"));
+    env.cmd(&["propose", a.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", b.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 older undecided proposals were superseded"));
+    let state = |ext: &str| -> (String, Option<i64>) {
+        env.conn()
+            .query_row(
+                "SELECT state, superseded_by FROM crmgate_proposals WHERE ext_id = ?1",
+                [ext],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    assert_eq!(state("s-1"), ("superseded".into(), Some(3)));
+    assert_eq!(state("s-2").0, "pending", "another source's proposal stands");
+    assert_eq!(state("s-3").0, "pending");
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_events WHERE action = 'supersede' AND proposal_id = 1"), 1);
+}
+
+#[test]
+fn skip_invalid_ingests_the_good_rows_and_writes_rejects() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let f = env.write(
+        "mixed.csv",
+        format!(
+            "{HEADER}k-1,clearbit,update,contacts,{id},title,CTO,,,,,\nk-2,clearbit,update,contacts,{id},emial,a@b.co,,,,,\nk-3,clearbit,verify,contacts,{id},,valid,,,,,\n"
+        ),
+    );
+    let rejects = env.path("rejects.csv");
+    env.cmd(&["propose", f.to_str().unwrap(), "--skip-invalid", "--rejects", rejects.to_str().unwrap()])
+        .assert()
+        .code(3);
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_proposals"), 2);
+    let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][1], "3");
+    assert!(rows[0][2].contains("did you mean \"email\""), "{:?}", &rows[0]);
+    assert_eq!(&rows[0][3], "k-2");
+}
+
+#[test]
+fn skip_invalid_needs_a_rejects_file() {
+    let env = Env::with_crm();
+    env.cmd(&["propose", "x.csv", "--skip-invalid"]).assert().code(2);
+}
+
+#[test]
+fn json_ids_are_kept_exactly_and_stdin_works() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let line = format!(
+        "{{\"id\": 12345678901234567890123, \"source\": \"hubspot-ai\", \"kind\": \"lifecycle\", \"object\": \"contacts\", \"record\": \"{id}\", \"value\": \"mql\", \"trigger\": \"form_submitted\", \"confidence\": 0.93}}\n"
+    );
+    env.cmd(&["propose", "-", "--format", "jsonl"])
+        .write_stdin(line)
+        .assert()
+        .success();
+    let v = json_of(&mut env.cmd(&["show", "hubspot-ai:12345678901234567890123", "--json"]));
+    assert_eq!(v["proposal"]["ext_id"], "12345678901234567890123");
+    assert_eq!(v["proposal"]["field"], "lifecycle_stage");
+    assert_eq!(v["proposal"]["file"], "<stdin>");
+}
+
+#[test]
+fn json_arrays_report_the_line_of_the_bad_object() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let f = env.write(
+        "p.json",
+        format!(
+            "[\n  {{\"id\": \"j-1\", \"source\": \"s\", \"kind\": \"owner\", \"object\": \"contacts\",\n   \"record\": \"{id}\", \"value\": \"mia\"}},\n  {{\n    \"id\": \"j-2\", \"source\": \"s\", \"kind\": \"owner\", \"object\": \"contacts\",\n    \"record\": \"{id}\", \"value\": \"mia\", \"value\": \"li\"\n  }}\n]\n"
+        ),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("p.json:4: duplicate key \"value\""));
+}
+
+#[test]
+fn several_files_are_all_or_nothing() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let good = env.write("good.csv", format!("{HEADER}g-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"));
+    let before = env.dump();
+    env.cmd(&["propose", good.to_str().unwrap(), &fixture("bad/unknown-field.csv")])
+        .assert()
+        .code(1);
+    assert_eq!(env.dump(), before, "the good file is not ingested either");
+}
+
+// ---------------------------------------------------------------- status, list, show
+
+#[test]
+fn status_list_and_show_speak_json() {
+    let env = Env::with_crm();
+    env.cmd(&["propose", &fixture("proposals/generated.csv")]).assert().success();
+    let status = json_of(&mut env.cmd(&["status", "--json"]));
+    let pending = status["by_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "pending")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(pending, env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'pending'"));
+
+    let list = json_of(&mut env.cmd(&["list", "--json", "--kind", "merge", "--limit", "0"]));
+    let merges = list.as_array().unwrap();
+    assert_eq!(merges.len() as i64, env.count("SELECT count(*) FROM crmgate_proposals WHERE kind = 'merge'"));
+    assert!(merges.iter().all(|m| m["kind"] == "merge" && m["merge_into"].is_string()));
+    let ids: Vec<i64> = merges.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    let limited = json_of(&mut env.cmd(&["list", "--json", "--limit", "5", "--state", "pending"]));
+    assert_eq!(limited.as_array().unwrap().len(), 5);
+
+    let shown = json_of(&mut env.cmd(&["show", &ids[0].to_string(), "--json"]));
+    assert_eq!(shown["proposal"]["id"], ids[0]);
+    assert!(shown["record"].is_object());
+    assert!(shown["merge_into_record"].is_object());
+    assert_eq!(shown["ingest"]["action"], "ingest");
+}
+
+#[test]
+fn show_refuses_unknown_ids_clearly() {
+    let env = Env::with_crm();
+    env.cmd(&["show", "999"]).assert().code(1).stderr(predicate::str::contains("proposal not found: 999"));
+    env.cmd(&["show", "nonsense"]).assert().code(1).stderr(predicate::str::contains("SOURCE:ID"));
+}
+
+#[test]
+fn escape_sequences_in_values_never_reach_the_terminal_raw() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let f = env.write(
+        "evil.jsonl",
+        format!(
+            "{{\"id\": \"e-1\", \"source\": \"sdr-agent\", \"kind\": \"update\", \"object\": \"contacts\", \"record\": \"{id}\", \"field\": \"title\", \"value\": \"VP\\u001b[2J\\u001b]0;pwned\\u0007 Sales\\u202e\", \"reason\": \"\\u001b[31mtrust me\"}}\n"
+        ),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()]).assert().success();
+    for args in [vec!["list"], vec!["show", "1"]] {
+        let out = env.cmd(&args).output().unwrap();
+        let all = [out.stdout, out.stderr].concat();
+        assert!(!all.contains(&0x1b), "raw ESC in `{}` output", args.join(" "));
+        assert!(!all.contains(&0x07), "raw BEL in `{}` output", args.join(" "));
+        let text = String::from_utf8(all).unwrap();
+        assert!(!text.contains('\u{202e}'), "raw bidi override in `{}`", args.join(" "));
+        assert!(text.contains("\\u{1b}"), "escape shown visibly in `{}`", args.join(" "));
+    }
+}
+
+// ---------------------------------------------------------------- demo, help
+
+#[test]
+fn demo_walks_the_pipeline_and_can_run_again() {
+    let env = Env::new();
+    let mut c = Command::cargo_bin("crmgate").unwrap();
+    c.current_dir(env.dir.path())
+        .env_remove("CRMGATE_DB")
+        .env("NO_COLOR", "1")
+        .arg("demo");
+    c.assert()
+        .success()
+        .stdout(predicate::str::contains("==> 1."))
+        .stdout(predicate::str::contains("does not exist on contacts"))
+        .stdout(predicate::str::contains("Try it yourself"));
+    let demo = Env { dir: env.dir };
+    std::fs::rename(demo.path("crmgate-demo.db"), demo.db()).unwrap();
+    assert!(demo.count("SELECT count(*) FROM crmgate_proposals") > 0);
+    assert_eq!(demo.count("SELECT count(*) FROM contacts"), 1000);
+    std::fs::rename(demo.db(), demo.path("crmgate-demo.db")).unwrap();
+    let mut again = Command::cargo_bin("crmgate").unwrap();
+    again.current_dir(demo.dir.path()).env_remove("CRMGATE_DB").arg("demo");
+    again.assert().success();
+}
+
+#[test]
+fn demo_will_not_overwrite_a_real_store() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    let before = env.dump();
+    env.cmd(&["demo"]).assert().code(1).stderr(predicate::str::contains("is not a demo store"));
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn every_command_has_help_with_an_example_and_completions_work() {
+    let env = Env::new();
+    for cmd in ["init", "demo", "import", "export", "propose", "status", "list", "show", "completions"] {
+        env.cmd(&[cmd, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example"));
+    }
+    env.cmd(&["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("crmgate"));
+    env.cmd(&["frobnicate"]).assert().code(2);
+}
