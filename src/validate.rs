@@ -296,9 +296,12 @@ mod tests {
         }
     }
 
+    /// (field name, declared type, raw input, expected value or `Err(())`)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Result<Value, ()>);
+
     #[test]
     fn values_by_field_type() {
-        let cases: &[(&str, &str, Option<&str>, Result<Value, ()>)] = &[
+        let cases: &[Case] = &[
             (
                 "email",
                 "",

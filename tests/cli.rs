@@ -82,7 +82,9 @@ impl Env {
         let mut out = String::new();
         for t in tables {
             out.push_str(&format!("== {t}\n"));
-            let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1")).unwrap();
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
+                .unwrap();
             let n = stmt.column_count();
             let mut rows = stmt.query([]).unwrap();
             while let Some(r) = rows.next().unwrap() {
@@ -98,7 +100,11 @@ impl Env {
 }
 
 fn fixture(rel: &str) -> String {
-    Path::new(ROOT).join("fixtures").join(rel).display().to_string()
+    Path::new(ROOT)
+        .join("fixtures")
+        .join(rel)
+        .display()
+        .to_string()
 }
 
 fn stdout_of(c: &mut Command) -> String {
@@ -116,12 +122,17 @@ fn json_of(c: &mut Command) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-const HEADER: &str = "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+const HEADER: &str =
+    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
 
 /// The first contact of the demo CRM with the given field empty / set.
 fn contact_where(env: &Env, cond: &str) -> String {
     env.conn()
-        .query_row(&format!("SELECT id FROM contacts WHERE {cond} ORDER BY id LIMIT 1"), [], |r| r.get(0))
+        .query_row(
+            &format!("SELECT id FROM contacts WHERE {cond} ORDER BY id LIMIT 1"),
+            [],
+            |r| r.get(0),
+        )
         .expect(cond)
 }
 
@@ -133,7 +144,9 @@ fn init_creates_the_default_tables_once() {
     env.cmd(&["init"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("created companies, contacts, deals, activities"));
+        .stderr(predicate::str::contains(
+            "created companies, contacts, deals, activities",
+        ));
     let before = env.dump();
     env.cmd(&["init"])
         .assert()
@@ -141,7 +154,10 @@ fn init_creates_the_default_tables_once() {
         .stderr(predicate::str::contains("no tables needed creating"));
     assert_eq!(env.dump(), before, "a second init changes nothing");
     assert_eq!(env.count("PRAGMA user_version"), 1);
-    let mode: String = env.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = env
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
 }
 
@@ -171,7 +187,9 @@ fn a_missing_store_says_how_to_create_one() {
 #[test]
 fn a_plain_sqlite_file_is_not_taken_for_a_store() {
     let env = Env::new();
-    env.conn().execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)").unwrap();
+    env.conn()
+        .execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)")
+        .unwrap();
     env.cmd(&["status"])
         .assert()
         .code(1)
@@ -195,9 +213,13 @@ fn an_existing_crm_file_works_with_its_own_tables() {
             "{HEADER}a1,crm-bot,update,people,7,work_email,ada@example.org,,,,,\na2,crm-bot,update,people,7,score,0.75,,,,,\n"
         ),
     );
-    env.cmd(&["propose", p.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
     assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_proposals WHERE object = 'people' AND state = 'pending'"),
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE object = 'people' AND state = 'pending'"
+        ),
         2
     );
     let bad = env.write(
@@ -207,15 +229,22 @@ fn an_existing_crm_file_works_with_its_own_tables() {
     env.cmd(&["propose", bad.to_str().unwrap()])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("bad.csv:2: work_email: \"not-mail\" is not a valid email address"))
-        .stderr(predicate::str::contains("bad.csv:3: object \"tags\" cannot be used: it has a composite primary key"));
+        .stderr(predicate::str::contains(
+            "bad.csv:2: work_email: \"not-mail\" is not a valid email address",
+        ))
+        .stderr(predicate::str::contains(
+            "bad.csv:3: object \"tags\" cannot be used: it has a composite primary key",
+        ));
 }
 
 #[test]
 fn a_locked_store_exits_75_and_changes_nothing() {
     let env = Env::with_crm();
     let id = contact_where(&env, "title IS NOT NULL");
-    let p = env.write("p.csv", format!("{HEADER}l1,clearbit,update,contacts,{id},title,CEO,,,,,\n"));
+    let p = env.write(
+        "p.csv",
+        format!("{HEADER}l1,clearbit,update,contacts,{id},title,CEO,,,,,\n"),
+    );
     let before = env.dump();
     let holder = env.conn();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -226,7 +255,9 @@ fn a_locked_store_exits_75_and_changes_nothing() {
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
     assert_eq!(env.dump(), before);
-    env.cmd(&["propose", p.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
 }
 
 // ---------------------------------------------------------------- import / export
@@ -243,7 +274,9 @@ fn import_then_export_round_trips() {
     env.cmd(&["import", "contacts", out.to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicate::str::contains("0 inserted, 0 updated, 1000 unchanged"));
+        .stderr(predicate::str::contains(
+            "0 inserted, 0 updated, 1000 unchanged",
+        ));
     assert_eq!(env.dump(), before);
     // JSON export into a fresh store reproduces the table.
     let fresh = Env::new();
@@ -251,11 +284,21 @@ fn import_then_export_round_trips() {
     for t in ["companies", "contacts"] {
         let json = stdout_of(&mut env.cmd(&["export", t, "--format", "json"]));
         let f = fresh.write(&format!("{t}.json"), json);
-        fresh.cmd(&["import", t, f.to_str().unwrap()]).assert().success();
+        fresh
+            .cmd(&["import", t, f.to_str().unwrap()])
+            .assert()
+            .success();
     }
     let rows = |e: &Env| {
         let mut s = e.dump();
-        s = s.split("== contacts\n").nth(1).unwrap().split("== ").next().unwrap().to_string();
+        s = s
+            .split("== contacts\n")
+            .nth(1)
+            .unwrap()
+            .split("== ")
+            .next()
+            .unwrap()
+            .to_string();
         s
     };
     assert_eq!(rows(&fresh), rows(&env));
@@ -272,8 +315,12 @@ fn import_refuses_a_bad_row_and_writes_nothing() {
     env.cmd(&["import", "contacts", f.to_str().unwrap()])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("c.csv:3: email: \"ben@\" is not a valid email address"))
-        .stderr(predicate::str::contains("c.csv:4: company_id: \"co-nope\" does not exist in companies"));
+        .stderr(predicate::str::contains(
+            "c.csv:3: email: \"ben@\" is not a valid email address",
+        ))
+        .stderr(predicate::str::contains(
+            "c.csv:4: company_id: \"co-nope\" does not exist in companies",
+        ));
     assert_eq!(env.dump(), before);
 }
 
@@ -281,12 +328,23 @@ fn import_refuses_a_bad_row_and_writes_nothing() {
 fn export_can_neutralise_formulas_for_spreadsheets() {
     let env = Env::with_crm();
     let id = contact_where(&env, "1");
-    let f = env.write("c.csv", format!("id,title\n{id},=HYPERLINK(\"http://x\")\n"));
-    env.cmd(&["import", "contacts", f.to_str().unwrap()]).assert().success();
+    let f = env.write(
+        "c.csv",
+        format!("id,title\n{id},=HYPERLINK(\"http://x\")\n"),
+    );
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
     let raw = stdout_of(&mut env.cmd(&["export", "contacts"]));
-    assert!(raw.contains(",\"=HYPERLINK(\"\"http://x\"\")\","), "exact by default");
+    assert!(
+        raw.contains(",\"=HYPERLINK(\"\"http://x\"\")\","),
+        "exact by default"
+    );
     let safe = stdout_of(&mut env.cmd(&["export", "contacts", "--spreadsheet-safe"]));
-    assert!(safe.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","), "neutralised when asked");
+    assert!(
+        safe.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","),
+        "neutralised when asked"
+    );
 }
 
 // ---------------------------------------------------------------- propose
@@ -298,7 +356,9 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
     let set = contact_where(&env, "title IS NOT NULL");
     let title: String = env
         .conn()
-        .query_row("SELECT title FROM contacts WHERE id = ?1", [&set], |r| r.get(0))
+        .query_row("SELECT title FROM contacts WHERE id = ?1", [&set], |r| {
+            r.get(0)
+        })
         .unwrap();
     let p = env.write(
         "p.csv",
@@ -309,7 +369,9 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
     env.cmd(&["propose", p.to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicate::str::contains("queued 2 proposals as pending (2 update)"));
+        .stderr(predicate::str::contains(
+            "queued 2 proposals as pending (2 update)",
+        ));
     let conn = env.conn();
     let (state, baseline): (String, Option<String>) = conn
         .query_row(
@@ -321,15 +383,24 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
     assert_eq!(state, "pending");
     assert_eq!(baseline.as_deref(), Some(title.as_str()));
     let baseline: Option<String> = conn
-        .query_row("SELECT baseline FROM crmgate_proposals WHERE ext_id = 'p-1'", [], |r| r.get(0))
+        .query_row(
+            "SELECT baseline FROM crmgate_proposals WHERE ext_id = 'p-1'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(baseline, None);
     // The record itself is untouched: proposing is not applying.
     let phone: Option<String> = conn
-        .query_row("SELECT phone FROM contacts WHERE id = ?1", [&empty], |r| r.get(0))
+        .query_row("SELECT phone FROM contacts WHERE id = ?1", [&empty], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(phone, None);
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_events WHERE action = 'ingest'"), 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE action = 'ingest'"),
+        1
+    );
 }
 
 #[test]
@@ -363,7 +434,9 @@ fn rows_without_an_id_are_idempotent_by_content() {
     let id = contact_where(&env, "title IS NOT NULL");
     let body = format!("{HEADER},zoominfo,update,contacts,{id},title,Head of Ops,,0.7,,,\n");
     let f = env.write("noid.csv", &body);
-    env.cmd(&["propose", f.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
     let before = env.dump();
     env.cmd(&["propose", f.to_str().unwrap()])
         .assert()
@@ -376,13 +449,23 @@ fn rows_without_an_id_are_idempotent_by_content() {
 fn a_reused_id_with_different_content_is_refused() {
     let env = Env::with_crm();
     let id = contact_where(&env, "1");
-    let a = env.write("a.csv", format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"));
-    let b = env.write("b.csv", format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CFO,,,,,\n"));
-    env.cmd(&["propose", a.to_str().unwrap()]).assert().success();
+    let a = env.write(
+        "a.csv",
+        format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"),
+    );
+    let b = env.write(
+        "b.csv",
+        format!("{HEADER}x-1,clearbit,update,contacts,{id},title,CFO,,,,,\n"),
+    );
+    env.cmd(&["propose", a.to_str().unwrap()])
+        .assert()
+        .success();
     env.cmd(&["propose", b.to_str().unwrap()])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("b.csv:2: clearbit:x-1 was already ingested as proposal 1 with different content"));
+        .stderr(predicate::str::contains(
+            "b.csv:2: clearbit:x-1 was already ingested as proposal 1 with different content",
+        ));
 }
 
 #[test]
@@ -393,12 +476,19 @@ fn a_newer_proposal_supersedes_an_undecided_one_for_the_same_field() {
         "a.csv",
         format!("{HEADER}s-1,clearbit,update,contacts,{id},title,CTO,,,,,\ns-2,zoominfo,update,contacts,{id},title,CIO,,,,,\n"),
     );
-    let b = env.write("b.csv", format!("{HEADER}s-3,clearbit,update,contacts,{id},title,CEO,,,,,\n"));
-    env.cmd(&["propose", a.to_str().unwrap()]).assert().success();
+    let b = env.write(
+        "b.csv",
+        format!("{HEADER}s-3,clearbit,update,contacts,{id},title,CEO,,,,,\n"),
+    );
+    env.cmd(&["propose", a.to_str().unwrap()])
+        .assert()
+        .success();
     env.cmd(&["propose", b.to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicate::str::contains("1 older undecided proposals were superseded"));
+        .stderr(predicate::str::contains(
+            "1 older undecided proposals were superseded",
+        ));
     let state = |ext: &str| -> (String, Option<i64>) {
         env.conn()
             .query_row(
@@ -409,9 +499,18 @@ fn a_newer_proposal_supersedes_an_undecided_one_for_the_same_field() {
             .unwrap()
     };
     assert_eq!(state("s-1"), ("superseded".into(), Some(3)));
-    assert_eq!(state("s-2").0, "pending", "another source's proposal stands");
+    assert_eq!(
+        state("s-2").0,
+        "pending",
+        "another source's proposal stands"
+    );
     assert_eq!(state("s-3").0, "pending");
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_events WHERE action = 'supersede' AND proposal_id = 1"), 1);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events WHERE action = 'supersede' AND proposal_id = 1"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -425,22 +524,34 @@ fn skip_invalid_ingests_the_good_rows_and_writes_rejects() {
         ),
     );
     let rejects = env.path("rejects.csv");
-    env.cmd(&["propose", f.to_str().unwrap(), "--skip-invalid", "--rejects", rejects.to_str().unwrap()])
-        .assert()
-        .code(3);
+    env.cmd(&[
+        "propose",
+        f.to_str().unwrap(),
+        "--skip-invalid",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ])
+    .assert()
+    .code(3);
     assert_eq!(env.count("SELECT count(*) FROM crmgate_proposals"), 2);
     let mut rdr = csv::Reader::from_path(&rejects).unwrap();
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1);
     assert_eq!(&rows[0][1], "3");
-    assert!(rows[0][2].contains("did you mean \"email\""), "{:?}", &rows[0]);
+    assert!(
+        rows[0][2].contains("did you mean \"email\""),
+        "{:?}",
+        &rows[0]
+    );
     assert_eq!(&rows[0][3], "k-2");
 }
 
 #[test]
 fn skip_invalid_needs_a_rejects_file() {
     let env = Env::with_crm();
-    env.cmd(&["propose", "x.csv", "--skip-invalid"]).assert().code(2);
+    env.cmd(&["propose", "x.csv", "--skip-invalid"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -473,18 +584,27 @@ fn json_arrays_report_the_line_of_the_bad_object() {
     env.cmd(&["propose", f.to_str().unwrap()])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("p.json:4: duplicate key \"value\""));
+        .stderr(predicate::str::contains(
+            "p.json:4: duplicate key \"value\"",
+        ));
 }
 
 #[test]
 fn several_files_are_all_or_nothing() {
     let env = Env::with_crm();
     let id = contact_where(&env, "1");
-    let good = env.write("good.csv", format!("{HEADER}g-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"));
+    let good = env.write(
+        "good.csv",
+        format!("{HEADER}g-1,clearbit,update,contacts,{id},title,CTO,,,,,\n"),
+    );
     let before = env.dump();
-    env.cmd(&["propose", good.to_str().unwrap(), &fixture("bad/unknown-field.csv")])
-        .assert()
-        .code(1);
+    env.cmd(&[
+        "propose",
+        good.to_str().unwrap(),
+        &fixture("bad/unknown-field.csv"),
+    ])
+    .assert()
+    .code(1);
     assert_eq!(env.dump(), before, "the good file is not ingested either");
 }
 
@@ -493,7 +613,9 @@ fn several_files_are_all_or_nothing() {
 #[test]
 fn status_list_and_show_speak_json() {
     let env = Env::with_crm();
-    env.cmd(&["propose", &fixture("proposals/generated.csv")]).assert().success();
+    env.cmd(&["propose", &fixture("proposals/generated.csv")])
+        .assert()
+        .success();
     let status = json_of(&mut env.cmd(&["status", "--json"]));
     let pending = status["by_state"]
         .as_array()
@@ -503,12 +625,22 @@ fn status_list_and_show_speak_json() {
         .unwrap()["count"]
         .as_i64()
         .unwrap();
-    assert_eq!(pending, env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'pending'"));
+    assert_eq!(
+        pending,
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'pending'")
+    );
 
     let list = json_of(&mut env.cmd(&["list", "--json", "--kind", "merge", "--limit", "0"]));
     let merges = list.as_array().unwrap();
-    assert_eq!(merges.len() as i64, env.count("SELECT count(*) FROM crmgate_proposals WHERE kind = 'merge'"));
-    assert!(merges.iter().all(|m| m["kind"] == "merge" && m["merge_into"].is_string()));
+    assert_eq!(
+        merges.len() as i64,
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE kind = 'merge'")
+    );
+    assert!(
+        merges
+            .iter()
+            .all(|m| m["kind"] == "merge" && m["merge_into"].is_string())
+    );
     let ids: Vec<i64> = merges.iter().map(|m| m["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
 
@@ -525,8 +657,14 @@ fn status_list_and_show_speak_json() {
 #[test]
 fn show_refuses_unknown_ids_clearly() {
     let env = Env::with_crm();
-    env.cmd(&["show", "999"]).assert().code(1).stderr(predicate::str::contains("proposal not found: 999"));
-    env.cmd(&["show", "nonsense"]).assert().code(1).stderr(predicate::str::contains("SOURCE:ID"));
+    env.cmd(&["show", "999"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("proposal not found: 999"));
+    env.cmd(&["show", "nonsense"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("SOURCE:ID"));
 }
 
 #[test]
@@ -539,15 +677,33 @@ fn escape_sequences_in_values_never_reach_the_terminal_raw() {
             "{{\"id\": \"e-1\", \"source\": \"sdr-agent\", \"kind\": \"update\", \"object\": \"contacts\", \"record\": \"{id}\", \"field\": \"title\", \"value\": \"VP\\u001b[2J\\u001b]0;pwned\\u0007 Sales\\u202e\", \"reason\": \"\\u001b[31mtrust me\"}}\n"
         ),
     );
-    env.cmd(&["propose", f.to_str().unwrap()]).assert().success();
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
     for args in [vec!["list"], vec!["show", "1"]] {
         let out = env.cmd(&args).output().unwrap();
         let all = [out.stdout, out.stderr].concat();
-        assert!(!all.contains(&0x1b), "raw ESC in `{}` output", args.join(" "));
-        assert!(!all.contains(&0x07), "raw BEL in `{}` output", args.join(" "));
+        assert!(
+            !all.contains(&0x1b),
+            "raw ESC in `{}` output",
+            args.join(" ")
+        );
+        assert!(
+            !all.contains(&0x07),
+            "raw BEL in `{}` output",
+            args.join(" ")
+        );
         let text = String::from_utf8(all).unwrap();
-        assert!(!text.contains('\u{202e}'), "raw bidi override in `{}`", args.join(" "));
-        assert!(text.contains("\\u{1b}"), "escape shown visibly in `{}`", args.join(" "));
+        assert!(
+            !text.contains('\u{202e}'),
+            "raw bidi override in `{}`",
+            args.join(" ")
+        );
+        assert!(
+            text.contains("\\u{1b}"),
+            "escape shown visibly in `{}`",
+            args.join(" ")
+        );
     }
 }
 
@@ -572,7 +728,10 @@ fn demo_walks_the_pipeline_and_can_run_again() {
     assert_eq!(demo.count("SELECT count(*) FROM contacts"), 1000);
     std::fs::rename(demo.db(), demo.path("crmgate-demo.db")).unwrap();
     let mut again = Command::cargo_bin("crmgate").unwrap();
-    again.current_dir(demo.dir.path()).env_remove("CRMGATE_DB").arg("demo");
+    again
+        .current_dir(demo.dir.path())
+        .env_remove("CRMGATE_DB")
+        .arg("demo");
     again.assert().success();
 }
 
@@ -581,14 +740,27 @@ fn demo_will_not_overwrite_a_real_store() {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
     let before = env.dump();
-    env.cmd(&["demo"]).assert().code(1).stderr(predicate::str::contains("is not a demo store"));
+    env.cmd(&["demo"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is not a demo store"));
     assert_eq!(env.dump(), before);
 }
 
 #[test]
 fn every_command_has_help_with_an_example_and_completions_work() {
     let env = Env::new();
-    for cmd in ["init", "demo", "import", "export", "propose", "status", "list", "show", "completions"] {
+    for cmd in [
+        "init",
+        "demo",
+        "import",
+        "export",
+        "propose",
+        "status",
+        "list",
+        "show",
+        "completions",
+    ] {
         env.cmd(&[cmd, "--help"])
             .assert()
             .success()
@@ -599,4 +771,160 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         .success()
         .stdout(predicate::str::contains("crmgate"));
     env.cmd(&["frobnicate"]).assert().code(2);
+}
+
+// ---------------------------------------------------------------- every bad-input class (SPEC §3)
+
+/// One fixture per class of bad input (fixtures/bad/README.md): the file, the line of its one bad
+/// row, and what the message must say.
+const BAD_INPUTS: &[(&str, u64, &str)] = &[
+    ("unknown-object.csv", 3, "unknown object \"nope\""),
+    (
+        "unknown-field.csv",
+        4,
+        "field \"emial\" does not exist on contacts (did you mean \"email\"?)",
+    ),
+    ("missing-column.csv", 1, "missing required column \"kind\""),
+    ("bad-kind.csv", 4, "bad kind \"upsert\""),
+    (
+        "bad-email.csv",
+        3,
+        "\"not-an-email\" is not a valid email address",
+    ),
+    (
+        "bad-lifecycle.csv",
+        5,
+        "\"hot-lead\" is not a lifecycle stage",
+    ),
+    (
+        "bad-integer.csv",
+        2,
+        "employees: \"lots\" is not a whole number",
+    ),
+    (
+        "missing-record.csv",
+        4,
+        "record contacts/c-99999999 does not exist",
+    ),
+    ("bad-confidence.csv", 3, "confidence 1.5 is outside 0..1"),
+    ("update-without-field.csv", 4, "update needs a \"field\""),
+    ("merge-without-into.csv", 3, "a merge needs \"merge_into\""),
+    ("unterminated-quote.csv", 5, "malformed CSV"),
+    (
+        "wrong-field-count.csv",
+        3,
+        "this row has 13 fields, the header has 12",
+    ),
+    ("bad-utf8.csv", 4, "\"value\" is not valid UTF-8"),
+    ("malformed.json", 4, "malformed JSON"),
+    ("duplicate-key.json", 3, "duplicate key \"value\""),
+    (
+        "nested-value.json",
+        4,
+        "\"value\" must be a single value, not an object or array",
+    ),
+    ("malformed.jsonl", 3, "malformed JSON"),
+];
+
+#[test]
+fn every_bad_input_class_is_refused_with_file_and_line_and_changes_nothing() {
+    let env = Env::with_crm();
+    // Something already queued, so "unchanged" covers the queue too, not just empty tables.
+    env.cmd(&["propose", &fixture("proposals/clearbit.csv")])
+        .assert()
+        .success();
+    let before = env.dump();
+    for (file, line, message) in BAD_INPUTS {
+        let path = fixture(&format!("bad/{file}"));
+        let out = env.cmd(&["propose", &path]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{file}: exit code; stderr:\n{stderr}"
+        );
+        let expected = format!("{path}:{line}: ");
+        let hit = stderr
+            .lines()
+            .find(|l| l.contains(&expected))
+            .unwrap_or_else(|| panic!("{file}: no `{expected}` line in:\n{stderr}"));
+        assert!(
+            hit.contains(message),
+            "{file}: expected `{message}` in `{hit}`"
+        );
+        assert_eq!(env.dump(), before, "{file}: the store changed");
+    }
+}
+
+#[test]
+fn skip_invalid_keeps_the_good_rows_of_each_bad_file() {
+    // Files whose bad row is one row (not the header or the file's syntax) can be half-used.
+    let skippable = [
+        "unknown-object.csv",
+        "unknown-field.csv",
+        "bad-kind.csv",
+        "bad-email.csv",
+        "bad-integer.csv",
+        "missing-record.csv",
+        "bad-confidence.csv",
+        "wrong-field-count.csv",
+        "bad-utf8.csv",
+        "duplicate-key.json",
+        "nested-value.json",
+        "malformed.jsonl",
+    ];
+    for file in skippable {
+        let env = Env::with_crm();
+        let path = fixture(&format!("bad/{file}"));
+        let rejects = env.path("rejects.csv");
+        env.cmd(&[
+            "propose",
+            &path,
+            "--skip-invalid",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ])
+        .assert()
+        .code(3);
+        let line = BAD_INPUTS.iter().find(|b| b.0 == file).unwrap().1;
+        let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1, "{file}: one reject");
+        assert_eq!(
+            rows[0][1].parse::<u64>().unwrap(),
+            line,
+            "{file}: reject line"
+        );
+        assert!(
+            env.count("SELECT count(*) FROM crmgate_proposals") >= 1,
+            "{file}: good rows in"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_read_to_the_end_is_refused_even_with_skip_invalid() {
+    let env = Env::with_crm();
+    let before = env.dump();
+    let rejects = env.path("rejects.csv");
+    for file in [
+        "missing-column.csv",
+        "unterminated-quote.csv",
+        "malformed.json",
+    ] {
+        env.cmd(&[
+            "propose",
+            &fixture(&format!("bad/{file}")),
+            "--skip-invalid",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1);
+        assert_eq!(env.dump(), before, "{file}");
+        assert!(
+            !rejects.exists(),
+            "{file}: no rejects file from a refused run"
+        );
+    }
 }

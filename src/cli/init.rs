@@ -1,6 +1,6 @@
 //! `crmgate init` and `crmgate demo`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Ctx, Outcome, print_out};
 use crate::error::{Error, Result};
@@ -86,7 +86,7 @@ fn load_demo(store: &mut Store, ctx: &Ctx) -> Result<()> {
 }
 
 /// Whether an existing file is a store the demo built (and may rebuild).
-fn is_demo_store(path: &PathBuf) -> bool {
+fn is_demo_store(path: &Path) -> bool {
     let Ok(store) = Store::open(path, OpenMode::Existing) else {
         return false;
     };

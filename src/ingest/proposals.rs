@@ -96,6 +96,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     } else {
         vec!["source", "kind", "object", "record"]
     };
+    let mut targets = TargetFilter::new();
+    w.for_each_open_target(|k| targets.insert(k))?;
     for input in inputs {
         let name = input.display_name();
         let ingest_id = w.begin_ingest(&opts.actor, &name, input.format.as_str())?;
@@ -116,7 +118,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             };
         let summary = read_rows(input, &COLUMNS, &required, bytes.clone(), &mut |item| {
             fr.rows += 1;
-            if fr.rows % 8192 == 0 {
+            if fr.rows.is_multiple_of(8192) {
                 (opts.progress)(input, bytes.load(Ordering::Relaxed));
             }
             let row = match item {
@@ -136,7 +138,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             if failing {
                 return Ok(());
             }
-            match queue(w, &p, ingest_id, &opts.actor)? {
+            match queue(w, &p, ingest_id, &opts.actor, &mut targets)? {
                 Queued::Duplicate => fr.duplicates += 1,
                 Queued::Conflict(msg) => return note(row.line, msg, Some(&row), &mut fr),
                 Queued::New { id, superseded } => {
@@ -221,22 +223,76 @@ enum Queued {
     Conflict(String),
 }
 
-fn queue(w: &mut Writer<'_>, p: &NewProposal, ingest_id: i64, actor: &str) -> Result<Queued> {
-    for hit in w.find_dedupe(p.dedupe_key)? {
-        if hit.source != p.source || hit.ext_id != p.ext_id {
-            continue;
-        }
-        if hit.content_key == p.content_key {
-            return Ok(Queued::Duplicate);
-        }
-        if let Some(id) = &p.ext_id {
-            return Ok(Queued::Conflict(format!(
-                "{}:{id} was already ingested as proposal {} with different content; give the new proposal a new id",
-                p.source, hit.id
-            )));
+/// A set of target keys with no false negatives: only a key it may hold is looked up in the
+/// store, so the supersede check costs a lookup only where an undecided twin can exist.
+struct TargetFilter {
+    bits: Vec<u64>,
+}
+
+impl TargetFilter {
+    /// 2^24 bits (2 MiB): about one false positive in eight with two million keys.
+    const BITS: u64 = 1 << 24;
+
+    fn new() -> Self {
+        TargetFilter {
+            bits: vec![0; (Self::BITS / 64) as usize],
         }
     }
-    let id = w.insert_proposal(p, ingest_id, State::Pending)?;
+
+    fn slot(key: i64) -> (usize, u64) {
+        let b = (key as u64) % Self::BITS;
+        ((b / 64) as usize, 1 << (b % 64))
+    }
+
+    fn insert(&mut self, key: i64) {
+        let (i, m) = Self::slot(key);
+        self.bits[i] |= m;
+    }
+
+    fn may_contain(&self, key: i64) -> bool {
+        let (i, m) = Self::slot(key);
+        self.bits[i] & m != 0
+    }
+}
+
+fn queue(
+    w: &mut Writer<'_>,
+    p: &NewProposal,
+    ingest_id: i64,
+    actor: &str,
+    targets: &mut TargetFilter,
+) -> Result<Queued> {
+    let Some(id) = w.insert_proposal(p, ingest_id, State::Pending)? else {
+        // The key is taken: the same proposal again, or an id reused for something else.
+        let hit = w.find_dedupe(p.dedupe_key)?.into_iter().next();
+        return Ok(match hit {
+            Some(h)
+                if h.source == p.source
+                    && h.ext_id == p.ext_id
+                    && h.content_key == p.content_key =>
+            {
+                Queued::Duplicate
+            }
+            Some(h) if h.source == p.source && h.ext_id.is_some() && h.ext_id == p.ext_id => {
+                Queued::Conflict(format!(
+                    "{}:{} was already ingested as proposal {} with different content; give the new proposal a new id",
+                    p.source,
+                    p.ext_id.as_deref().unwrap_or_default(),
+                    h.id
+                ))
+            }
+            Some(h) => Queued::Conflict(format!(
+                "this proposal's key collides with proposal {}; give it an id (or a different one)",
+                h.id
+            )),
+            None => Queued::Conflict("the proposal could not be queued".into()),
+        });
+    };
+    let maybe_twin = targets.may_contain(p.target_key);
+    targets.insert(p.target_key);
+    if !maybe_twin {
+        return Ok(Queued::New { id, superseded: 0 });
+    }
     let mut superseded = 0;
     for old in w.open_for_target(p.target_key)? {
         let same_target = old.id != id

@@ -50,12 +50,13 @@ CREATE TABLE crmgate_proposals (
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
 );
--- Idempotent re-ingest looks proposals up by an 8-byte key rather than by (source, id) text:
--- the index stays small enough to stay in the page cache while a million rows stream in.
-CREATE INDEX crmgate_proposals_dedupe ON crmgate_proposals(dedupe_key);
+-- Idempotent re-ingest rests on an 8-byte key of (source, id), or of the content, rather than on
+-- the text itself: the index stays small enough to stay in the page cache while a million rows
+-- stream in, and the insert's own uniqueness check is the duplicate lookup.
+CREATE UNIQUE INDEX crmgate_proposals_dedupe ON crmgate_proposals(dedupe_key);
+-- Only undecided proposals can be superseded, so only they are indexed by target.
 CREATE INDEX crmgate_proposals_open_target ON crmgate_proposals(target_key)
     WHERE state IN ('pending', 'suggested');
-CREATE INDEX crmgate_proposals_state ON crmgate_proposals(state, id);
 
 CREATE TABLE crmgate_events (
     seq            INTEGER PRIMARY KEY,

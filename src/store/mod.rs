@@ -295,10 +295,9 @@ impl Store {
             for c in &mut o.columns {
                 if let Some(fk) = &mut c.foreign_key
                     && fk.column.is_empty()
+                    && let Some((_, pk)) = pk_of.iter().find(|(t, _)| *t == fk.table)
                 {
-                    if let Some((_, pk)) = pk_of.iter().find(|(t, _)| *t == fk.table) {
-                        fk.column = pk.clone();
-                    }
+                    fk.column = pk.clone();
                 }
             }
         }

@@ -152,12 +152,14 @@ impl Writer<'_> {
         .map_err(db_err)
     }
 
+    /// Queues `p`, unless a proposal with the same dedupe key exists: then `None`, and nothing
+    /// is written.
     pub fn insert_proposal(
         &mut self,
         p: &NewProposal,
         ingest_id: i64,
         state: State,
-    ) -> Result<i64> {
+    ) -> Result<Option<i64>> {
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -165,35 +167,51 @@ impl Writer<'_> {
                  target_key, kind, object, record, field, value, merge_into, stated_confidence,
                  has_expected, expected, trigger, reason, baseline, baseline_fp, state, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?22)",
+                 ?19, ?20, ?21, ?22, ?22) ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .map_err(db_err)?;
-        stmt.execute(rusqlite::params![
-            ingest_id,
-            p.line as i64,
-            p.source,
-            p.ext_id,
-            p.dedupe_key,
-            p.content_key,
-            p.target_key,
-            p.kind.as_str(),
-            p.object,
-            p.record,
-            p.field,
-            p.value,
-            p.merge_into,
-            p.stated_confidence,
-            p.expected.is_some(),
-            p.expected.as_ref().unwrap_or(&Value::Null),
-            p.trigger,
-            p.reason,
-            p.baseline,
-            p.baseline_fp,
-            state.as_str(),
-            self.now,
-        ])
-        .map_err(db_err)?;
-        Ok(self.tx.last_insert_rowid())
+        let inserted = stmt
+            .execute(rusqlite::params![
+                ingest_id,
+                p.line as i64,
+                p.source,
+                p.ext_id,
+                p.dedupe_key,
+                p.content_key,
+                p.target_key,
+                p.kind.as_str(),
+                p.object,
+                p.record,
+                p.field,
+                p.value,
+                p.merge_into,
+                p.stated_confidence,
+                p.expected.is_some(),
+                p.expected.as_ref().unwrap_or(&Value::Null),
+                p.trigger,
+                p.reason,
+                p.baseline,
+                p.baseline_fp,
+                state.as_str(),
+                self.now,
+            ])
+            .map_err(db_err)?;
+        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
+    }
+
+    /// Calls `f` with the target key of every undecided proposal.
+    pub fn for_each_open_target(&self, mut f: impl FnMut(i64)) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT target_key FROM crmgate_proposals WHERE state IN ('pending', 'suggested')",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            f(r.get(0).map_err(db_err)?);
+        }
+        Ok(())
     }
 
     pub fn open_for_target(&self, key: i64) -> Result<Vec<OpenTarget>> {

@@ -1,0 +1,473 @@
+//! `cargo bench --bench propose`: how fast `crmgate propose` queues proposals, and how much
+//! memory it needs, against the cheapest raw-SQL way to do comparable work.
+//!
+//! Size: env `CRMGATE_BENCH_ROWS` contacts and as many proposals (default 1,000,000).
+//! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory.
+//!
+//! Phases, each printed as it runs:
+//! 1. generate a deterministic dataset (`gen/generator.rs`) into a temporary directory;
+//! 2. build a base store with the real binary (`init` + `import` of the four tables) — setup,
+//!    not measured — and copy it, so every measured run starts from the same bytes;
+//! 3. measured: `crmgate --quiet propose proposals.csv` on one copy;
+//! 4. measured: one `sqlite3` process on another copy that imports the CSV into a staging
+//!    table and, in the same transaction, joins every proposal to its record's current value
+//!    into `raw_queue` — roughly the floor for "ingest and look up the record";
+//! 5. reference: `sqlite3 .import` alone on a third copy;
+//! 6. a summary with the targets (crmgate no slower than raw SQL, peak RSS under 100 MB).
+//!
+//! Time is wall time of the whole child process; peak memory is the child's own `ru_maxrss`
+//! from `wait4`. The process exits non-zero only when something actually failed (a child
+//! exited non-zero, counts are wrong); a missed target is printed as MISSED, not an error.
+
+#[path = "../gen/generator.rs"]
+mod generator;
+
+use std::error::Error;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Instant;
+
+use generator::{COMPANY_COLUMNS, CONTACT_COLUMNS, DEAL_COLUMNS, GenConfig, PROPOSAL_COLUMNS};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
+const DEFAULT_ROWS: usize = 1_000_000;
+/// `cargo test --all-targets` also runs this binary, without `--bench` and with a debug
+/// build of crmgate: it gets a small smoke run instead of the full-size benchmark.
+const SMOKE_ROWS: usize = 1_000;
+const TARGET_RATIO: f64 = 1.0;
+const TARGET_PEAK_MB: f64 = 100.0;
+const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("propose benchmark FAILED: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let rows = bench_rows()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("crmgate-bench-")
+        .tempdir()?;
+    // CRMGATE_BENCH_KEEP=1 leaves the files (data, stores, child logs) for a post-mortem.
+    let kept;
+    let dir = if std::env::var_os("CRMGATE_BENCH_KEEP").is_some() {
+        kept = tmp.keep();
+        &kept
+    } else {
+        tmp.path()
+    };
+    println!(
+        "propose benchmark: {rows} contacts, {rows} proposals, in {}",
+        dir.display()
+    );
+
+    generate(dir, rows)?;
+    let base = build_base_store(dir)?;
+    for copy in ["a.db", "b.db", "c.db"] {
+        fs::copy(&base, dir.join(copy))?;
+    }
+
+    let crmgate = bench_crmgate(dir, rows)?;
+    let raw = match sqlite3_available() {
+        Ok(()) => Some((bench_raw_sql(dir, rows)?, bench_plain_import(dir)?)),
+        Err(why) => {
+            println!("[4/5] raw SQL: skipped: {why}");
+            None
+        }
+    };
+    print_summary(rows, &crmgate, raw.as_ref());
+    Ok(())
+}
+
+fn bench_rows() -> Result<usize> {
+    match std::env::var("CRMGATE_BENCH_ROWS") {
+        Ok(v) => {
+            let n: usize = v
+                .trim()
+                .replace(['_', ','], "")
+                .parse()
+                .map_err(|e| format!("CRMGATE_BENCH_ROWS={v:?} is not a row count: {e}"))?;
+            if n == 0 {
+                return Err("CRMGATE_BENCH_ROWS must be at least 1".into());
+            }
+            Ok(n)
+        }
+        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(DEFAULT_ROWS),
+        Err(_) => Ok(SMOKE_ROWS),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a child and measuring it
+// ---------------------------------------------------------------------------------------
+
+/// What one finished child process cost.
+struct Measured {
+    secs: f64,
+    /// Peak resident set of this child alone, in KiB (Linux `ru_maxrss`).
+    max_rss_kib: i64,
+    status: ExitStatus,
+}
+
+impl Measured {
+    fn peak_mb(&self) -> f64 {
+        self.max_rss_kib as f64 * 1024.0 / 1e6
+    }
+}
+
+/// Runs `cmd` to completion; its stdout and stderr go to `LOG.out` / `LOG.err` so nothing
+/// is piped (a full pipe would stall a child we are not reading from).
+///
+/// It is reaped with `wait4` on its own pid rather than `Child::wait`, because only
+/// `wait4` hands back that one process's rusage; `getrusage(RUSAGE_CHILDREN)` would mix
+/// in every earlier child (the imports, sqlite3).
+fn run_measured(cmd: &mut Command, log: &Path) -> Result<Measured> {
+    cmd.stdout(File::create(log.with_extension("out"))?)
+        .stderr(File::create(log.with_extension("err"))?);
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is a plain C struct of integers; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; both out-pointers are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("wait4({pid}): {err}").into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // `child` is already reaped; dropping a std Child neither waits nor kills.
+    drop(child);
+    Ok(Measured {
+        secs,
+        max_rss_kib: usage.ru_maxrss,
+        status: ExitStatus::from_raw(status),
+    })
+}
+
+/// Runs `cmd` measured and fails, quoting its stderr, unless it exited 0.
+fn run_ok(cmd: &mut Command, log: &Path, what: &str) -> Result<Measured> {
+    let m = run_measured(cmd, log)?;
+    if !m.status.success() {
+        let stderr = fs::read_to_string(log.with_extension("err")).unwrap_or_default();
+        return Err(format!(
+            "{what} failed ({}); stderr:\n{}",
+            m.status,
+            stderr.trim_end()
+        )
+        .into());
+    }
+    Ok(m)
+}
+
+fn crmgate(dir: &Path, db: &str) -> Command {
+    let mut cmd = Command::new(CRMGATE);
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .args(["--db", db, "--color", "never"]);
+    cmd
+}
+
+/// `sqlite3 DB` reading SCRIPT on stdin: `-bail` makes the first error fail the process
+/// (non-zero exit) instead of carrying on; `-init /dev/null` keeps a ~/.sqliterc out of it.
+fn sqlite3(dir: &Path, db: &str, script: &Path) -> Result<Command> {
+    let mut cmd = Command::new("sqlite3");
+    cmd.current_dir(dir)
+        .args(["-batch", "-bail", "-init", "/dev/null", db])
+        .stdin(File::open(script)?);
+    Ok(cmd)
+}
+
+fn sqlite3_available() -> std::result::Result<(), String> {
+    let found = || {
+        Command::new("sqlite3")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found() {
+        return Ok(());
+    }
+    println!("sqlite3 is not on PATH: running apt-get install -y sqlite3");
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "sqlite3"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "apt-get install -y sqlite3 failed ({}): {}",
+            out.status,
+            stderr.trim_end()
+        ));
+    }
+    if found() {
+        Ok(())
+    } else {
+        Err("apt-get installed sqlite3 but it still does not run".into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Phases
+// ---------------------------------------------------------------------------------------
+
+/// Phase 1: the dataset.
+fn generate(dir: &Path, rows: usize) -> Result<()> {
+    let start = Instant::now();
+    let summary = generator::write_dataset(dir, &GenConfig::scaled(rows, rows))?;
+    println!(
+        "[1/5] generated {:.1} MB in {:.2} s",
+        summary.bytes as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+    for (name, count) in [
+        ("companies", summary.companies),
+        ("contacts", summary.contacts),
+        ("deals", summary.deals),
+        ("activities", summary.activities),
+        ("proposals", summary.proposals),
+    ] {
+        let len = fs::metadata(dir.join(format!("{name}.csv")))?.len();
+        println!(
+            "      {name:<11}{count:>10} rows {:>9.1} MB",
+            len as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
+/// Phase 2: base.db through crmgate itself, so the measured runs see exactly the store a
+/// user would have after `init` and `import`.
+fn build_base_store(dir: &Path) -> Result<PathBuf> {
+    println!("[2/5] base store (setup, not measured)");
+    let m = run_ok(
+        crmgate(dir, "base.db").arg("init"),
+        &dir.join("init"),
+        "crmgate init",
+    )?;
+    println!("      init                 {:>8.2} s", m.secs);
+    for table in TABLES {
+        let file = format!("{table}.csv");
+        let m = run_ok(
+            crmgate(dir, "base.db").args(["--quiet", "import", table, &file]),
+            &dir.join(format!("import-{table}")),
+            &format!("crmgate import {table}"),
+        )?;
+        println!("      import {table:<13} {:>8.2} s", m.secs);
+    }
+    // The copies below take only base.db: that is the whole store only if the last
+    // connection checkpointed the WAL into it on close.
+    let wal = dir.join("base.db-wal");
+    if wal.exists() {
+        return Err(format!("{} still exists after crmgate exited", wal.display()).into());
+    }
+    let base = dir.join("base.db");
+    println!(
+        "      base.db {:.1} MB, no -wal file",
+        fs::metadata(&base)?.len() as f64 / 1e6
+    );
+    Ok(base)
+}
+
+/// Phase 3: the measured figure.
+fn bench_crmgate(dir: &Path, rows: usize) -> Result<Measured> {
+    println!("[3/5] crmgate --quiet propose proposals.csv (a.db)");
+    let m = run_ok(
+        crmgate(dir, "a.db").args(["--quiet", "propose", "proposals.csv"]),
+        &dir.join("propose"),
+        "crmgate propose",
+    )?;
+    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+
+    // Prove the time bought real work: every proposal is in the queue, with a state.
+    let db = rusqlite::Connection::open(dir.join("a.db"))?;
+    let total: i64 = db.query_row("SELECT count(*) FROM crmgate_proposals", [], |r| r.get(0))?;
+    println!("      crmgate_proposals: {total} rows");
+    let mut by_state =
+        db.prepare("SELECT state, count(*) FROM crmgate_proposals GROUP BY state ORDER BY 2 DESC")?;
+    let states = by_state.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for state in states {
+        let (state, n) = state?;
+        println!("        {state:<11}{n:>10}");
+    }
+    if total != rows as i64 {
+        return Err(format!("crmgate_proposals holds {total} rows, expected {rows}").into());
+    }
+    Ok(m)
+}
+
+/// Phase 4: the raw-SQL equivalent, one sqlite3 process, one transaction.
+fn bench_raw_sql(dir: &Path, rows: usize) -> Result<Measured> {
+    println!("[4/5] sqlite3: .import + INSERT INTO raw_queue SELECT ... JOIN (b.db)");
+    let script = dir.join("raw.sql");
+    fs::write(&script, raw_sql_script())?;
+    let m = run_ok(
+        &mut sqlite3(dir, "b.db", &script)?,
+        &dir.join("raw"),
+        "sqlite3 raw SQL",
+    )?;
+    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+
+    let db = rusqlite::Connection::open(dir.join("b.db"))?;
+    let (total, with_current): (i64, i64) =
+        db.query_row("SELECT count(*), count(current) FROM raw_queue", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    println!("      raw_queue: {total} rows, {with_current} with a current value");
+    if total != rows as i64 {
+        return Err(format!("raw_queue holds {total} rows, expected {rows}").into());
+    }
+    Ok(m)
+}
+
+/// Phase 5: what just getting the CSV into a table costs, for reference.
+fn bench_plain_import(dir: &Path) -> Result<Measured> {
+    println!("[5/5] sqlite3: .import alone (c.db)");
+    let script = dir.join("import.sql");
+    fs::write(&script, ".mode csv\n.import --csv proposals.csv staging\n")?;
+    let m = run_ok(
+        &mut sqlite3(dir, "c.db", &script)?,
+        &dir.join("import"),
+        "sqlite3 .import",
+    )?;
+    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+    Ok(m)
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw SQL
+// ---------------------------------------------------------------------------------------
+
+/// The sqlite3 script of phase 4. `raw_queue` is created first with the staging columns
+/// plus `current`; `.import` into the missing table `staging` creates it from the header
+/// (all TEXT, empty cells as ''). sqlite3's `.import` only opens its own transaction when
+/// none is open, so everything lands in the one BEGIN ... COMMIT.
+fn raw_sql_script() -> String {
+    let columns = PROPOSAL_COLUMNS.map(quote).join(", ");
+    let selected = PROPOSAL_COLUMNS
+        .map(|c| {
+            if c == "field" {
+                "p.f".to_string()
+            } else {
+                format!("p.{}", quote(c))
+            }
+        })
+        .join(", ");
+    format!(
+        "\
+-- crmgate runs with synchronous = NORMAL; match it so only the work differs.
+PRAGMA synchronous = NORMAL;
+BEGIN;
+CREATE TABLE raw_queue ({columns}, current);
+.mode csv
+.import --csv proposals.csv staging
+INSERT INTO raw_queue
+SELECT {selected}, {current}
+FROM (
+    SELECT *, CASE
+        WHEN field <> '' THEN field
+        WHEN kind = 'verify' THEN 'email_status'
+        WHEN kind = 'lifecycle' THEN 'lifecycle_stage'
+        WHEN kind = 'owner' THEN 'owner'
+    END AS f
+    FROM staging
+) AS p
+LEFT JOIN contacts AS ct ON p.object = 'contacts' AND ct.id = p.record
+LEFT JOIN companies AS co ON p.object = 'companies' AND co.id = p.record
+LEFT JOIN deals AS de ON p.object = 'deals' AND de.id = p.record;
+COMMIT;
+",
+        current = current_value_case(),
+    )
+}
+
+/// `CASE` picking the current value of the proposal's field `p.f` from the joined record:
+/// one arm per object, one `WHEN` per column of that object.
+fn current_value_case() -> String {
+    let arm = |object: &str, alias: &str, columns: &[&str]| {
+        let whens: String = columns
+            .iter()
+            .map(|c| format!(" WHEN '{c}' THEN {alias}.{}", quote(c)))
+            .collect();
+        format!("\n    WHEN p.object = '{object}' THEN CASE p.f{whens} END")
+    };
+    format!(
+        "CASE{}{}{}\n  END",
+        arm("contacts", "ct", &CONTACT_COLUMNS),
+        arm("companies", "co", &COMPANY_COLUMNS),
+        arm("deals", "de", &DEAL_COLUMNS),
+    )
+}
+
+/// Column names come from the generator's constants; quoted because `trigger` is a keyword.
+fn quote(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+// ---------------------------------------------------------------------------------------
+// Summary
+// ---------------------------------------------------------------------------------------
+
+fn print_summary(rows: usize, crmgate: &Measured, raw: Option<&(Measured, Measured)>) {
+    let rate = |m: &Measured| rows as f64 / m.secs / 1e3;
+    let verdict = |ok: bool| if ok { "" } else { "  MISSED" };
+    println!();
+    println!("propose benchmark: {rows} proposals over {rows} contacts");
+    println!(
+        "  crmgate propose       {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB",
+        crmgate.secs,
+        rate(crmgate),
+        crmgate.peak_mb()
+    );
+    match raw {
+        Some((joined, plain)) => {
+            let ratio = crmgate.secs / joined.secs;
+            println!(
+                "  raw SQL (import+join) {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB",
+                joined.secs,
+                rate(joined),
+                joined.peak_mb()
+            );
+            println!(
+                "  ratio crmgate / raw   {ratio:>6.2}x   (target <= {TARGET_RATIO:.1}x){}",
+                verdict(ratio <= TARGET_RATIO)
+            );
+            print_peak(crmgate, verdict);
+            println!(
+                "  plain .import alone   {:>6.2} s   (reference)",
+                plain.secs
+            );
+        }
+        None => {
+            println!("  raw SQL (import+join) skipped (no sqlite3)");
+            print_peak(crmgate, verdict);
+        }
+    }
+}
+
+fn print_peak(crmgate: &Measured, verdict: impl Fn(bool) -> &'static str) {
+    let peak = crmgate.peak_mb();
+    println!(
+        "  peak memory           {peak:>6.0} MB  (target < {TARGET_PEAK_MB:.0} MB){}",
+        verdict(peak < TARGET_PEAK_MB)
+    );
+}
