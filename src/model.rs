@@ -222,8 +222,8 @@ pub struct Proposal {
     pub ingest_id: i64,
     pub file: String,
     pub line: i64,
+    /// When its ingest ran.
     pub created_at: String,
-    pub updated_at: String,
 }
 
 impl Proposal {

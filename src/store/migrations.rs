@@ -46,9 +46,9 @@ CREATE TABLE crmgate_proposals (
     signals           TEXT,
     decision          TEXT,
     rules             TEXT,
-    policy_version    INTEGER,
-    created_at        TEXT NOT NULL,
-    updated_at        TEXT NOT NULL
+    policy_version    INTEGER
+    -- No per-row timestamps: a proposal was created when its ingest ran
+    -- (crmgate_ingests.at), and every later change of state is an event with its own time.
 );
 -- Idempotent re-ingest rests on an 8-byte key of (source, id), or of the content, rather than on
 -- the text itself: the index stays small enough to stay in the page cache while a million rows

@@ -64,7 +64,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, p.created_at, p.updated_at";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -90,7 +90,6 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
         file: r.get(19)?,
         line: r.get(20)?,
         created_at: r.get(21)?,
-        updated_at: r.get(22)?,
     })
 }
 
@@ -165,9 +164,9 @@ impl Writer<'_> {
             .prepare_cached(
                 "INSERT INTO crmgate_proposals (ingest_id, line, source, ext_id, dedupe_key, content_key,
                  target_key, kind, object, record, field, value, merge_into, stated_confidence,
-                 has_expected, expected, trigger, reason, baseline, baseline_fp, state, created_at, updated_at)
+                 has_expected, expected, trigger, reason, baseline, baseline_fp, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?22) ON CONFLICT (dedupe_key) DO NOTHING",
+                 ?19, ?20, ?21) ON CONFLICT (dedupe_key) DO NOTHING",
             )
             .map_err(db_err)?;
         let inserted = stmt
@@ -193,7 +192,6 @@ impl Writer<'_> {
                 p.baseline,
                 p.baseline_fp,
                 state.as_str(),
-                self.now,
             ])
             .map_err(db_err)?;
         Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
@@ -240,12 +238,11 @@ impl Writer<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "UPDATE crmgate_proposals SET state = 'superseded', superseded_by = ?2, updated_at = ?3
+                "UPDATE crmgate_proposals SET state = 'superseded', superseded_by = ?2
                  WHERE id = ?1",
             )
             .map_err(db_err)?;
-        stmt.execute(rusqlite::params![old, new, self.now])
-            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![old, new]).map_err(db_err)?;
         Ok(())
     }
 }
