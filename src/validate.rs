@@ -269,14 +269,16 @@ pub fn domain_problem(raw: &str) -> Option<&'static str> {
     None
 }
 
-/// A value cut to a readable length for an error message.
+/// Untrusted text cut to a readable length for an error message, with control and invisible
+/// characters shown as escapes: a value can never pose as a line break (a second `FILE:LINE`
+/// problem) or act on the terminal.
 pub fn short(raw: &str) -> String {
     const MAX: usize = 60;
     if raw.chars().count() <= MAX {
-        raw.to_string()
+        crate::ui::safe(raw).into_owned()
     } else {
         let cut: String = raw.chars().take(MAX).collect();
-        format!("{cut}…")
+        format!("{}…", crate::ui::safe(&cut))
     }
 }
 

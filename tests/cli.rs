@@ -928,3 +928,24 @@ fn a_file_that_cannot_be_read_to_the_end_is_refused_even_with_skip_invalid() {
         );
     }
 }
+
+#[test]
+fn a_value_cannot_forge_a_problem_line() {
+    let env = Env::with_crm();
+    let f = env.write(
+        "forge.jsonl",
+        "{\"id\": \"f-1\", \"source\": \"s\", \"kind\": \"update\", \"object\": \"contacts\", \"record\": \"c-1001\", \"field\": \"email\", \"value\": \"x\\nother.csv:1: looks fine\\u001b[0m\"}\n",
+    );
+    let out = env.cmd(&["propose", f.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("other.csv")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(
+        stderr.contains("x\\u{a}other.csv:1: looks fine"),
+        "{stderr}"
+    );
+}

@@ -185,8 +185,14 @@ pub fn report_error(e: &Error, ui: &Ui) {
     } else {
         "error:"
     };
-    let text = crate::ui::safe(&e.to_string()).replace("\\u{a}", "\n");
-    let _ = writeln!(err, "{label} {text}");
+    // One problem per line: split on the real line breaks first, then neutralise each line, so
+    // text inside an untrusted value can never pose as a line break or an escape sequence.
+    let text: Vec<String> = e
+        .to_string()
+        .lines()
+        .map(|l| crate::ui::safe(l).into_owned())
+        .collect();
+    let _ = writeln!(err, "{label} {}", text.join("\n"));
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let _ = writeln!(err, "caused by: {}", crate::ui::safe(&s.to_string()));

@@ -91,7 +91,10 @@ pub(super) fn read(
         };
         let h = h.trim_start_matches('\u{feff}').trim();
         match column_index(h, columns, "column") {
-            Ok(idx) if map.contains(&idx) => problems.push(format!("column \"{h}\" appears twice")),
+            Ok(idx) if map.contains(&idx) => problems.push(format!(
+                "column \"{}\" appears twice",
+                crate::validate::short(h)
+            )),
             Ok(idx) => map.push(idx),
             Err(msg) => problems.push(msg),
         }

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::{Cell, Item, MAX_LINE_BYTES, Row, check_size, column_index};
 use crate::error::{Error, Problem, Result};
+use crate::validate::short;
 
 /// Counts the newlines that pass through, so an object's line is known when it is parsed.
 struct LineCounter<R> {
@@ -80,7 +81,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 }
             };
             if !row.cells[idx].is_absent() {
-                row.problems.push(format!("duplicate key \"{key}\""));
+                row.problems
+                    .push(format!("duplicate key \"{}\"", short(&key)));
                 continue;
             }
             let text = raw.get();
@@ -94,14 +96,15 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                         None => Cell::Text(s),
                     },
                     Err(e) => {
-                        row.problems.push(format!("\"{key}\": {e}"));
+                        row.problems.push(format!("\"{}\": {e}", short(&key)));
                         continue;
                     }
                 },
                 Some(b'n') => Cell::Null,
                 Some(b'{') | Some(b'[') => {
                     row.problems.push(format!(
-                        "\"{key}\" must be a single value, not an object or array"
+                        "\"{}\" must be a single value, not an object or array",
+                        short(&key)
                     ));
                     continue;
                 }
