@@ -79,12 +79,7 @@ pub fn import(
                 }
                 match validate::value_for(column, raw) {
                     Ok(v) => {
-                        if let Some(fk) = &column.foreign_key
-                            && !v.is_empty()
-                            && let Some(parent) = w.schema().object(&fk.table)
-                            && let Some(pcol) = parent.column(&fk.column)
-                            && !w.key_exists(parent, pcol, &v)?
-                        {
+                        if let Some(parent) = w.missing_parent(column, &v)? {
                             bad.push(format!(
                                 "{}: \"{}\" does not exist in {}",
                                 column.name,

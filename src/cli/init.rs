@@ -69,15 +69,8 @@ pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
 
 /// Imports the bundled CRM records and ingests the bundled proposals.
 fn load_demo(store: &mut Store, ctx: &Ctx) -> Result<()> {
-    for (object, f) in &fixtures::CRM {
-        let input = Input::embedded(f.name, f.data)?;
-        super::records::import_input(store, object, &input, ctx)?;
-    }
-    let inputs = fixtures::PROPOSALS
-        .iter()
-        .map(|f| Input::embedded(f.name, f.data))
-        .collect::<Result<Vec<_>>>()?;
-    let report = super::propose::ingest(store, &inputs, None, false, None, ctx)?;
+    load_crm(store, ctx)?;
+    let report = super::propose::ingest(store, &proposal_inputs()?, None, false, None, ctx)?;
     ctx.ui.note(format!(
         "loaded the demo data and {} proposals",
         report.ingested
@@ -136,7 +129,9 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         &format!("Create a store at {shown} and import a small CRM"),
     )?;
     let (mut store, _) = setup(&demo_ctx, true)?;
-    load_crm(&mut store, &demo_ctx)?;
+    for (object, file, n) in load_crm(&mut store, &demo_ctx)? {
+        print_out(format!("  {object:<11} {n:>5} records from {file}"))?;
+    }
 
     step(
         2,
@@ -145,10 +140,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     print_out(
         "  Every row is checked against the live schema and the records: unknown fields,\n  invalid values and missing records are refused with FILE:LINE.",
     )?;
-    let inputs = fixtures::PROPOSALS
-        .iter()
-        .map(|f| Input::embedded(f.name, f.data))
-        .collect::<Result<Vec<_>>>()?;
+    let inputs = proposal_inputs()?;
     let report = super::propose::ingest(&mut store, &inputs, None, false, None, &demo_ctx)?;
     print_proposal_report(&report)?;
 
@@ -212,18 +204,23 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn load_crm(store: &mut Store, ctx: &Ctx) -> Result<()> {
+/// The bundled proposal files, as inputs.
+fn proposal_inputs() -> Result<Vec<Input>> {
+    fixtures::PROPOSALS
+        .iter()
+        .map(|f| Input::embedded(f.name, f.data))
+        .collect()
+}
+
+/// Imports the bundled CRM tables; returns (object, file, records) for each.
+fn load_crm(store: &mut Store, ctx: &Ctx) -> Result<Vec<(&'static str, &'static str, u64)>> {
+    let mut loaded = Vec::new();
     for (object, f) in &fixtures::CRM {
         let input = Input::embedded(f.name, f.data)?;
         let r = super::records::import_input(store, object, &input, ctx)?;
-        print_out(format!(
-            "  {:<11} {:>5} records from {}",
-            object,
-            r.inserted + r.updated + r.unchanged,
-            f.name
-        ))?;
+        loaded.push((*object, f.name, r.inserted + r.updated + r.unchanged));
     }
-    Ok(())
+    Ok(loaded)
 }
 
 fn print_proposal_report(report: &crate::ingest::proposals::Report) -> Result<()> {

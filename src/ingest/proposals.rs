@@ -552,13 +552,9 @@ fn check_field_write(
         Cell::Text(s) => Some(s.as_str()),
     };
     let value = validate::value_for(column, raw).map_err(|e| format!("{field_name}: {e}"))?;
-    if let Some(fk) = &column.foreign_key
-        && !value.is_empty()
-        && let Some(parent) = w.schema().object(&fk.table)
-        && let Some(parent_col) = parent.column(&fk.column)
-        && !w
-            .key_exists(parent, parent_col, &value)
-            .map_err(|e| e.to_string())?
+    if let Some(parent) = w
+        .missing_parent(column, &value)
+        .map_err(|e| e.to_string())?
     {
         return Err(format!(
             "{field_name}: \"{}\" does not exist in {}",

@@ -71,6 +71,24 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
+    /// For a value of a foreign-key column, the parent table when the value is not one of its
+    /// keys: the check behind "company_id "co-9" does not exist in companies".
+    pub fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
+        let Some(fk) = &column.foreign_key else {
+            return Ok(None);
+        };
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let Some(parent) = self.schema.object(&fk.table) else {
+            return Ok(None);
+        };
+        let Some(parent_col) = parent.column(&fk.column) else {
+            return Ok(None);
+        };
+        Ok((!self.key_exists(parent, parent_col, value)?).then_some(parent))
+    }
+
     /// Inserts the record, or updates the given columns of the existing one with the same id.
     /// `cols` index `obj.columns` and must include the primary key.
     pub fn upsert(
