@@ -949,3 +949,15 @@ fn a_value_cannot_forge_a_problem_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn init_demo_loads_the_bundled_data_once() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    assert_eq!(env.count("SELECT count(*) FROM contacts"), 1000);
+    let queued = env.count("SELECT count(*) FROM crmgate_proposals");
+    assert!(queued >= 30, "{queued} demo proposals");
+    let before = env.dump();
+    env.cmd(&["init", "--demo"]).assert().success();
+    assert_eq!(env.dump(), before, "a second init --demo changes nothing");
+}
