@@ -150,6 +150,17 @@ impl Problems {
         self.kept.is_empty()
     }
 
+    /// Orders the kept problems by file (in `files` order) and line, however they were found.
+    pub fn sort_by_position(&mut self, files: &[String]) {
+        let rank = |p: &Problem| {
+            files
+                .iter()
+                .position(|f| *f == p.file)
+                .unwrap_or(usize::MAX)
+        };
+        self.kept.sort_by_key(|p| (rank(p), p.line));
+    }
+
     /// The error for these problems, with `first` (a file-level problem) leading.
     pub fn into_error(mut self, first: Option<Problem>) -> Error {
         if let Some(p) = first {

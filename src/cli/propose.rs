@@ -92,13 +92,17 @@ pub fn ingest(
         }
     };
     // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
-    store.set_cache_kib(64 * 1024)?;
+    store.set_cache_kib(32 * 1024)?;
     let mut opts = Options {
         source,
         skip_invalid,
         actor: ctx.actor.clone(),
         rejects: rejects_tmp.as_mut().map(|(_, w)| w),
         progress: &progress,
+        bulk_min_rows: std::env::var("CRMGATE_BULK_MIN_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(proposals::BULK_MIN_ROWS),
     };
     let now = ctx.now.clone();
     let result = store.write(&now, |w| proposals::ingest(w, inputs, &mut opts));

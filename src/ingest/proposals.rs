@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{Cell, Input, Item, Row, read_rows};
 use crate::error::{Error, Problems, Result};
 use crate::model::{Kind, NewEvent, NewProposal, State, Value, key64, source_id_key};
-use crate::schema::{Column, Object, suggestion_suffix};
-use crate::store::{IngestCounts, Writer};
+use crate::schema::{Column, Object, Schema, suggestion_suffix};
+use crate::store::{IngestCounts, KeyRow, Writer};
 use crate::validate::{self, short};
 
 /// The columns of a proposal file (SPEC §3), in the order the rejects file repeats them.
@@ -54,7 +54,13 @@ pub struct Options<'a> {
     pub rejects: Option<&'a mut csv::Writer<std::fs::File>>,
     /// Called now and then with the bytes read so far of the current file.
     pub progress: &'a dyn Fn(&Input, u64),
+    /// From this many new rows on (when they are also a quarter of the queue or more), the
+    /// proposal indexes are rebuilt after the load instead of updated row by row.
+    pub bulk_min_rows: u64,
 }
+
+/// The default for [`Options::bulk_min_rows`].
+pub const BULK_MIN_ROWS: u64 = 20_000;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct FileReport {
@@ -84,20 +90,49 @@ pub struct Report {
     pub by_kind: Vec<(String, u64)>,
 }
 
+/// Where an ingest is in its phases, per input file.
+struct Files {
+    ingest_ids: Vec<i64>,
+    reports: Vec<FileReport>,
+}
+
+impl Files {
+    fn index(&self, ingest_id: i64) -> usize {
+        self.ingest_ids
+            .iter()
+            .position(|&i| i == ingest_id)
+            .expect("a staged row's ingest belongs to this run")
+    }
+}
+
 /// Ingests every input in the writer's transaction. Returns `Err(Error::Invalid)` (and the
 /// caller's transaction rolls back) when any row is bad and `skip_invalid` is off, or when a
 /// file is unreadable as a whole.
+///
+/// The phases, each in the order that suits SQLite rather than the file's:
+/// 1. stream every file, check each row on its own (schema, values), stage what passes;
+/// 2. find duplicates by grouping on the dedupe key: within the run, then against the queue;
+/// 3. read the staged rows back sorted by (object, record), look each record up (in index order,
+///    so pages are read once) and queue the proposal;
+/// 4. supersede undecided twins.
+///
+/// A run that is large next to the queue drops the two proposal indexes before phase 3 and
+/// rebuilds them after, by sorting, instead of updating them a row at a time in random order.
 pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> Result<Report> {
-    let mut report = Report::default();
     let mut problems = Problems::default();
-    let mut by_kind = [0u64; 5];
+    let mut files = Files {
+        ingest_ids: Vec::new(),
+        reports: Vec::new(),
+    };
     let required: Vec<&str> = if opts.source.is_some() {
         vec!["kind", "object", "record"]
     } else {
         vec!["source", "kind", "object", "record"]
     };
-    let mut targets = TargetFilter::new();
-    w.for_each_open_target(|k| targets.insert(k))?;
+
+    // Phase 1: stream, check each row alone, stage.
+    w.stage_create()?;
+    let mut staged = 0u64;
     for input in inputs {
         let name = input.display_name();
         let ingest_id = w.begin_ingest(&opts.actor, &name, input.format.as_str())?;
@@ -107,54 +142,31 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             ..FileReport::default()
         };
         let bytes = Arc::new(AtomicU64::new(0));
-        let mut note =
-            |line: u64, message: String, row: Option<&Row>, fr: &mut FileReport| -> Result<()> {
-                fr.rejected += 1;
-                if let Some(rej) = opts.rejects.as_deref_mut() {
-                    write_reject(rej, &name, line, &message, row)?;
-                }
-                problems.push(&name, line, message);
-                Ok(())
-            };
+        let schema = w.schema().clone();
         let summary = read_rows(input, &COLUMNS, &required, bytes.clone(), &mut |item| {
             fr.rows += 1;
             if fr.rows.is_multiple_of(8192) {
                 (opts.progress)(input, bytes.load(Ordering::Relaxed));
             }
-            let row = match item {
-                Item::Unreadable { line, message } => return note(line, message, None, &mut fr),
-                Item::Row(row) => row,
-            };
-            if !row.problems.is_empty() {
-                let msg = row.problems.join("; ");
-                return note(row.line, msg, Some(&row), &mut fr);
-            }
-            let p = match check_row(w, &row, opts.source.as_deref()) {
-                Ok(p) => p,
-                Err(msg) => return note(row.line, msg, Some(&row), &mut fr),
-            };
-            // Once the command is bound to fail, keep checking rows for the report but write nothing.
-            let failing = !opts.skip_invalid && fr.rejected + report.rejected > 0;
-            if failing {
-                return Ok(());
-            }
-            match queue(w, &p, ingest_id, &opts.actor, &mut targets)? {
-                Queued::Duplicate => fr.duplicates += 1,
-                Queued::Conflict(msg) => return note(row.line, msg, Some(&row), &mut fr),
-                Queued::New { id, superseded } => {
-                    fr.ingested += 1;
-                    fr.superseded += superseded;
-                    fr.first_id.get_or_insert(id);
-                    fr.last_id = Some(id);
-                    if p.expected
-                        .as_ref()
-                        .is_some_and(|e| !loosely_equal(e, &p.baseline))
-                    {
-                        fr.stale += 1;
-                    }
-                    by_kind[Kind::ALL.iter().position(|k| *k == p.kind).expect("kind")] += 1;
+            let (line, message, row) = match item {
+                Item::Unreadable { line, message } => (line, message, None),
+                Item::Row(row) if !row.problems.is_empty() => {
+                    (row.line, row.problems.join("; "), Some(row))
                 }
+                Item::Row(row) => match check_row(&schema, &row, opts.source.as_deref()) {
+                    Ok(p) => {
+                        w.stage(&p, ingest_id)?;
+                        staged += 1;
+                        return Ok(());
+                    }
+                    Err(msg) => (row.line, msg, Some(row)),
+                },
+            };
+            fr.rejected += 1;
+            if let Some(rej) = opts.rejects.as_deref_mut() {
+                write_reject(rej, &name, line, &message, row.as_ref().map(row_cells))?;
             }
+            problems.push(&name, line, message);
             Ok(())
         })?;
         (opts.progress)(input, summary.bytes);
@@ -163,6 +175,174 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             // A file that cannot be read to the end is never partly ingested.
             return Err(problems.into_error(summary.fatal));
         }
+        files.ingest_ids.push(ingest_id);
+        files.reports.push(fr);
+    }
+
+    // Phase 2: duplicates. A row is skipped when its key was taken before it, in this run or
+    // in the queue: the same proposal again, or (an error) an id reused for other content.
+    let mut skip = BitSet::default();
+    let reject = |files: &mut Files,
+                  problems: &mut Problems,
+                  rejects: &mut Option<&mut csv::Writer<std::fs::File>>,
+                  row: &KeyRow,
+                  message: String|
+     -> Result<()> {
+        let i = files.index(row.ingest_id);
+        files.reports[i].rejected += 1;
+        let name = files.reports[i].file.clone();
+        if let Some(rej) = rejects.as_deref_mut() {
+            write_reject(rej, &name, row.line as u64, &message, None)?;
+        }
+        problems.push(&name, row.line as u64, message);
+        Ok(())
+    };
+    let mut first: Option<(i64, KeyRow)> = None;
+    w.staged_twins(|key, row| {
+        match &first {
+            Some((k, earlier)) if *k == key => {
+                skip.insert(row.id);
+                match duplicate_of(&row, earlier, "line", earlier.line) {
+                    None => {
+                        let i = files.index(row.ingest_id);
+                        files.reports[i].duplicates += 1;
+                    }
+                    Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
+                }
+            }
+            _ => first = Some((key, row)),
+        }
+        Ok(())
+    })?;
+    w.staged_known(|row, stored| {
+        if skip.contains(row.id) {
+            return Ok(());
+        }
+        skip.insert(row.id);
+        match duplicate_of(&row, &stored, "proposal", stored.id) {
+            None => {
+                let i = files.index(row.ingest_id);
+                files.reports[i].duplicates += 1;
+            }
+            Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
+        }
+        Ok(())
+    })?;
+
+    // Phase 3: look records up in (object, record) order and queue.
+    let queued_before = w.max_proposal_id()?;
+    let bulk = staged >= opts.bulk_min_rows && staged.saturating_mul(4) >= queued_before as u64;
+    let rebuild = if bulk {
+        Some(w.drop_bulk_indexes()?)
+    } else {
+        None
+    };
+    let mut targets = TargetFilter::new();
+    if !bulk {
+        w.for_each_open_target(|k| targets.insert(k))?;
+    }
+    let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
+    let mut failing = !opts.skip_invalid && total_rejected(&files) > 0;
+    let mut by_kind = [0u64; 5];
+    let mut stale = 0u64;
+    // Rows arrive sorted by record, so all of a record's new proposals are queued together and
+    // their twins are settled when the record changes: no lookups for twins within the run.
+    let mut group: Vec<QueuedRow> = Vec::new();
+    let mut superseded_in: Vec<i64> = Vec::new();
+    let mut settle = |group: &mut Vec<QueuedRow>, targets: &mut TargetFilter| -> Result<()> {
+        superseded_in.extend(settle_group(w, group, &opts.actor)?);
+        if !bulk {
+            // Undecided twins from earlier runs, wherever the filter says one may exist.
+            for q in group.iter() {
+                if targets.may_contain(q.target_key) {
+                    superseded_in.extend(supersede_twins(w, q.target_key, &opts.actor)?);
+                }
+                targets.insert(q.target_key);
+            }
+        }
+        group.clear();
+        Ok(())
+    };
+    w.for_each_staged(|mut s| {
+        if group
+            .first()
+            .is_some_and(|g| g.object != s.p.object || g.record != s.p.record)
+        {
+            settle(&mut group, &mut targets)?;
+        }
+        if skip.contains(s.sid) {
+            return Ok(());
+        }
+        let i = files.index(s.ingest_id);
+        if let Err(msg) = resolve(w, &mut s.p) {
+            let name = files.reports[i].file.clone();
+            files.reports[i].rejected += 1;
+            if let Some(rej) = opts.rejects.as_deref_mut() {
+                write_reject(rej, &name, s.p.line, &msg, Some(proposal_cells(&s.p)))?;
+            }
+            problems.push(&name, s.p.line, msg);
+            failing = !opts.skip_invalid;
+            return Ok(());
+        }
+        // Once the command is bound to fail, keep checking rows for the report but write nothing.
+        if failing {
+            return Ok(());
+        }
+        let id = w.insert_proposal(&s.p, s.ingest_id, State::Pending)?;
+        let fr = &mut files.reports[i];
+        fr.ingested += 1;
+        if s.p
+            .expected
+            .as_ref()
+            .is_some_and(|e| !loosely_equal(e, &s.p.baseline))
+        {
+            stale += 1;
+        }
+        by_kind[Kind::ALL.iter().position(|k| *k == s.p.kind).expect("kind")] += 1;
+        group.push(QueuedRow {
+            id,
+            ingest_id: s.ingest_id,
+            source: s.p.source,
+            object: s.p.object,
+            record: s.p.record,
+            field: s.p.field,
+            target_key: s.p.target_key,
+        });
+        Ok(())
+    })?;
+    settle(&mut group, &mut targets)?;
+    for ingest_id in superseded_in {
+        if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
+            files.reports[i].superseded += 1;
+        }
+    }
+    if failing || (total_rejected(&files) > 0 && !opts.skip_invalid) {
+        problems.sort_by_position(
+            &files
+                .reports
+                .iter()
+                .map(|f| f.file.clone())
+                .collect::<Vec<_>>(),
+        );
+        return Err(problems.into_error(None));
+    }
+
+    // Phase 4: after a bulk load, rebuild the indexes by sorting and supersede in one pass.
+    if let Some(sqls) = rebuild {
+        w.restore_indexes(&sqls)?;
+        w.collect_open_twin_targets()?;
+        w.for_each_twin_target(|key| {
+            for ingest_id in supersede_twins(w, key, &opts.actor)? {
+                if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
+                    files.reports[i].superseded += 1;
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    let mut report = Report::default();
+    for (fr, ingest_id) in files.reports.iter_mut().zip(&files.ingest_ids) {
         let counts = IngestCounts {
             rows: fr.rows,
             ingested: fr.ingested,
@@ -171,9 +351,9 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             rejected: fr.rejected,
         };
         if fr.ingested == 0 {
-            w.discard_ingest(ingest_id)?;
+            w.discard_ingest(*ingest_id)?;
         } else {
-            w.finish_ingest(ingest_id, &fr.sha256, &counts)?;
+            w.finish_ingest(*ingest_id, &fr.sha256, &counts)?;
             w.append_event(&NewEvent {
                 actor: opts.actor.clone(),
                 actor_kind: "human",
@@ -188,8 +368,6 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
                     "duplicates": fr.duplicates,
                     "superseded": fr.superseded,
                     "rejected": fr.rejected,
-                    "first_proposal": fr.first_id,
-                    "last_proposal": fr.last_id,
                 }),
                 ..NewEvent::default()
             })?;
@@ -198,12 +376,9 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         report.duplicates += fr.duplicates;
         report.superseded += fr.superseded;
         report.rejected += fr.rejected;
-        report.stale += fr.stale;
-        report.files.push(fr);
     }
-    if report.rejected > 0 && !opts.skip_invalid {
-        return Err(problems.into_error(None));
-    }
+    report.stale = stale;
+    report.files = files.reports;
     report.by_kind = Kind::ALL
         .iter()
         .zip(by_kind)
@@ -213,14 +388,140 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     Ok(report)
 }
 
-enum Queued {
-    New {
-        id: i64,
-        superseded: u64,
-    },
-    Duplicate,
-    /// The same (source, id) came before with other content.
-    Conflict(String),
+/// Why `row` may not be queued given the `earlier` row or proposal with its dedupe key, or
+/// `None` when it is the same proposal again (a duplicate, skipped in silence).
+fn duplicate_of(row: &KeyRow, earlier: &KeyRow, what: &str, at: i64) -> Option<String> {
+    let same_id = row.source == earlier.source && row.ext_id == earlier.ext_id;
+    if same_id && row.content_key == earlier.content_key {
+        return None;
+    }
+    let earlier = match what {
+        "line" => format!("on line {at} of this run"),
+        _ => format!("as proposal {at}"),
+    };
+    Some(match (&row.ext_id, same_id) {
+        (Some(id), true) => format!(
+            "{}:{id} was already ingested {earlier} with different content; give the new proposal a new id",
+            row.source
+        ),
+        _ => format!(
+            "this proposal's key collides with the one ingested {earlier}; give it an id (or a different one)"
+        ),
+    })
+}
+
+/// A proposal queued by this run, kept until its record's group is complete.
+struct QueuedRow {
+    id: i64,
+    ingest_id: i64,
+    source: String,
+    object: String,
+    record: String,
+    field: Option<String>,
+    target_key: i64,
+}
+
+/// Within one record's new proposals, every one with a newer twin (same source and field) is
+/// superseded by the newest; returns the ingest of each superseding proposal.
+fn settle_group(w: &Writer<'_>, group: &[QueuedRow], actor: &str) -> Result<Vec<i64>> {
+    let mut by = Vec::new();
+    for (i, old) in group.iter().enumerate() {
+        let newest = group[i + 1..]
+            .iter()
+            .rev()
+            .find(|n| n.source == old.source && n.field == old.field);
+        if let Some(newest) = newest {
+            supersede(
+                w,
+                actor,
+                old.id,
+                &old.source,
+                &old.object,
+                &old.record,
+                &old.field,
+                newest.id,
+            )?;
+            by.push(newest.ingest_id);
+        }
+    }
+    Ok(by)
+}
+
+/// Supersedes every undecided proposal for `target_key` but the newest of each exact target
+/// (source, object, record, field), by that newest; returns the ingest of each superseding one.
+fn supersede_twins(w: &Writer<'_>, target_key: i64, actor: &str) -> Result<Vec<i64>> {
+    let open = w.open_for_target(target_key)?;
+    let mut by = Vec::new();
+    for (i, old) in open.iter().enumerate() {
+        let newest = open[i + 1..].iter().rev().find(|n| {
+            n.source == old.source
+                && n.object == old.object
+                && n.record == old.record
+                && n.field == old.field
+        });
+        if let Some(newest) = newest {
+            supersede(
+                w,
+                actor,
+                old.id,
+                &old.source,
+                &old.object,
+                &old.record,
+                &old.field,
+                newest.id,
+            )?;
+            by.push(newest.ingest_id);
+        }
+    }
+    Ok(by)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn supersede(
+    w: &Writer<'_>,
+    actor: &str,
+    old: i64,
+    source: &str,
+    object: &str,
+    record: &str,
+    field: &Option<String>,
+    by: i64,
+) -> Result<()> {
+    w.supersede(old, by)?;
+    w.append_event(&NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "system",
+        action: "supersede",
+        proposal_id: Some(old),
+        object: Some(object.to_string()),
+        record: Some(record.to_string()),
+        field: field.clone(),
+        source: Some(source.to_string()),
+        detail: serde_json::json!({ "superseded_by": by }),
+        ..NewEvent::default()
+    })?;
+    Ok(())
+}
+
+/// One bit per staged row.
+#[derive(Default)]
+struct BitSet {
+    words: Vec<u64>,
+}
+
+impl BitSet {
+    fn insert(&mut self, i: i64) {
+        let (w, b) = (i as usize / 64, i as usize % 64);
+        if self.words.len() <= w {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << b;
+    }
+
+    fn contains(&self, i: i64) -> bool {
+        let (w, b) = (i as usize / 64, i as usize % 64);
+        self.words.get(w).is_some_and(|x| x & (1 << b) != 0)
+    }
 }
 
 /// A set of target keys with no false negatives: only a key it may hold is looked up in the
@@ -255,72 +556,6 @@ impl TargetFilter {
     }
 }
 
-fn queue(
-    w: &mut Writer<'_>,
-    p: &NewProposal,
-    ingest_id: i64,
-    actor: &str,
-    targets: &mut TargetFilter,
-) -> Result<Queued> {
-    let Some(id) = w.insert_proposal(p, ingest_id, State::Pending)? else {
-        // The key is taken: the same proposal again, or an id reused for something else.
-        let hit = w.find_dedupe(p.dedupe_key)?.into_iter().next();
-        return Ok(match hit {
-            Some(h)
-                if h.source == p.source
-                    && h.ext_id == p.ext_id
-                    && h.content_key == p.content_key =>
-            {
-                Queued::Duplicate
-            }
-            Some(h) if h.source == p.source && h.ext_id.is_some() && h.ext_id == p.ext_id => {
-                Queued::Conflict(format!(
-                    "{}:{} was already ingested as proposal {} with different content; give the new proposal a new id",
-                    p.source,
-                    p.ext_id.as_deref().unwrap_or_default(),
-                    h.id
-                ))
-            }
-            Some(h) => Queued::Conflict(format!(
-                "this proposal's key collides with proposal {}; give it an id (or a different one)",
-                h.id
-            )),
-            None => Queued::Conflict("the proposal could not be queued".into()),
-        });
-    };
-    let maybe_twin = targets.may_contain(p.target_key);
-    targets.insert(p.target_key);
-    if !maybe_twin {
-        return Ok(Queued::New { id, superseded: 0 });
-    }
-    let mut superseded = 0;
-    for old in w.open_for_target(p.target_key)? {
-        let same_target = old.id != id
-            && old.source == p.source
-            && old.object == p.object
-            && old.record == p.record
-            && old.field == p.field;
-        if !same_target {
-            continue;
-        }
-        w.supersede(old.id, id)?;
-        w.append_event(&NewEvent {
-            actor: actor.to_string(),
-            actor_kind: "system",
-            action: "supersede",
-            proposal_id: Some(old.id),
-            object: Some(p.object.clone()),
-            record: Some(p.record.clone()),
-            field: p.field.clone(),
-            source: Some(p.source.clone()),
-            detail: serde_json::json!({ "superseded_by": id }),
-            ..NewEvent::default()
-        })?;
-        superseded += 1;
-    }
-    Ok(Queued::New { id, superseded })
-}
-
 /// Whether an expected value matches the record's: compared as typed when both parse the same
 /// way, else as text (a proposer writes "5" for the integer 5).
 pub fn loosely_equal(a: &Value, b: &Value) -> bool {
@@ -340,9 +575,10 @@ fn source_name_problem(s: &str) -> Option<String> {
     })
 }
 
-/// Every check of SPEC §3 on one row, against the live schema and records.
+/// Every check of SPEC §3 on one row that needs no lookup: against the live schema, and of each
+/// value for its field. The record lookups follow in [`resolve`].
 fn check_row(
-    w: &Writer<'_>,
+    schema: &Schema,
     row: &Row,
     default_source: Option<&str>,
 ) -> Result<NewProposal, String> {
@@ -385,7 +621,6 @@ fn check_row(
         )
     })?;
     let object_s = required(OBJECT)?;
-    let schema = w.schema();
     let obj: &Object =
         schema
             .object(object_s)
@@ -433,9 +668,9 @@ fn check_row(
         target_key: 0,
     };
     if kind == Kind::Merge {
-        check_merge(w, obj, row, &mut p)?;
+        check_merge(obj, row, &mut p)?;
     } else {
-        check_field_write(w, obj, row, &mut p)?;
+        check_field_write(obj, row, &mut p)?;
     }
     let json_or_empty = |v: &Option<Value>| {
         v.as_ref()
@@ -472,7 +707,7 @@ fn check_row(
     Ok(p)
 }
 
-fn check_merge(w: &Writer<'_>, obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
+fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
     let c = &row.cells;
     if c[FIELD].trimmed().is_some() {
         return Err("a merge takes no \"field\"".into());
@@ -489,31 +724,57 @@ fn check_merge(w: &Writer<'_>, obj: &Object, row: &Row, p: &mut NewProposal) -> 
     if into == p.record {
         return Err(format!(
             "cannot merge {}/{} into itself",
-            obj.name, p.record
+            obj.name,
+            short(&p.record)
         ));
     }
-    let lookup = |id: &str| -> Result<Vec<Value>, String> {
-        w.record_row(obj, id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("record {}/{} does not exist", obj.name, short(id)))
-    };
-    let dup = lookup(&p.record)?;
-    let survivor = lookup(into)?;
-    let snapshot = serde_json::json!([
-        dup.iter().map(Value::to_json).collect::<Vec<_>>(),
-        survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
-    ]);
-    p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
     p.merge_into = Some(into.to_string());
     Ok(())
 }
 
-fn check_field_write(
-    w: &Writer<'_>,
-    obj: &Object,
-    row: &Row,
-    p: &mut NewProposal,
-) -> Result<(), String> {
+/// The checks that need the store: the records exist, a foreign-key value names a real parent.
+/// Fills in the value the record holds now (the baseline staleness is judged against later).
+fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<(), String> {
+    let obj = w
+        .schema()
+        .object(&p.object)
+        .expect("staged objects were checked");
+    let missing = |id: &str| format!("record {}/{} does not exist", obj.name, short(id));
+    if let Some(into) = &p.merge_into {
+        let row = |id: &str| -> Result<Vec<Value>, String> {
+            w.record_row(obj, id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| missing(id))
+        };
+        let dup = row(&p.record)?;
+        let survivor = row(into)?;
+        let snapshot = serde_json::json!([
+            dup.iter().map(Value::to_json).collect::<Vec<_>>(),
+            survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
+        ]);
+        p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
+        return Ok(());
+    }
+    let field = p.field.as_deref().expect("a field write names its field");
+    let column = obj.column(field).expect("staged fields were checked");
+    p.baseline = w
+        .record_field(obj, &p.record, column)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| missing(&p.record))?;
+    if let Some(parent) = w
+        .missing_parent(column, &p.value)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "{field}: \"{}\" does not exist in {}",
+            short(&p.value.display()),
+            parent.name
+        ));
+    }
+    Ok(())
+}
+
+fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
     let c = &row.cells;
     if c[MERGE_INTO].trimmed().is_some() {
         return Err(format!("\"merge_into\" is only for merges, not {}", p.kind));
@@ -552,23 +813,9 @@ fn check_field_write(
         Cell::Text(s) => Some(s.as_str()),
     };
     let value = validate::value_for(column, raw).map_err(|e| format!("{field_name}: {e}"))?;
-    if let Some(parent) = w
-        .missing_parent(column, &value)
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!(
-            "{field_name}: \"{}\" does not exist in {}",
-            short(&value.display()),
-            parent.name
-        ));
-    }
     p.expected = c[EXPECTED].text().filter(|s| !s.is_empty()).map(|s| {
         validate::value_for(column, Some(s)).unwrap_or_else(|_| Value::Text(s.to_string()))
     });
-    p.baseline = w
-        .record_field(obj, &p.record, column)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("record {}/{} does not exist", obj.name, short(&p.record)))?;
     p.field = Some(column.name.clone());
     p.value = value;
     Ok(())
@@ -579,18 +826,41 @@ fn write_reject(
     file: &str,
     line: u64,
     message: &str,
-    row: Option<&Row>,
+    cells: Option<Vec<String>>,
 ) -> Result<()> {
     let mut rec: Vec<String> = vec![file.to_string(), line.to_string(), message.to_string()];
-    for i in 0..COLUMNS.len() {
-        rec.push(
-            row.and_then(|r| r.cells[i].text())
-                .unwrap_or_default()
-                .to_string(),
-        );
-    }
+    rec.extend(cells.unwrap_or_else(|| vec![String::new(); COLUMNS.len()]));
     w.write_record(&rec)
         .map_err(|e| Error::io("rejects file", std::io::Error::other(e.to_string())))
+}
+
+/// A row's cells as read, for the rejects file.
+fn row_cells(row: &Row) -> Vec<String> {
+    row.cells
+        .iter()
+        .map(|c| c.text().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A staged proposal's cells, in `COLUMNS` order, for the rejects file.
+fn proposal_cells(p: &NewProposal) -> Vec<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    vec![
+        opt(&p.ext_id),
+        p.source.clone(),
+        p.kind.as_str().to_string(),
+        p.object.clone(),
+        p.record.clone(),
+        opt(&p.field),
+        p.value.display(),
+        opt(&p.merge_into),
+        p.stated_confidence
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        p.expected.as_ref().map(Value::display).unwrap_or_default(),
+        opt(&p.trigger),
+        opt(&p.reason),
+    ]
 }
 
 /// The header of a rejects file.

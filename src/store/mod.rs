@@ -5,6 +5,7 @@
 mod migrations;
 mod queue;
 mod records;
+mod stage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
 pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget};
 pub use records::UpsertOutcome;
+pub use stage::{KeyRow, Staged};
 
 /// The newest store schema this build knows.
 pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;
@@ -319,7 +321,7 @@ impl Store {
         let mut w = Writer {
             tx,
             schema: &self.schema,
-            head: None,
+            head: std::cell::RefCell::new(None),
             now: now.to_string(),
         };
         let out = f(&mut w)?;
@@ -397,7 +399,7 @@ pub struct Writer<'s> {
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
     /// (seq, hash) of the newest event, once read in this transaction.
-    head: Option<(i64, String)>,
+    head: std::cell::RefCell<Option<(i64, String)>>,
     now: String,
 }
 
@@ -411,8 +413,9 @@ impl Writer<'_> {
     }
 
     /// Appends one event to the hash-chained audit log.
-    pub fn append_event(&mut self, ev: &NewEvent) -> Result<i64> {
-        let (seq, prev_hash) = match self.head.take() {
+    pub fn append_event(&self, ev: &NewEvent) -> Result<i64> {
+        let cached = self.head.borrow_mut().take();
+        let (seq, prev_hash) = match cached {
             Some(h) => h,
             None => self
                 .tx
@@ -486,7 +489,7 @@ impl Writer<'_> {
             row.hash,
         ])
         .map_err(db_err)?;
-        self.head = Some((row.seq, row.hash));
+        *self.head.borrow_mut() = Some((row.seq, row.hash));
         Ok(seq + 1)
     }
 }

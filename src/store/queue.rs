@@ -23,6 +23,7 @@ pub struct OpenTarget {
     pub object: String,
     pub record: String,
     pub field: Option<String>,
+    pub ingest_id: i64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -94,7 +95,7 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
 }
 
 impl Writer<'_> {
-    pub fn begin_ingest(&mut self, actor: &str, file: &str, format: &str) -> Result<i64> {
+    pub fn begin_ingest(&self, actor: &str, file: &str, format: &str) -> Result<i64> {
         self.tx
             .execute(
                 "INSERT INTO crmgate_ingests (at, actor, file, format) VALUES (?1, ?2, ?3, ?4)",
@@ -104,7 +105,7 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    pub fn finish_ingest(&mut self, id: i64, sha256: &str, c: &IngestCounts) -> Result<()> {
+    pub fn finish_ingest(&self, id: i64, sha256: &str, c: &IngestCounts) -> Result<()> {
         self.tx
             .execute(
                 "UPDATE crmgate_ingests SET sha256 = ?2, rows = ?3, ingested = ?4, duplicates = ?5,
@@ -124,7 +125,7 @@ impl Writer<'_> {
     }
 
     /// Drops an ingest row that ingested nothing, so a no-op re-ingest leaves no trace.
-    pub fn discard_ingest(&mut self, id: i64) -> Result<()> {
+    pub fn discard_ingest(&self, id: i64) -> Result<()> {
         self.tx
             .execute("DELETE FROM crmgate_ingests WHERE id = ?1", [id])
             .map_err(db_err)?;
@@ -151,14 +152,9 @@ impl Writer<'_> {
         .map_err(db_err)
     }
 
-    /// Queues `p`, unless a proposal with the same dedupe key exists: then `None`, and nothing
-    /// is written.
-    pub fn insert_proposal(
-        &mut self,
-        p: &NewProposal,
-        ingest_id: i64,
-        state: State,
-    ) -> Result<Option<i64>> {
+    /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique
+    /// index on the dedupe key, when present, guards that decision.
+    pub fn insert_proposal(&self, p: &NewProposal, ingest_id: i64, state: State) -> Result<i64> {
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -166,35 +162,34 @@ impl Writer<'_> {
                  target_key, kind, object, record, field, value, merge_into, stated_confidence,
                  has_expected, expected, trigger, reason, baseline, baseline_fp, state)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21) ON CONFLICT (dedupe_key) DO NOTHING",
+                 ?19, ?20, ?21)",
             )
             .map_err(db_err)?;
-        let inserted = stmt
-            .execute(rusqlite::params![
-                ingest_id,
-                p.line as i64,
-                p.source,
-                p.ext_id,
-                p.dedupe_key,
-                p.content_key,
-                p.target_key,
-                p.kind.as_str(),
-                p.object,
-                p.record,
-                p.field,
-                p.value,
-                p.merge_into,
-                p.stated_confidence,
-                p.expected.is_some(),
-                p.expected.as_ref().unwrap_or(&Value::Null),
-                p.trigger,
-                p.reason,
-                p.baseline,
-                p.baseline_fp,
-                state.as_str(),
-            ])
-            .map_err(db_err)?;
-        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
+        stmt.execute(rusqlite::params![
+            ingest_id,
+            p.line as i64,
+            p.source,
+            p.ext_id,
+            p.dedupe_key,
+            p.content_key,
+            p.target_key,
+            p.kind.as_str(),
+            p.object,
+            p.record,
+            p.field,
+            p.value,
+            p.merge_into,
+            p.stated_confidence,
+            p.expected.is_some(),
+            p.expected.as_ref().unwrap_or(&Value::Null),
+            p.trigger,
+            p.reason,
+            p.baseline,
+            p.baseline_fp,
+            state.as_str(),
+        ])
+        .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
     }
 
     /// Calls `f` with the target key of every undecided proposal.
@@ -216,8 +211,8 @@ impl Writer<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT id, source, object, record, field FROM crmgate_proposals
-                 WHERE target_key = ?1 AND state IN ('pending', 'suggested')",
+                "SELECT id, source, object, record, field, ingest_id FROM crmgate_proposals
+                 WHERE target_key = ?1 AND state IN ('pending', 'suggested') ORDER BY id",
             )
             .map_err(db_err)?;
         stmt.query_map([key], |r| {
@@ -227,6 +222,7 @@ impl Writer<'_> {
                 object: r.get(2)?,
                 record: r.get(3)?,
                 field: r.get(4)?,
+                ingest_id: r.get(5)?,
             })
         })
         .map_err(db_err)?
@@ -234,7 +230,7 @@ impl Writer<'_> {
         .map_err(db_err)
     }
 
-    pub fn supersede(&mut self, old: i64, new: i64) -> Result<()> {
+    pub fn supersede(&self, old: i64, new: i64) -> Result<()> {
         let mut stmt = self
             .tx
             .prepare_cached(

@@ -1,0 +1,251 @@
+//! The staging area of a propose run: a TEMP table holding every row that passed the checks that
+//! need no lookups. Staging lets the expensive work run in the order that suits SQLite rather than
+//! the file's: duplicates are found by grouping on the 8-byte key, and records are looked up in
+//! (object, record) order through SQLite's external sorter, so memory stays flat however large
+//! the input.
+
+use super::{Writer, db_err, value_from};
+use crate::error::Result;
+use crate::model::{Kind, NewProposal, Value};
+
+/// A staged row, read back for lookups and queueing.
+pub struct Staged {
+    pub sid: i64,
+    pub ingest_id: i64,
+    pub p: NewProposal,
+}
+
+/// The identity of a staged row or stored proposal, for duplicate decisions.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// The staged row's id, or the stored proposal's id.
+    pub id: i64,
+    pub ingest_id: i64,
+    pub line: i64,
+    pub source: String,
+    pub ext_id: Option<String>,
+    pub content_key: i64,
+}
+
+const STAGE_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, target_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
+
+impl Writer<'_> {
+    pub fn stage_create(&self) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "DROP TABLE IF EXISTS temp.crmgate_stage;
+                 CREATE TEMP TABLE crmgate_stage (
+                    sid INTEGER PRIMARY KEY, ingest_id INTEGER NOT NULL, line INTEGER NOT NULL,
+                    source TEXT NOT NULL, ext_id TEXT, dedupe_key INTEGER NOT NULL,
+                    content_key INTEGER NOT NULL, target_key INTEGER NOT NULL, kind TEXT NOT NULL,
+                    object TEXT NOT NULL, record TEXT NOT NULL, field TEXT, value, merge_into TEXT,
+                    stated_confidence REAL, has_expected INTEGER NOT NULL, expected, trigger TEXT,
+                    reason TEXT);",
+            )
+            .map_err(db_err)
+    }
+
+    pub fn stage(&self, p: &NewProposal, ingest_id: i64) -> Result<i64> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(&format!(
+                "INSERT INTO temp.crmgate_stage ({STAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+            ))
+            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![
+            ingest_id,
+            p.line as i64,
+            p.source,
+            p.ext_id,
+            p.dedupe_key,
+            p.content_key,
+            p.target_key,
+            p.kind.as_str(),
+            p.object,
+            p.record,
+            p.field,
+            p.value,
+            p.merge_into,
+            p.stated_confidence,
+            p.expected.is_some(),
+            p.expected.as_ref().unwrap_or(&Value::Null),
+            p.trigger,
+            p.reason,
+        ])
+        .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Staged rows whose dedupe key occurs more than once among them, grouped by key, each group
+    /// in staging order.
+    pub fn staged_twins(&self, mut f: impl FnMut(i64, KeyRow) -> Result<()>) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "CREATE INDEX IF NOT EXISTS temp.crmgate_stage_dedupe ON crmgate_stage(dedupe_key)",
+            )
+            .map_err(db_err)?;
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT dedupe_key, sid, ingest_id, line, source, ext_id, content_key
+                 FROM temp.crmgate_stage WHERE dedupe_key IN (
+                     SELECT dedupe_key FROM temp.crmgate_stage GROUP BY dedupe_key HAVING count(*) > 1)
+                 ORDER BY dedupe_key, sid",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let row = KeyRow {
+                id: r.get(1).map_err(db_err)?,
+                ingest_id: r.get(2).map_err(db_err)?,
+                line: r.get(3).map_err(db_err)?,
+                source: r.get(4).map_err(db_err)?,
+                ext_id: r.get(5).map_err(db_err)?,
+                content_key: r.get(6).map_err(db_err)?,
+            };
+            f(r.get(0).map_err(db_err)?, row)?;
+        }
+        Ok(())
+    }
+
+    /// Staged rows whose dedupe key is already taken by a stored proposal: (staged, stored).
+    pub fn staged_known(&self, mut f: impl FnMut(KeyRow, KeyRow) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare(
+                "SELECT s.sid, s.ingest_id, s.line, s.source, s.ext_id, s.content_key,
+                        p.id, p.ingest_id, p.line, p.source, p.ext_id, p.content_key
+                 FROM temp.crmgate_stage s JOIN crmgate_proposals p ON p.dedupe_key = s.dedupe_key",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let key = |o: usize| -> rusqlite::Result<KeyRow> {
+                Ok(KeyRow {
+                    id: r.get(o)?,
+                    ingest_id: r.get(o + 1)?,
+                    line: r.get(o + 2)?,
+                    source: r.get(o + 3)?,
+                    ext_id: r.get(o + 4)?,
+                    content_key: r.get(o + 5)?,
+                })
+            };
+            f(key(0).map_err(db_err)?, key(6).map_err(db_err)?)?;
+        }
+        Ok(())
+    }
+
+    /// Every staged row, sorted by (object, record, staging order): records are then looked up
+    /// in index order, and a record's proposals are queued together, oldest first.
+    pub fn for_each_staged(&self, mut f: impl FnMut(Staged) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare(&format!(
+                "SELECT sid, {STAGE_COLUMNS} FROM temp.crmgate_stage ORDER BY object, record, sid"
+            ))
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
+            let kind: String = r.get(8).map_err(db_err)?;
+            let has_expected: bool = r.get(15).map_err(db_err)?;
+            let p = NewProposal {
+                line: r.get::<_, i64>(2).map_err(db_err)? as u64,
+                source: r.get(3).map_err(db_err)?,
+                ext_id: r.get(4).map_err(db_err)?,
+                dedupe_key: r.get(5).map_err(db_err)?,
+                content_key: r.get(6).map_err(db_err)?,
+                target_key: r.get(7).map_err(db_err)?,
+                kind: Kind::parse(&kind).expect("staged kinds were checked"),
+                object: r.get(9).map_err(db_err)?,
+                record: r.get(10).map_err(db_err)?,
+                field: r.get(11).map_err(db_err)?,
+                value: get_value(12)?,
+                merge_into: r.get(13).map_err(db_err)?,
+                stated_confidence: r.get(14).map_err(db_err)?,
+                expected: if has_expected {
+                    Some(get_value(16)?)
+                } else {
+                    None
+                },
+                trigger: r.get(17).map_err(db_err)?,
+                reason: r.get(18).map_err(db_err)?,
+                baseline: Value::Null,
+                baseline_fp: None,
+            };
+            f(Staged {
+                sid: r.get(0).map_err(db_err)?,
+                ingest_id: r.get(1).map_err(db_err)?,
+                p,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The highest proposal id so far: how large the queue is, for choosing the bulk path.
+    pub fn max_proposal_id(&self) -> Result<i64> {
+        self.tx
+            .query_row(
+                "SELECT coalesce(max(id), 0) FROM crmgate_proposals",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
+    }
+
+    /// Drops the proposal indexes that a bulk load would update row by row in random order;
+    /// returns their definitions so [`Writer::restore_indexes`] rebuilds them exactly, by sorting.
+    pub fn drop_bulk_indexes(&self) -> Result<Vec<String>> {
+        let sqls: Vec<(String, String)> = {
+            let mut stmt = self
+                .tx
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index'
+                     AND name IN ('crmgate_proposals_dedupe', 'crmgate_proposals_open_target')",
+                )
+                .map_err(db_err)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db_err)?
+        };
+        for (name, _) in &sqls {
+            self.tx
+                .execute_batch(&format!("DROP INDEX {}", super::ident(name)))
+                .map_err(db_err)?;
+        }
+        Ok(sqls.into_iter().map(|(_, sql)| sql).collect())
+    }
+
+    pub fn restore_indexes(&self, sqls: &[String]) -> Result<()> {
+        for sql in sqls {
+            self.tx.execute_batch(sql).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Target keys held by more than one undecided proposal, in a TEMP table, so the caller can
+    /// supersede while reading them.
+    pub fn collect_open_twin_targets(&self) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "DROP TABLE IF EXISTS temp.crmgate_twin_targets;
+                 CREATE TEMP TABLE crmgate_twin_targets AS
+                     SELECT target_key FROM crmgate_proposals WHERE state IN ('pending', 'suggested')
+                     GROUP BY target_key HAVING count(*) > 1;",
+            )
+            .map_err(db_err)
+    }
+
+    pub fn for_each_twin_target(&self, mut f: impl FnMut(i64) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .tx
+            .prepare("SELECT target_key FROM temp.crmgate_twin_targets")
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            f(r.get(0).map_err(db_err)?)?;
+        }
+        Ok(())
+    }
+}
