@@ -26,6 +26,8 @@ pub enum Error {
         problems: Vec<Problem>,
         /// Problems found beyond the ones kept, so memory stays bounded on a broken file.
         omitted: u64,
+        /// What the user can do, in the words of the command that refused.
+        hint: &'static str,
     },
     /// The request itself is wrong (unknown object, bad id, bad option combination).
     #[error("{message}")]
@@ -101,9 +103,7 @@ impl Error {
 
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Invalid { .. } => Some(
-                "nothing was ingested; fix the rows above, or pass --skip-invalid --rejects FILE to ingest the good rows".into(),
-            ),
+            Error::Invalid { hint, .. } => Some(hint.to_string()),
             Error::Refused { hint, .. } => hint.clone(),
             Error::NoStore { path } => Some(format!(
                 "create it with `crmgate init --db {}`, or point --db / CRMGATE_DB at an existing store",
@@ -161,14 +161,16 @@ impl Problems {
         self.kept.sort_by_key(|p| (rank(p), p.line));
     }
 
-    /// The error for these problems, with `first` (a file-level problem) leading.
-    pub fn into_error(mut self, first: Option<Problem>) -> Error {
+    /// The error for these problems, with `first` (a file-level problem) leading and `hint`
+    /// saying what to do.
+    pub fn into_error(mut self, first: Option<Problem>, hint: &'static str) -> Error {
         if let Some(p) = first {
             self.kept.insert(0, p);
         }
         Error::Invalid {
             problems: self.kept,
             omitted: self.omitted,
+            hint,
         }
     }
 }

@@ -224,6 +224,13 @@ pub struct Proposal {
     pub line: i64,
     /// When its ingest ran.
     pub created_at: String,
+    /// The policy's decision: auto, suggest, review or block.
+    pub decision: Option<String>,
+    /// The decision in full: the rules that matched, who may approve, and why.
+    pub rules: Option<serde_json::Value>,
+    /// The signals behind crmgate's confidence.
+    pub signals: Option<serde_json::Value>,
+    pub policy_version: Option<i64>,
 }
 
 impl Proposal {
@@ -272,4 +279,18 @@ pub fn key64(parts: &[&str]) -> i64 {
 /// The key under which `(source, id)` is looked up for idempotent ingest and `SOURCE:ID`.
 pub fn source_id_key(source: &str, ext_id: &str) -> i64 {
     key64(&["id", source, ext_id])
+}
+
+/// The policy's verdict on a proposal as it is queued: its state, crmgate's confidence and the
+/// signals behind it, and the decision with the rules that produced it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub state: State,
+    pub action: crate::policy::Action,
+    pub confidence: f64,
+    /// JSON: the score's signals.
+    pub signals: String,
+    /// JSON: the decision (action, rules, approvers, why).
+    pub decision: String,
+    pub policy_version: i64,
 }

@@ -115,7 +115,7 @@ pub fn import(
         },
     )?;
     if summary.fatal.is_some() || !problems.is_empty() {
-        return Err(problems.into_error(summary.fatal));
+        return Err(problems.into_error(summary.fatal, "nothing was imported; fix the rows above"));
     }
     report.sha256 = summary.sha256;
     if report.inserted + report.updated > 0 {

@@ -153,7 +153,10 @@ fn init_creates_the_default_tables_once() {
         .success()
         .stderr(predicate::str::contains("no tables needed creating"));
     assert_eq!(env.dump(), before, "a second init changes nothing");
-    assert_eq!(env.count("PRAGMA user_version"), 1);
+    assert_eq!(
+        env.count("PRAGMA user_version"),
+        crmgate::store::SCHEMA_VERSION
+    );
     let mode: String = env
         .conn()
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -369,9 +372,9 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
     env.cmd(&["propose", p.to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicate::str::contains(
-            "queued 2 proposals as pending (2 update)",
-        ));
+        .stderr(predicate::str::contains("queued 2 proposals (2 update)"))
+        // The default policy has no sources: every source is supervised, so both wait.
+        .stderr(predicate::str::contains("decisions: 2 wait for review"));
     let conn = env.conn();
     let (state, baseline): (String, Option<String>) = conn
         .query_row(
@@ -759,9 +762,16 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "status",
         "list",
         "show",
+        "policy",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Example"));
+    }
+    for sub in ["show", "set", "check"] {
+        env.cmd(&["policy", sub, "--help"])
             .assert()
             .success()
             .stdout(predicate::str::contains("Example"));
@@ -1063,4 +1073,185 @@ fn the_bulk_path_queues_exactly_what_the_row_by_row_path_does() {
     assert!(bulk.lines().filter(|l| l.starts_with("supersede")).count() > 100);
     assert_eq!(bulk, row_by_row);
     assert_eq!(bulk_status, row_status);
+}
+
+// ---------------------------------------------------------------- policy decisions (SPEC §5)
+
+/// What the demo policy decides for each bundled proposal (fixtures/proposals/README.md).
+const DEMO_DECISIONS: &[(&str, &str, &str)] = &[
+    ("clearbit:cb-101", "auto", "fill-empty-fields"),
+    ("clearbit:cb-102", "auto", "fill-empty-fields"),
+    ("clearbit:cb-103", "auto", "fill-empty-fields"),
+    ("clearbit:cb-104", "auto", "fill-empty-fields"),
+    ("clearbit:cb-105", "auto", "fill-empty-fields"),
+    ("clearbit:cb-106", "review", "no rule matched"),
+    ("clearbit:cb-107", "review", "no rule matched"),
+    ("clearbit:cb-108", "review", "no rule matched"),
+    ("clearbit:cb-110", "review", "no rule matched"),
+    ("clearbit:cb-111", "auto", "email-verified"),
+    ("clearbit:cb-112", "review", "no rule matched"),
+    ("clearbit:cb-113", "review", "sensitive-contacts"),
+    ("clearbit:cb-114", "block", "legal-hold"),
+    ("clearbit:cb-115", "review", "high-value-accounts"),
+    ("clearbit:cb-116", "block", "legal-hold"),
+    ("apollo:ap-1", "review", "source apollo is supervised"),
+    ("dedupe-bot:dd-201", "review", "merges-need-human"),
+    ("dedupe-bot:dd-205", "review", "sensitive-contacts"),
+    ("dedupe-bot:dd-206", "review", "merges-need-human"),
+    (
+        "sdr-agent:sdr-301",
+        "suggest",
+        "source sdr-agent is assistive",
+    ),
+    ("sdr-agent:sdr-303", "review", "no rule matched"),
+    ("sdr-agent:sdr-304", "review", "owner-needs-human"),
+    ("sdr-agent:sdr-307", "block", "legal-hold"),
+    (
+        "hubspot-ai:hs-402",
+        "review",
+        "source hubspot-ai is supervised",
+    ),
+    ("hubspot-ai:hs-404", "review", "big-deals"),
+    (
+        "hubspot-ai:hs-405",
+        "review",
+        "source hubspot-ai is supervised",
+    ),
+];
+
+#[test]
+fn the_demo_policy_decides_each_bundled_proposal_as_documented() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    for (id, action, why) in DEMO_DECISIONS {
+        let v = json_of(&mut env.cmd(&["show", id, "--json"]));
+        let p = &v["proposal"];
+        assert_eq!(p["decision"], *action, "{id}: {}", p["rules"]);
+        let state = match *action {
+            "auto" => "approved",
+            "suggest" => "suggested",
+            "block" => "blocked",
+            _ => "pending",
+        };
+        assert_eq!(p["state"], state, "{id}");
+        let reasons = p["rules"]["why"].to_string();
+        assert!(reasons.contains(why), "{id}: `{why}` not in {reasons}");
+        assert_eq!(p["policy_version"], 1, "{id}");
+        assert!(p["confidence"].is_number(), "{id}: scored");
+    }
+    let approvers = |id: &str| {
+        json_of(&mut env.cmd(&["show", id, "--json"]))["proposal"]["rules"]["approvers"].clone()
+    };
+    assert_eq!(approvers("clearbit:cb-115"), serde_json::json!(["manager"]));
+    assert_eq!(
+        approvers("hubspot-ai:hs-404"),
+        serde_json::json!(["manager"])
+    );
+    assert_eq!(
+        approvers("sdr-agent:sdr-304"),
+        serde_json::json!(["ops", "manager"])
+    );
+    assert_eq!(approvers("dedupe-bot:dd-201"), serde_json::json!(["ops"]));
+}
+
+#[test]
+fn a_source_past_its_auto_limit_waits_for_review_with_the_limit_named() {
+    let env = Env::with_crm();
+    let demo = std::fs::read_to_string(fixture("policy/demo.toml")).unwrap();
+    let tight = demo.replace("max_auto_per_run = 1000", "max_auto_per_run = 3");
+    let policy = env.write("tight.toml", tight);
+    env.cmd(&["policy", "set", policy.to_str().unwrap()])
+        .assert()
+        .success();
+    let ids: Vec<String> = {
+        let conn = env.conn();
+        let mut stmt = conn
+            .prepare("SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 5")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(ids.len(), 5);
+    let rows: String = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!("lim-{i},clearbit,update,contacts,{id},title,Head of Data,,0.95,,,\n")
+        })
+        .collect();
+    let f = env.write("five.csv", format!("{HEADER}{rows}"));
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "3 approved by the policy, 2 wait for review",
+        ));
+    let over = env.count(
+        "SELECT count(*) FROM crmgate_proposals WHERE state = 'pending' AND rules LIKE '%max_auto_per_run%'",
+    );
+    assert_eq!(over, 2);
+}
+
+#[test]
+fn policies_are_checked_versioned_and_changed_only_by_an_admin() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let merge_auto = env.write(
+        "auto-merge.toml",
+        "[[rule]]\nname = \"yolo\"\nkind = [\"merge\"]\naction = \"auto\"\n",
+    );
+    let before = env.dump();
+    for cmd in ["check", "set"] {
+        env.cmd(&["--as", "alice", "policy", cmd, merge_auto.to_str().unwrap()])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(
+                "auto-merge.toml:3: rule \"yolo\": merges are never auto",
+            ));
+    }
+    let typo = env.write(
+        "typo.toml",
+        "[[rule]]\nname = \"t\"\nobject = [\"contacts\"]\nfield = [\"emial\"]\naction = \"review\"\n",
+    );
+    env.cmd(&["policy", "check", typo.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("typo.toml:4:"))
+        .stderr(predicate::str::contains("did you mean \"email\""));
+    assert_eq!(env.dump(), before, "refused policies change nothing");
+
+    let default = fixture("policy/default.toml");
+    env.cmd(&["--as", "bob", "policy", "set", &default])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bob may not change the policy"));
+    env.cmd(&["--as", "alice", "policy", "set", &default])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("policy version 2 is now in force"));
+    env.cmd(&["--as", "alice", "policy", "set", &default])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unchanged"));
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_policies"), 2);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE action = 'policy'"),
+        2
+    );
+    let shown = json_of(&mut env.cmd(&["policy", "show", "1", "--json"]));
+    assert_eq!(
+        shown["text"],
+        std::fs::read_to_string(fixture("policy/demo.toml")).unwrap()
+    );
+    // Versions are append-only.
+    let err = env
+        .conn()
+        .execute(
+            "UPDATE crmgate_policies SET text = 'x' WHERE version = 1",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
 }

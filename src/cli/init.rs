@@ -39,6 +39,19 @@ fn setup(ctx: &Ctx, demo: bool) -> Result<(Store, Vec<&'static str>)> {
             .map(|_| ())
         })?;
     }
+    // A new store gets the default policy (the demo's for a demo store); an existing one keeps
+    // whatever policy it has.
+    if store.current_policy()?.is_none() {
+        let p = if demo {
+            &fixtures::DEMO_POLICY
+        } else {
+            &fixtures::DEFAULT_POLICY
+        };
+        let text = std::str::from_utf8(p.data).expect("the bundled policies are UTF-8");
+        store.write(&ctx.now, |w| {
+            super::policy::install(w, p.name, text, &ctx.actor).map(|_| ())
+        })?;
+    }
     Ok((store, created))
 }
 

@@ -2,6 +2,7 @@
 //! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
 
 mod init;
+mod policy;
 mod propose;
 mod queue;
 mod records;
@@ -97,6 +98,12 @@ pub enum Command {
     /// One proposal in full: the record now, the change, where it came from, every event.
     #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
     Show(queue::ShowArgs),
+    /// See, check and set the policy that decides what applies on its own.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  crmgate policy check policy.toml\n  crmgate --as alice policy set policy.toml\n  crmgate policy show"
+    )]
+    Policy(policy::PolicyCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  crmgate completions bash > /etc/bash_completion.d/crmgate")]
     Completions {
@@ -213,6 +220,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Status => queue::status(ctx),
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
+        Command::Policy(cmd) => policy::run(cmd, ctx),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

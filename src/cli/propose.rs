@@ -91,6 +91,7 @@ pub fn ingest(
             b.set_position(bytes);
         }
     };
+    let (policy_version, policy) = super::policy::load(store)?;
     // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
     store.set_cache_kib(32 * 1024)?;
     let mut opts = Options {
@@ -103,6 +104,8 @@ pub fn ingest(
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(proposals::BULK_MIN_ROWS),
+        policy: &policy,
+        policy_version,
     };
     let now = ctx.now.clone();
     let result = store.write(&now, |w| proposals::ingest(w, inputs, &mut opts));
@@ -171,10 +174,21 @@ fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
             .collect();
         if !kinds.is_empty() {
             ui.note(format!(
-                "queued {} proposals as pending ({})",
+                "queued {} proposals ({})",
                 report.ingested,
                 kinds.join(", ")
             ));
+            let decisions: Vec<String> = report
+                .by_decision
+                .iter()
+                .map(|(d, n)| match d.as_str() {
+                    "auto" => format!("{n} approved by the policy"),
+                    "review" => format!("{n} wait for review"),
+                    "suggest" => format!("{n} suggested"),
+                    _ => format!("{n} blocked"),
+                })
+                .collect();
+            ui.note(format!("decisions: {}", decisions.join(", ")));
         }
         if report.superseded > 0 {
             ui.note(format!(

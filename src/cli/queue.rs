@@ -137,7 +137,8 @@ pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
             field,
             safe(&now).into_owned(),
             safe(&proposed).into_owned(),
-            p.stated_confidence
+            p.confidence
+                .or(p.stated_confidence)
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or_default(),
             p.state.clone(),
@@ -263,6 +264,48 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             .map(|c| format!("{c:.2}"))
             .unwrap_or_else(|| "not scored yet".into()),
     );
+    if let Some(d) = &p.decision {
+        add(
+            "decision",
+            format!(
+                "{d} (policy version {})",
+                p.policy_version.unwrap_or_default()
+            ),
+        );
+    }
+    let lines = |v: &Option<serde_json::Value>, key: &str| -> Vec<String> {
+        v.as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().map(json_display).collect())
+            .unwrap_or_default()
+    };
+    add(
+        "why",
+        safe(&lines(&p.rules, "why").join("\n")).replace("\\u{a}", "\n"),
+    );
+    let approvers = lines(&p.rules, "approvers");
+    if !approvers.is_empty() && p.state == "pending" {
+        add(
+            "who may approve",
+            format!("roles: {}", approvers.join(", ")),
+        );
+    }
+    if let Some(signals) = p.signals.as_ref().and_then(|s| s.as_array()) {
+        let text: Vec<String> = signals
+            .iter()
+            .map(|g| {
+                let effect = g.get("effect").and_then(|e| e.as_f64()).unwrap_or(0.0);
+                let detail = g.get("detail").map(json_display).unwrap_or_default();
+                if effect == 0.0 {
+                    format!("· {detail}")
+                } else {
+                    format!("· {detail} ({effect:+.2})")
+                }
+            })
+            .collect();
+        add("signals", safe(&text.join("\n")).replace("\\u{a}", "\n"));
+    }
     add(
         "trigger",
         safe(p.trigger.as_deref().unwrap_or("")).into_owned(),

@@ -11,9 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Cell, Input, Item, Row, read_rows};
 use crate::error::{Error, Problems, Result};
-use crate::model::{Kind, NewEvent, NewProposal, State, Value, key64, source_id_key};
+use std::collections::{BTreeSet, HashMap};
+
+use crate::model::{Kind, NewEvent, NewProposal, State, Value, Verdict, key64, source_id_key};
+use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
+use crate::score::{self, FieldFacts, TrackRecord};
 use crate::store::{IngestCounts, KeyRow, Writer};
+use crate::validate::FieldType;
 use crate::validate::{self, short};
 
 /// The columns of a proposal file (SPEC §3), in the order the rejects file repeats them.
@@ -57,7 +62,12 @@ pub struct Options<'a> {
     /// From this many new rows on (when they are also a quarter of the queue or more), the
     /// proposal indexes are rebuilt after the load instead of updated row by row.
     pub bulk_min_rows: u64,
+    /// The policy in force, and its version.
+    pub policy: &'a Policy,
+    pub policy_version: i64,
 }
+
+const INGEST_HINT: &str = "nothing was ingested; fix the rows above, or pass --skip-invalid --rejects FILE to ingest the good rows";
 
 /// The default for [`Options::bulk_min_rows`].
 pub const BULK_MIN_ROWS: u64 = 20_000;
@@ -88,6 +98,8 @@ pub struct Report {
     pub stale: u64,
     /// New proposals by kind.
     pub by_kind: Vec<(String, u64)>,
+    /// New proposals by the policy's decision.
+    pub by_decision: Vec<(String, u64)>,
 }
 
 /// Where an ingest is in its phases, per input file.
@@ -173,7 +185,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         fr.sha256 = summary.sha256;
         if summary.fatal.is_some() {
             // A file that cannot be read to the end is never partly ingested.
-            return Err(problems.into_error(summary.fatal));
+            return Err(problems.into_error(summary.fatal, INGEST_HINT));
         }
         files.ingest_ids.push(ingest_id);
         files.reports.push(fr);
@@ -229,37 +241,28 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         Ok(())
     })?;
 
-    // Phase 3: look records up in (object, record) order and queue.
+    // Phase 3: look records up in (object, record) order, score, decide and queue.
     let queued_before = w.max_proposal_id()?;
     let bulk = staged >= opts.bulk_min_rows && staged.saturating_mul(4) >= queued_before as u64;
     let rebuild = if bulk {
-        Some(w.drop_bulk_indexes()?)
+        Some(w.drop_dedupe_index()?)
     } else {
         None
     };
     let mut targets = TargetFilter::new();
-    if !bulk {
-        w.for_each_open_target(|k| targets.insert(k))?;
-    }
+    w.for_each_open_target(|k| targets.insert(k))?;
     let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
     let mut failing = !opts.skip_invalid && total_rejected(&files) > 0;
     let mut by_kind = [0u64; 5];
+    let mut by_action = [0u64; 4];
     let mut stale = 0u64;
+    let mut judge = Judge::new(opts.policy, opts.policy_version, w.now());
     // Rows arrive sorted by record, so all of a record's new proposals are queued together and
-    // their twins are settled when the record changes: no lookups for twins within the run.
+    // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
     let mut superseded_in: Vec<i64> = Vec::new();
     let mut settle = |group: &mut Vec<QueuedRow>, targets: &mut TargetFilter| -> Result<()> {
-        superseded_in.extend(settle_group(w, group, &opts.actor)?);
-        if !bulk {
-            // Undecided twins from earlier runs, wherever the filter says one may exist.
-            for q in group.iter() {
-                if targets.may_contain(q.target_key) {
-                    superseded_in.extend(supersede_twins(w, q.target_key, &opts.actor)?);
-                }
-                targets.insert(q.target_key);
-            }
-        }
+        superseded_in.extend(settle_group(w, group, targets, &opts.actor)?);
         group.clear();
         Ok(())
     };
@@ -274,21 +277,25 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             return Ok(());
         }
         let i = files.index(s.ingest_id);
-        if let Err(msg) = resolve(w, &mut s.p) {
-            let name = files.reports[i].file.clone();
-            files.reports[i].rejected += 1;
-            if let Some(rej) = opts.rejects.as_deref_mut() {
-                write_reject(rej, &name, s.p.line, &msg, Some(proposal_cells(&s.p)))?;
+        let rows = match resolve(w, &mut s.p) {
+            Ok(rows) => rows,
+            Err(msg) => {
+                let name = files.reports[i].file.clone();
+                files.reports[i].rejected += 1;
+                if let Some(rej) = opts.rejects.as_deref_mut() {
+                    write_reject(rej, &name, s.p.line, &msg, Some(proposal_cells(&s.p)))?;
+                }
+                problems.push(&name, s.p.line, msg);
+                failing = !opts.skip_invalid;
+                return Ok(());
             }
-            problems.push(&name, s.p.line, msg);
-            failing = !opts.skip_invalid;
-            return Ok(());
-        }
+        };
         // Once the command is bound to fail, keep checking rows for the report but write nothing.
         if failing {
             return Ok(());
         }
-        let id = w.insert_proposal(&s.p, s.ingest_id, State::Pending)?;
+        let verdict = judge.verdict(w, &s.p, &rows)?;
+        let id = w.insert_proposal(&s.p, s.ingest_id, &verdict)?;
         let fr = &mut files.reports[i];
         fr.ingested += 1;
         if s.p
@@ -299,9 +306,11 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             stale += 1;
         }
         by_kind[Kind::ALL.iter().position(|k| *k == s.p.kind).expect("kind")] += 1;
+        by_action[verdict.action as usize] += 1;
         group.push(QueuedRow {
             id,
             ingest_id: s.ingest_id,
+            open: matches!(verdict.state, State::Pending | State::Suggested),
             source: s.p.source,
             object: s.p.object,
             record: s.p.record,
@@ -324,21 +333,11 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
                 .map(|f| f.file.clone())
                 .collect::<Vec<_>>(),
         );
-        return Err(problems.into_error(None));
+        return Err(problems.into_error(None, INGEST_HINT));
     }
-
-    // Phase 4: after a bulk load, rebuild the indexes by sorting and supersede in one pass.
-    if let Some(sqls) = rebuild {
-        w.restore_indexes(&sqls)?;
-        w.collect_open_twin_targets()?;
-        w.for_each_twin_target(|key| {
-            for ingest_id in supersede_twins(w, key, &opts.actor)? {
-                if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
-                    files.reports[i].superseded += 1;
-                }
-            }
-            Ok(())
-        })?;
+    // After a bulk load, the dedupe index is rebuilt by sorting.
+    if let Some(sql) = rebuild {
+        w.restore_index(&sql)?;
     }
 
     let mut report = Report::default();
@@ -378,6 +377,12 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         report.rejected += fr.rejected;
     }
     report.stale = stale;
+    report.by_decision = [Action::Auto, Action::Suggest, Action::Review, Action::Block]
+        .iter()
+        .zip(by_action)
+        .filter(|(_, n)| *n > 0)
+        .map(|(a, n)| (a.as_str().to_string(), n))
+        .collect();
     report.files = files.reports;
     report.by_kind = Kind::ALL
         .iter()
@@ -414,6 +419,8 @@ fn duplicate_of(row: &KeyRow, earlier: &KeyRow, what: &str, at: i64) -> Option<S
 struct QueuedRow {
     id: i64,
     ingest_id: i64,
+    /// Still undecided (pending or suggested): only such proposals are superseded.
+    open: bool,
     source: String,
     object: String,
     record: String,
@@ -421,16 +428,24 @@ struct QueuedRow {
     target_key: i64,
 }
 
-/// Within one record's new proposals, every one with a newer twin (same source and field) is
-/// superseded by the newest; returns the ingest of each superseding proposal.
-fn settle_group(w: &Writer<'_>, group: &[QueuedRow], actor: &str) -> Result<Vec<i64>> {
+/// Settles the twins among one record's new proposals: for each target (source and field),
+/// the newest supersedes every older one still undecided, and so does it every undecided twin
+/// from an earlier run (looked up only where the filter says one may exist). Returns the ingest
+/// of each superseding proposal.
+fn settle_group(
+    w: &Writer<'_>,
+    group: &[QueuedRow],
+    targets: &mut TargetFilter,
+    actor: &str,
+) -> Result<Vec<i64>> {
     let mut by = Vec::new();
-    for (i, old) in group.iter().enumerate() {
-        let newest = group[i + 1..]
-            .iter()
-            .rev()
-            .find(|n| n.source == old.source && n.field == old.field);
-        if let Some(newest) = newest {
+    for (i, q) in group.iter().enumerate() {
+        let twin = |n: &&QueuedRow| n.source == q.source && n.field == q.field;
+        if group[i + 1..].iter().any(|n| twin(&n)) {
+            continue; // not the newest of its target: settled with the newest
+        }
+        let newest = q;
+        for old in group[..i].iter().filter(twin).filter(|o| o.open) {
             supersede(
                 w,
                 actor,
@@ -443,35 +458,30 @@ fn settle_group(w: &Writer<'_>, group: &[QueuedRow], actor: &str) -> Result<Vec<
             )?;
             by.push(newest.ingest_id);
         }
-    }
-    Ok(by)
-}
-
-/// Supersedes every undecided proposal for `target_key` but the newest of each exact target
-/// (source, object, record, field), by that newest; returns the ingest of each superseding one.
-fn supersede_twins(w: &Writer<'_>, target_key: i64, actor: &str) -> Result<Vec<i64>> {
-    let open = w.open_for_target(target_key)?;
-    let mut by = Vec::new();
-    for (i, old) in open.iter().enumerate() {
-        let newest = open[i + 1..].iter().rev().find(|n| {
-            n.source == old.source
-                && n.object == old.object
-                && n.record == old.record
-                && n.field == old.field
-        });
-        if let Some(newest) = newest {
-            supersede(
-                w,
-                actor,
-                old.id,
-                &old.source,
-                &old.object,
-                &old.record,
-                &old.field,
-                newest.id,
-            )?;
-            by.push(newest.ingest_id);
+        if targets.may_contain(newest.target_key) {
+            let first_new = group[0].id;
+            for old in w.open_for_target(newest.target_key)? {
+                let earlier_twin = old.id < first_new
+                    && old.source == newest.source
+                    && old.object == newest.object
+                    && old.record == newest.record
+                    && old.field == newest.field;
+                if earlier_twin {
+                    supersede(
+                        w,
+                        actor,
+                        old.id,
+                        &old.source,
+                        &old.object,
+                        &old.record,
+                        &old.field,
+                        newest.id,
+                    )?;
+                    by.push(newest.ingest_id);
+                }
+            }
         }
+        targets.insert(newest.target_key);
     }
     Ok(by)
 }
@@ -733,19 +743,20 @@ fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), Strin
 }
 
 /// The checks that need the store: the records exist, a foreign-key value names a real parent.
-/// Fills in the value the record holds now (the baseline staleness is judged against later).
-fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<(), String> {
+/// Fills in the value the record holds now (the baseline staleness is judged against later) and
+/// returns the records involved as they are now: the record, and for a merge the survivor.
+fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
     let obj = w
         .schema()
         .object(&p.object)
         .expect("staged objects were checked");
     let missing = |id: &str| format!("record {}/{} does not exist", obj.name, short(id));
+    let row = |id: &str| -> Result<Vec<Value>, String> {
+        w.record_row(obj, id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| missing(id))
+    };
     if let Some(into) = &p.merge_into {
-        let row = |id: &str| -> Result<Vec<Value>, String> {
-            w.record_row(obj, id)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| missing(id))
-        };
         let dup = row(&p.record)?;
         let survivor = row(into)?;
         let snapshot = serde_json::json!([
@@ -753,16 +764,18 @@ fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<(), String> {
             survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
         ]);
         p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
-        return Ok(());
+        return Ok(vec![dup, survivor]);
     }
     let field = p.field.as_deref().expect("a field write names its field");
-    let column = obj.column(field).expect("staged fields were checked");
-    p.baseline = w
-        .record_field(obj, &p.record, column)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| missing(&p.record))?;
+    let at = obj
+        .columns
+        .iter()
+        .position(|c| c.name == field)
+        .expect("staged fields were checked");
+    let record = row(&p.record)?;
+    p.baseline = record[at].clone();
     if let Some(parent) = w
-        .missing_parent(column, &p.value)
+        .missing_parent(&obj.columns[at], &p.value)
         .map_err(|e| e.to_string())?
     {
         return Err(format!(
@@ -771,7 +784,148 @@ fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<(), String> {
             parent.name
         ));
     }
-    Ok(())
+    Ok(vec![record])
+}
+
+/// Scores and decides each proposal of a run under the policy in force, keeping count of the
+/// auto decisions each source has had in this run and today, for the policy's limits.
+struct Judge<'p> {
+    policy: &'p Policy,
+    version: i64,
+    /// The columns the policy's record conditions read.
+    columns: BTreeSet<String>,
+    auto_in_run: HashMap<String, u64>,
+    auto_today: HashMap<String, u64>,
+    day_start: String,
+}
+
+impl<'p> Judge<'p> {
+    fn new(policy: &'p Policy, version: i64, now: &str) -> Self {
+        let columns = policy
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.record_eq
+                    .iter()
+                    .map(|(c, _)| c)
+                    .chain(r.record_min.iter().map(|(c, _)| c))
+                    .chain(r.record_max.iter().map(|(c, _)| c))
+            })
+            .cloned()
+            .collect();
+        Judge {
+            policy,
+            version,
+            columns,
+            auto_in_run: HashMap::new(),
+            auto_today: HashMap::new(),
+            day_start: format!("{}T00:00:00.000Z", &now[..10.min(now.len())]),
+        }
+    }
+
+    fn verdict(&mut self, w: &Writer<'_>, p: &NewProposal, rows: &[Vec<Value>]) -> Result<Verdict> {
+        let obj = w.schema().object(&p.object).expect("checked object");
+        let records: Vec<Vec<(String, Value)>> = rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .filter_map(|c| {
+                        obj.columns
+                            .iter()
+                            .position(|x| &x.name == c)
+                            .map(|i| (c.clone(), row[i].clone()))
+                    })
+                    .collect()
+            })
+            .collect();
+        let record_refs: Vec<&[(String, Value)]> = records.iter().map(Vec::as_slice).collect();
+        let score = match &p.field {
+            None => score::score_merge(p.stated_confidence, TrackRecord::default()),
+            Some(field) => {
+                let column = obj.column(field).expect("checked field");
+                let field_type = FieldType::of(column);
+                let company_domain = if field_type == FieldType::Email {
+                    company_domain(w, obj, &rows[0])?
+                } else {
+                    None
+                };
+                score::score_field(&FieldFacts {
+                    stated: p.stated_confidence,
+                    field_type,
+                    value: &p.value,
+                    current: &p.baseline,
+                    company_domain: company_domain.as_deref(),
+                    track: TrackRecord::default(),
+                })
+            }
+        };
+        if !self.auto_today.contains_key(&p.source) {
+            let n = w.auto_decisions_since(&p.source, &self.day_start)?;
+            self.auto_today.insert(p.source.clone(), n);
+        }
+        let situation = Situation {
+            store_paused: false,
+            source_paused: false,
+            auto_in_run: self.auto_in_run.get(&p.source).copied().unwrap_or(0),
+            auto_today: self.auto_today[&p.source],
+        };
+        let decision = policy::decide(
+            self.policy,
+            &Facts {
+                kind: p.kind,
+                source: &p.source,
+                object: &p.object,
+                field: p.field.as_deref(),
+                value: &p.value,
+                current: &p.baseline,
+                trigger: p.trigger.as_deref(),
+                confidence: score.value,
+                records: &record_refs,
+            },
+            &situation,
+        );
+        if decision.action == Action::Auto {
+            *self.auto_in_run.entry(p.source.clone()).or_default() += 1;
+            *self.auto_today.entry(p.source.clone()).or_default() += 1;
+        }
+        Ok(Verdict {
+            state: match decision.action {
+                Action::Auto => State::Approved,
+                Action::Suggest => State::Suggested,
+                Action::Review => State::Pending,
+                Action::Block => State::Blocked,
+            },
+            action: decision.action,
+            confidence: score.value,
+            signals: serde_json::to_string(&score.signals).expect("signals serialize"),
+            decision: serde_json::to_string(&decision).expect("decisions serialize"),
+            policy_version: self.version,
+        })
+    }
+}
+
+/// The domain of the company a record belongs to: the `domain` of the parent its foreign key
+/// points at, for the email consistency signal.
+fn company_domain(w: &Writer<'_>, obj: &Object, row: &[Value]) -> Result<Option<String>> {
+    for (i, c) in obj.columns.iter().enumerate() {
+        let Some(fk) = &c.foreign_key else { continue };
+        let Some(parent) = w.schema().object(&fk.table) else {
+            continue;
+        };
+        let Some(at) = parent.columns.iter().position(|x| x.name == "domain") else {
+            continue;
+        };
+        if row[i].is_empty() {
+            continue;
+        }
+        if let Some(prow) = w.record_row(parent, &row[i].display())?
+            && let Value::Text(d) = &prow[at]
+        {
+            return Ok(Some(d.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {

@@ -87,6 +87,20 @@ BEGIN SELECT RAISE(ABORT, 'crmgate_events is append-only'); END;
 CREATE TRIGGER crmgate_events_append_only_delete BEFORE DELETE ON crmgate_events
 BEGIN SELECT RAISE(ABORT, 'crmgate_events is append-only'); END;
 "#,
+    // 2: the policy, versioned. Versions are never changed, only added.
+    r#"
+CREATE TABLE crmgate_policies (
+    version INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    text    TEXT NOT NULL
+);
+CREATE TRIGGER crmgate_policies_append_only_update BEFORE UPDATE ON crmgate_policies
+BEGIN SELECT RAISE(ABORT, 'crmgate_policies is append-only'); END;
+CREATE TRIGGER crmgate_policies_append_only_delete BEFORE DELETE ON crmgate_policies
+BEGIN SELECT RAISE(ABORT, 'crmgate_policies is append-only'); END;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod migrations;
+mod policies;
 mod queue;
 mod records;
 mod stage;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewEvent, Value};
 use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
+pub use policies::PolicyVersion;
 pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget};
 pub use records::UpsertOutcome;
 pub use stage::{KeyRow, Staged};

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, params_from_iter};
 
 use super::{Store, Writer, db_err, value_from};
 use crate::error::Result;
-use crate::model::{NewProposal, Proposal, State, Value, source_id_key};
+use crate::model::{NewProposal, Proposal, State, Value, Verdict, source_id_key};
 
 /// A stored proposal whose dedupe key matches one being ingested.
 #[derive(Debug)]
@@ -65,7 +65,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -91,6 +91,14 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
         file: r.get(19)?,
         line: r.get(20)?,
         created_at: r.get(21)?,
+        decision: r.get(22)?,
+        rules: r
+            .get::<_, Option<String>>(23)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        signals: r
+            .get::<_, Option<String>>(24)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
+        policy_version: r.get(25)?,
     })
 }
 
@@ -154,15 +162,16 @@ impl Writer<'_> {
 
     /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique
     /// index on the dedupe key, when present, guards that decision.
-    pub fn insert_proposal(&self, p: &NewProposal, ingest_id: i64, state: State) -> Result<i64> {
+    pub fn insert_proposal(&self, p: &NewProposal, ingest_id: i64, v: &Verdict) -> Result<i64> {
         let mut stmt = self
             .tx
             .prepare_cached(
                 "INSERT INTO crmgate_proposals (ingest_id, line, source, ext_id, dedupe_key, content_key,
                  target_key, kind, object, record, field, value, merge_into, stated_confidence,
-                 has_expected, expected, trigger, reason, baseline, baseline_fp, state)
+                 has_expected, expected, trigger, reason, baseline, baseline_fp, state, confidence,
+                 signals, decision, rules, policy_version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21)",
+                 ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
             )
             .map_err(db_err)?;
         stmt.execute(rusqlite::params![
@@ -186,10 +195,28 @@ impl Writer<'_> {
             p.reason,
             p.baseline,
             p.baseline_fp,
-            state.as_str(),
+            v.state.as_str(),
+            v.confidence,
+            v.signals,
+            v.action.as_str(),
+            v.decision,
+            v.policy_version,
         ])
         .map_err(db_err)?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// How many of `source`'s proposals ingested since `since` the policy let through on its own.
+    pub fn auto_decisions_since(&self, source: &str, since: &str) -> Result<u64> {
+        self.tx
+            .query_row(
+                "SELECT count(*) FROM crmgate_proposals p JOIN crmgate_ingests i ON i.id = p.ingest_id
+                 WHERE p.source = ?1 AND p.decision = 'auto' AND i.at >= ?2",
+                rusqlite::params![source, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
     }
 
     /// Calls `f` with the target key of every undecided proposal.

@@ -193,59 +193,25 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
-    /// Drops the proposal indexes that a bulk load would update row by row in random order;
-    /// returns their definitions so [`Writer::restore_indexes`] rebuilds them exactly, by sorting.
-    pub fn drop_bulk_indexes(&self) -> Result<Vec<String>> {
-        let sqls: Vec<(String, String)> = {
-            let mut stmt = self
-                .tx
-                .prepare(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'index'
-                     AND name IN ('crmgate_proposals_dedupe', 'crmgate_proposals_open_target')",
-                )
-                .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db_err)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(db_err)?
-        };
-        for (name, _) in &sqls {
-            self.tx
-                .execute_batch(&format!("DROP INDEX {}", super::ident(name)))
-                .map_err(db_err)?;
-        }
-        Ok(sqls.into_iter().map(|(_, sql)| sql).collect())
-    }
-
-    pub fn restore_indexes(&self, sqls: &[String]) -> Result<()> {
-        for sql in sqls {
-            self.tx.execute_batch(sql).map_err(db_err)?;
-        }
-        Ok(())
-    }
-
-    /// Target keys held by more than one undecided proposal, in a TEMP table, so the caller can
-    /// supersede while reading them.
-    pub fn collect_open_twin_targets(&self) -> Result<()> {
-        self.tx
-            .execute_batch(
-                "DROP TABLE IF EXISTS temp.crmgate_twin_targets;
-                 CREATE TEMP TABLE crmgate_twin_targets AS
-                     SELECT target_key FROM crmgate_proposals WHERE state IN ('pending', 'suggested')
-                     GROUP BY target_key HAVING count(*) > 1;",
-            )
-            .map_err(db_err)
-    }
-
-    pub fn for_each_twin_target(&self, mut f: impl FnMut(i64) -> Result<()>) -> Result<()> {
-        let mut stmt = self
+    /// Drops the dedupe index, which a bulk load would otherwise update a row at a time in
+    /// random key order; returns its definition so [`Writer::restore_index`] rebuilds it exactly,
+    /// by sorting.
+    pub fn drop_dedupe_index(&self) -> Result<String> {
+        let sql: String = self
             .tx
-            .prepare("SELECT target_key FROM temp.crmgate_twin_targets")
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'crmgate_proposals_dedupe'",
+                [],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            f(r.get(0).map_err(db_err)?)?;
-        }
-        Ok(())
+        self.tx
+            .execute_batch("DROP INDEX crmgate_proposals_dedupe")
+            .map_err(db_err)?;
+        Ok(sql)
+    }
+
+    pub fn restore_index(&self, sql: &str) -> Result<()> {
+        self.tx.execute_batch(sql).map_err(db_err)
     }
 }

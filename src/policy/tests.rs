@@ -1,0 +1,766 @@
+use super::*;
+use crate::schema::{Affinity, Column, Object};
+
+const DEMO: &str = include_str!("../../fixtures/policy/demo.toml");
+const DEFAULT: &str = include_str!("../../fixtures/policy/default.toml");
+
+fn schema() -> Schema {
+    let obj = |name: &str, cols: &[(&str, &str)]| Object {
+        name: name.into(),
+        pk: 0,
+        columns: cols
+            .iter()
+            .map(|(n, t)| Column {
+                name: n.to_string(),
+                decl_type: t.to_string(),
+                affinity: Affinity::from_decl(t),
+                not_null: false,
+                has_default: false,
+                primary_key: *n == "id",
+                foreign_key: None,
+            })
+            .collect(),
+    };
+    let mut s = Schema::default();
+    for o in [
+        obj(
+            "contacts",
+            &[
+                ("id", "TEXT"),
+                ("email", "TEXT"),
+                ("email_status", "TEXT"),
+                ("lifecycle_stage", "TEXT"),
+                ("owner", "TEXT"),
+                ("sensitive", "INTEGER"),
+                ("legal_hold", "INTEGER"),
+                ("title", "TEXT"),
+            ],
+        ),
+        obj(
+            "companies",
+            &[
+                ("id", "TEXT"),
+                ("name", "TEXT"),
+                ("tier", "TEXT"),
+                ("owner", "TEXT"),
+                ("legal_hold", "INTEGER"),
+                ("industry", "TEXT"),
+            ],
+        ),
+        obj(
+            "deals",
+            &[
+                ("id", "TEXT"),
+                ("amount", "INTEGER"),
+                ("stage", "TEXT"),
+                ("owner", "TEXT"),
+            ],
+        ),
+    ] {
+        s.objects.insert(o.name.clone(), o);
+    }
+    s
+}
+
+fn policy(text: &str) -> Policy {
+    parse(text, &schema()).unwrap_or_else(|p| panic!("policy does not parse: {p:?}"))
+}
+
+fn problems(text: &str) -> Vec<PolicyProblem> {
+    parse(text, &schema()).expect_err("the policy should be refused")
+}
+
+/// A proposal's facts, with the fields a test changes.
+struct F {
+    kind: Kind,
+    source: &'static str,
+    object: &'static str,
+    field: Option<&'static str>,
+    value: Value,
+    current: Value,
+    trigger: Option<&'static str>,
+    confidence: f64,
+    record: Vec<(String, Value)>,
+    other: Vec<(String, Value)>,
+}
+
+impl Default for F {
+    fn default() -> Self {
+        F {
+            kind: Kind::Update,
+            source: "clearbit",
+            object: "contacts",
+            field: Some("title"),
+            value: Value::Text("CTO".into()),
+            current: Value::Null,
+            trigger: None,
+            confidence: 0.95,
+            record: vec![
+                ("sensitive".into(), Value::Integer(0)),
+                ("legal_hold".into(), Value::Integer(0)),
+            ],
+            other: vec![],
+        }
+    }
+}
+
+fn decide_on(p: &Policy, f: &F, now: Situation) -> Decision {
+    let records: Vec<&[(String, Value)]> = if f.other.is_empty() {
+        vec![&f.record]
+    } else {
+        vec![&f.record, &f.other]
+    };
+    decide(
+        p,
+        &Facts {
+            kind: f.kind,
+            source: f.source,
+            object: f.object,
+            field: f.field,
+            value: &f.value,
+            current: &f.current,
+            trigger: f.trigger,
+            confidence: f.confidence,
+            records: &records,
+        },
+        &now,
+    )
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+#[test]
+fn the_spec_policies_parse() {
+    let demo = policy(DEMO);
+    assert_eq!(demo.rules.len(), 9);
+    assert_eq!(demo.source("clearbit").autonomy, Autonomy::Autonomous);
+    assert_eq!(demo.source("sdr-agent").autonomy, Autonomy::Assistive);
+    assert_eq!(demo.source("unknown").autonomy, Autonomy::Supervised);
+    assert_eq!(
+        demo.circuit_breaker,
+        Some(CircuitBreaker {
+            window: 50,
+            max_reject_rate: 0.30
+        })
+    );
+    let default = policy(DEFAULT);
+    assert!(default.sources.is_empty() && default.roles.is_empty());
+    assert_eq!(
+        default.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        demo.rules.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn each_rule_condition_matches_and_fails() {
+    let rule = |cond: &str| format!("[[rule]]\nname = \"r\"\n{cond}\naction = \"review\"\n");
+    let base = F::default;
+    // (condition, facts that match, facts that do not)
+    let cases: Vec<(&str, F, F)> = vec![
+        (
+            "kind = [\"verify\"]",
+            F {
+                kind: Kind::Verify,
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "source = [\"zoominfo\"]",
+            F {
+                source: "zoominfo",
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "object = [\"deals\"]",
+            F {
+                object: "deals",
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "field = [\"title\", \"email\"]",
+            base(),
+            F {
+                field: Some("owner"),
+                ..base()
+            },
+        ),
+        (
+            "value = [\"valid\"]",
+            F {
+                value: text("valid"),
+                ..base()
+            },
+            F {
+                value: text("risky"),
+                ..base()
+            },
+        ),
+        (
+            "current = \"empty\"",
+            base(),
+            F {
+                current: text("CEO"),
+                ..base()
+            },
+        ),
+        (
+            "current = \"set\"",
+            F {
+                current: text("CEO"),
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "min_confidence = 0.8",
+            F {
+                confidence: 0.8,
+                ..base()
+            },
+            F {
+                confidence: 0.79,
+                ..base()
+            },
+        ),
+        (
+            "max_confidence = 0.5",
+            F {
+                confidence: 0.5,
+                ..base()
+            },
+            F {
+                confidence: 0.51,
+                ..base()
+            },
+        ),
+        (
+            "trigger = [\"form_submitted\"]",
+            F {
+                trigger: Some("form_submitted"),
+                ..base()
+            },
+            F {
+                trigger: Some("ai_score"),
+                ..base()
+            },
+        ),
+        (
+            "trigger = [\"form_submitted\"]",
+            F {
+                trigger: Some("form_submitted"),
+                ..base()
+            },
+            F {
+                trigger: None,
+                ..base()
+            },
+        ),
+        (
+            "record = { sensitive = 1 }",
+            F {
+                record: vec![("sensitive".into(), Value::Integer(1))],
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "record = { sensitive = true }",
+            F {
+                record: vec![("sensitive".into(), Value::Integer(1))],
+                ..base()
+            },
+            base(),
+        ),
+        (
+            "record = { tier = \"enterprise\" }",
+            F {
+                record: vec![("tier".into(), text("enterprise"))],
+                ..base()
+            },
+            F {
+                record: vec![("tier".into(), text("smb"))],
+                ..base()
+            },
+        ),
+        (
+            "record_min = { amount = 100000 }",
+            F {
+                record: vec![("amount".into(), Value::Integer(100_000))],
+                ..base()
+            },
+            F {
+                record: vec![("amount".into(), Value::Integer(99_999))],
+                ..base()
+            },
+        ),
+        (
+            "record_min = { amount = 100000 }",
+            F {
+                record: vec![("amount".into(), Value::Integer(250_000))],
+                ..base()
+            },
+            F {
+                record: vec![("amount".into(), Value::Null)],
+                ..base()
+            },
+        ),
+        (
+            "record_max = { amount = 10 }",
+            F {
+                record: vec![("amount".into(), Value::Integer(10))],
+                ..base()
+            },
+            F {
+                record: vec![("amount".into(), Value::Integer(11))],
+                ..base()
+            },
+        ),
+        // A merge is held by a condition on either record.
+        (
+            "record = { legal_hold = 1 }",
+            F {
+                kind: Kind::Merge,
+                field: None,
+                other: vec![("legal_hold".into(), Value::Integer(1))],
+                ..base()
+            },
+            F {
+                kind: Kind::Merge,
+                field: None,
+                other: vec![("legal_hold".into(), Value::Integer(0))],
+                ..base()
+            },
+        ),
+        // All conditions of a rule must hold.
+        (
+            "kind = [\"update\"]\nsource = [\"zoominfo\"]",
+            F {
+                source: "zoominfo",
+                ..base()
+            },
+            F {
+                kind: Kind::Owner,
+                source: "zoominfo",
+                ..base()
+            },
+        ),
+    ];
+    for (cond, yes, no) in cases {
+        let p = policy(&rule(cond));
+        assert_eq!(
+            decide_on(&p, &yes, Situation::default()).rules,
+            vec!["r"],
+            "`{cond}` should match"
+        );
+        assert!(
+            decide_on(&p, &no, Situation::default()).rules.is_empty(),
+            "`{cond}` should not match"
+        );
+    }
+}
+
+#[test]
+fn the_most_restrictive_action_wins_and_no_match_is_review() {
+    let p = policy(
+        "[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n\
+         [[rule]]\nname = \"s\"\nsource = [\"clearbit\"]\naction = \"suggest\"\n\
+         [[rule]]\nname = \"r\"\nfield = [\"title\"]\naction = \"review\"\n\
+         [[rule]]\nname = \"b\"\nrecord = { legal_hold = 1 }\naction = \"block\"\n",
+    );
+    let d = decide_on(&p, &F::default(), Situation::default());
+    assert_eq!(
+        (d.action, d.rules.clone()),
+        (Action::Review, vec!["a".into(), "s".into(), "r".into()])
+    );
+    let held = F {
+        record: vec![("legal_hold".into(), Value::Integer(1))],
+        ..F::default()
+    };
+    assert_eq!(
+        decide_on(&p, &held, Situation::default()).action,
+        Action::Block
+    );
+    let none = F {
+        kind: Kind::Owner,
+        source: "zoominfo",
+        field: Some("owner"),
+        ..F::default()
+    };
+    let d = decide_on(&p, &none, Situation::default());
+    assert_eq!(d.action, Action::Review);
+    assert_eq!(d.why, vec!["no rule matched: review"]);
+}
+
+#[test]
+fn auto_needs_autonomy_confidence_no_pause_and_room_in_the_limits() {
+    let p = policy(DEMO);
+    let fill = || F {
+        kind: Kind::Update,
+        current: Value::Null,
+        confidence: 0.95,
+        ..F::default()
+    };
+    let ok = Situation::default();
+    // (facts, situation, expected action, a word the explanation must contain)
+    let cases: Vec<(F, Situation, Action, &str)> = vec![
+        (fill(), ok, Action::Auto, "fill-empty-fields"),
+        (
+            F {
+                current: text("CEO"),
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "no rule matched",
+        ),
+        (
+            F {
+                source: "zoominfo",
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "supervised",
+        ),
+        (
+            F {
+                source: "sdr-agent",
+                ..fill()
+            },
+            ok,
+            Action::Suggest,
+            "assistive",
+        ),
+        (
+            F {
+                confidence: 0.85,
+                ..fill()
+            },
+            ok,
+            Action::Auto,
+            "fill-empty-fields",
+        ),
+        (
+            F {
+                confidence: 0.79,
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "no rule matched",
+        ),
+        (
+            F {
+                kind: Kind::Verify,
+                field: Some("email_status"),
+                value: text("valid"),
+                confidence: 0.89,
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "below the auto threshold 0.90",
+        ),
+        (
+            F {
+                kind: Kind::Verify,
+                field: Some("email_status"),
+                value: text("valid"),
+                ..fill()
+            },
+            ok,
+            Action::Auto,
+            "email-verified",
+        ),
+        (
+            F {
+                kind: Kind::Verify,
+                field: Some("email_status"),
+                value: text("risky"),
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "no rule matched",
+        ),
+        (
+            fill(),
+            Situation {
+                store_paused: true,
+                ..ok
+            },
+            Action::Review,
+            "the store is paused",
+        ),
+        (
+            fill(),
+            Situation {
+                source_paused: true,
+                ..ok
+            },
+            Action::Review,
+            "source clearbit is paused",
+        ),
+        (
+            fill(),
+            Situation {
+                auto_in_run: 999,
+                ..ok
+            },
+            Action::Auto,
+            "fill-empty-fields",
+        ),
+        (
+            fill(),
+            Situation {
+                auto_in_run: 1000,
+                ..ok
+            },
+            Action::Review,
+            "max_auto_per_run",
+        ),
+        (
+            fill(),
+            Situation {
+                auto_today: 10_000,
+                ..ok
+            },
+            Action::Review,
+            "max_auto_per_day",
+        ),
+        (
+            F {
+                kind: Kind::Lifecycle,
+                field: Some("lifecycle_stage"),
+                value: text("mql"),
+                trigger: Some("form_submitted"),
+                ..fill()
+            },
+            ok,
+            Action::Auto,
+            "lifecycle-on-event",
+        ),
+        (
+            F {
+                kind: Kind::Lifecycle,
+                field: Some("lifecycle_stage"),
+                value: text("mql"),
+                trigger: Some("ai_score"),
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "no rule matched",
+        ),
+        (
+            F {
+                kind: Kind::Owner,
+                field: Some("owner"),
+                value: text("mia"),
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "owner-needs-human",
+        ),
+        (
+            F {
+                kind: Kind::Merge,
+                field: None,
+                value: Value::Null,
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "merges-need-human",
+        ),
+        (
+            F {
+                record: vec![("sensitive".into(), Value::Integer(1))],
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "sensitive-contacts",
+        ),
+        (
+            F {
+                record: vec![("legal_hold".into(), Value::Integer(1))],
+                ..fill()
+            },
+            ok,
+            Action::Block,
+            "legal-hold",
+        ),
+        (
+            F {
+                object: "companies",
+                field: Some("industry"),
+                record: vec![("tier".into(), text("enterprise"))],
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "high-value-accounts",
+        ),
+        (
+            F {
+                object: "deals",
+                field: Some("stage"),
+                record: vec![("amount".into(), Value::Integer(150_000))],
+                ..fill()
+            },
+            ok,
+            Action::Review,
+            "big-deals",
+        ),
+    ];
+    for (i, (f, now, want, word)) in cases.into_iter().enumerate() {
+        let d = decide_on(&p, &f, now);
+        assert_eq!(d.action, want, "case {i}: {:?}", d.why);
+        assert!(
+            d.why.iter().any(|w| w.contains(word)),
+            "case {i}: `{word}` not in {:?}",
+            d.why
+        );
+    }
+}
+
+#[test]
+fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
+    // Decide refuses auto for merges whatever the rules say (policy checks make this moot, but
+    // the decision does not rely on them).
+    let mut p = policy("[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n");
+    p.rules[0].kinds.push(Kind::Merge);
+    let merge = F {
+        kind: Kind::Merge,
+        field: None,
+        ..F::default()
+    };
+    let mut p2 = p.clone();
+    p2.sources.insert(
+        "clearbit".into(),
+        SourcePolicy {
+            autonomy: Autonomy::Autonomous,
+            max_auto_per_run: 10,
+            max_auto_per_day: 10,
+        },
+    );
+    let d = decide_on(&p2, &merge, Situation::default());
+    assert_eq!(d.action, Action::Review);
+    assert!(d.why.iter().any(|w| w.contains("merges are never auto")));
+}
+
+#[test]
+fn approvers_come_from_every_matched_rule_and_single_user_mode_allows_all() {
+    let p = policy(DEMO);
+    let f = F {
+        object: "companies",
+        kind: Kind::Owner,
+        field: Some("owner"),
+        record: vec![("tier".into(), text("enterprise"))],
+        ..F::default()
+    };
+    let d = decide_on(&p, &f, Situation::default());
+    assert_eq!(d.approvers, vec!["ops", "manager"]);
+    assert!(p.may_approve("alice", &d.approvers), "alice holds ops");
+    assert!(p.may_approve("mia", &d.approvers), "mia holds manager");
+    assert!(!p.may_approve("bob", &d.approvers), "bob is an sdr");
+    assert!(!p.may_approve("stranger", &d.approvers));
+    let single = policy(DEFAULT);
+    assert!(single.may_approve("anyone", &d.approvers));
+    assert!(single.has_role("anyone", "admin"));
+    assert!(p.has_role("alice", "admin") && !p.has_role("mia", "admin"));
+}
+
+#[test]
+fn bad_policies_are_refused_with_the_line() {
+    let cases: &[(&str, usize, &str)] = &[
+        (
+            "[defaults]\nautonomy = \"supervised\"\nbogus = 1\n",
+            3,
+            "unknown field `bogus`",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"approve\"\n",
+            3,
+            "action \"approve\" is not one of",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"merge\"]\naction = \"auto\"\n",
+            3,
+            "merges are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"auto\"\n",
+            3,
+            "merges are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"upsert\"]\naction = \"review\"\n",
+            3,
+            "kind \"upsert\"",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nobject = [\"contcts\"]\naction = \"review\"\n",
+            3,
+            "did you mean \"contacts\"",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nobject = [\"deals\"]\nfield = [\"emial\"]\naction = \"review\"\n",
+            4,
+            "\"emial\" is not a field of deals",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nrecord = { legal_hodl = 1 }\naction = \"block\"\n",
+            3,
+            "did you mean \"legal_hold\"",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\ncurrent = \"full\"\naction = \"review\"\n",
+            3,
+            "current \"full\"",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nmin_confidence = 1.5\naction = \"review\"\n",
+            3,
+            "outside 0..1",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"review\"\n[[rule]]\nname = \"x\"\naction = \"review\"\n",
+            5,
+            "used twice",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"review\"\napprovers = [\"cfo\"]\n[roles]\nalice = [\"ops\"]\n",
+            4,
+            "approver role \"cfo\"",
+        ),
+        (
+            "[sources.clearbit]\nautonomy = \"yolo\"\n",
+            2,
+            "autonomy \"yolo\"",
+        ),
+        (
+            "[circuit_breaker]\nwindow = 50\nmax_reject_rate = 3.0\n",
+            1,
+            "max_reject_rate",
+        ),
+        ("[[rule]\nname = \"x\"\n", 1, ""),
+    ];
+    for (text, line, words) in cases {
+        let ps = problems(text);
+        assert!(
+            ps.iter()
+                .any(|p| p.line == *line && p.message.contains(words)),
+            "expected line {line} `{words}` in {ps:?} for:\n{text}"
+        );
+    }
+}
