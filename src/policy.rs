@@ -13,7 +13,10 @@ use crate::model::{Kind, Value};
 use crate::schema::{Schema, suggestion_suffix};
 
 /// What the policy lets happen to a proposal, from least to most restrictive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     Auto,
     Suggest,
@@ -537,20 +540,49 @@ pub struct Situation {
     pub auto_today: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// The policy's decision, stored with the proposal as facts (the rules that matched, and why an
+/// auto rule's proposal was held back); [`Decision::why`] puts it in words.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
+    /// Stored in its own column, so left out of the stored JSON.
+    #[serde(skip_serializing, default = "review")]
     pub action: Action,
     /// Every rule that matched, in policy order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
     /// The roles that may approve (union over the matched rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
-    /// Why, in plain words: each line one reason.
-    pub why: Vec<String>,
+    /// Why an auto rule did not let the proposal through on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
-impl serde::Serialize for Action {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+fn review() -> Action {
+    Action::Review
+}
+
+impl Decision {
+    /// The decision in plain words, one reason a line, given the policy it was made under.
+    pub fn why(&self, policy: &Policy) -> Vec<String> {
+        if self.rules.is_empty() {
+            return vec!["no rule matched: review".into()];
+        }
+        let matched: Vec<&Rule> = self
+            .rules
+            .iter()
+            .filter_map(|n| policy.rules.iter().find(|r| &r.name == n))
+            .collect();
+        let strictest = matched.iter().map(|r| r.action).max();
+        let mut why: Vec<String> = matched
+            .iter()
+            .filter(|r| Some(r.action) == strictest)
+            .map(|r| format!("rule \"{}\" (line {}) says {}", r.name, r.line, r.action))
+            .collect();
+        if let Some(held) = &self.held {
+            why.push(format!("not auto: {held}: {}", self.action));
+        }
+        why
     }
 }
 
@@ -600,7 +632,6 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
 /// The policy's decision on one proposal (SPEC §5, decision semantics).
 pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
     let matched: Vec<&Rule> = policy.rules.iter().filter(|r| matches(r, f)).collect();
-    let mut why = Vec::new();
     let mut approvers: Vec<String> = Vec::new();
     for r in &matched {
         for a in &r.approvers {
@@ -610,29 +641,18 @@ pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
         }
     }
     let rules: Vec<String> = matched.iter().map(|r| r.name.clone()).collect();
+    let decision = |action, held| Decision {
+        action,
+        rules: rules.clone(),
+        approvers: approvers.clone(),
+        held,
+    };
     // 1. The most restrictive matching action; no rule means review: the gate never guesses.
     let Some(strictest) = matched.iter().map(|r| r.action).max() else {
-        why.push("no rule matched: review".into());
-        return Decision {
-            action: Action::Review,
-            rules,
-            approvers,
-            why,
-        };
+        return decision(Action::Review, None);
     };
-    for r in matched.iter().filter(|r| r.action == strictest) {
-        why.push(format!(
-            "rule \"{}\" (line {}) says {}",
-            r.name, r.line, r.action
-        ));
-    }
     if strictest != Action::Auto {
-        return Decision {
-            action: strictest,
-            rules,
-            approvers,
-            why,
-        };
+        return decision(strictest, None);
     }
     // 2. Auto needs everything below; the first that fails sends the proposal on, and says why.
     let source = policy.source(f.source);
@@ -676,21 +696,8 @@ pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
         None
     };
     match refusal {
-        Some(reason) => {
-            why.push(format!("not auto: {reason}: {}", fallback.as_str()));
-            Decision {
-                action: fallback,
-                rules,
-                approvers,
-                why,
-            }
-        }
-        None => Decision {
-            action: Action::Auto,
-            rules,
-            approvers,
-            why,
-        },
+        Some(reason) => decision(fallback, Some(reason)),
+        None => decision(Action::Auto, None),
     }
 }
 

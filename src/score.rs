@@ -9,13 +9,88 @@
 use crate::model::Value;
 use crate::validate::FieldType;
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Signal {
-    pub name: &'static str,
-    /// What was seen, in words.
-    pub detail: String,
+/// One reason behind a score, stored compactly (as facts, not sentences) with every proposal:
+/// a million proposals carry a million sets of signals.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "s", rename_all = "snake_case")]
+pub enum Signal {
+    /// The proposer's own confidence; `None` when it gave none (the score starts at 0.50).
+    Stated { c: Option<f64> },
+    /// Human decisions on this source's proposals of this kind and field, and their effect
+    /// (not stored while there are none).
+    Track {
+        approved: u64,
+        rejected: u64,
+        effect: f64,
+    },
+    /// The value passed its field's validation.
+    Valid,
+    /// What the write does to the record.
+    Change { c: Change },
+    /// An email's domain against the record's company's domain.
+    Domain {
+        email: String,
+        company: String,
+        effect: f64,
+    },
+    /// Merges: record similarity is not scored yet.
+    Unscored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Fill,
+    Same,
+    Trivial,
+    Overwrite,
+}
+
+impl Signal {
     /// How much it moved the score (0 for signals that only inform).
-    pub effect: f64,
+    pub fn effect(&self) -> f64 {
+        match self {
+            Signal::Track { effect, .. } | Signal::Domain { effect, .. } => *effect,
+            _ => 0.0,
+        }
+    }
+
+    /// The signal in words, for `show` and `review`.
+    pub fn detail(&self) -> String {
+        match self {
+            Signal::Stated { c: Some(c) } => format!("the proposer's confidence is {c:.2}"),
+            Signal::Stated { c: None } => {
+                "the proposer gave no confidence; starting from 0.50".into()
+            }
+            Signal::Track {
+                approved, rejected, ..
+            } => {
+                let n = approved + rejected;
+                format!(
+                    "humans approved {approved} of {n} ({:.0}%), weight {:.2}",
+                    100.0 * *approved as f64 / n as f64,
+                    n as f64 / (n as f64 + TRACK_WEIGHT)
+                )
+            }
+            Signal::Valid => "the value is valid for its field".into(),
+            Signal::Change { c } => match c {
+                Change::Fill => "fills an empty field",
+                Change::Same => "the record already holds this value",
+                Change::Trivial => "a trivial edit (case or spacing only)",
+                Change::Overwrite => "overwrites an existing value",
+            }
+            .into(),
+            Signal::Domain { email, company, .. } if email == company => {
+                format!("the email's domain matches the company's ({company})")
+            }
+            Signal::Domain { email, company, .. } => {
+                format!("the email's domain {email} is not the company's ({company})")
+            }
+            Signal::Unscored => {
+                "field-by-field similarity of the two records is not scored yet".into()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -46,24 +121,8 @@ pub struct FieldFacts<'a> {
 }
 
 fn stated(stated: Option<f64>, signals: &mut Vec<Signal>) -> f64 {
-    match stated {
-        Some(c) => {
-            signals.push(Signal {
-                name: "stated",
-                detail: format!("the proposer's confidence is {c:.2}"),
-                effect: 0.0,
-            });
-            c
-        }
-        None => {
-            signals.push(Signal {
-                name: "stated",
-                detail: "the proposer gave no confidence; starting from 0.50".into(),
-                effect: 0.0,
-            });
-            0.5
-        }
-    }
+    signals.push(Signal::Stated { c: stated });
+    stated.unwrap_or(0.5)
 }
 
 /// Blends in the track record: with `n` human decisions the acceptance rate weighs
@@ -73,76 +132,51 @@ fn stated(stated: Option<f64>, signals: &mut Vec<Signal>) -> f64 {
 fn track(score: f64, t: TrackRecord, signals: &mut Vec<Signal>) -> f64 {
     let n = (t.approved + t.rejected) as f64;
     if n == 0.0 {
-        signals.push(Signal {
-            name: "track_record",
-            detail: "no human decisions on this source's proposals of this kind and field yet"
-                .into(),
-            effect: 0.0,
-        });
         return score;
     }
     let rate = (t.approved as f64 + 1.0) / (n + 2.0);
     let w = n / (n + TRACK_WEIGHT);
     let blended = score * (1.0 - w) + rate * w;
-    signals.push(Signal {
-        name: "track_record",
-        detail: format!(
-            "humans approved {} of {} ({:.0}%); weight {:.2}",
-            t.approved,
-            t.approved + t.rejected,
-            100.0 * t.approved as f64 / n,
-            w
-        ),
+    signals.push(Signal::Track {
+        approved: t.approved,
+        rejected: t.rejected,
         effect: blended - score,
     });
     blended
 }
 
 pub fn score_field(f: &FieldFacts<'_>) -> Score {
-    let mut signals = Vec::new();
+    let mut signals = Vec::with_capacity(5);
     let mut s = stated(f.stated, &mut signals);
     s = track(s, f.track, &mut signals);
-    signals.push(Signal {
-        name: "validity",
-        detail: format!("the value is valid for a {:?} field", f.field_type).to_lowercase(),
-        effect: 0.0,
-    });
+    signals.push(Signal::Valid);
     let change = if f.current.is_empty() {
-        "fills an empty field"
+        Change::Fill
     } else if f.current == f.value {
-        "the record already holds this value"
+        Change::Same
     } else if f.current.display().trim().to_lowercase() == f.value.display().trim().to_lowercase() {
-        "a trivial edit (case or spacing only)"
+        Change::Trivial
     } else {
-        "overwrites an existing value"
+        Change::Overwrite
     };
-    signals.push(Signal {
-        name: "change",
-        detail: change.into(),
-        effect: 0.0,
-    });
+    signals.push(Signal::Change { c: change });
     // An email at another domain than the record's company is the classic wrong-person match.
     if f.field_type == FieldType::Email
         && let (Value::Text(email), Some(domain)) = (f.value, f.company_domain)
         && let Some((_, at)) = email.rsplit_once('@')
     {
         let at = at.to_ascii_lowercase();
-        let domain = domain.to_ascii_lowercase();
-        if at == domain || at.ends_with(&format!(".{domain}")) {
-            signals.push(Signal {
-                name: "consistency",
-                detail: format!("the email's domain matches the company's ({domain})"),
-                effect: 0.0,
-            });
-        } else {
-            let before = s;
+        let company = domain.to_ascii_lowercase();
+        let consistent = at == company || at.ends_with(&format!(".{company}"));
+        let before = s;
+        if !consistent {
             s = (s - 0.10).max(0.0);
-            signals.push(Signal {
-                name: "consistency",
-                detail: format!("the email's domain {at} is not the company's ({domain})"),
-                effect: s - before,
-            });
         }
+        signals.push(Signal::Domain {
+            email: if consistent { company.clone() } else { at },
+            company,
+            effect: s - before,
+        });
     }
     Score {
         value: s.clamp(0.0, 1.0),
@@ -153,14 +187,10 @@ pub fn score_field(f: &FieldFacts<'_>) -> Score {
 /// A merge's score until record similarity is scored: the stated confidence, blended with the
 /// track record, and a signal that says so.
 pub fn score_merge(stated_confidence: Option<f64>, t: TrackRecord) -> Score {
-    let mut signals = Vec::new();
+    let mut signals = Vec::with_capacity(3);
     let mut s = stated(stated_confidence, &mut signals);
     s = track(s, t, &mut signals);
-    signals.push(Signal {
-        name: "similarity",
-        detail: "field-by-field similarity of the two records is not scored yet".into(),
-        effect: 0.0,
-    });
+    signals.push(Signal::Unscored);
     Score {
         value: s.clamp(0.0, 1.0),
         signals,
@@ -197,7 +227,7 @@ mod tests {
         assert!(
             s.signals
                 .iter()
-                .any(|g| g.detail == "overwrites an existing value")
+                .any(|g| g.detail() == "overwrites an existing value")
         );
     }
 
@@ -240,7 +270,7 @@ mod tests {
         assert!(
             s.signals
                 .iter()
-                .any(|g| g.name == "consistency" && g.effect < 0.0)
+                .any(|g| matches!(g, Signal::Domain { .. }) && g.effect() < 0.0)
         );
         let sub = Value::Text("ana@eu.acme.com".into());
         assert_eq!(

@@ -1134,7 +1134,7 @@ fn the_demo_policy_decides_each_bundled_proposal_as_documented() {
             _ => "pending",
         };
         assert_eq!(p["state"], state, "{id}");
-        let reasons = p["rules"]["why"].to_string();
+        let reasons = v["why"].to_string();
         assert!(reasons.contains(why), "{id}: `{why}` not in {reasons}");
         assert_eq!(p["policy_version"], 1, "{id}");
         assert!(p["confidence"].is_number(), "{id}: scored");

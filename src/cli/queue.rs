@@ -3,6 +3,8 @@
 use super::{Ctx, Outcome, print_json, print_out};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Proposal, State, Value};
+use crate::policy::Decision;
+use crate::score::Signal;
 use crate::store::{ListFilter, Store};
 use crate::ui::safe;
 
@@ -201,9 +203,16 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             None => serde_json::Value::Null,
         }
     };
+    let explained = explain(&store, &p)?;
     if ctx.ui.json {
         print_json(&serde_json::json!({
             "proposal": p,
+            "why": explained.why,
+            "signals": explained
+                .signals
+                .iter()
+                .map(|g| serde_json::json!({ "detail": g.detail(), "effect": g.effect() }))
+                .collect::<Vec<_>>(),
             "record": as_map(&record),
             "merge_into_record": as_map(&survivor),
             "ingest": ingest,
@@ -273,39 +282,37 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             ),
         );
     }
-    let lines = |v: &Option<serde_json::Value>, key: &str| -> Vec<String> {
-        v.as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().map(json_display).collect())
-            .unwrap_or_default()
-    };
-    add(
-        "why",
-        safe(&lines(&p.rules, "why").join("\n")).replace("\\u{a}", "\n"),
-    );
-    let approvers = lines(&p.rules, "approvers");
-    if !approvers.is_empty() && p.state == "pending" {
+    add("why", safe_lines(&explained.why));
+    if let Some(d) = &explained.decision
+        && !d.approvers.is_empty()
+        && p.state == "pending"
+    {
         add(
             "who may approve",
-            format!("roles: {}", approvers.join(", ")),
+            format!("roles: {}", d.approvers.join(", ")),
         );
     }
-    if let Some(signals) = p.signals.as_ref().and_then(|s| s.as_array()) {
-        let text: Vec<String> = signals
+    let mut signal_lines: Vec<String> = explained
+        .signals
+        .iter()
+        .map(|g| match g.effect() {
+            0.0 => format!("· {}", g.detail()),
+            e => format!("· {} ({e:+.2})", g.detail()),
+        })
+        .collect();
+    // The track record is stored only once there is one.
+    if !explained.signals.is_empty()
+        && !explained
+            .signals
             .iter()
-            .map(|g| {
-                let effect = g.get("effect").and_then(|e| e.as_f64()).unwrap_or(0.0);
-                let detail = g.get("detail").map(json_display).unwrap_or_default();
-                if effect == 0.0 {
-                    format!("· {detail}")
-                } else {
-                    format!("· {detail} ({effect:+.2})")
-                }
-            })
-            .collect();
-        add("signals", safe(&text.join("\n")).replace("\\u{a}", "\n"));
+            .any(|g| matches!(g, Signal::Track { .. }))
+    {
+        signal_lines.insert(
+            1,
+            "· no human decisions on this source's proposals of this kind and field yet".into(),
+        );
     }
+    add("signals", safe_lines(&signal_lines));
     add(
         "trigger",
         safe(p.trigger.as_deref().unwrap_or("")).into_owned(),
@@ -383,6 +390,67 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     print_out(t)?;
     Ok(Outcome::Done)
+}
+
+/// A proposal's decision and signals, put in words.
+struct Explained {
+    decision: Option<Decision>,
+    why: Vec<String>,
+    signals: Vec<Signal>,
+}
+
+/// Reads back the stored decision and signals, and words the decision with the policy version
+/// it was made under (or, if that no longer parses against the store, names the rules).
+fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
+    let decision: Option<Decision> = p
+        .rules
+        .clone()
+        .and_then(|v| serde_json::from_value::<Decision>(v).ok())
+        .map(|mut d| {
+            // The action is stored in its own column.
+            let action = p.decision.as_deref().map(|a| serde_json::json!(a));
+            if let Some(a) = action.and_then(|a| serde_json::from_value(a).ok()) {
+                d.action = a;
+            }
+            d
+        });
+    let signals: Vec<Signal> = p
+        .signals
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let why = match (&decision, p.policy_version) {
+        (Some(d), Some(v)) => {
+            let policy = store
+                .policy_version(v)?
+                .and_then(|pv| crate::policy::parse(&pv.text, store.schema()).ok());
+            match policy {
+                Some(policy) => d.why(&policy),
+                None => d
+                    .rules
+                    .iter()
+                    .map(|r| format!("rule \"{r}\" matched"))
+                    .chain(d.held.iter().map(|h| format!("not auto: {h}")))
+                    .collect(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    Ok(Explained {
+        decision,
+        why,
+        signals,
+    })
+}
+
+/// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
+/// line break.
+fn safe_lines(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| safe(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The one line about an event a person needs; `--json` has the full detail.

@@ -17,7 +17,7 @@ use crate::model::{Kind, NewEvent, NewProposal, State, Value, Verdict, key64, so
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::score::{self, FieldFacts, TrackRecord};
-use crate::store::{IngestCounts, KeyRow, Writer};
+use crate::store::{ColumnPlan, IngestCounts, KeyRow, Writer};
 use crate::validate::FieldType;
 use crate::validate::{self, short};
 
@@ -277,7 +277,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             return Ok(());
         }
         let i = files.index(s.ingest_id);
-        let rows = match resolve(w, &mut s.p) {
+        let rows = match judge.resolve(w, &mut s.p) {
             Ok(rows) => rows,
             Err(msg) => {
                 let name = files.reports[i].file.clone();
@@ -742,49 +742,123 @@ fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), Strin
     Ok(())
 }
 
-/// The checks that need the store: the records exist, a foreign-key value names a real parent.
-/// Fills in the value the record holds now (the baseline staleness is judged against later) and
-/// returns the records involved as they are now: the record, and for a merge the survivor.
-fn resolve(w: &Writer<'_>, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
-    let obj = w
-        .schema()
-        .object(&p.object)
-        .expect("staged objects were checked");
-    let missing = |id: &str| format!("record {}/{} does not exist", obj.name, short(id));
-    let row = |id: &str| -> Result<Vec<Value>, String> {
-        w.record_row(obj, id)
+impl Judge<'_> {
+    /// The checks that need the store: the records exist, a foreign-key value names a real
+    /// parent. Fills in the value the record holds now (the baseline staleness is judged against
+    /// later) and returns the records involved as they are now (for a merge, both, whole; for a
+    /// field write, the columns the decision reads).
+    fn resolve(&mut self, w: &Writer<'_>, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
+        let obj = w
+            .schema()
+            .object(&p.object)
+            .expect("staged objects were checked");
+        let missing = |id: &str| format!("record {}/{} does not exist", obj.name, short(id));
+        if let Some(into) = &p.merge_into {
+            let row = |id: &str| -> Result<Vec<Value>, String> {
+                w.record_row(obj, id)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| missing(id))
+            };
+            let dup = row(&p.record)?;
+            let survivor = row(into)?;
+            let snapshot = serde_json::json!([
+                dup.iter().map(Value::to_json).collect::<Vec<_>>(),
+                survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
+            ]);
+            p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
+            return Ok(vec![dup, survivor]);
+        }
+        let field = p.field.as_deref().expect("a field write names its field");
+        let at = obj
+            .columns
+            .iter()
+            .position(|c| c.name == field)
+            .expect("staged fields were checked");
+        let plan = self.field_plan(w, obj, at);
+        let record = w
+            .read_columns(plan, &p.record)
             .map_err(|e| e.to_string())?
-            .ok_or_else(|| missing(id))
-    };
-    if let Some(into) = &p.merge_into {
-        let dup = row(&p.record)?;
-        let survivor = row(into)?;
-        let snapshot = serde_json::json!([
-            dup.iter().map(Value::to_json).collect::<Vec<_>>(),
-            survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
-        ]);
-        p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
-        return Ok(vec![dup, survivor]);
+            .ok_or_else(|| missing(&p.record))?;
+        p.baseline = record[at].clone();
+        if let Some(parent) = w
+            .missing_parent(&obj.columns[at], &p.value)
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "{field}: \"{}\" does not exist in {}",
+                short(&p.value.display()),
+                parent.name
+            ));
+        }
+        Ok(vec![record])
     }
-    let field = p.field.as_deref().expect("a field write names its field");
-    let at = obj
-        .columns
-        .iter()
-        .position(|c| c.name == field)
-        .expect("staged fields were checked");
-    let record = row(&p.record)?;
-    p.baseline = record[at].clone();
-    if let Some(parent) = w
-        .missing_parent(&obj.columns[at], &p.value)
-        .map_err(|e| e.to_string())?
-    {
-        return Err(format!(
-            "{field}: \"{}\" does not exist in {}",
-            short(&p.value.display()),
-            parent.name
-        ));
+
+    /// The columns a write of `obj.columns[at]` needs read: the field, the columns the policy's
+    /// record conditions test, and for an email the foreign keys that lead to a company domain.
+    fn field_plan(&mut self, w: &Writer<'_>, obj: &Object, at: usize) -> &ColumnPlan {
+        let found = self
+            .plans
+            .iter()
+            .position(|(o, f, _)| *o == obj.name && *f == at);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                let mut cols = vec![at];
+                for (i, c) in obj.columns.iter().enumerate() {
+                    let wanted = self.columns.contains(&c.name)
+                        || (FieldType::of(&obj.columns[at]) == FieldType::Email
+                            && c.foreign_key.is_some());
+                    if wanted && !cols.contains(&i) {
+                        cols.push(i);
+                    }
+                }
+                let plan = w.column_plan(obj, &cols);
+                self.plans.push((obj.name.clone(), at, plan));
+                self.plans.len() - 1
+            }
+        };
+        &self.plans[i].2
     }
-    Ok(vec![record])
+
+    /// The domain of the company a record belongs to: the `domain` of the parent its foreign
+    /// key points at, for the email consistency signal.
+    fn company_domain(
+        &mut self,
+        w: &Writer<'_>,
+        obj: &Object,
+        row: &[Value],
+    ) -> Result<Option<String>> {
+        for (i, c) in obj.columns.iter().enumerate() {
+            let Some(fk) = &c.foreign_key else { continue };
+            if row[i].is_empty() {
+                continue;
+            }
+            let Some(parent) = w.schema().object(&fk.table) else {
+                continue;
+            };
+            let Some(at) = parent.columns.iter().position(|x| x.name == "domain") else {
+                continue;
+            };
+            let found = self
+                .plans
+                .iter()
+                .position(|(o, f, _)| *o == parent.name && *f == at);
+            let plan = match found {
+                Some(j) => &self.plans[j].2,
+                None => {
+                    let plan = w.column_plan(parent, &[at]);
+                    self.plans.push((parent.name.clone(), at, plan));
+                    &self.plans[self.plans.len() - 1].2
+                }
+            };
+            if let Some(prow) = w.read_columns(plan, &row[i].display())?
+                && let Value::Text(d) = &prow[at]
+            {
+                return Ok(Some(d.clone()));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Scores and decides each proposal of a run under the policy in force, keeping count of the
@@ -797,6 +871,8 @@ struct Judge<'p> {
     auto_in_run: HashMap<String, u64>,
     auto_today: HashMap<String, u64>,
     day_start: String,
+    /// Column plans by (object, column): a few per run.
+    plans: Vec<(String, usize, ColumnPlan)>,
 }
 
 impl<'p> Judge<'p> {
@@ -820,6 +896,7 @@ impl<'p> Judge<'p> {
             auto_in_run: HashMap::new(),
             auto_today: HashMap::new(),
             day_start: format!("{}T00:00:00.000Z", &now[..10.min(now.len())]),
+            plans: Vec::new(),
         }
     }
 
@@ -846,7 +923,7 @@ impl<'p> Judge<'p> {
                 let column = obj.column(field).expect("checked field");
                 let field_type = FieldType::of(column);
                 let company_domain = if field_type == FieldType::Email {
-                    company_domain(w, obj, &rows[0])?
+                    self.company_domain(w, obj, &rows[0])?
                 } else {
                     None
                 };
@@ -903,29 +980,6 @@ impl<'p> Judge<'p> {
             policy_version: self.version,
         })
     }
-}
-
-/// The domain of the company a record belongs to: the `domain` of the parent its foreign key
-/// points at, for the email consistency signal.
-fn company_domain(w: &Writer<'_>, obj: &Object, row: &[Value]) -> Result<Option<String>> {
-    for (i, c) in obj.columns.iter().enumerate() {
-        let Some(fk) = &c.foreign_key else { continue };
-        let Some(parent) = w.schema().object(&fk.table) else {
-            continue;
-        };
-        let Some(at) = parent.columns.iter().position(|x| x.name == "domain") else {
-            continue;
-        };
-        if row[i].is_empty() {
-            continue;
-        }
-        if let Some(prow) = w.record_row(parent, &row[i].display())?
-            && let Value::Text(d) = &prow[at]
-        {
-            return Ok(Some(d.clone()));
-        }
-    }
-    Ok(None)
 }
 
 fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {

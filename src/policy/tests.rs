@@ -395,7 +395,7 @@ fn the_most_restrictive_action_wins_and_no_match_is_review() {
     };
     let d = decide_on(&p, &none, Situation::default());
     assert_eq!(d.action, Action::Review);
-    assert_eq!(d.why, vec!["no rule matched: review"]);
+    assert_eq!(d.why(&p), vec!["no rule matched: review"]);
 }
 
 #[test]
@@ -624,11 +624,11 @@ fn auto_needs_autonomy_confidence_no_pause_and_room_in_the_limits() {
     ];
     for (i, (f, now, want, word)) in cases.into_iter().enumerate() {
         let d = decide_on(&p, &f, now);
-        assert_eq!(d.action, want, "case {i}: {:?}", d.why);
+        assert_eq!(d.action, want, "case {i}: {:?}", d.why(&p));
         assert!(
-            d.why.iter().any(|w| w.contains(word)),
+            d.why(&p).iter().any(|w| w.contains(word)),
             "case {i}: `{word}` not in {:?}",
-            d.why
+            d.why(&p)
         );
     }
 }
@@ -655,7 +655,11 @@ fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
     );
     let d = decide_on(&p2, &merge, Situation::default());
     assert_eq!(d.action, Action::Review);
-    assert!(d.why.iter().any(|w| w.contains("merges are never auto")));
+    assert!(
+        d.why(&p2)
+            .iter()
+            .any(|w| w.contains("merges are never auto"))
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget};
-pub use records::UpsertOutcome;
+pub use records::{ColumnPlan, UpsertOutcome};
 pub use stage::{KeyRow, Staged};
 
 /// The newest store schema this build knows.

@@ -8,6 +8,14 @@ use crate::error::Result;
 use crate::model::Value;
 use crate::schema::{Column, Object};
 
+/// See [`Writer::column_plan`].
+#[derive(Debug, Clone)]
+pub struct ColumnPlan {
+    pub cols: Vec<usize>,
+    width: usize,
+    sql: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpsertOutcome {
     Inserted,
@@ -34,23 +42,36 @@ fn record_row(conn: &Connection, obj: &Object, record: &str) -> Result<Option<Ve
 }
 
 impl Writer<'_> {
-    /// The record's value of `field`, or `None` if there is no such record.
-    pub fn record_field(
-        &self,
-        obj: &Object,
-        record: &str,
-        field: &Column,
-    ) -> Result<Option<Value>> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
-            ident(&field.name),
-            ident(&obj.name),
-            ident(&obj.pk_column().name)
-        );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
-        stmt.query_row([record], |r| r.get_ref(0).map(value_from))
-            .optional()
-            .map_err(db_err)
+    /// A way to read some columns of one record, built once and used for every row of a run:
+    /// a decision needs a few columns, and building SQL or copying whole records a million times
+    /// would cost more than the lookups.
+    pub fn column_plan(&self, obj: &Object, cols: &[usize]) -> ColumnPlan {
+        let names: Vec<String> = cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
+        ColumnPlan {
+            cols: cols.to_vec(),
+            width: obj.columns.len(),
+            sql: format!(
+                "SELECT {} FROM {} WHERE {} = ?1",
+                names.join(", "),
+                ident(&obj.name),
+                ident(&obj.pk_column().name)
+            ),
+        }
+    }
+
+    /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
+    /// such record.
+    pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<Vec<Value>>> {
+        let mut stmt = self.tx.prepare_cached(&plan.sql).map_err(db_err)?;
+        stmt.query_row([record], |r| {
+            let mut out = vec![Value::Null; plan.width];
+            for (i, &c) in plan.cols.iter().enumerate() {
+                out[c] = value_from(r.get_ref(i)?);
+            }
+            Ok(out)
+        })
+        .optional()
+        .map_err(db_err)
     }
 
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
