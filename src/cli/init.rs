@@ -191,29 +191,50 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     step(5, "The queue at a glance: crmgate status")?;
     super::queue::status(&demo_ctx)?;
 
-    step(6, "The newest proposals: crmgate list --limit 8")?;
-    super::queue::list(
-        super::queue::ListArgs {
-            state: None,
-            source: None,
-            kind: None,
-            object: None,
-            limit: 8,
+    let list = |state: &str, limit: u64| {
+        super::queue::list(
+            super::queue::ListArgs {
+                state: Some(state.to_string()),
+                source: None,
+                kind: None,
+                object: None,
+                limit,
+            },
+            &demo_ctx,
+        )
+    };
+    step(
+        6,
+        "What the policy let through on its own: crmgate list --state approved",
+    )?;
+    print_out(
+        "  Autonomous sources, fills of empty fields and verified emails, above the confidence threshold.",
+    )?;
+    list("approved", 10)?;
+
+    step(7, "What it stopped: crmgate list --state blocked")?;
+    print_out("  Records on legal hold: nothing changes them, whatever the source or confidence.")?;
+    list("blocked", 10)?;
+
+    step(8, "Why one went through: crmgate show clearbit:cb-101")?;
+    super::queue::show(
+        super::queue::ShowArgs {
+            id: "clearbit:cb-101".into(),
         },
         &demo_ctx,
     )?;
 
-    let first = report.files.first().and_then(|f| f.first_id).unwrap_or(1);
-    step(7, &format!("One proposal in full: crmgate show {first}"))?;
+    step(9, "Why one waits for a human: crmgate show apollo:ap-1")?;
+    print_out("  The same kind of change, from a source the policy does not trust on its own.")?;
     super::queue::show(
         super::queue::ShowArgs {
-            id: first.to_string(),
+            id: "apollo:ap-1".into(),
         },
         &demo_ctx,
     )?;
 
     print_out(format!(
-        "\n{}\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
+        "\n{}\n  crmgate --db {shown} list --state pending\n  crmgate --db {shown} policy show\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
         ui.heading("Try it yourself:")
     ))?;
     Ok(Outcome::Done)
@@ -251,8 +272,17 @@ fn print_proposal_report(report: &crate::ingest::proposals::Report) -> Result<()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     print_out(format!(
-        "  {} proposals are pending: {}",
+        "  {} proposals queued: {}",
         report.ingested,
         kinds.join(", ")
+    ))?;
+    let decisions: Vec<String> = report
+        .by_decision
+        .iter()
+        .map(|(d, n)| format!("{n} {d}"))
+        .collect();
+    print_out(format!(
+        "  the policy decided each one: {} (see `crmgate policy show`)",
+        decisions.join(", ")
     ))
 }

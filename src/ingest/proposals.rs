@@ -84,8 +84,6 @@ pub struct FileReport {
     pub rejected: u64,
     /// Proposals whose `expected` already differs from the record: they will conflict at apply.
     pub stale: u64,
-    pub first_id: Option<i64>,
-    pub last_id: Option<i64>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
