@@ -763,6 +763,8 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "list",
         "show",
         "policy",
+        "pause",
+        "resume",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
@@ -1254,4 +1256,92 @@ fn policies_are_checked_versioned_and_changed_only_by_an_admin() {
         )
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[test]
+fn a_paused_source_or_store_gets_nothing_through_on_its_own() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    // Fills of empty titles from an autonomous source: auto unless something is paused.
+    let ids: Vec<String> = {
+        let conn = env.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0
+                 AND id NOT IN (SELECT record FROM crmgate_proposals) ORDER BY id LIMIT 3",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let file = |n: usize, tag: &str| {
+        env.write(
+            &format!("{tag}.csv"),
+            format!(
+                "{HEADER}{tag},clearbit,update,contacts,{},title,Head of Data,,0.95,,,\n",
+                ids[n]
+            ),
+        )
+    };
+    let decision = |tag: &str| -> (String, String) {
+        let v = json_of(&mut env.cmd(&["show", &format!("clearbit:{tag}"), "--json"]));
+        (
+            v["proposal"]["decision"].as_str().unwrap().to_string(),
+            v["why"].to_string(),
+        )
+    };
+
+    env.cmd(&[
+        "--as", "bob", "pause", "--source", "clearbit", "--reason", "x",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("bob may not pause"));
+    env.cmd(&[
+        "--as",
+        "alice",
+        "pause",
+        "--source",
+        "clearbit",
+        "--reason",
+        "bad batch",
+    ])
+    .assert()
+    .success();
+    env.cmd(&["status"])
+        .assert()
+        .stdout(predicate::str::contains("PAUSED: source clearbit"))
+        .stdout(predicate::str::contains("bad batch"));
+    env.cmd(&["propose", file(0, "p1").to_str().unwrap()])
+        .assert()
+        .success();
+    let (d, why) = decision("p1");
+    assert_eq!(d, "review");
+    assert!(why.contains("source clearbit is paused"), "{why}");
+
+    env.cmd(&["--as", "alice", "resume", "--source", "clearbit"])
+        .assert()
+        .success();
+    env.cmd(&["--as", "alice", "pause", "--reason", "migration tonight"])
+        .assert()
+        .success();
+    env.cmd(&["propose", file(1, "p2").to_str().unwrap()])
+        .assert()
+        .success();
+    let (d, why) = decision("p2");
+    assert_eq!(d, "review");
+    assert!(why.contains("the store is paused"), "{why}");
+
+    env.cmd(&["--as", "alice", "resume"]).assert().success();
+    env.cmd(&["propose", file(2, "p3").to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(decision("p3").0, "auto");
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE action IN ('pause', 'resume')"),
+        4
+    );
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_pauses"), 0);
 }

@@ -2,6 +2,7 @@
 //! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
 
 mod init;
+mod pause;
 mod policy;
 mod propose;
 mod queue;
@@ -98,6 +99,14 @@ pub enum Command {
     /// One proposal in full: the record now, the change, where it came from, every event.
     #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
     Show(queue::ShowArgs),
+    /// Stop the whole store, or one source, from changing anything until `resume` (admin).
+    #[command(
+        after_help = "Example:\n  crmgate --as alice pause --source sdr-agent --reason \"bad batch of titles\"\n  crmgate --as alice pause --reason \"CRM migration tonight\""
+    )]
+    Pause(pause::PauseArgs),
+    /// Lift a pause (admin).
+    #[command(after_help = "Example:\n  crmgate --as alice resume --source sdr-agent")]
+    Resume(pause::ResumeArgs),
     /// See, check and set the policy that decides what applies on its own.
     #[command(
         subcommand,
@@ -221,6 +230,8 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
+        Command::Pause(args) => pause::pause(args, ctx),
+        Command::Resume(args) => pause::resume(args, ctx),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -36,9 +36,11 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
     let by_kind = store.count_proposals_by("kind")?;
     let by_source = store.count_proposals_by("source")?;
     let ingests = store.recent_ingests(5)?;
+    let pauses = store.pauses()?;
     if ctx.ui.json {
         print_json(&serde_json::json!({
             "store": store.path(),
+            "paused": pauses,
             "by_state": by_state,
             "by_kind": by_kind,
             "by_source": by_source,
@@ -47,6 +49,19 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let total: i64 = by_state.iter().map(|c| c.count).sum();
+    for p in &pauses {
+        print_out(format!(
+            "{} {} since {} by {}: {}",
+            ctx.ui.heading("PAUSED:"),
+            p.source
+                .as_deref()
+                .map(|s| format!("source {}", safe(s)))
+                .unwrap_or_else(|| "the whole store".into()),
+            p.at,
+            safe(&p.actor),
+            safe(&p.reason)
+        ))?;
+    }
     print_out(format!(
         "{} {} proposals in {}",
         ctx.ui.heading("Queue:"),

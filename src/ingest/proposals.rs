@@ -17,7 +17,7 @@ use crate::model::{Kind, NewEvent, NewProposal, State, Value, Verdict, key64, so
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::score::{self, FieldFacts, TrackRecord};
-use crate::store::{ColumnPlan, IngestCounts, KeyRow, Writer};
+use crate::store::{ColumnPlan, IngestCounts, KeyRow, Pause, Writer};
 use crate::validate::FieldType;
 use crate::validate::{self, short};
 
@@ -254,7 +254,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     let mut by_kind = [0u64; 5];
     let mut by_action = [0u64; 4];
     let mut stale = 0u64;
-    let mut judge = Judge::new(opts.policy, opts.policy_version, w.now());
+    let mut judge = Judge::new(opts.policy, opts.policy_version, w.now(), w.pauses()?);
     // Rows arrive sorted by record, so all of a record's new proposals are queued together and
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
@@ -871,10 +871,12 @@ struct Judge<'p> {
     day_start: String,
     /// Column plans by (object, column): a few per run.
     plans: Vec<(String, usize, ColumnPlan)>,
+    /// What is paused: nothing from it is let through on its own.
+    pauses: Vec<Pause>,
 }
 
 impl<'p> Judge<'p> {
-    fn new(policy: &'p Policy, version: i64, now: &str) -> Self {
+    fn new(policy: &'p Policy, version: i64, now: &str, pauses: Vec<Pause>) -> Self {
         let columns = policy
             .rules
             .iter()
@@ -895,6 +897,7 @@ impl<'p> Judge<'p> {
             auto_today: HashMap::new(),
             day_start: format!("{}T00:00:00.000Z", &now[..10.min(now.len())]),
             plans: Vec::new(),
+            pauses,
         }
     }
 
@@ -940,8 +943,11 @@ impl<'p> Judge<'p> {
             self.auto_today.insert(p.source.clone(), n);
         }
         let situation = Situation {
-            store_paused: false,
-            source_paused: false,
+            store_paused: self.pauses.iter().any(|p| p.source.is_none()),
+            source_paused: self
+                .pauses
+                .iter()
+                .any(|x| x.source.as_deref() == Some(p.source.as_str())),
             auto_in_run: self.auto_in_run.get(&p.source).copied().unwrap_or(0),
             auto_today: self.auto_today[&p.source],
         };

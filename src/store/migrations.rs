@@ -101,6 +101,16 @@ BEGIN SELECT RAISE(ABORT, 'crmgate_policies is append-only'); END;
 CREATE TRIGGER crmgate_policies_append_only_delete BEFORE DELETE ON crmgate_policies
 BEGIN SELECT RAISE(ABORT, 'crmgate_policies is append-only'); END;
 "#,
+    // 3: the kill switch. One row per paused scope: '' is the whole store, else a source. The
+    // history of pauses and resumes is in the audit log.
+    r#"
+CREATE TABLE crmgate_pauses (
+    scope  TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    actor  TEXT NOT NULL,
+    at     TEXT NOT NULL
+);
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod migrations;
+mod pauses;
 mod policies;
 mod queue;
 mod records;
@@ -19,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewEvent, Value};
 use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
+pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget};
 pub use records::{ColumnPlan, UpsertOutcome};
