@@ -772,7 +772,7 @@ fn every_command_has_help_with_an_example_and_completions_work() {
             .success()
             .stdout(predicate::str::contains("Example"));
     }
-    for sub in ["show", "set", "check"] {
+    for sub in ["show", "set", "check", "test"] {
         env.cmd(&["policy", sub, "--help"])
             .assert()
             .success()
@@ -1344,4 +1344,47 @@ fn a_paused_source_or_store_gets_nothing_through_on_its_own() {
         4
     );
     assert_eq!(env.count("SELECT count(*) FROM crmgate_pauses"), 0);
+}
+
+#[test]
+fn policy_test_shows_which_decisions_a_new_policy_would_change_and_changes_nothing() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let before = env.dump();
+    env.cmd(&["policy", "test", &fixture("policy/demo.toml")])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("no decision would change"));
+    let demo = std::fs::read_to_string(fixture("policy/demo.toml")).unwrap();
+    let trusting = env.write(
+        "trust.toml",
+        demo.replace(
+            "[sources.sdr-agent]",
+            "[sources.hubspot-ai]\nautonomy = \"autonomous\"\n\n[sources.sdr-agent]",
+        ),
+    );
+    let v = json_of(&mut env.cmd(&["policy", "test", trusting.to_str().unwrap(), "--json"]));
+    let mut changed: Vec<String> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}→{}",
+                c["proposal"].as_str().unwrap(),
+                c["from"].as_str().unwrap(),
+                c["to"].as_str().unwrap()
+            )
+        })
+        .collect();
+    changed.sort();
+    assert_eq!(
+        changed,
+        vec![
+            "hubspot-ai:hs-402 review→auto",
+            "hubspot-ai:hs-405 review→auto"
+        ]
+    );
+    assert_eq!(v["replayed"], 35);
+    assert_eq!(env.dump(), before, "policy test changes nothing");
 }

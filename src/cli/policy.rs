@@ -22,6 +22,16 @@ pub enum PolicyCommand {
     /// Check a policy file against the store without installing it; exit 1 with its problems.
     #[command(after_help = "Example:\n  crmgate policy check policy.toml")]
     Check { file: String },
+    /// Replay the queue through a policy file and show which decisions would change, and why.
+    #[command(
+        after_help = "Example:\n  crmgate policy test stricter.toml\n  crmgate policy test stricter.toml --json"
+    )]
+    Test {
+        file: String,
+        /// Show at most this many changes (all are counted).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 pub fn run(cmd: PolicyCommand, ctx: &Ctx) -> Result<Outcome> {
@@ -29,6 +39,7 @@ pub fn run(cmd: PolicyCommand, ctx: &Ctx) -> Result<Outcome> {
         PolicyCommand::Show { number } => show(number, ctx),
         PolicyCommand::Set { file } => set(&file, ctx),
         PolicyCommand::Check { file } => check(&file, ctx),
+        PolicyCommand::Test { file, limit } => test(&file, limit, ctx),
     }
 }
 
@@ -165,5 +176,158 @@ fn check(file: &str, ctx: &Ctx) -> Result<Outcome> {
     } else {
         ctx.ui.note(format!("{file}: ok ({} rules)", p.rules.len()));
     }
+    Ok(Outcome::Done)
+}
+
+/// A decision that `policy test` found would change.
+#[derive(Debug, serde::Serialize)]
+struct Change {
+    id: i64,
+    proposal: String,
+    record: String,
+    field: Option<String>,
+    from: String,
+    to: String,
+    why: Vec<String>,
+}
+
+/// Replays every proposal whose decision still matters through the policy in `file`, against
+/// the records as they are now and with the confidence crmgate gave it, as one run (the
+/// per-run and per-day limits count across the replay). Changes nothing.
+fn test(file: &str, limit: usize, ctx: &Ctx) -> Result<Outcome> {
+    use crate::model::{Kind, Value};
+    use crate::policy::{Action, Facts, Situation};
+    use std::collections::{BTreeMap, HashMap};
+
+    let text = read(file)?;
+    let store = ctx.open()?;
+    let candidate = parse(file, &text, store.schema())?;
+    let pauses = store.pauses()?;
+    let mut autos: HashMap<String, u64> = HashMap::new();
+    let mut replayed = 0u64;
+    let mut changed = 0u64;
+    let mut moves: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut shown: Vec<Change> = Vec::new();
+    store.for_each_replayable(|r| {
+        let (Some(obj), Some(kind)) = (store.schema().object(&r.object), Kind::parse(&r.kind))
+        else {
+            return Ok(());
+        };
+        let Some(row) = store.record_row(obj, &r.record)? else {
+            return Ok(()); // the record is gone; apply will say so
+        };
+        let pairs = |row: &[Value]| -> Vec<(String, Value)> {
+            obj.columns
+                .iter()
+                .zip(row)
+                .map(|(c, v)| (c.name.clone(), v.clone()))
+                .collect()
+        };
+        let first = pairs(&row);
+        let second = match &r.merge_into {
+            Some(m) => store.record_row(obj, m)?.map(|o| pairs(&o)),
+            None => None,
+        };
+        let mut records: Vec<&[(String, Value)]> = vec![&first];
+        if let Some(s) = &second {
+            records.push(s);
+        }
+        let current = r
+            .field
+            .as_ref()
+            .and_then(|f| obj.columns.iter().position(|c| &c.name == f))
+            .map(|i| row[i].clone())
+            .unwrap_or(Value::Null);
+        let used = autos.get(&r.source).copied().unwrap_or(0);
+        let situation = Situation {
+            store_paused: pauses.iter().any(|p| p.source.is_none()),
+            source_paused: pauses
+                .iter()
+                .any(|p| p.source.as_deref() == Some(r.source.as_str())),
+            auto_in_run: used,
+            auto_today: used,
+        };
+        let d = crate::policy::decide(
+            &candidate,
+            &Facts {
+                kind,
+                source: &r.source,
+                object: &r.object,
+                field: r.field.as_deref(),
+                value: &r.value,
+                current: &current,
+                trigger: r.trigger.as_deref(),
+                confidence: r.confidence,
+                records: &records,
+            },
+            &situation,
+        );
+        if d.action == Action::Auto {
+            *autos.entry(r.source.clone()).or_default() += 1;
+        }
+        replayed += 1;
+        let from = r.decision.clone().unwrap_or_else(|| "none".into());
+        if from != d.action.as_str() {
+            changed += 1;
+            *moves
+                .entry((from.clone(), d.action.as_str().to_string()))
+                .or_default() += 1;
+            if shown.len() < limit {
+                shown.push(Change {
+                    id: r.id,
+                    proposal: r
+                        .ext_id
+                        .as_ref()
+                        .map(|e| format!("{}:{e}", r.source))
+                        .unwrap_or_else(|| r.id.to_string()),
+                    record: format!("{}/{}", r.object, r.record),
+                    field: r.field.clone(),
+                    from,
+                    to: d.action.as_str().to_string(),
+                    why: d.why(&candidate),
+                });
+            }
+        }
+        Ok(())
+    })?;
+    let summary: Vec<String> = moves
+        .iter()
+        .map(|((f, t), n)| format!("{n} {f} → {t}"))
+        .collect();
+    if ctx.ui.json {
+        print_json(&serde_json::json!({
+            "replayed": replayed,
+            "changed": changed,
+            "moves": moves.iter().map(|((f, t), n)| serde_json::json!({"from": f, "to": t, "count": n})).collect::<Vec<_>>(),
+            "changes": shown,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    if changed == 0 {
+        ctx.ui.note(format!(
+            "{replayed} proposals replayed through {file}: no decision would change"
+        ));
+        return Ok(Outcome::Done);
+    }
+    let mut t = ctx.ui.table();
+    t.set_header([
+        "id", "proposal", "record", "field", "now", "would be", "why",
+    ]);
+    for c in &shown {
+        t.add_row([
+            c.id.to_string(),
+            crate::ui::safe(&c.proposal).into_owned(),
+            crate::ui::safe(&c.record).into_owned(),
+            c.field.clone().unwrap_or_default(),
+            c.from.clone(),
+            c.to.clone(),
+            c.why.join("; "),
+        ]);
+    }
+    print_out(t)?;
+    ctx.ui.note(format!(
+        "{replayed} proposals replayed through {file}: {changed} decisions would change ({}); nothing was changed",
+        summary.join(", ")
+    ));
     Ok(Outcome::Done)
 }
