@@ -21,6 +21,7 @@ pub mod policy;
 pub mod records;
 pub mod schema;
 pub mod score;
+pub mod sources;
 pub mod store;
 pub mod ui;
 pub mod validate;

@@ -765,6 +765,7 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "policy",
         "pause",
         "resume",
+        "sources",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
@@ -1387,4 +1388,40 @@ fn policy_test_shows_which_decisions_a_new_policy_would_change_and_changes_nothi
     );
     assert_eq!(v["replayed"], 35);
     assert_eq!(env.dump(), before, "policy test changes nothing");
+}
+
+#[test]
+fn sources_reports_volume_decisions_and_a_recommendation_per_source() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let v = json_of(&mut env.cmd(&["sources", "--json"]));
+    let rows = v.as_array().unwrap();
+    assert_eq!(
+        rows.len() as i64,
+        env.count("SELECT count(DISTINCT source) FROM crmgate_proposals")
+    );
+    for row in rows {
+        let source = row["stats"]["source"].as_str().unwrap();
+        let q = |cond: &str| {
+            env.count(&format!(
+                "SELECT count(*) FROM crmgate_proposals WHERE source = '{source}' {cond}"
+            ))
+        };
+        assert_eq!(row["stats"]["proposals"], q(""), "{source}");
+        assert_eq!(row["stats"]["auto"], q("AND decision = 'auto'"), "{source}");
+        assert_eq!(
+            row["stats"]["block"],
+            q("AND decision = 'block'"),
+            "{source}"
+        );
+        assert_eq!(
+            row["recommendation"]["verdict"], "keep",
+            "{source}: no human decisions yet"
+        );
+    }
+    let autonomy =
+        |s: &str| rows.iter().find(|r| r["stats"]["source"] == s).unwrap()["autonomy"].clone();
+    assert_eq!(autonomy("clearbit"), "autonomous");
+    assert_eq!(autonomy("sdr-agent"), "assistive");
+    assert_eq!(autonomy("apollo"), "supervised");
 }

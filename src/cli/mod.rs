@@ -7,6 +7,7 @@ mod policy;
 mod propose;
 mod queue;
 mod records;
+mod sources;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,6 +100,9 @@ pub enum Command {
     /// One proposal in full: the record now, the change, where it came from, every event.
     #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
     Show(queue::ShowArgs),
+    /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
+    #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
+    Sources,
     /// Stop the whole store, or one source, from changing anything until `resume` (admin).
     #[command(
         after_help = "Example:\n  crmgate --as alice pause --source sdr-agent --reason \"bad batch of titles\"\n  crmgate --as alice pause --reason \"CRM migration tonight\""
@@ -230,6 +234,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
+        Command::Sources => sources::run(ctx),
         Command::Pause(args) => pause::pause(args, ctx),
         Command::Resume(args) => pause::resume(args, ctx),
         Command::Completions { shell } => {

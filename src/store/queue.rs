@@ -457,3 +457,58 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Per source: volume, decisions, and the human decisions on its proposals (from the audit
+    /// log: `approve`, `reject` and `edit` events by humans).
+    pub fn source_stats(&self) -> Result<Vec<crate::sources::SourceStats>> {
+        let mut out: Vec<crate::sources::SourceStats> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT source, count(*), sum(decision = 'auto'), sum(decision = 'review'),
+                        sum(decision = 'suggest'), sum(decision = 'block'), sum(state = 'applied')
+                 FROM crmgate_proposals GROUP BY source ORDER BY source",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
+            out.push(crate::sources::SourceStats {
+                source: r.get(0).map_err(db_err)?,
+                proposals: n(1).map_err(db_err)?,
+                auto: n(2).map_err(db_err)?,
+                review: n(3).map_err(db_err)?,
+                suggest: n(4).map_err(db_err)?,
+                block: n(5).map_err(db_err)?,
+                applied: n(6).map_err(db_err)?,
+                ..Default::default()
+            });
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.source, sum(e.action IN ('approve', 'edit')), sum(e.action = 'reject'),
+                        sum(e.action = 'edit'),
+                        avg(CASE WHEN p.stated_confidence IS NULL THEN NULL
+                                 ELSE (p.stated_confidence - (e.action <> 'reject'))
+                                    * (p.stated_confidence - (e.action <> 'reject')) END)
+                 FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
+                 WHERE e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit')
+                 GROUP BY p.source",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let source: String = r.get(0).map_err(db_err)?;
+            if let Some(s) = out.iter_mut().find(|s| s.source == source) {
+                let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
+                s.approved = n(1).map_err(db_err)?;
+                s.rejected = n(2).map_err(db_err)?;
+                s.edited = n(3).map_err(db_err)?;
+                s.brier = r.get(4).map_err(db_err)?;
+            }
+        }
+        Ok(out)
+    }
+}

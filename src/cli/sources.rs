@@ -1,0 +1,72 @@
+//! `crmgate sources`.
+
+use super::{Ctx, Outcome, print_json, print_out};
+use crate::error::Result;
+use crate::sources::recommend;
+use crate::ui::safe;
+
+pub fn run(ctx: &Ctx) -> Result<Outcome> {
+    let store = ctx.open()?;
+    let (_, policy) = super::policy::load(&store)?;
+    let stats = store.source_stats()?;
+    let rows: Vec<serde_json::Value> = stats
+        .iter()
+        .map(|s| {
+            let autonomy = policy.source(&s.source).autonomy;
+            serde_json::json!({
+                "stats": s,
+                "autonomy": autonomy.as_str(),
+                "acceptance": s.acceptance(),
+                "recommendation": recommend(autonomy, s),
+            })
+        })
+        .collect();
+    if ctx.ui.json {
+        print_json(&rows)?;
+        return Ok(Outcome::Done);
+    }
+    if stats.is_empty() {
+        ctx.ui.note("no proposals yet");
+        return Ok(Outcome::Done);
+    }
+    let mut t = ctx.ui.table();
+    t.set_header([
+        "source",
+        "autonomy",
+        "proposals",
+        "auto",
+        "review",
+        "suggest",
+        "block",
+        "human ✓/✗/edit",
+        "accepted",
+        "calibration",
+        "recommendation",
+    ]);
+    for s in &stats {
+        let autonomy = policy.source(&s.source).autonomy;
+        let r = recommend(autonomy, s);
+        t.add_row([
+            safe(&s.source).into_owned(),
+            autonomy.as_str().to_string(),
+            s.proposals.to_string(),
+            s.auto.to_string(),
+            s.review.to_string(),
+            s.suggest.to_string(),
+            s.block.to_string(),
+            format!("{}/{}/{}", s.approved, s.rejected, s.edited),
+            s.acceptance()
+                .map(|a| format!("{:.0}%", a * 100.0))
+                .unwrap_or_else(|| "–".into()),
+            s.brier
+                .map(|b| format!("Brier {b:.2}"))
+                .unwrap_or_else(|| "–".into()),
+            match r.to {
+                Some(to) => format!("{} to {to}: {}", r.verdict, r.why),
+                None => format!("{}: {}", r.verdict, r.why),
+            },
+        ]);
+    }
+    print_out(t)?;
+    Ok(Outcome::Done)
+}
