@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod fixtures;
+pub mod human;
 pub mod ingest;
 pub mod model;
 pub mod policy;

@@ -231,6 +231,8 @@ pub struct Proposal {
     /// The signals behind crmgate's confidence.
     pub signals: Option<serde_json::Value>,
     pub policy_version: Option<i64>,
+    /// For merges: the fingerprint of both records when proposed.
+    pub baseline_fp: Option<String>,
 }
 
 impl Proposal {
@@ -260,6 +262,14 @@ pub struct NewEvent {
     pub prev_value: Option<serde_json::Value>,
     pub new_value: Option<serde_json::Value>,
     pub source: Option<String>,
+    /// crmgate's confidence in the proposal, on decision events.
+    pub confidence: Option<f64>,
+    /// The policy version a decision answered to.
+    pub policy_version: Option<i64>,
+    /// The rules a decision answered (JSON array of names).
+    pub rules: Option<String>,
+    /// Who approved, on a human approval.
+    pub approver: Option<String>,
     pub detail: serde_json::Value,
 }
 
@@ -293,4 +303,14 @@ pub struct Verdict {
     /// JSON: the decision (action, rules, approvers, why).
     pub decision: String,
     pub policy_version: i64,
+}
+
+/// A merge's two records, hashed: a merge may only be approved or applied while both records
+/// are as they were when it was proposed.
+pub fn merge_fingerprint(duplicate: &[Value], survivor: &[Value]) -> String {
+    let snapshot = serde_json::json!([
+        duplicate.iter().map(Value::to_json).collect::<Vec<_>>(),
+        survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
+    ]);
+    crate::audit::sha256_hex(snapshot.to_string().as_bytes())
 }

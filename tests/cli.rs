@@ -766,6 +766,8 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "pause",
         "resume",
         "sources",
+        "approve",
+        "reject",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
@@ -1424,4 +1426,207 @@ fn sources_reports_volume_decisions_and_a_recommendation_per_source() {
     assert_eq!(autonomy("clearbit"), "autonomous");
     assert_eq!(autonomy("sdr-agent"), "assistive");
     assert_eq!(autonomy("apollo"), "supervised");
+}
+
+// ---------------------------------------------------------------- human decisions
+
+#[test]
+fn only_a_holder_of_an_approver_role_may_approve() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let state =
+        |id: &str| json_of(&mut env.cmd(&["show", id, "--json"]))["proposal"]["state"].clone();
+    // An owner change needs ops or manager; bob is an sdr.
+    env.cmd(&["--as", "bob", "approve", "sdr-agent:sdr-304"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "bob may not approve it: that takes the role ops or manager",
+        ));
+    assert_eq!(state("sdr-agent:sdr-304"), "pending");
+    env.cmd(&[
+        "--as",
+        "alice",
+        "approve",
+        "sdr-agent:sdr-304",
+        "--note",
+        "agreed with sales",
+    ])
+    .assert()
+    .success();
+    assert_eq!(state("sdr-agent:sdr-304"), "approved");
+    // An enterprise account needs a manager: alice (ops, admin) may not, mia may.
+    env.cmd(&["--as", "alice", "approve", "clearbit:cb-115"])
+        .assert()
+        .code(1);
+    env.cmd(&["--as", "mia", "approve", "clearbit:cb-115"])
+        .assert()
+        .success();
+    assert_eq!(state("clearbit:cb-115"), "approved");
+    let (actor, approver, action): (String, String, String) = env
+        .conn()
+        .query_row(
+            "SELECT actor, approver, action FROM crmgate_events WHERE proposal_id =
+               (SELECT id FROM crmgate_proposals WHERE ext_id = 'cb-115') ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (actor.as_str(), approver.as_str(), action.as_str()),
+        ("mia", "mia", "approve")
+    );
+}
+
+#[test]
+fn each_failing_item_is_reported_and_the_rest_proceed() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    // cb-107 overwrites a title; change the record under it so it is stale.
+    let id: String = env
+        .conn()
+        .query_row(
+            "SELECT record FROM crmgate_proposals WHERE ext_id = 'cb-107'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let f = env.write("moved.csv", format!("id,title\n{id},Chief Executive\n"));
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&[
+        "--as",
+        "alice",
+        "approve",
+        "clearbit:cb-101",
+        "clearbit:cb-107",
+        "apollo:ap-1",
+        "nope:1",
+    ])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains(
+        "clearbit:cb-101: not approved: already approved",
+    ))
+    .stderr(predicate::str::contains(
+        "clearbit:cb-107: not approved: stale: title is now \"Chief Executive\"",
+    ))
+    .stderr(predicate::str::contains(
+        "nope:1: not approved: no such proposal",
+    ))
+    .stderr(predicate::str::contains("1 approved, 3 not"));
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'ap-1' AND state = 'approved'"
+        ),
+        1
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'cb-107' AND state = 'pending'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_filter_wide_decision_states_the_count_and_needs_yes() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let before = env.dump();
+    env.cmd(&[
+        "--as",
+        "alice",
+        "reject",
+        "--source",
+        "hubspot-ai",
+        "--reason",
+        "noisy",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(
+        "5 pending proposals match; nothing was rejected",
+    ))
+    .stderr(predicate::str::contains("--yes"));
+    assert_eq!(env.dump(), before);
+    // The big deal needs a manager: alice's filter-wide rejection skips it and says so.
+    env.cmd(&[
+        "--as",
+        "alice",
+        "reject",
+        "--source",
+        "hubspot-ai",
+        "--reason",
+        "noisy",
+        "--yes",
+    ])
+    .assert()
+    .code(3)
+    .stderr(predicate::str::contains("4 rejected, 1 not"));
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_proposals WHERE source = 'hubspot-ai' AND state = 'rejected'"), 4);
+    env.cmd(&["--as", "alice", "approve", "1", "--source", "x"])
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn a_source_with_20_rejections_in_its_last_50_decisions_is_paused_by_the_breaker() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let ids: Vec<String> = {
+        let conn = env.conn();
+        let mut stmt = conn
+            .prepare("SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 50")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let rows: String = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| format!("b-{i},badbot,update,contacts,{id},title,Wizard {i},,0.9,,,\n"))
+        .collect();
+    let f = env.write("bad.csv", format!("{HEADER}{rows}"));
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let ok: Vec<String> = (0..30).map(|i| format!("badbot:b-{i}")).collect();
+    let mut approve = vec!["--as", "alice", "approve"];
+    approve.extend(ok.iter().map(String::as_str));
+    env.cmd(&approve).assert().success();
+    let no: Vec<String> = (30..45).map(|i| format!("badbot:b-{i}")).collect();
+    let mut reject = vec!["--as", "alice", "reject", "--reason", "nonsense titles"];
+    reject.extend(no.iter().map(String::as_str));
+    env.cmd(&reject).assert().success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_pauses"),
+        0,
+        "15 of 50 is within 30%"
+    );
+    let more: Vec<String> = (45..50).map(|i| format!("badbot:b-{i}")).collect();
+    let mut reject = vec!["--as", "alice", "reject", "--reason", "nonsense titles"];
+    reject.extend(more.iter().map(String::as_str));
+    env.cmd(&reject)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "paused source badbot: circuit breaker: 20 of the last 50",
+        ));
+    let reason: String = env
+        .conn()
+        .query_row(
+            "SELECT reason FROM crmgate_pauses WHERE scope = 'badbot'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(reason.contains("more than 30% of 50"), "{reason}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE action = 'pause' AND actor_kind = 'system' AND source = 'badbot'"),
+        1
+    );
 }

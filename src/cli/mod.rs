@@ -1,6 +1,7 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
 //! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
 
+mod decide;
 mod init;
 mod pause;
 mod policy;
@@ -100,6 +101,16 @@ pub enum Command {
     /// One proposal in full: the record now, the change, where it came from, every event.
     #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
     Show(queue::ShowArgs),
+    /// Approve proposals by id, or every pending one a filter matches (with --yes).
+    #[command(
+        after_help = "Example:\n  crmgate --as alice approve 42 clearbit:p-17 --note \"checked LinkedIn\"\n  crmgate --as alice approve --source clearbit --kind verify --yes"
+    )]
+    Approve(decide::ApproveArgs),
+    /// Reject proposals by id, or every pending one a filter matches (with --yes).
+    #[command(
+        after_help = "Example:\n  crmgate --as alice reject 42 --reason \"wrong person\"\n  crmgate --as alice reject --source sdr-agent --max-confidence 0.5 --reason \"low quality\" --yes"
+    )]
+    Reject(decide::RejectArgs),
     /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
     #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
     Sources,
@@ -235,6 +246,8 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
         Command::Sources => sources::run(ctx),
+        Command::Approve(args) => decide::approve(args, ctx),
+        Command::Reject(args) => decide::reject(args, ctx),
         Command::Pause(args) => pause::pause(args, ctx),
         Command::Resume(args) => pause::resume(args, ctx),
         Command::Completions { shell } => {

@@ -759,11 +759,7 @@ impl Judge<'_> {
             };
             let dup = row(&p.record)?;
             let survivor = row(into)?;
-            let snapshot = serde_json::json!([
-                dup.iter().map(Value::to_json).collect::<Vec<_>>(),
-                survivor.iter().map(Value::to_json).collect::<Vec<_>>(),
-            ]);
-            p.baseline_fp = Some(crate::audit::sha256_hex(snapshot.to_string().as_bytes()));
+            p.baseline_fp = Some(crate::model::merge_fingerprint(&dup, &survivor));
             return Ok(vec![dup, survivor]);
         }
         let field = p.field.as_deref().expect("a field write names its field");

@@ -450,10 +450,10 @@ impl Writer<'_> {
             prev_value: json_text(&ev.prev_value),
             new_value: json_text(&ev.new_value),
             source: ev.source.clone(),
-            confidence: None,
-            rules: None,
-            policy_version: None,
-            approver: None,
+            confidence: ev.confidence,
+            rules: ev.rules.clone(),
+            policy_version: ev.policy_version,
+            approver: ev.approver.clone(),
             detail: if ev.detail.is_null() {
                 None
             } else {

@@ -65,7 +65,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -99,6 +99,7 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
             .get::<_, Option<String>>(24)?
             .and_then(|s| serde_json::from_str(&s).ok()),
         policy_version: r.get(25)?,
+        baseline_fp: r.get(26)?,
     })
 }
 
@@ -510,5 +511,92 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+impl Writer<'_> {
+    /// A proposal as stored, read inside the write transaction.
+    pub fn proposal(&self, id: i64) -> Result<Option<Proposal>> {
+        self.tx
+            .query_row(
+                &format!(
+                    "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+                     JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
+                ),
+                [id],
+                proposal_from_row,
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Moves a proposal from one of `from` to `to`; false if it was in another state.
+    pub fn set_state(&self, id: i64, from: &[State], to: State) -> Result<bool> {
+        let states: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let n = self
+            .tx
+            .execute(
+                &format!(
+                    "UPDATE crmgate_proposals SET state = ?2 WHERE id = ?1 AND state IN ({})",
+                    states.join(", ")
+                ),
+                rusqlite::params![id, to.as_str()],
+            )
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    /// The latest `n` human decisions on `source`'s proposals, newest first: true for a rejection.
+    pub fn recent_human_decisions(&self, source: &str, n: u32) -> Result<Vec<bool>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT e.action = 'reject' FROM crmgate_events e
+                 JOIN crmgate_proposals p ON p.id = e.proposal_id
+                 WHERE p.source = ?1 AND e.actor_kind = 'human'
+                   AND e.action IN ('approve', 'reject', 'edit')
+                 ORDER BY e.seq DESC LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        stmt.query_map(rusqlite::params![source, n], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+}
+
+impl Store {
+    /// Ids of proposals in `states` matching the filter, oldest first.
+    pub fn proposal_ids(&self, filter: &ListFilter, states: &[State]) -> Result<Vec<i64>> {
+        let mut clauses = vec![format!(
+            "p.state IN ({})",
+            states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        let mut params: Vec<String> = Vec::new();
+        for (col, v) in [
+            ("p.source", &filter.source),
+            ("p.kind", &filter.kind),
+            ("p.object", &filter.object),
+        ] {
+            if let Some(v) = v {
+                params.push(v.clone());
+                clauses.push(format!("{col} = ?{}", params.len()));
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT p.id FROM crmgate_proposals p WHERE {} ORDER BY p.id",
+                clauses.join(" AND ")
+            ))
+            .map_err(db_err)?;
+        stmt.query_map(params_from_iter(params.iter()), |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
     }
 }
