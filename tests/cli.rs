@@ -1625,6 +1625,33 @@ fn a_source_with_20_rejections_in_its_last_50_decisions_is_paused_by_the_breaker
         )
         .unwrap();
     assert!(reason.contains("more than 30% of 50"), "{reason}");
+    // The track record now shapes crmgate's confidence in the next proposal of this kind and
+    // field: 0.9 stated, blended with 31/52 (smoothed) at weight 50/70.
+    let next: String = env
+        .conn()
+        .query_row("SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 1 OFFSET 60", [], |r| r.get(0))
+        .unwrap();
+    let f = env.write(
+        "next.csv",
+        format!("{HEADER}b-next,badbot,update,contacts,{next},title,Sorcerer,,0.9,,,\n"),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let v = json_of(&mut env.cmd(&["show", "badbot:b-next", "--json"]));
+    let confidence = v["proposal"]["confidence"].as_f64().unwrap();
+    let expected = 0.9 * (20.0 / 70.0) + (31.0 / 52.0) * (50.0 / 70.0);
+    assert!(
+        (confidence - expected).abs() < 1e-9,
+        "{confidence} vs {expected}"
+    );
+    assert!(
+        v["signals"]
+            .to_string()
+            .contains("humans approved 30 of 50"),
+        "{}",
+        v["signals"]
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_events WHERE action = 'pause' AND actor_kind = 'system' AND source = 'badbot'"),
         1

@@ -869,6 +869,8 @@ struct Judge<'p> {
     plans: Vec<(String, usize, ColumnPlan)>,
     /// What is paused: nothing from it is let through on its own.
     pauses: Vec<Pause>,
+    /// Track records by (source, kind, field), read once per run.
+    tracks: HashMap<(String, Kind, Option<String>), TrackRecord>,
 }
 
 impl<'p> Judge<'p> {
@@ -894,6 +896,7 @@ impl<'p> Judge<'p> {
             day_start: format!("{}T00:00:00.000Z", &now[..10.min(now.len())]),
             plans: Vec::new(),
             pauses,
+            tracks: HashMap::new(),
         }
     }
 
@@ -914,8 +917,19 @@ impl<'p> Judge<'p> {
             })
             .collect();
         let record_refs: Vec<&[(String, Value)]> = records.iter().map(Vec::as_slice).collect();
+        let key = (p.source.clone(), p.kind, p.field.clone());
+        let track = match self.tracks.get(&key) {
+            Some(t) => *t,
+            None => {
+                let (approved, rejected) =
+                    w.track_record(&p.source, p.kind.as_str(), p.field.as_deref())?;
+                let t = TrackRecord { approved, rejected };
+                self.tracks.insert(key, t);
+                t
+            }
+        };
         let score = match &p.field {
-            None => score::score_merge(p.stated_confidence, TrackRecord::default()),
+            None => score::score_merge(p.stated_confidence, track),
             Some(field) => {
                 let column = obj.column(field).expect("checked field");
                 let field_type = FieldType::of(column);
@@ -930,7 +944,7 @@ impl<'p> Judge<'p> {
                     value: &p.value,
                     current: &p.baseline,
                     company_domain: company_domain.as_deref(),
-                    track: TrackRecord::default(),
+                    track,
                 })
             }
         };

@@ -600,3 +600,28 @@ impl Store {
             .map_err(db_err)
     }
 }
+
+impl Writer<'_> {
+    /// Human approvals (edits count as approvals of a corrected value) and rejections of
+    /// `source`'s proposals of this kind and field: its track record.
+    pub fn track_record(
+        &self,
+        source: &str,
+        kind: &str,
+        field: Option<&str>,
+    ) -> Result<(u64, u64)> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT coalesce(sum(e.action IN ('approve', 'edit')), 0), coalesce(sum(e.action = 'reject'), 0)
+                 FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
+                 WHERE p.source = ?1 AND p.kind = ?2 AND p.field IS ?3
+                   AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit')",
+            )
+            .map_err(db_err)?;
+        stmt.query_row(rusqlite::params![source, kind, field], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(db_err)
+    }
+}
