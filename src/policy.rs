@@ -526,8 +526,9 @@ pub struct Facts<'a> {
     pub trigger: Option<&'a str>,
     /// crmgate's final confidence.
     pub confidence: f64,
-    /// The records involved (for a merge, both), as (column, value) pairs.
-    pub records: &'a [&'a [(String, Value)]],
+    /// The records involved (for a merge, both), as (column, value) pairs of the columns the
+    /// policy's record conditions read.
+    pub records: &'a [&'a [(&'a str, &'a Value)]],
 }
 
 /// The state of the world a decision also depends on.
@@ -604,8 +605,9 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
     let any = |list: &[String], v: Option<&str>| {
         list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x == v))
     };
-    let field_of =
-        |rec: &[(String, Value)], k: &str| rec.iter().find(|(c, _)| c == k).map(|(_, v)| v.clone());
+    let field_of = |rec: &[(&str, &Value)], k: &str| -> Option<Value> {
+        rec.iter().find(|(c, _)| *c == k).map(|(_, v)| (*v).clone())
+    };
     (rule.kinds.is_empty() || rule.kinds.contains(&f.kind))
         && any(&rule.sources, Some(f.source))
         && any(&rule.objects, Some(f.object))

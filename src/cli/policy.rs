@@ -216,19 +216,23 @@ fn test(file: &str, limit: usize, ctx: &Ctx) -> Result<Outcome> {
         let Some(row) = store.record_row(obj, &r.record)? else {
             return Ok(()); // the record is gone; apply will say so
         };
-        let pairs = |row: &[Value]| -> Vec<(String, Value)> {
+        fn pairs<'a>(
+            obj: &'a crate::schema::Object,
+            row: &'a [Value],
+        ) -> Vec<(&'a str, &'a Value)> {
             obj.columns
                 .iter()
+                .map(|c| c.name.as_str())
                 .zip(row)
-                .map(|(c, v)| (c.name.clone(), v.clone()))
                 .collect()
-        };
-        let first = pairs(&row);
-        let second = match &r.merge_into {
-            Some(m) => store.record_row(obj, m)?.map(|o| pairs(&o)),
+        }
+        let second_row = match &r.merge_into {
+            Some(m) => store.record_row(obj, m)?,
             None => None,
         };
-        let mut records: Vec<&[(String, Value)]> = vec![&first];
+        let first = pairs(obj, &row);
+        let second = second_row.as_deref().map(|r| pairs(obj, r));
+        let mut records: Vec<&[(&str, &Value)]> = vec![&first];
         if let Some(s) = &second {
             records.push(s);
         }

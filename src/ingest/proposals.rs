@@ -902,21 +902,6 @@ impl<'p> Judge<'p> {
 
     fn verdict(&mut self, w: &Writer<'_>, p: &NewProposal, rows: &[Vec<Value>]) -> Result<Verdict> {
         let obj = w.schema().object(&p.object).expect("checked object");
-        let records: Vec<Vec<(String, Value)>> = rows
-            .iter()
-            .map(|row| {
-                self.columns
-                    .iter()
-                    .filter_map(|c| {
-                        obj.columns
-                            .iter()
-                            .position(|x| &x.name == c)
-                            .map(|i| (c.clone(), row[i].clone()))
-                    })
-                    .collect()
-            })
-            .collect();
-        let record_refs: Vec<&[(String, Value)]> = records.iter().map(Vec::as_slice).collect();
         let key = (p.source.clone(), p.kind, p.field.clone());
         let track = match self.tracks.get(&key) {
             Some(t) => *t,
@@ -948,6 +933,21 @@ impl<'p> Judge<'p> {
                 })
             }
         };
+        let records: Vec<Vec<(&str, &Value)>> = rows
+            .iter()
+            .map(|row| {
+                self.columns
+                    .iter()
+                    .filter_map(|c| {
+                        obj.columns
+                            .iter()
+                            .position(|x| &x.name == c)
+                            .map(|i| (c.as_str(), &row[i]))
+                    })
+                    .collect()
+            })
+            .collect();
+        let record_refs: Vec<&[(&str, &Value)]> = records.iter().map(Vec::as_slice).collect();
         if !self.auto_today.contains_key(&p.source) {
             let n = w.auto_decisions_since(&p.source, &self.day_start)?;
             self.auto_today.insert(p.source.clone(), n);

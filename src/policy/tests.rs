@@ -105,10 +105,15 @@ impl Default for F {
 }
 
 fn decide_on(p: &Policy, f: &F, now: Situation) -> Decision {
-    let records: Vec<&[(String, Value)]> = if f.other.is_empty() {
-        vec![&f.record]
+    fn borrow(r: &[(String, Value)]) -> Vec<(&str, &Value)> {
+        r.iter().map(|(c, v)| (c.as_str(), v)).collect()
+    }
+    let first = borrow(&f.record);
+    let other = borrow(&f.other);
+    let records: Vec<&[(&str, &Value)]> = if f.other.is_empty() {
+        vec![&first]
     } else {
-        vec![&f.record, &f.other]
+        vec![&first, &other]
     };
     decide(
         p,
