@@ -3,26 +3,44 @@
 //! The pipeline, in the order of the modules below:
 //!
 //! ```text
-//!  proposal files ──ingest──▶ NewProposal ──store──▶ queue (pending)
-//!  (CSV, JSON, JSONL)   │ validate against the live schema and records
-//!                       └ idempotent by (source, id) or content; supersedes undecided twins
+//!  proposal files ──ingest──▶ NewProposal ──score──▶ Score ──policy──▶ Decision ──▶ Verdict
+//!  (CSV, JSON, JSONL)  checked against the       signals     rules, roles,     queued with
+//!                      live schema and records               limits, pauses    its reasons
+//!
+//!  queue ──human──▶ approved / rejected (approver roles, staleness, circuit breaker)
 //! ```
 //!
-//! Scoring, the policy decision, review, apply and revert follow the same shape: each stage a
-//! function from one type to the next, with only ingest, apply and revert writing to the store.
+//! Apply and revert will follow the same shape. Only ingest, human decisions, policy and pause
+//! changes write to the store, always inside one transaction, always with an audit event.
 
-pub mod audit;
-pub mod cli;
+// The types that flow through, and the store's shape.
 pub mod error;
-pub mod fixtures;
-pub mod human;
-pub mod ingest;
 pub mod model;
-pub mod policy;
-pub mod records;
 pub mod schema;
+
+// 1. Ingest: read files, check each row, queue.
+pub mod ingest;
+pub mod validate;
+
+// 2. Score: crmgate's own confidence, and how well two records match for a merge.
 pub mod score;
+
+pub mod similarity;
+
+// 3. Decide: the policy, and how each source is doing under it.
+pub mod policy;
+
 pub mod sources;
+
+// 4. Human decisions on what the policy sent to review.
+pub mod human;
+
+// Around the pipeline: import/export of CRM records, the audit log, the store, the terminal.
+pub mod audit;
+pub mod records;
 pub mod store;
 pub mod ui;
-pub mod validate;
+
+// The bundled demo data, and the command line.
+pub mod cli;
+pub mod fixtures;

@@ -33,8 +33,9 @@ pub enum Signal {
         company: String,
         effect: f64,
     },
-    /// Merges: record similarity is not scored yet.
-    Unscored,
+    /// Merges: how well the two records match, and the columns that said so most, as (column,
+    /// log-odds evidence) with the strongest first.
+    Match { score: f64, by: Vec<(String, f64)> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -86,8 +87,17 @@ impl Signal {
             Signal::Domain { email, company, .. } => {
                 format!("the email's domain {email} is not the company's ({company})")
             }
-            Signal::Unscored => {
-                "field-by-field similarity of the two records is not scored yet".into()
+            Signal::Match { score, by } => {
+                let evidence: Vec<String> =
+                    by.iter().map(|(c, w)| format!("{c} {w:+.1}")).collect();
+                format!(
+                    "the two records match at {score:.2} (evidence in log-odds: {})",
+                    if evidence.is_empty() {
+                        "none".into()
+                    } else {
+                        evidence.join(", ")
+                    }
+                )
             }
         }
     }
@@ -184,13 +194,31 @@ pub fn score_field(f: &FieldFacts<'_>) -> Score {
     }
 }
 
-/// A merge's score until record similarity is scored: the stated confidence, blended with the
-/// track record, and a signal that says so.
-pub fn score_merge(stated_confidence: Option<f64>, t: TrackRecord) -> Score {
+/// A merge's score: how well the two records match, field by field (the proposer's stated
+/// confidence is shown but does not move it: a merge is judged on the records), blended with the
+/// source's track record like any other proposal.
+pub fn score_merge(
+    stated_confidence: Option<f64>,
+    t: TrackRecord,
+    similarity: &crate::similarity::Similarity,
+) -> Score {
     let mut signals = Vec::with_capacity(3);
-    let mut s = stated(stated_confidence, &mut signals);
-    s = track(s, t, &mut signals);
-    signals.push(Signal::Unscored);
+    signals.push(Signal::Stated {
+        c: stated_confidence,
+    });
+    let mut by: Vec<(String, f64)> = similarity
+        .fields
+        .iter()
+        .filter(|f| f.weight != 0.0)
+        .map(|f| (f.column.clone(), (f.weight * 10.0).round() / 10.0))
+        .collect();
+    by.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    by.truncate(6);
+    signals.push(Signal::Match {
+        score: similarity.score,
+        by,
+    });
+    let s = track(similarity.score, t, &mut signals);
     Score {
         value: s.clamp(0.0, 1.0),
         signals,

@@ -1657,3 +1657,45 @@ fn a_source_with_20_rejections_in_its_last_50_decisions_is_paused_by_the_breaker
         1
     );
 }
+
+#[test]
+fn a_merge_is_scored_by_how_well_the_two_records_match() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let confidence = |id: &str| {
+        json_of(&mut env.cmd(&["show", id, "--json"]))["proposal"]["confidence"]
+            .as_f64()
+            .unwrap()
+    };
+    // A true duplicate with a typo and no stated confidence still gets a meaningful score.
+    assert!(confidence("dedupe-bot:dd-206") >= 0.8);
+    // Two strangers proposed as duplicates, however confident the proposer says it is.
+    let (a, b): (String, String) = env
+        .conn()
+        .query_row(
+            "SELECT a.id, b.id FROM contacts a, contacts b
+             WHERE a.last_name <> b.last_name AND a.company_id <> b.company_id
+               AND a.email IS NOT NULL AND b.email IS NOT NULL AND a.sensitive = 0 AND b.sensitive = 0
+             ORDER BY a.id, b.id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let f = env.write(
+        "m.csv",
+        format!("{HEADER}m-1,dedupe-bot,merge,contacts,{a},,,{b},0.99,,,\n"),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let c = confidence("dedupe-bot:m-1");
+    assert!(c < 0.5, "strangers scored {c}");
+    let v = json_of(&mut env.cmd(&["show", "dedupe-bot:m-1", "--json"]));
+    assert!(
+        v["signals"]
+            .to_string()
+            .contains("the two records match at"),
+        "{}",
+        v["signals"]
+    );
+}

@@ -914,7 +914,11 @@ impl<'p> Judge<'p> {
             }
         };
         let score = match &p.field {
-            None => score::score_merge(p.stated_confidence, track),
+            None => score::score_merge(
+                p.stated_confidence,
+                track,
+                &crate::similarity::similarity(&obj.columns, &rows[0], &rows[1]),
+            ),
             Some(field) => {
                 let column = obj.column(field).expect("checked field");
                 let field_type = FieldType::of(column);
