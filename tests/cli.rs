@@ -1699,3 +1699,74 @@ fn a_merge_is_scored_by_how_well_the_two_records_match() {
         v["signals"]
     );
 }
+
+#[test]
+fn a_lifecycle_move_on_a_listed_event_from_an_autonomous_source_goes_through() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let id: String = env
+        .conn()
+        .query_row(
+            "SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 AND lifecycle_stage = 'lead'
+             ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let f = env.write(
+        "life.csv",
+        format!(
+            "{HEADER}lc-1,clearbit,lifecycle,contacts,{id},,mql,,0.95,,form_submitted,\nlc-2,clearbit,lifecycle,contacts,{id},,sql,,0.95,,ai_score,\n"
+        ),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let decision = |tag: &str| {
+        json_of(&mut env.cmd(&["show", &format!("clearbit:{tag}"), "--json"]))["proposal"]["decision"].clone()
+    };
+    assert_eq!(decision("lc-1"), "auto");
+    assert_eq!(decision("lc-2"), "review");
+}
+
+#[test]
+fn the_1001st_auto_proposal_of_a_run_waits_for_review_with_the_limit_named() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let id: String = env
+        .conn()
+        .query_row(
+            "SELECT id FROM contacts WHERE phone IS NULL AND sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let rows: String = (0..1001)
+        .map(|i| {
+            format!(
+                "fill-{i:04},clearbit,update,contacts,{id},phone,+1 415 555 {:04},,0.95,,,\n",
+                i
+            )
+        })
+        .collect();
+    let f = env.write("many.csv", format!("{HEADER}{rows}"));
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "1000 approved by the policy, 1 wait",
+        ));
+    let v = json_of(&mut env.cmd(&["show", "clearbit:fill-1000", "--json"]));
+    assert_eq!(v["proposal"]["decision"], "review");
+    assert!(
+        v["why"]
+            .to_string()
+            .contains("used its limit of 1000 auto changes per run"),
+        "{}",
+        v["why"]
+    );
+    assert_eq!(
+        json_of(&mut env.cmd(&["show", "clearbit:fill-0999", "--json"]))["proposal"]["decision"],
+        "auto"
+    );
+}
