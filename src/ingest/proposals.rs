@@ -447,11 +447,13 @@ fn settle_group(
             supersede(
                 w,
                 actor,
-                old.id,
-                &old.source,
-                &old.object,
-                &old.record,
-                &old.field,
+                Twin {
+                    id: old.id,
+                    source: &old.source,
+                    object: &old.object,
+                    record: &old.record,
+                    field: &old.field,
+                },
                 newest.id,
             )?;
             by.push(newest.ingest_id);
@@ -468,11 +470,13 @@ fn settle_group(
                     supersede(
                         w,
                         actor,
-                        old.id,
-                        &old.source,
-                        &old.object,
-                        &old.record,
-                        &old.field,
+                        Twin {
+                            id: old.id,
+                            source: &old.source,
+                            object: &old.object,
+                            record: &old.record,
+                            field: &old.field,
+                        },
                         newest.id,
                     )?;
                     by.push(newest.ingest_id);
@@ -484,27 +488,26 @@ fn settle_group(
     Ok(by)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn supersede(
-    w: &Writer<'_>,
-    actor: &str,
-    old: i64,
-    source: &str,
-    object: &str,
-    record: &str,
-    field: &Option<String>,
-    by: i64,
-) -> Result<()> {
-    w.supersede(old, by)?;
+/// What a superseded proposal was about, for its event.
+struct Twin<'a> {
+    id: i64,
+    source: &'a str,
+    object: &'a str,
+    record: &'a str,
+    field: &'a Option<String>,
+}
+
+fn supersede(w: &Writer<'_>, actor: &str, old: Twin<'_>, by: i64) -> Result<()> {
+    w.supersede(old.id, by)?;
     w.append_event(&NewEvent {
         actor: actor.to_string(),
         actor_kind: "system",
         action: "supersede",
-        proposal_id: Some(old),
-        object: Some(object.to_string()),
-        record: Some(record.to_string()),
-        field: field.clone(),
-        source: Some(source.to_string()),
+        proposal_id: Some(old.id),
+        object: Some(old.object.to_string()),
+        record: Some(old.record.to_string()),
+        field: old.field.clone(),
+        source: Some(old.source.to_string()),
         detail: serde_json::json!({ "superseded_by": by }),
         ..NewEvent::default()
     })?;

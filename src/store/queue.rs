@@ -103,6 +103,19 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     })
 }
 
+fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
+    conn.query_row(
+        &format!(
+            "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+             JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
+        ),
+        [id],
+        proposal_from_row,
+    )
+    .optional()
+    .map_err(db_err)
+}
+
 impl Writer<'_> {
     pub fn begin_ingest(&self, actor: &str, file: &str, format: &str) -> Result<i64> {
         self.tx
@@ -273,17 +286,7 @@ impl Writer<'_> {
 
 impl Store {
     pub fn proposal(&self, id: i64) -> Result<Option<Proposal>> {
-        self.conn
-            .query_row(
-                &format!(
-                    "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
-                     JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
-                ),
-                [id],
-                proposal_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+        proposal(&self.conn, id)
     }
 
     /// The proposal a source calls `ext_id`.
@@ -517,17 +520,7 @@ impl Store {
 impl Writer<'_> {
     /// A proposal as stored, read inside the write transaction.
     pub fn proposal(&self, id: i64) -> Result<Option<Proposal>> {
-        self.tx
-            .query_row(
-                &format!(
-                    "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
-                     JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
-                ),
-                [id],
-                proposal_from_row,
-            )
-            .optional()
-            .map_err(db_err)
+        proposal(&self.tx, id)
     }
 
     /// Moves a proposal from one of `from` to `to`; false if it was in another state.
