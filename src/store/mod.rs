@@ -22,7 +22,7 @@ use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
-pub use queue::{CountRow, DedupeHit, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
+pub use queue::{CountRow, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, UpsertOutcome};
 pub use stage::{KeyRow, Staged};
 

@@ -6,15 +6,6 @@ use super::{Store, Writer, db_err, value_from};
 use crate::error::Result;
 use crate::model::{NewProposal, Proposal, State, Value, Verdict, source_id_key};
 
-/// A stored proposal whose dedupe key matches one being ingested.
-#[derive(Debug)]
-pub struct DedupeHit {
-    pub id: i64,
-    pub source: String,
-    pub ext_id: Option<String>,
-    pub content_key: i64,
-}
-
 /// An undecided proposal for the same target key as one being ingested.
 #[derive(Debug)]
 pub struct OpenTarget {
@@ -152,26 +143,6 @@ impl Writer<'_> {
             .execute("DELETE FROM crmgate_ingests WHERE id = ?1", [id])
             .map_err(db_err)?;
         Ok(())
-    }
-
-    pub fn find_dedupe(&self, key: i64) -> Result<Vec<DedupeHit>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT id, source, ext_id, content_key FROM crmgate_proposals WHERE dedupe_key = ?1",
-            )
-            .map_err(db_err)?;
-        stmt.query_map([key], |r| {
-            Ok(DedupeHit {
-                id: r.get(0)?,
-                source: r.get(1)?,
-                ext_id: r.get(2)?,
-                content_key: r.get(3)?,
-            })
-        })
-        .map_err(db_err)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)
     }
 
     /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique

@@ -184,16 +184,6 @@ impl Store {
         record_row(&self.conn, obj, record)
     }
 
-    pub fn count_records(&self, obj: &Object) -> Result<i64> {
-        self.conn
-            .query_row(
-                &format!("SELECT count(*) FROM {}", ident(&obj.name)),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db_err)
-    }
-
     /// Streams every record of `obj` in primary-key order to `f`.
     pub fn for_each_record(
         &self,
