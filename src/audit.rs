@@ -125,3 +125,93 @@ mod tests {
         assert_ne!(e.compute_hash(), base);
     }
 }
+
+/// Where the chain first goes wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The event at which the chain stops holding.
+    pub seq: i64,
+    pub what: String,
+}
+
+/// A chain head kept somewhere the store's writers cannot reach (`audit checkpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// Walks events in `seq` order and reports the first one that was altered, removed, inserted
+/// or reordered. Each event must carry the next sequence number, its own hash must be the
+/// hash of its canonical form, and its `prev_hash` must be the hash before it.
+pub struct Verifier {
+    expected_seq: i64,
+    prev_hash: String,
+    pub checked: u64,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier {
+            expected_seq: 1,
+            prev_hash: GENESIS.to_string(),
+            checked: 0,
+        }
+    }
+}
+
+impl Verifier {
+    pub fn check(&mut self, e: &EventRow) -> Result<(), Break> {
+        let broken = |what: String| Err(Break { seq: e.seq, what });
+        if e.seq != self.expected_seq {
+            return broken(if e.seq > self.expected_seq {
+                format!(
+                    "events {}..{} are missing (removed)",
+                    self.expected_seq,
+                    e.seq - 1
+                )
+            } else {
+                format!("sequence number {} appears out of order", e.seq)
+            });
+        }
+        if e.compute_hash() != e.hash {
+            return broken("its content does not match its hash (altered)".into());
+        }
+        if e.prev_hash != self.prev_hash {
+            return broken(
+                "it does not follow the event before it (an event was inserted, removed or reordered)"
+                    .into(),
+            );
+        }
+        self.expected_seq += 1;
+        self.prev_hash = e.hash.clone();
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// After the last event: the chain must reach the checkpoint, with its hash.
+    pub fn finish(
+        &self,
+        checkpoint: Option<&Checkpoint>,
+        hash_at: Option<&str>,
+    ) -> Result<(), Break> {
+        let Some(cp) = checkpoint else { return Ok(()) };
+        let last = self.expected_seq - 1;
+        if last < cp.seq {
+            return Err(Break {
+                seq: last + 1,
+                what: format!(
+                    "the log ends at event {last} but the checkpoint is at event {} (the tail was cut off)",
+                    cp.seq
+                ),
+            });
+        }
+        if hash_at != Some(cp.hash.as_str()) {
+            return Err(Break {
+                seq: cp.seq,
+                what: "its hash is not the checkpoint's (the log was rewritten up to here)".into(),
+            });
+        }
+        Ok(())
+    }
+}

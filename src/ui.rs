@@ -93,11 +93,18 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// A CSV cell that a spreadsheet would evaluate as a formula, made inert with a leading `'`.
+/// A cell that already starts with `'` gets one too, so the escape is reversible: reading back,
+/// drop one leading `'` ([`formula_unescape`]) and every value is exactly what was stored.
 pub fn formula_safe(s: &str) -> Cow<'_, str> {
     match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{s}")),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => Cow::Owned(format!("'{s}")),
         _ => Cow::Borrowed(s),
     }
+}
+
+/// The inverse of [`formula_safe`].
+pub fn formula_unescape(s: &str) -> &str {
+    s.strip_prefix('\'').unwrap_or(s)
 }
 
 #[cfg(test)]
@@ -120,5 +127,8 @@ mod tests {
             assert_eq!(formula_safe(s), format!("'{s}"));
         }
         assert_eq!(formula_safe("Acme"), "Acme");
+        for s in ["=1+1", "'quoted", "''", "plain", "-5", ""] {
+            assert_eq!(formula_unescape(&formula_safe(s)), s, "round trip of {s:?}");
+        }
     }
 }

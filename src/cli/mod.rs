@@ -1,6 +1,7 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
 //! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
 
+mod audit;
 mod decide;
 mod init;
 mod pause;
@@ -128,6 +129,12 @@ pub enum Command {
         after_help = "Example:\n  crmgate policy check policy.toml\n  crmgate --as alice policy set policy.toml\n  crmgate policy show"
     )]
     Policy(policy::PolicyCommand),
+    /// Verify, checkpoint and export the hash-chained audit log.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  crmgate audit verify\n  crmgate audit export --format csv > events.csv"
+    )]
+    Audit(audit::AuditCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  crmgate completions bash > /etc/bash_completion.d/crmgate")]
     Completions {
@@ -245,6 +252,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
+        Command::Audit(cmd) => audit::run(cmd, ctx),
         Command::Sources => sources::run(ctx),
         Command::Approve(args) => decide::approve(args, ctx),
         Command::Reject(args) => decide::reject(args, ctx),

@@ -563,3 +563,37 @@ impl Store {
             .map_err(db_err)
     }
 }
+
+impl Store {
+    /// Every event in sequence order, streamed; `since` keeps those at or after a time.
+    pub fn for_each_event(
+        &self,
+        since: Option<&str>,
+        mut f: impl FnMut(&EventRow) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE ?1 IS NULL OR at >= ?1 ORDER BY seq"
+            ))
+            .map_err(db_err)?;
+        let mut rows = stmt.query([since]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            f(&event_from_row(r).map_err(db_err)?)?;
+        }
+        Ok(())
+    }
+
+    /// The newest event's (seq, hash).
+    pub fn chain_head(&self) -> Result<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+}
