@@ -1,0 +1,80 @@
+//! Running a child process and measuring it: wall time and its own peak memory. Shared by the
+//! benchmarks.
+#![allow(dead_code)]
+
+use std::error::Error;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Instant;
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// What one finished child process cost.
+pub struct Measured {
+    pub secs: f64,
+    /// Peak resident set of this child alone, in KiB (Linux `ru_maxrss`).
+    pub max_rss_kib: i64,
+    pub status: ExitStatus,
+}
+
+impl Measured {
+    pub fn peak_mb(&self) -> f64 {
+        self.max_rss_kib as f64 * 1024.0 / 1e6
+    }
+}
+
+/// Runs `cmd` to completion; its stdout and stderr go to `LOG.out` / `LOG.err` so nothing
+/// is piped (a full pipe would stall a child we are not reading from).
+///
+/// It is reaped with `wait4` on its own pid rather than `Child::wait`, because only
+/// `wait4` hands back that one process's rusage; `getrusage(RUSAGE_CHILDREN)` would mix
+/// in every earlier child (the imports, sqlite3).
+pub fn run_measured(cmd: &mut Command, log: &Path) -> Result<Measured> {
+    cmd.stdout(File::create(log.with_extension("out"))?)
+        .stderr(File::create(log.with_extension("err"))?);
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is a plain C struct of integers; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pid is our own unreaped child; both out-pointers are valid for writes.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("wait4({pid}): {err}").into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    // `child` is already reaped; dropping a std Child neither waits nor kills.
+    drop(child);
+    Ok(Measured {
+        secs,
+        max_rss_kib: usage.ru_maxrss,
+        status: ExitStatus::from_raw(status),
+    })
+}
+
+/// Runs `cmd` measured and fails, quoting its stderr, unless it exited 0.
+pub fn run_ok(cmd: &mut Command, log: &Path, what: &str) -> Result<Measured> {
+    let m = run_measured(cmd, log)?;
+    if !m.status.success() {
+        let stderr = fs::read_to_string(log.with_extension("err")).unwrap_or_default();
+        return Err(format!(
+            "{what} failed ({}); stderr:\n{}",
+            m.status,
+            stderr.trim_end()
+        )
+        .into());
+    }
+    Ok(m)
+}
