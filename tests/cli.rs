@@ -769,6 +769,7 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "approve",
         "reject",
         "audit",
+        "log",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
@@ -1982,4 +1983,77 @@ fn the_csv_export_reads_back_exactly_and_is_safe_in_a_spreadsheet() {
     }
     let jsonl = stdout_of(&mut env.cmd(&["audit", "export", "--since", "2099-01-01"]));
     assert!(jsonl.is_empty(), "nothing after --since");
+}
+
+#[test]
+fn log_shows_what_happened_newest_first_with_filters() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&["--as", "alice", "approve", "apollo:ap-1"])
+        .assert()
+        .success();
+    env.cmd(&[
+        "--as",
+        "mia",
+        "reject",
+        "hubspot-ai:hs-401",
+        "--reason",
+        "not yet",
+    ])
+    .assert()
+    .success();
+    let all = json_of(&mut env.cmd(&["log", "--json", "--limit", "0"]));
+    let seqs: Vec<i64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs.len() as i64,
+        env.count("SELECT count(*) FROM crmgate_events")
+    );
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let by_mia = json_of(&mut env.cmd(&["log", "--json", "--actor", "mia"]));
+    assert_eq!(by_mia.as_array().unwrap().len(), 1);
+    assert_eq!(by_mia[0]["action"], "reject");
+    let record: String = env
+        .conn()
+        .query_row(
+            "SELECT record FROM crmgate_proposals WHERE ext_id = 'ap-1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let on_record =
+        json_of(&mut env.cmd(&["log", "--json", "--record", &format!("contacts/{record}")]));
+    assert!(
+        on_record
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["record"] == record.as_str())
+    );
+    assert_eq!(on_record[0]["action"], "approve");
+    let from_source = json_of(&mut env.cmd(&["log", "--json", "--source", "hubspot-ai"]));
+    assert!(
+        from_source
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] == "hubspot-ai")
+    );
+    let later = json_of(&mut env.cmd(&["log", "--json", "--since", "2099-01-01"]));
+    assert!(later.as_array().unwrap().is_empty());
+    assert_eq!(
+        json_of(&mut env.cmd(&["log", "--json", "--limit", "2"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    env.cmd(&["log", "--record", "c-1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("OBJECT/ID"));
 }

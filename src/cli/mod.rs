@@ -4,6 +4,7 @@
 mod audit;
 mod decide;
 mod init;
+mod log;
 mod pause;
 mod policy;
 mod propose;
@@ -129,6 +130,11 @@ pub enum Command {
         after_help = "Example:\n  crmgate policy check policy.toml\n  crmgate --as alice policy set policy.toml\n  crmgate policy show"
     )]
     Policy(policy::PolicyCommand),
+    /// What happened, newest first: ingests, decisions, approvals, pauses, policy changes.
+    #[command(
+        after_help = "Example:\n  crmgate log --record contacts/c-1001\n  crmgate log --actor alice --since 2026-11-01 --json"
+    )]
+    Log(log::LogArgs),
     /// Verify, checkpoint and export the hash-chained audit log.
     #[command(
         subcommand,
@@ -253,6 +259,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
         Command::Audit(cmd) => audit::run(cmd, ctx),
+        Command::Log(args) => log::run(args, ctx),
         Command::Sources => sources::run(ctx),
         Command::Approve(args) => decide::approve(args, ctx),
         Command::Reject(args) => decide::reject(args, ctx),

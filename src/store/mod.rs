@@ -597,3 +597,50 @@ impl Store {
             .map_err(db_err)
     }
 }
+
+/// Which events `log` shows.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    pub object: Option<String>,
+    pub record: Option<String>,
+    pub source: Option<String>,
+    pub actor: Option<String>,
+    pub since: Option<String>,
+    pub limit: Option<u64>,
+}
+
+impl Store {
+    /// Events matching `f`, newest first.
+    pub fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
+        let mut clauses = Vec::new();
+        let mut params: Vec<String> = Vec::new();
+        for (col, v) in [
+            ("object =", &f.object),
+            ("record =", &f.record),
+            ("source =", &f.source),
+            ("actor =", &f.actor),
+            ("at >=", &f.since),
+        ] {
+            if let Some(v) = v {
+                params.push(v.clone());
+                clauses.push(format!("{col} ?{}", params.len()));
+            }
+        }
+        let where_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let limit = f.limit.map(|l| l as i64).unwrap_or(-1);
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events {where_sql} ORDER BY seq DESC LIMIT {limit}"
+            ))
+            .map_err(db_err)?;
+        stmt.query_map(rusqlite::params_from_iter(params.iter()), event_from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+}
