@@ -35,6 +35,9 @@ pub mod sources;
 // 4. Human decisions on what the policy sent to review.
 pub mod human;
 
+// 5. Apply what was approved, and revert it.
+pub mod apply;
+
 // Around the pipeline: import/export of CRM records, the audit log, the store, the terminal.
 pub mod audit;
 pub mod records;

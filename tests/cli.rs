@@ -770,6 +770,8 @@ fn every_command_has_help_with_an_example_and_completions_work() {
         "reject",
         "audit",
         "log",
+        "apply",
+        "revert",
         "completions",
     ] {
         env.cmd(&[cmd, "--help"])
@@ -2056,4 +2058,231 @@ fn log_shows_what_happened_newest_first_with_filters() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("OBJECT/ID"));
+}
+
+// ---------------------------------------------------------------- apply and revert
+
+fn sha256_of(path: &Path) -> String {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    crmgate::audit::sha256_hex(&buf)
+}
+
+/// The CRM tables only (not crmgate's own), row by row: what a revert must restore exactly.
+fn crm_dump(env: &Env) -> String {
+    env.dump()
+        .split("== ")
+        .filter(|t| !t.starts_with("crmgate_") && !t.starts_with("sqlite_"))
+        .collect::<Vec<_>>()
+        .join("== ")
+}
+
+#[test]
+fn a_dry_run_goes_through_every_check_and_changes_nothing() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let before = sha256_of(&env.db());
+    env.cmd(&["apply", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("would apply"))
+        .stderr(predicate::str::contains(
+            "dry run: 6 applied; nothing was changed",
+        ));
+    assert_eq!(
+        sha256_of(&env.db()),
+        before,
+        "the store file is unchanged byte for byte"
+    );
+}
+
+#[test]
+fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&[
+        "--as",
+        "alice",
+        "approve",
+        "apollo:ap-1",
+        "sdr-agent:sdr-304",
+    ])
+    .assert()
+    .success();
+    let original = crm_dump(&env);
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 8 applied"));
+    let applied = crm_dump(&env);
+    assert_ne!(applied, original);
+    let phone: Option<String> = env
+        .conn()
+        .query_row("SELECT phone FROM contacts WHERE id = 'c-1001'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        phone.as_deref(),
+        Some("+1 415 555 0142"),
+        "clearbit:cb-101 was applied"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 8);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"),
+        8
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(
+        crm_dump(&env),
+        original,
+        "reverting the run restores every record exactly"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
+        8
+    );
+    env.cmd(&["revert", "--run", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("was already reverted by change"));
+    env.cmd(&["revert", "--run", "2"]).assert().success();
+    assert_eq!(
+        crm_dump(&env),
+        applied,
+        "reverting the revert applies again"
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_revert_after_a_later_edit_is_refused_unless_an_admin_forces_it() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&["apply"]).assert().success();
+    let change: i64 =
+        env.count("SELECT id FROM crmgate_changes WHERE record = 'c-1001' AND field = 'phone'");
+    let f = env.write("later.csv", "id,phone\nc-1001,+1 415 555 0199\n");
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = env.dump();
+    env.cmd(&["revert", &change.to_string()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "c-1001 phone is now \"+1 415 555 0199\"",
+        ));
+    env.cmd(&["--as", "bob", "revert", &change.to_string(), "--force"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bob may not force a revert"));
+    assert_eq!(env.dump(), before);
+    env.cmd(&["--as", "alice", "revert", &change.to_string(), "--force"])
+        .assert()
+        .success();
+    let phone: Option<String> = env
+        .conn()
+        .query_row("SELECT phone FROM contacts WHERE id = 'c-1001'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(phone, None, "back to what it was before the change");
+}
+
+#[test]
+fn apply_rechecks_the_record_as_it_is_now() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let record = |ext: &str| -> String {
+        env.conn()
+            .query_row(
+                "SELECT record FROM crmgate_proposals WHERE ext_id = ?1",
+                [ext],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    // cb-101 was approved by the policy; a legal hold is set on its record afterwards.
+    let held = record("cb-101");
+    // cb-102 was approved by the policy; its field is filled by someone else before apply, so the
+    // policy would no longer let it through on its own.
+    let moved = record("cb-102");
+    let f = env.write(
+        "later.csv",
+        format!("id,legal_hold,title\n{held},1,\n{moved},0,Head of Growth\n"),
+    );
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    // And a source is paused.
+    env.cmd(&[
+        "--as", "alice", "pause", "--source", "clearbit", "--reason", "audit",
+    ])
+    .assert()
+    .success();
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("paused"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes"),
+        0,
+        "nothing from a paused source"
+    );
+    env.cmd(&["--as", "alice", "resume", "--source", "clearbit"])
+        .assert()
+        .success();
+    // ap-1 is approved by a human, then its field is filled before apply: a conflict.
+    env.cmd(&["--as", "alice", "approve", "apollo:ap-1"])
+        .assert()
+        .success();
+    let stale = record("ap-1");
+    let f = env.write("later2.csv", format!("id,title\n{stale},Head of Sales\n"));
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("legal-hold"))
+        .stdout(predicate::str::contains("sent to review now"))
+        .stdout(predicate::str::contains("conflict"));
+    let state = |ext: &str| -> String {
+        env.conn()
+            .query_row(
+                "SELECT state FROM crmgate_proposals WHERE ext_id = ?1",
+                [ext],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(
+        state("cb-101"),
+        "blocked",
+        "a legal hold set after approval still stops it"
+    );
+    assert_eq!(
+        state("cb-102"),
+        "pending",
+        "no longer one the policy lets through on its own"
+    );
+    assert_eq!(
+        state("ap-1"),
+        "conflict",
+        "the record moved on since the proposal"
+    );
+    let title: Option<String> = env
+        .conn()
+        .query_row("SELECT title FROM contacts WHERE id = ?1", [&moved], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        title.as_deref(),
+        Some("Head of Growth"),
+        "the newer value stands"
+    );
 }

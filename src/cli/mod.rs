@@ -1,6 +1,7 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
 //! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
 
+mod apply;
 mod audit;
 mod decide;
 mod init;
@@ -113,6 +114,16 @@ pub enum Command {
         after_help = "Example:\n  crmgate --as alice reject 42 --reason \"wrong person\"\n  crmgate --as alice reject --source sdr-agent --max-confidence 0.5 --reason \"low quality\" --yes"
     )]
     Reject(decide::RejectArgs),
+    /// Apply every approved proposal: re-checked, written, read back, recorded; exit 3 if any was not.
+    #[command(
+        after_help = "Example:\n  crmgate apply --dry-run\n  crmgate apply --source clearbit --limit 500"
+    )]
+    Apply(apply::ApplyArgs),
+    /// Undo one change or a whole run (newest first); itself a change that can be reverted.
+    #[command(
+        after_help = "Example:\n  crmgate revert 17\n  crmgate revert --run 3\n  crmgate --as alice revert 17 --force"
+    )]
+    Revert(apply::RevertArgs),
     /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
     #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
     Sources,
@@ -261,6 +272,8 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Audit(cmd) => audit::run(cmd, ctx),
         Command::Log(args) => log::run(args, ctx),
         Command::Sources => sources::run(ctx),
+        Command::Apply(args) => apply::apply(args, ctx),
+        Command::Revert(args) => apply::revert(args, ctx),
         Command::Approve(args) => decide::approve(args, ctx),
         Command::Reject(args) => decide::reject(args, ctx),
         Command::Pause(args) => pause::pause(args, ctx),

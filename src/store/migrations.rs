@@ -111,6 +111,42 @@ CREATE TABLE crmgate_pauses (
     at     TEXT NOT NULL
 );
 "#,
+    // 4: runs and changes. A change keeps the value before and after, so it can be reverted;
+    // a revert is itself a change (`reverts` names the one it undoes) in a run of its own.
+    // Neither is ever updated or deleted.
+    r#"
+CREATE TABLE crmgate_runs (
+    id      INTEGER PRIMARY KEY,
+    kind    TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL
+);
+CREATE TABLE crmgate_changes (
+    id             INTEGER PRIMARY KEY,
+    run_id         INTEGER NOT NULL REFERENCES crmgate_runs(id),
+    proposal_id    INTEGER REFERENCES crmgate_proposals(id),
+    reverts        INTEGER REFERENCES crmgate_changes(id),
+    object         TEXT NOT NULL,
+    record         TEXT NOT NULL,
+    field          TEXT NOT NULL,
+    before,
+    after,
+    approved_by    TEXT,
+    policy_version INTEGER,
+    at             TEXT NOT NULL
+);
+CREATE INDEX crmgate_changes_run ON crmgate_changes(run_id);
+CREATE INDEX crmgate_changes_reverts ON crmgate_changes(reverts) WHERE reverts IS NOT NULL;
+CREATE INDEX crmgate_changes_target ON crmgate_changes(object, record, field);
+CREATE TRIGGER crmgate_runs_append_only_update BEFORE UPDATE ON crmgate_runs
+BEGIN SELECT RAISE(ABORT, 'crmgate_runs is append-only'); END;
+CREATE TRIGGER crmgate_runs_append_only_delete BEFORE DELETE ON crmgate_runs
+BEGIN SELECT RAISE(ABORT, 'crmgate_runs is append-only'); END;
+CREATE TRIGGER crmgate_changes_append_only_update BEFORE UPDATE ON crmgate_changes
+BEGIN SELECT RAISE(ABORT, 'crmgate_changes is append-only'); END;
+CREATE TRIGGER crmgate_changes_append_only_delete BEFORE DELETE ON crmgate_changes
+BEGIN SELECT RAISE(ABORT, 'crmgate_changes is append-only'); END;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

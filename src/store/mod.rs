@@ -2,6 +2,7 @@
 //! keys on, a busy timeout; numbered forward-only migrations; every write inside [`Store::write`],
 //! which commits on `Ok` and rolls back on `Err`.
 
+mod changes;
 mod migrations;
 mod pauses;
 mod policies;
@@ -20,10 +21,11 @@ use crate::error::{Error, Result};
 use crate::model::{NewEvent, Value};
 use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
+pub use changes::ChangeRow;
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
-pub use records::{ColumnPlan, UpsertOutcome};
+pub use records::{ColumnPlan, UpsertOutcome, same_value as same};
 pub use stage::{KeyRow, Staged};
 
 /// The newest store schema this build knows.
@@ -642,5 +644,29 @@ impl Store {
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)
+    }
+}
+
+impl Store {
+    /// Runs `f` in a write transaction and always rolls it back: the dry run goes through the
+    /// very code that applies, and leaves the store as it was.
+    pub fn write_and_roll_back<T>(
+        &mut self,
+        now: &str,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        let mut w = Writer {
+            tx,
+            schema: &self.schema,
+            head: std::cell::RefCell::new(None),
+            now: now.to_string(),
+        };
+        let out = f(&mut w);
+        w.tx.rollback().map_err(db_err)?;
+        out
     }
 }

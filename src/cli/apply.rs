@@ -1,0 +1,196 @@
+//! `crmgate apply` and `crmgate revert`.
+
+use super::{Ctx, Outcome, print_json, print_out};
+use crate::apply::{self, Options, Report};
+use crate::error::{Error, Result};
+use crate::ui::safe;
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Go through every check and write, then roll it all back and print the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only this source's proposals.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// At most this many proposals, oldest first.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RevertArgs {
+    /// The change to undo (from `apply` or `log`).
+    #[arg(
+        value_name = "CHANGE_ID",
+        required_unless_present = "run",
+        conflicts_with = "run"
+    )]
+    pub change: Option<i64>,
+    /// Undo every change of this run, newest first.
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<i64>,
+    /// Revert even where the record moved on since (admin).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
+    let mut store = ctx.open()?;
+    let (version, policy) = super::policy::load(&store)?;
+    let opts = Options {
+        source: args.source,
+        limit: args.limit,
+    };
+    let now = ctx.now.clone();
+    let run =
+        |w: &mut crate::store::Writer<'_>| apply::apply(w, &policy, version, &ctx.actor, &opts);
+    let report = if args.dry_run {
+        store.write_and_roll_back(&now, run)?
+    } else {
+        store.write(&now, run)?
+    };
+    print_report(&report, args.dry_run, ctx)?;
+    Ok(if report.exceptions() > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Done
+    })
+}
+
+fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
+    if ctx.ui.json {
+        return print_json(
+            &serde_json::json!({ "dry_run": dry_run, "run": r.run, "items": r.items }),
+        );
+    }
+    if r.items.is_empty() {
+        ctx.ui.note("nothing approved to apply");
+        return Ok(());
+    }
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "(empty)".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut t = ctx.ui.table();
+    t.set_header([
+        "proposal", "record", "field", "before", "after", "result", "change", "why",
+    ]);
+    for i in r.items.iter().take(200) {
+        t.add_row([
+            i.proposal.to_string(),
+            safe(&i.record).into_owned(),
+            i.field.clone().unwrap_or_default(),
+            safe(&crate::validate::short(&shown(&i.before))).into_owned(),
+            safe(&crate::validate::short(&shown(&i.after))).into_owned(),
+            if dry_run && i.result == "applied" {
+                "would apply".into()
+            } else {
+                i.result.to_string()
+            },
+            i.change
+                .filter(|_| !dry_run)
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            safe(i.why.as_deref().unwrap_or("")).into_owned(),
+        ]);
+    }
+    print_out(t)?;
+    let counts = [
+        "applied", "conflict", "blocked", "held", "failed", "paused", "skipped",
+    ]
+    .iter()
+    .map(|k| (k, r.count(k)))
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| format!("{n} {k}"))
+    .collect::<Vec<_>>()
+    .join(", ");
+    if dry_run {
+        ctx.ui
+            .note(format!("dry run: {counts}; nothing was changed"));
+    } else {
+        ctx.ui.note(format!(
+            "run {}: {counts}{}",
+            r.run.unwrap_or_default(),
+            if r.count("applied") > 0 {
+                format!(
+                    "; undo with `crmgate revert --run {}`",
+                    r.run.unwrap_or_default()
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(())
+}
+
+pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
+    let mut store = ctx.open()?;
+    let (_, policy) = super::policy::load(&store)?;
+    if args.force && !policy.has_role(&ctx.actor, "admin") {
+        return Err(Error::refused(format!(
+            "{} may not force a revert: it takes the admin role",
+            ctx.actor
+        )));
+    }
+    let changes = match (args.change, args.run) {
+        (Some(c), _) => vec![store.change(c)?.ok_or_else(|| Error::NotFound {
+            what: "change",
+            id: c.to_string(),
+        })?],
+        (None, Some(run)) => {
+            let all = store.run_changes(run)?;
+            if all.is_empty() {
+                return Err(Error::NotFound {
+                    what: "run with changes",
+                    id: run.to_string(),
+                });
+            }
+            all
+        }
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let outcome = store.write(&ctx.now, |w| {
+        apply::revert(w, &ctx.actor, &changes, args.force)
+    })?;
+    match outcome {
+        apply::RevertOutcome::Refused(refusals) => Err(Error::Refused {
+            message: format!(
+                "nothing was reverted:\n{}",
+                refusals
+                    .iter()
+                    .map(|r| safe(r).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: Some(
+                "revert the later changes first, or pass --force (admin) to overwrite them".into(),
+            ),
+        }),
+        apply::RevertOutcome::Done {
+            run,
+            reverted: done,
+        } => {
+            if ctx.ui.json {
+                print_json(&serde_json::json!({ "run": run, "reverted": done }))?;
+            } else {
+                for d in &done {
+                    print_out(format!(
+                        "change {} undone by change {} ({} {})",
+                        d.change,
+                        d.by,
+                        safe(&d.record),
+                        d.field
+                    ))?;
+                }
+                ctx.ui.note(format!(
+                    "run {run}: {} changes reverted; undo with `crmgate revert --run {run}`",
+                    done.len()
+                ));
+            }
+            Ok(Outcome::Done)
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Runs and changes: what apply and revert wrote, with the values before and after.
+
+use rusqlite::OptionalExtension;
+
+use super::{Store, Writer, db_err, ident, value_from};
+use crate::error::Result;
+use crate::model::Value;
+use crate::schema::Object;
+
+#[derive(Debug, Clone)]
+pub struct ChangeRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub proposal_id: Option<i64>,
+    pub reverts: Option<i64>,
+    pub object: String,
+    pub record: String,
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+    pub approved_by: Option<String>,
+    pub at: String,
+}
+
+const COLUMNS: &str =
+    "id, run_id, proposal_id, reverts, object, record, field, before, after, approved_by, at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
+    Ok(ChangeRow {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        proposal_id: r.get(2)?,
+        reverts: r.get(3)?,
+        object: r.get(4)?,
+        record: r.get(5)?,
+        field: r.get(6)?,
+        before: value_from(r.get_ref(7)?),
+        after: value_from(r.get_ref(8)?),
+        approved_by: r.get(9)?,
+        at: r.get(10)?,
+    })
+}
+
+fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM crmgate_changes WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()
+    .map_err(db_err)
+}
+
+impl Store {
+    pub fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
+        change(&self.conn, id)
+    }
+
+    /// A run's changes, newest first: the order a revert undoes them in.
+    pub fn run_changes(&self, run: i64) -> Result<Vec<ChangeRow>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM crmgate_changes WHERE run_id = ?1 ORDER BY id DESC"
+            ))
+            .map_err(db_err)?;
+        stmt.query_map([run], from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+}
+
+impl Writer<'_> {
+    pub fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
+        change(&self.tx, id)
+    }
+
+    pub fn begin_run(&self, kind: &str, actor: &str) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO crmgate_runs (kind, at, actor) VALUES (?1, ?2, ?3)",
+                rusqlite::params![kind, self.now, actor],
+            )
+            .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Writes `value` into one field of one record. Returns false when there is no such record;
+    /// a constraint the write breaks (a foreign key, NOT NULL, CHECK) is an error of the store.
+    pub fn write_field(
+        &self,
+        obj: &Object,
+        record: &str,
+        field: &str,
+        value: &Value,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE {} SET {} = ?1 WHERE {} = ?2",
+            ident(&obj.name),
+            ident(field),
+            ident(&obj.pk_column().name)
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        let n = stmt
+            .execute(rusqlite::params![value, record])
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_change(
+        &self,
+        run: i64,
+        proposal: Option<i64>,
+        reverts: Option<i64>,
+        object: &str,
+        record: &str,
+        field: &str,
+        before: &Value,
+        after: &Value,
+        approved_by: Option<&str>,
+        policy_version: Option<i64>,
+    ) -> Result<i64> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO crmgate_changes (run_id, proposal_id, reverts, object, record, field, before,
+                 after, approved_by, policy_version, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .map_err(db_err)?;
+        stmt.execute(rusqlite::params![
+            run,
+            proposal,
+            reverts,
+            object,
+            record,
+            field,
+            before,
+            after,
+            approved_by,
+            policy_version,
+            self.now
+        ])
+        .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// The change that reverted `id`, if one did.
+    pub fn reverted_by(&self, id: i64) -> Result<Option<i64>> {
+        self.tx
+            .query_row(
+                "SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Approved proposals, oldest first: the apply queue.
+    pub fn approved_ids(&self, source: Option<&str>) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM crmgate_proposals WHERE state = 'approved' AND (?1 IS NULL OR source = ?1)
+                 ORDER BY id",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([source], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+}
+
+impl Writer<'_> {
+    /// Starts a savepoint: everything after it can be undone alone with [`Writer::rollback_to`].
+    pub fn savepoint(&self, name: &str) -> Result<()> {
+        self.tx
+            .execute_batch(&format!("SAVEPOINT {}", ident(name)))
+            .map_err(db_err)
+    }
+
+    pub fn release(&self, name: &str) -> Result<()> {
+        self.tx
+            .execute_batch(&format!("RELEASE {}", ident(name)))
+            .map_err(db_err)
+    }
+
+    pub fn rollback_to(&self, name: &str) -> Result<()> {
+        self.tx
+            .execute_batch(&format!("ROLLBACK TO {0}; RELEASE {0}", ident(name)))
+            .map_err(db_err)
+    }
+
+    /// Who approved a proposal: the latest human `approve` event's actor.
+    pub fn approver_of(&self, proposal: i64) -> Result<Option<String>> {
+        self.tx
+            .query_row(
+                "SELECT actor FROM crmgate_events WHERE proposal_id = ?1 AND action = 'approve'
+                 AND actor_kind = 'human' ORDER BY seq DESC LIMIT 1",
+                [proposal],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+}
