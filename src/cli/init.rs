@@ -233,8 +233,59 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         &demo_ctx,
     )?;
 
+    step(
+        10,
+        "A dry run: every check and write, then rolled back: crmgate apply --dry-run",
+    )?;
+    super::apply::apply(
+        super::apply::ApplyArgs {
+            dry_run: true,
+            source: None,
+            limit: None,
+        },
+        &demo_ctx,
+    )?;
+
+    step(11, "Apply what was approved: crmgate apply")?;
+    super::apply::apply(
+        super::apply::ApplyArgs {
+            dry_run: false,
+            source: None,
+            limit: None,
+        },
+        &demo_ctx,
+    )?;
+
+    step(12, "Everything can be undone: crmgate revert 1")?;
+    super::apply::revert(
+        super::apply::RevertArgs {
+            change: Some(1),
+            run: None,
+            force: false,
+        },
+        &demo_ctx,
+    )?;
+
+    step(13, "What happened, newest first: crmgate log --limit 6")?;
+    super::log::run(
+        super::log::LogArgs {
+            record: None,
+            source: None,
+            actor: None,
+            since: None,
+            limit: 6,
+        },
+        &demo_ctx,
+    )?;
+
+    step(14, "The audit log is a hash chain: crmgate audit verify")?;
+    super::audit::run(
+        super::audit::AuditCommand::Verify { checkpoint: None },
+        &demo_ctx,
+    )?;
+
     print_out(format!(
-        "\n{}\n  crmgate --db {shown} list --state pending\n  crmgate --db {shown} policy show\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
+        "\n{}\n  crmgate --db {shown} list --state pending\n  crmgate --db {shown} --as alice approve apollo:ap-1\n  crmgate --db {shown} policy show\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
         ui.heading("Try it yourself:")
     ))?;
     Ok(Outcome::Done)
