@@ -185,8 +185,9 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
                         d.field
                     ))?;
                 }
+                let noun = if done.len() == 1 { "change" } else { "changes" };
                 ctx.ui.note(format!(
-                    "run {run}: {} changes reverted; undo with `crmgate revert --run {run}`",
+                    "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
                     done.len()
                 ));
             }
