@@ -75,14 +75,6 @@ pub fn apply(
             why,
             change,
         };
-        if p.merge_into.is_some() {
-            report.items.push(item(
-                "skipped",
-                Some("merges are not applied yet".into()),
-                None,
-            ));
-            continue;
-        }
         let paused = pauses
             .iter()
             .find(|x| x.source.is_none() || x.source.as_deref() == Some(p.source.as_str()));
@@ -114,6 +106,9 @@ fn apply_one(
     run: i64,
     auto_in_run: &mut std::collections::HashMap<String, u64>,
 ) -> Result<std::result::Result<i64, Refusal>> {
+    if p.merge_into.is_some() {
+        return merge_one(w, policy, version, actor, p, run);
+    }
     let schema = w.schema();
     let field = p.field.clone().unwrap_or_default();
     let refuse = |state: State,
@@ -359,21 +354,13 @@ pub fn revert(
             ));
             continue;
         };
-        let Some(at) = obj.columns.iter().position(|x| x.name == c.field) else {
-            refusals.push(format!(
-                "change {}: the field {} no longer exists",
-                c.id, c.field
-            ));
-            continue;
+        let current = match current_of(w, obj, &c.record, &c.field)? {
+            Ok(v) => v,
+            Err(why) => {
+                refusals.push(format!("change {}: {why}", c.id));
+                continue;
+            }
         };
-        let Some(row) = w.record_row(obj, &c.record)? else {
-            refusals.push(format!(
-                "change {}: {}/{} no longer exists",
-                c.id, c.object, c.record
-            ));
-            continue;
-        };
-        let current = row[at].clone();
         if !crate::store::same(&current, &c.after) && !force {
             refusals.push(format!(
                 "change {}: {}/{} {} is now {}, not {} as the change left it (another change came after; --force overrides)",
@@ -386,28 +373,18 @@ pub fn revert(
             ));
             continue;
         }
-        plan.push((c, obj, at, current));
+        plan.push((c, obj, current));
     }
     if !refusals.is_empty() {
         return Ok(RevertOutcome::Refused(refusals));
     }
     let run = w.begin_run("revert", actor)?;
     let mut done = Vec::new();
-    for (c, obj, at, current) in plan {
-        if !w.write_field(obj, &c.record, &c.field, &c.before)? {
+    for (c, obj, current) in plan {
+        if let Err(why) = put(w, obj, &c.record, &c.field, &c.before)? {
             return Err(crate::error::Error::Store(format!(
-                "{}/{} vanished during the revert",
-                c.object, c.record
-            )));
-        }
-        let back = w.record_row(obj, &c.record)?.map(|r| r[at].clone());
-        if !back
-            .as_ref()
-            .is_some_and(|v| crate::store::same(v, &c.before))
-        {
-            return Err(crate::error::Error::Store(format!(
-                "{}/{} did not read back as reverted",
-                c.object, c.record
+                "change {}: {why}; nothing was reverted",
+                c.id
             )));
         }
         let id = w.add_change(
@@ -455,4 +432,256 @@ pub fn revert(
         run,
         reverted: done,
     })
+}
+
+/// The field name a change uses for a whole record: a merge's deletion of the duplicate.
+pub const WHOLE_RECORD: &str = "*";
+
+/// A record as one value: its columns as a JSON object.
+fn snapshot(obj: &crate::schema::Object, row: &[Value]) -> Value {
+    let m: serde_json::Map<String, serde_json::Value> = obj
+        .columns
+        .iter()
+        .zip(row)
+        .map(|(c, v)| (c.name.clone(), v.to_json()))
+        .collect();
+    Value::Text(serde_json::Value::Object(m).to_string())
+}
+
+/// The record a snapshot holds, column by column in schema order.
+fn from_snapshot(
+    obj: &crate::schema::Object,
+    text: &str,
+) -> std::result::Result<Vec<Value>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("unreadable snapshot: {e}"))?;
+    obj.columns
+        .iter()
+        .map(|c| {
+            let x = v.get(&c.name).cloned().unwrap_or(serde_json::Value::Null);
+            match x.get("blob_hex").and_then(|h| h.as_str()) {
+                Some(hex) => (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+                    .collect::<std::result::Result<Vec<u8>, _>>()
+                    .map(Value::Blob)
+                    .map_err(|e| format!("unreadable blob in snapshot: {e}")),
+                None => Ok(json_to_value(&x)),
+            }
+        })
+        .collect()
+}
+
+/// What a change's target holds now: a field's value, or for [`WHOLE_RECORD`] the record's
+/// snapshot (`Null` when it does not exist).
+fn current_of(
+    w: &Writer<'_>,
+    obj: &crate::schema::Object,
+    record: &str,
+    field: &str,
+) -> Result<std::result::Result<Value, String>> {
+    let row = w.record_row(obj, record)?;
+    if field == WHOLE_RECORD {
+        return Ok(Ok(row.map(|r| snapshot(obj, &r)).unwrap_or(Value::Null)));
+    }
+    let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
+        return Ok(Err(format!("the field {field} no longer exists")));
+    };
+    Ok(match row {
+        Some(r) => Ok(r[at].clone()),
+        None => Err(format!("{}/{record} no longer exists", obj.name)),
+    })
+}
+
+/// Makes a change's target hold `value`: writes the field, or for [`WHOLE_RECORD`] deletes the
+/// record (`Null`) or re-creates it exactly from its snapshot.
+fn put(
+    w: &Writer<'_>,
+    obj: &crate::schema::Object,
+    record: &str,
+    field: &str,
+    value: &Value,
+) -> Result<std::result::Result<(), String>> {
+    if field != WHOLE_RECORD {
+        return Ok(if w.write_field(obj, record, field, value)? {
+            Ok(())
+        } else {
+            Err(format!("{}/{record} no longer exists", obj.name))
+        });
+    }
+    match value {
+        Value::Null if w.delete_record(obj, record)? => Ok(Ok(())),
+        Value::Null => Ok(Err(format!("{}/{record} was already gone", obj.name))),
+        Value::Text(json) => match from_snapshot(obj, json) {
+            Ok(values) => {
+                w.insert_record(obj, &values)?;
+                Ok(Ok(()))
+            }
+            Err(why) => Ok(Err(why)),
+        },
+        _ => Ok(Err("a record snapshot must be text".into())),
+    }
+}
+
+/// A merge: re-point every row that referenced the duplicate to the survivor, delete the
+/// duplicate (its full snapshot kept in the change), then fill the survivor's empty fields from
+/// it (never overwriting a set one). Each step is a change of its own, so a revert undoes them
+/// newest first: the filled fields, then the duplicate re-created exactly, then the rows
+/// pointed back.
+fn merge_one(
+    w: &Writer<'_>,
+    policy: &Policy,
+    version: i64,
+    actor: &str,
+    p: &Proposal,
+    run: i64,
+) -> Result<std::result::Result<i64, Refusal>> {
+    let into = p.merge_into.clone().unwrap_or_default();
+    let refuse = |state: State, action: &'static str, result: &'static str, why: String| {
+        w.set_state(p.id, &[State::Approved], state)?;
+        w.append_event(&NewEvent {
+            actor: actor.to_string(),
+            actor_kind: "system",
+            action,
+            proposal_id: Some(p.id),
+            object: Some(p.object.clone()),
+            record: Some(p.record.clone()),
+            source: Some(p.source.clone()),
+            policy_version: Some(version),
+            detail: serde_json::json!({ "why": why, "merge_into": into }),
+            ..NewEvent::default()
+        })?;
+        Ok(Err((result, why)))
+    };
+    let Some(obj) = w.schema().object(&p.object) else {
+        return refuse(
+            State::Conflict,
+            "conflict",
+            "conflict",
+            format!("the object {} no longer exists", p.object),
+        );
+    };
+    let (Some(dup), Some(survivor)) = (w.record_row(obj, &p.record)?, w.record_row(obj, &into)?)
+    else {
+        return refuse(
+            State::Conflict,
+            "conflict",
+            "conflict",
+            "one of the two records no longer exists".into(),
+        );
+    };
+    // Stop rules hold for either record: a legal hold on the survivor stops the merge too.
+    let names = || obj.columns.iter().map(|c| c.name.as_str());
+    let a: Vec<(&str, &Value)> = names().zip(dup.iter()).collect();
+    let b: Vec<(&str, &Value)> = names().zip(survivor.iter()).collect();
+    let records: Vec<&[(&str, &Value)]> = vec![&a, &b];
+    let now = policy::decide(
+        policy,
+        &Facts {
+            kind: crate::model::Kind::Merge,
+            source: &p.source,
+            object: &p.object,
+            field: None,
+            value: &Value::Null,
+            current: &Value::Null,
+            trigger: None,
+            confidence: p.confidence.unwrap_or(0.0),
+            records: &records,
+        },
+        &Situation::default(),
+    );
+    if now.action == Action::Block {
+        return refuse(
+            State::Blocked,
+            "block",
+            "blocked",
+            format!("blocked now: {}", now.why(policy).join("; ")),
+        );
+    }
+    // A stop rule outranks staleness: a hold set since the proposal is reported as a block.
+    let fingerprint = crate::model::merge_fingerprint(&dup, &survivor);
+    if p.baseline_fp.as_deref() != Some(fingerprint.as_str()) {
+        return refuse(
+            State::Conflict,
+            "conflict",
+            "conflict",
+            "one of the two records changed since the merge was proposed".into(),
+        );
+    }
+    let approved_by = w.approver_of(p.id)?.unwrap_or_else(|| "policy".into());
+    let change = |object: &str, record: &str, field: &str, before: &Value, after: &Value| {
+        w.add_change(
+            run,
+            Some(p.id),
+            None,
+            object,
+            record,
+            field,
+            before,
+            after,
+            Some(&approved_by),
+            p.policy_version,
+        )
+    };
+    w.savepoint("crmgate_merge_one")?;
+    let mut changes = Vec::new();
+    let mut repointed = 0u64;
+    let mut steps = || -> Result<std::result::Result<(), String>> {
+        let from = Value::Text(p.record.clone());
+        let to = Value::Text(into.clone());
+        for (table, column) in w.schema().referencing(&obj.name) {
+            for id in w.referencing_ids(table, &column.name, &p.record)? {
+                if let Err(why) = put(w, table, &id, &column.name, &to)? {
+                    return Ok(Err(why));
+                }
+                changes.push(change(&table.name, &id, &column.name, &from, &to)?);
+                repointed += 1;
+            }
+        }
+        if let Err(why) = put(w, obj, &p.record, WHOLE_RECORD, &Value::Null)? {
+            return Ok(Err(why));
+        }
+        changes.push(change(
+            &obj.name,
+            &p.record,
+            WHOLE_RECORD,
+            &snapshot(obj, &dup),
+            &Value::Null,
+        )?);
+        for (i, c) in obj.columns.iter().enumerate() {
+            if c.primary_key || !survivor[i].is_empty() || dup[i].is_empty() {
+                continue;
+            }
+            if let Err(why) = put(w, obj, &into, &c.name, &dup[i])? {
+                return Ok(Err(why));
+            }
+            changes.push(change(&obj.name, &into, &c.name, &survivor[i], &dup[i])?);
+        }
+        Ok(Ok(()))
+    };
+    let outcome = match steps() {
+        Ok(done) => done,
+        Err(e) => Err(format!("the store refused the merge: {e}")),
+    };
+    if let Err(why) = outcome {
+        w.rollback_to("crmgate_merge_one")?;
+        return refuse(State::Failed, "failed", "failed", why);
+    }
+    w.set_state(p.id, &[State::Approved], State::Applied)?;
+    w.append_event(&NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "human",
+        action: "apply",
+        proposal_id: Some(p.id),
+        object: Some(p.object.clone()),
+        record: Some(p.record.clone()),
+        source: Some(p.source.clone()),
+        confidence: p.confidence,
+        policy_version: Some(version),
+        approver: Some(approved_by.clone()),
+        detail: serde_json::json!({ "run": run, "merge_into": into, "changes": changes, "repointed": repointed }),
+        ..NewEvent::default()
+    })?;
+    w.release("crmgate_merge_one")?;
+    Ok(Ok(changes.last().copied().unwrap_or_default()))
 }

@@ -2286,3 +2286,89 @@ fn apply_rechecks_the_record_as_it_is_now() {
         "the newer value stands"
     );
 }
+
+#[test]
+fn a_merge_applies_and_reverts_exactly_related_rows_included() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let (dup, survivor): (String, String) = env
+        .conn()
+        .query_row(
+            "SELECT record, merge_into FROM crmgate_proposals WHERE ext_id = 'dd-202'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Give the duplicate related rows to re-point, and an activity of the survivor's for contrast.
+    let related = env.count(&format!(
+        "SELECT (SELECT count(*) FROM activities WHERE contact_id = '{dup}') + (SELECT count(*) FROM deals WHERE contact_id = '{dup}')"
+    ));
+    assert!(related > 0, "the fixture duplicate has related rows");
+    let original = crm_dump(&env);
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:dd-202"])
+        .assert()
+        .success();
+    env.cmd(&["apply"]).assert().success();
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM contacts WHERE id = '{dup}'")),
+        0,
+        "the duplicate is gone"
+    );
+    assert_eq!(
+        env.count(&format!(
+            "SELECT (SELECT count(*) FROM activities WHERE contact_id = '{dup}') + (SELECT count(*) FROM deals WHERE contact_id = '{dup}')"
+        )),
+        0,
+        "nothing points at the duplicate any more"
+    );
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM crmgate_changes WHERE field = 'contact_id' AND after = '{survivor}'")),
+        related,
+        "every related row was re-pointed, each a change"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(
+        crm_dump(&env),
+        original,
+        "the merge is undone byte for byte"
+    );
+    env.cmd(&["revert", "--run", "2"]).assert().success();
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM contacts WHERE id = '{dup}'")),
+        0,
+        "and redone"
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_legal_hold_on_either_record_stops_a_merge_at_apply() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:dd-201"])
+        .assert()
+        .success();
+    let survivor: String = env
+        .conn()
+        .query_row(
+            "SELECT merge_into FROM crmgate_proposals WHERE ext_id = 'dd-201'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let f = env.write("hold.csv", format!("id,legal_hold\n{survivor},1\n"));
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = crm_dump(&env);
+    env.cmd(&["apply", "--source", "dedupe-bot"])
+        .assert()
+        .code(3);
+    assert_eq!(crm_dump(&env), before);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'dd-201' AND state = 'blocked'"
+        ),
+        1
+    );
+}

@@ -207,3 +207,52 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 }
+
+impl Writer<'_> {
+    /// Primary keys of the rows of `table` whose `column` holds `value`: the rows a merge
+    /// re-points.
+    pub fn referencing_ids(
+        &self,
+        table: &Object,
+        column: &str,
+        value: &str,
+    ) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT CAST({} AS TEXT) FROM {} WHERE {} = ?1 ORDER BY 1",
+            ident(&table.pk_column().name),
+            ident(&table.name),
+            ident(column)
+        );
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        stmt.query_map([value], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
+    pub fn delete_record(&self, obj: &Object, record: &str) -> Result<bool> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {} = ?1",
+            ident(&obj.name),
+            ident(&obj.pk_column().name)
+        );
+        let n = self.tx.execute(&sql, [record]).map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    /// Inserts a whole record, every column given in schema order.
+    pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
+        let names: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
+        let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            ident(&obj.name),
+            names.join(", "),
+            marks.join(", ")
+        );
+        self.tx
+            .execute(&sql, rusqlite::params_from_iter(values.iter()))
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
