@@ -280,9 +280,14 @@ fn apply_one(
         source: Some(p.source.clone()),
         confidence: p.confidence,
         policy_version: Some(version),
+        // The rules that let it through (or sent it to the human who approved it).
+        rules: p
+            .rules
+            .as_ref()
+            .and_then(|r| r.get("rules"))
+            .map(|r| r.to_string()),
         approver: Some(approved_by),
         detail: serde_json::json!({ "run": run, "change": change }),
-        ..NewEvent::default()
     })?;
     w.release("crmgate_apply_one")?;
     if by_policy {
@@ -609,8 +614,14 @@ fn merge_one(
         );
     }
     let approved_by = w.approver_of(p.id)?.unwrap_or_else(|| "policy".into());
-    let change = |object: &str, record: &str, field: &str, before: &Value, after: &Value| {
-        w.add_change(
+    // Each step is a change and an event of its own, so the log alone can replay the merge.
+    let change = |object: &str,
+                  record: &str,
+                  field: &str,
+                  before: &Value,
+                  after: &Value|
+     -> Result<i64> {
+        let id = w.add_change(
             run,
             Some(p.id),
             None,
@@ -621,11 +632,28 @@ fn merge_one(
             after,
             Some(&approved_by),
             p.policy_version,
-        )
+        )?;
+        w.append_event(&NewEvent {
+            actor: actor.to_string(),
+            actor_kind: "human",
+            action: "apply",
+            proposal_id: Some(p.id),
+            object: Some(object.to_string()),
+            record: Some(record.to_string()),
+            field: Some(field.to_string()),
+            prev_value: Some(before.to_json()),
+            new_value: Some(after.to_json()),
+            source: Some(p.source.clone()),
+            confidence: p.confidence,
+            policy_version: Some(version),
+            approver: Some(approved_by.clone()),
+            detail: serde_json::json!({ "run": run, "change": id, "merge": { "duplicate": p.record, "into": into } }),
+            ..NewEvent::default()
+        })?;
+        Ok(id)
     };
     w.savepoint("crmgate_merge_one")?;
     let mut changes = Vec::new();
-    let mut repointed = 0u64;
     let mut steps = || -> Result<std::result::Result<(), String>> {
         let from = Value::Text(p.record.clone());
         let to = Value::Text(into.clone());
@@ -635,7 +663,6 @@ fn merge_one(
                     return Ok(Err(why));
                 }
                 changes.push(change(&table.name, &id, &column.name, &from, &to)?);
-                repointed += 1;
             }
         }
         if let Err(why) = put(w, obj, &p.record, WHOLE_RECORD, &Value::Null)? {
@@ -668,20 +695,6 @@ fn merge_one(
         return refuse(State::Failed, "failed", "failed", why);
     }
     w.set_state(p.id, &[State::Approved], State::Applied)?;
-    w.append_event(&NewEvent {
-        actor: actor.to_string(),
-        actor_kind: "human",
-        action: "apply",
-        proposal_id: Some(p.id),
-        object: Some(p.object.clone()),
-        record: Some(p.record.clone()),
-        source: Some(p.source.clone()),
-        confidence: p.confidence,
-        policy_version: Some(version),
-        approver: Some(approved_by.clone()),
-        detail: serde_json::json!({ "run": run, "merge_into": into, "changes": changes, "repointed": repointed }),
-        ..NewEvent::default()
-    })?;
     w.release("crmgate_merge_one")?;
     Ok(Ok(changes.last().copied().unwrap_or_default()))
 }

@@ -191,7 +191,11 @@ impl Writer<'_> {
     pub fn rollback_to(&self, name: &str) -> Result<()> {
         self.tx
             .execute_batch(&format!("ROLLBACK TO {0}; RELEASE {0}", ident(name)))
-            .map_err(db_err)
+            .map_err(db_err)?;
+        // Events appended since the savepoint are gone with it: forget the cached chain head,
+        // or the next event would chain to one that no longer exists.
+        *self.head.borrow_mut() = None;
+        Ok(())
     }
 
     /// Who approved a proposal: the latest human `approve` event's actor.
