@@ -95,6 +95,76 @@ pub fn apply(
 
 type Refusal = (&'static str, String);
 
+/// Why an approved proposal was not applied, and what that makes of it.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// The record moved on since the proposal: never applied as is.
+    Conflict,
+    /// A stop rule holds now.
+    Block,
+    /// Approved by the policy alone, which would no longer let it through: back to review.
+    Hold,
+    /// The write did not hold (read back wrong, or refused by the store).
+    Fail,
+}
+
+impl Stop {
+    fn state(self) -> State {
+        match self {
+            Stop::Conflict => State::Conflict,
+            Stop::Block => State::Blocked,
+            Stop::Hold => State::Pending,
+            Stop::Fail => State::Failed,
+        }
+    }
+
+    /// The event's action.
+    fn action(self) -> &'static str {
+        match self {
+            Stop::Conflict => "conflict",
+            Stop::Block => "block",
+            Stop::Hold => "hold",
+            Stop::Fail => "failed",
+        }
+    }
+
+    /// The word in the apply report.
+    fn result(self) -> &'static str {
+        match self {
+            Stop::Conflict => "conflict",
+            Stop::Block => "blocked",
+            Stop::Hold => "held",
+            Stop::Fail => "failed",
+        }
+    }
+}
+
+/// Moves an approved proposal to what `stop` makes of it, with an event saying why.
+fn refuse(
+    w: &Writer<'_>,
+    actor: &str,
+    version: i64,
+    p: &Proposal,
+    stop: Stop,
+    why: String,
+) -> Result<std::result::Result<i64, Refusal>> {
+    w.set_state(p.id, &[State::Approved], stop.state())?;
+    w.append_event(&NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "system",
+        action: stop.action(),
+        proposal_id: Some(p.id),
+        object: Some(p.object.clone()),
+        record: Some(p.record.clone()),
+        field: p.field.clone(),
+        source: Some(p.source.clone()),
+        policy_version: Some(version),
+        detail: serde_json::json!({ "why": why, "merge_into": p.merge_into }),
+        ..NewEvent::default()
+    })?;
+    Ok(Err((stop.result(), why)))
+}
+
 /// One proposal: re-check, write, verify, record. `Ok(Err(..))` is a proposal not applied (its
 /// state already moved to say why); `Err` a failure of the store.
 fn apply_one(
@@ -111,48 +181,34 @@ fn apply_one(
     }
     let schema = w.schema();
     let field = p.field.clone().unwrap_or_default();
-    let refuse = |state: State,
-                  action: &'static str,
-                  result: &'static str,
-                  why: String|
-     -> Result<std::result::Result<i64, Refusal>> {
-        w.set_state(p.id, &[State::Approved], state)?;
-        w.append_event(&NewEvent {
-            actor: actor.to_string(),
-            actor_kind: "system",
-            action,
-            proposal_id: Some(p.id),
-            object: Some(p.object.clone()),
-            record: Some(p.record.clone()),
-            field: p.field.clone(),
-            source: Some(p.source.clone()),
-            policy_version: Some(version),
-            detail: serde_json::json!({ "why": why }),
-            ..NewEvent::default()
-        })?;
-        Ok(Err((result, why)))
-    };
+
     let Some(obj) = schema.object(&p.object) else {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!("the object {} no longer exists", p.object),
         );
     };
     let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!("the field {field} no longer exists"),
         );
     };
     let Some(row) = w.record_row(obj, &p.record)? else {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!("{} no longer exists", p.record_ref()),
         );
     };
@@ -189,27 +245,33 @@ fn apply_one(
     );
     if now.action == Action::Block {
         return refuse(
-            State::Blocked,
-            "block",
-            "blocked",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Block,
             format!("blocked now: {}", now.why(policy).join("; ")),
         );
     }
     // Approved by the policy alone: it must still be let through on its own now.
     if by_policy && now.action != Action::Auto {
         return refuse(
-            State::Pending,
-            "hold",
-            "held",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Hold,
             format!("sent to review now: {}", now.why(policy).join("; ")),
         );
     }
     // Staleness: the record must still hold what it held when proposed, and what the proposer saw.
     if current.to_json() != p.baseline {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!(
                 "{field} is now {} but was {} when proposed",
                 show(&current.to_json()),
@@ -221,9 +283,11 @@ fn apply_one(
         && !crate::ingest::proposals::loosely_equal(&json_to_value(expected), &current)
     {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!(
                 "the proposer expected {} but the record holds {}",
                 show(expected),
@@ -251,7 +315,7 @@ fn apply_one(
     };
     if let Err(why) = verified {
         w.rollback_to("crmgate_apply_one")?;
-        return refuse(State::Failed, "failed", "failed", why);
+        return refuse(w, actor, version, p, Stop::Fail, why);
     }
     let approved_by = w.approver_of(p.id)?.unwrap_or_else(|| "policy".into());
     let change = w.add_change(
@@ -542,36 +606,25 @@ fn merge_one(
     run: i64,
 ) -> Result<std::result::Result<i64, Refusal>> {
     let into = p.merge_into.clone().unwrap_or_default();
-    let refuse = |state: State, action: &'static str, result: &'static str, why: String| {
-        w.set_state(p.id, &[State::Approved], state)?;
-        w.append_event(&NewEvent {
-            actor: actor.to_string(),
-            actor_kind: "system",
-            action,
-            proposal_id: Some(p.id),
-            object: Some(p.object.clone()),
-            record: Some(p.record.clone()),
-            source: Some(p.source.clone()),
-            policy_version: Some(version),
-            detail: serde_json::json!({ "why": why, "merge_into": into }),
-            ..NewEvent::default()
-        })?;
-        Ok(Err((result, why)))
-    };
+
     let Some(obj) = w.schema().object(&p.object) else {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             format!("the object {} no longer exists", p.object),
         );
     };
     let (Some(dup), Some(survivor)) = (w.record_row(obj, &p.record)?, w.record_row(obj, &into)?)
     else {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             "one of the two records no longer exists".into(),
         );
     };
@@ -597,9 +650,11 @@ fn merge_one(
     );
     if now.action == Action::Block {
         return refuse(
-            State::Blocked,
-            "block",
-            "blocked",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Block,
             format!("blocked now: {}", now.why(policy).join("; ")),
         );
     }
@@ -607,9 +662,11 @@ fn merge_one(
     let fingerprint = crate::model::merge_fingerprint(&dup, &survivor);
     if p.baseline_fp.as_deref() != Some(fingerprint.as_str()) {
         return refuse(
-            State::Conflict,
-            "conflict",
-            "conflict",
+            w,
+            actor,
+            version,
+            p,
+            Stop::Conflict,
             "one of the two records changed since the merge was proposed".into(),
         );
     }
@@ -692,7 +749,7 @@ fn merge_one(
     };
     if let Err(why) = outcome {
         w.rollback_to("crmgate_merge_one")?;
-        return refuse(State::Failed, "failed", "failed", why);
+        return refuse(w, actor, version, p, Stop::Fail, why);
     }
     w.set_state(p.id, &[State::Approved], State::Applied)?;
     w.release("crmgate_merge_one")?;

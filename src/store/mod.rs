@@ -313,6 +313,20 @@ impl Store {
         Ok(())
     }
 
+    /// A writer over a new `BEGIN IMMEDIATE` transaction.
+    fn writer(&mut self, now: &str) -> Result<Writer<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_err)?;
+        Ok(Writer {
+            tx,
+            schema: &self.schema,
+            head: std::cell::RefCell::new(None),
+            now: now.to_string(),
+        })
+    }
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed if it returns `Ok`, rolled back
     /// (nothing written) if it returns `Err`.
     pub fn write<T>(
@@ -320,16 +334,7 @@ impl Store {
         now: &str,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        let mut w = Writer {
-            tx,
-            schema: &self.schema,
-            head: std::cell::RefCell::new(None),
-            now: now.to_string(),
-        };
+        let mut w = self.writer(now)?;
         let out = f(&mut w)?;
         w.tx.commit().map_err(db_err)?;
         Ok(out)
@@ -655,16 +660,7 @@ impl Store {
         now: &str,
         f: impl FnOnce(&mut Writer<'_>) -> Result<T>,
     ) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
-        let mut w = Writer {
-            tx,
-            schema: &self.schema,
-            head: std::cell::RefCell::new(None),
-            now: now.to_string(),
-        };
+        let mut w = self.writer(now)?;
         let out = f(&mut w);
         w.tx.rollback().map_err(db_err)?;
         out
