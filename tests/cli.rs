@@ -2503,3 +2503,59 @@ fn replaying_the_exported_events_of_a_random_session_reproduces_the_crm() {
         "some session applied a merge, so the replay covers merges too"
     );
 }
+
+#[test]
+fn apply_on_a_locked_store_exits_75_and_changes_nothing() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    // Change 1 exists, so the revert below has something to do.
+    env.cmd(&["apply", "--limit", "1"]).assert().success();
+    let before = env.dump();
+    let holder = env.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for args in [
+        vec!["apply"],
+        vec!["--as", "alice", "approve", "apollo:ap-1"],
+        vec!["revert", "1"],
+    ] {
+        env.cmd(&args)
+            .assert()
+            .code(75)
+            .stderr(predicate::str::contains("locked"));
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn reading_commands_work_while_another_process_holds_the_write_lock() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let holder = env.conn();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for args in [
+        vec!["status"],
+        vec!["list"],
+        vec!["show", "clearbit:cb-101"],
+        vec!["log"],
+        vec!["sources"],
+        vec!["audit", "verify"],
+        vec!["apply", "--dry-run"],
+    ] {
+        let out = env.cmd(&args).output().unwrap();
+        let code = out.status.code();
+        if args[0] == "apply" {
+            // A dry run takes the write lock like a real run, and says so when it cannot.
+            assert_eq!(code, Some(75), "{args:?}");
+        } else {
+            assert_eq!(
+                code,
+                Some(0),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+}

@@ -146,6 +146,10 @@ impl Store {
         }
         for (i, sql) in migrations::MIGRATIONS.iter().enumerate() {
             let target = i as i64 + 1;
+            // Up to date: no lock. Readers must not need the write lock (a long apply holds it).
+            if Self::user_version(&self.conn)? >= target {
+                continue;
+            }
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
