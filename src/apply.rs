@@ -41,6 +41,8 @@ impl Report {
 pub struct Options {
     pub source: Option<String>,
     pub limit: Option<usize>,
+    /// Apply only these proposals (a saved plan).
+    pub only: Option<Vec<i64>>,
 }
 
 /// Applies approved proposals, oldest first.
@@ -53,6 +55,9 @@ pub fn apply(
 ) -> Result<Report> {
     let mut report = Report::default();
     let mut ids = w.approved_ids(opts.source.as_deref())?;
+    if let Some(only) = &opts.only {
+        ids.retain(|id| only.contains(id));
+    }
     if let Some(l) = opts.limit {
         ids.truncate(l);
     }
@@ -754,4 +759,68 @@ fn merge_one(
     w.set_state(p.id, &[State::Approved], State::Applied)?;
     w.release("crmgate_merge_one")?;
     Ok(Ok(changes.last().copied().unwrap_or_default()))
+}
+
+/// A saved plan: exactly what an apply would do, to be applied later only if nothing in it
+/// changed (`apply --plan-out`, `apply --plan`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlanItem {
+    pub proposal: i64,
+    pub record: String,
+    pub field: Option<String>,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// For merges: both records' fingerprint.
+    pub fingerprint: Option<String>,
+}
+
+impl Plan {
+    /// The plan of an apply run: its applied items.
+    pub fn of(report: &Report, w: &Writer<'_>) -> Result<Plan> {
+        let mut items = Vec::new();
+        for i in report.items.iter().filter(|i| i.result == "applied") {
+            let fingerprint = w.proposal(i.proposal)?.and_then(|p| p.baseline_fp);
+            items.push(PlanItem {
+                proposal: i.proposal,
+                record: i.record.clone(),
+                field: i.field.clone(),
+                before: i.before.clone(),
+                after: i.after.clone(),
+                fingerprint,
+            });
+        }
+        Ok(Plan { items })
+    }
+
+    /// Why each item can no longer be applied as planned: not approved any more, a different
+    /// proposal, or a record that moved on.
+    pub fn changes_since(&self, w: &Writer<'_>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            let Some(p) = w.proposal(item.proposal)? else {
+                out.push(format!("proposal {} no longer exists", item.proposal));
+                continue;
+            };
+            if p.state != State::Approved.as_str() {
+                out.push(format!("proposal {} is now {}", p.id, p.state));
+                continue;
+            }
+            if p.value != item.after
+                || p.baseline != item.before
+                || p.baseline_fp != item.fingerprint
+            {
+                out.push(format!("proposal {} is not the one planned", p.id));
+                continue;
+            }
+            if let Some(why) = crate::human::staleness(w, &p)? {
+                out.push(format!("proposal {} ({}): {why}", p.id, p.record_ref()));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -2559,3 +2559,54 @@ fn reading_commands_work_while_another_process_holds_the_write_lock() {
     }
     holder.execute_batch("ROLLBACK").unwrap();
 }
+
+#[test]
+fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let plan = env.path("plan.json");
+    env.cmd(&["apply", "--dry-run", "--plan-out", plan.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("plan of 6 changes saved"));
+    // Something approved after the plan was made is not in it.
+    env.cmd(&["--as", "alice", "approve", "apollo:ap-1"])
+        .assert()
+        .success();
+    env.cmd(&["apply", "--plan", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes"),
+        6,
+        "exactly the plan"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'ap-1' AND state = 'approved'"
+        ),
+        1,
+        "not in the plan, not applied"
+    );
+    // A plan whose records moved on is refused whole, naming the proposals.
+    let other = Env::new();
+    other.cmd(&["init", "--demo"]).assert().success();
+    let plan2 = other.path("plan.json");
+    other
+        .cmd(&["apply", "--dry-run", "--plan-out", plan2.to_str().unwrap()])
+        .assert()
+        .success();
+    let f = other.write("moved.csv", "id,phone\nc-1001,+1 415 555 0177\n");
+    other
+        .cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = other.dump();
+    other
+        .cmd(&["apply", "--plan", plan2.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the plan was not applied"))
+        .stderr(predicate::str::contains("contacts/c-1001"));
+    assert_eq!(other.dump(), before);
+}

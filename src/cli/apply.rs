@@ -16,6 +16,12 @@ pub struct ApplyArgs {
     /// At most this many proposals, oldest first.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Save what this run applies (or, with --dry-run, would apply) as a plan.
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<std::path::PathBuf>,
+    /// Apply exactly a saved plan; refused whole if anything in it changed since.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["source", "limit"])]
+    pub plan: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,18 +44,63 @@ pub struct RevertArgs {
 pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
     let (version, policy) = super::policy::load(&store)?;
+    let plan: Option<apply::Plan> = match &args.plan {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                Error::refused(format!(
+                    "{}: not a plan from `crmgate apply --plan-out`: {e}",
+                    path.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
     let opts = Options {
         source: args.source,
         limit: args.limit,
+        only: plan
+            .as_ref()
+            .map(|p| p.items.iter().map(|i| i.proposal).collect()),
     };
     let now = ctx.now.clone();
-    let run =
-        |w: &mut crate::store::Writer<'_>| apply::apply(w, &policy, version, &ctx.actor, &opts);
-    let report = if args.dry_run {
+    let run = |w: &mut crate::store::Writer<'_>| -> Result<(Report, apply::Plan)> {
+        if let Some(plan) = &plan {
+            let changed = plan.changes_since(w)?;
+            if !changed.is_empty() {
+                return Err(Error::Refused {
+                    message: format!(
+                        "the plan was not applied; it changed since it was made:\n{}",
+                        changed
+                            .iter()
+                            .map(|c| safe(c).into_owned())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    ),
+                    hint: Some(
+                        "make a new plan with `crmgate apply --dry-run --plan-out FILE`".into(),
+                    ),
+                });
+            }
+        }
+        let report = apply::apply(w, &policy, version, &ctx.actor, &opts)?;
+        let made = apply::Plan::of(&report, w)?;
+        Ok((report, made))
+    };
+    let (report, made) = if args.dry_run {
         store.write_and_roll_back(&now, run)?
     } else {
         store.write(&now, run)?
     };
+    if let Some(path) = &args.plan_out {
+        let text = serde_json::to_string_pretty(&made).expect("plans serialize");
+        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
+        ctx.ui.note(format!(
+            "plan of {} changes saved to {}",
+            made.items.len(),
+            path.display()
+        ));
+    }
     print_report(&report, args.dry_run, ctx)?;
     Ok(if report.exceptions() > 0 {
         Outcome::Partial

@@ -242,6 +242,8 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
             dry_run: true,
             source: None,
             limit: None,
+            plan_out: None,
+            plan: None,
         },
         &demo_ctx,
     )?;
@@ -252,6 +254,8 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
             dry_run: false,
             source: None,
             limit: None,
+            plan_out: None,
+            plan: None,
         },
         &demo_ctx,
     )?;
