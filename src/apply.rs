@@ -396,23 +396,20 @@ pub struct Reverted {
     pub field: String,
 }
 
-/// How a revert went: done as a new run, or refused whole with the reasons.
-pub enum RevertOutcome {
-    Done { run: i64, reverted: Vec<Reverted> },
-    Refused(Vec<String>),
-}
-
-/// Reverts `changes` (newest first) as one new run. Refused whole, naming every record, when
-/// any of them moved on since (its value is no longer the change's `after`) unless `force`, or
-/// when one was already reverted.
+/// Reverts `changes` (newest first) as one new run of changes. Each change is checked just
+/// before it is undone, against the record as the newer ones left it: a merge's deletion is
+/// undone before the edits of the record it deleted. When any change cannot be undone (the
+/// record moved on since, unless `force`; or it was already reverted) the whole revert is
+/// refused: the error rolls the transaction back and names every such change.
 pub fn revert(
     w: &Writer<'_>,
     actor: &str,
     changes: &[ChangeRow],
     force: bool,
-) -> Result<RevertOutcome> {
+) -> Result<(i64, Vec<Reverted>)> {
+    let run = w.begin_run("revert", actor)?;
     let mut refusals = Vec::new();
-    let mut plan = Vec::new();
+    let mut done = Vec::new();
     for c in changes {
         if let Some(by) = w.reverted_by(c.id)? {
             refusals.push(format!(
@@ -435,7 +432,8 @@ pub fn revert(
                 continue;
             }
         };
-        if !crate::store::same(&current, &c.after) && !force {
+        let moved_on = !crate::store::same(&current, &c.after);
+        if moved_on && !force {
             refusals.push(format!(
                 "change {}: {}/{} {} is now {}, not {} as the change left it (another change came after; --force overrides)",
                 c.id,
@@ -447,19 +445,9 @@ pub fn revert(
             ));
             continue;
         }
-        plan.push((c, obj, current));
-    }
-    if !refusals.is_empty() {
-        return Ok(RevertOutcome::Refused(refusals));
-    }
-    let run = w.begin_run("revert", actor)?;
-    let mut done = Vec::new();
-    for (c, obj, current) in plan {
         if let Err(why) = put(w, obj, &c.record, &c.field, &c.before)? {
-            return Err(crate::error::Error::Store(format!(
-                "change {}: {why}; nothing was reverted",
-                c.id
-            )));
+            refusals.push(format!("change {}: {why}", c.id));
+            continue;
         }
         let id = w.add_change(
             run,
@@ -492,7 +480,7 @@ pub fn revert(
             field: Some(c.field.clone()),
             prev_value: Some(current.to_json()),
             new_value: Some(c.before.to_json()),
-            detail: serde_json::json!({ "run": run, "change": id, "reverts": c.id, "forced": force && !crate::store::same(&current, &c.after) }),
+            detail: serde_json::json!({ "run": run, "change": id, "reverts": c.id, "forced": moved_on }),
             ..NewEvent::default()
         })?;
         done.push(Reverted {
@@ -502,10 +490,22 @@ pub fn revert(
             field: c.field.clone(),
         });
     }
-    Ok(RevertOutcome::Done {
-        run,
-        reverted: done,
-    })
+    if !refusals.is_empty() {
+        return Err(crate::error::Error::Refused {
+            message: format!(
+                "nothing was reverted:\n{}",
+                refusals
+                    .iter()
+                    .map(|r| crate::ui::safe(r).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            hint: Some(
+                "revert the later changes first, or pass --force (admin) to overwrite them".into(),
+            ),
+        });
+    }
+    Ok((run, done))
 }
 
 /// The field name a change uses for a whole record: a merge's deletion of the duplicate.

@@ -158,7 +158,9 @@ proptest! {
         let (rec, field, kind): (String, String, String) = rusqlite::Connection::open(&db).unwrap()
             .query_row(
                 "SELECT c.record, c.field, c.object FROM crmgate_changes c
-                 WHERE c.field IN ('title', 'phone') ORDER BY c.id LIMIT 1",
+                 WHERE c.field IN ('title', 'phone') AND c.object = 'contacts'
+                   AND EXISTS (SELECT 1 FROM contacts k WHERE k.id = c.record)
+                 ORDER BY c.id LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )

@@ -203,46 +203,26 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         }
         (None, None) => unreachable!("clap requires one"),
     };
-    let outcome = store.write(&ctx.now, |w| {
+    let (run, done) = store.write(&ctx.now, |w| {
         apply::revert(w, &ctx.actor, &changes, args.force)
     })?;
-    match outcome {
-        apply::RevertOutcome::Refused(refusals) => Err(Error::Refused {
-            message: format!(
-                "nothing was reverted:\n{}",
-                refusals
-                    .iter()
-                    .map(|r| safe(r).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
-            hint: Some(
-                "revert the later changes first, or pass --force (admin) to overwrite them".into(),
-            ),
-        }),
-        apply::RevertOutcome::Done {
-            run,
-            reverted: done,
-        } => {
-            if ctx.ui.json {
-                print_json(&serde_json::json!({ "run": run, "reverted": done }))?;
-            } else {
-                for d in &done {
-                    print_out(format!(
-                        "change {} undone by change {} ({} {})",
-                        d.change,
-                        d.by,
-                        safe(&d.record),
-                        d.field
-                    ))?;
-                }
-                let noun = if done.len() == 1 { "change" } else { "changes" };
-                ctx.ui.note(format!(
-                    "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
-                    done.len()
-                ));
-            }
-            Ok(Outcome::Done)
+    if ctx.ui.json {
+        print_json(&serde_json::json!({ "run": run, "reverted": done }))?;
+    } else {
+        for d in &done {
+            print_out(format!(
+                "change {} undone by change {} ({} {})",
+                d.change,
+                d.by,
+                safe(&d.record),
+                d.field
+            ))?;
         }
+        let noun = if done.len() == 1 { "change" } else { "changes" };
+        ctx.ui.note(format!(
+            "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
+            done.len()
+        ));
     }
+    Ok(Outcome::Done)
 }
