@@ -24,6 +24,19 @@ pub struct ApplyArgs {
     pub plan: Option<std::path::PathBuf>,
 }
 
+impl ApplyArgs {
+    /// Every approved proposal, as a plain `apply` (or `apply --dry-run`).
+    pub fn everything(dry_run: bool) -> Self {
+        ApplyArgs {
+            dry_run,
+            source: None,
+            limit: None,
+            plan_out: None,
+            plan: None,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RevertArgs {
     /// The change to undo (from `apply` or `log`).

@@ -237,28 +237,10 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         10,
         "A dry run: every check and write, then rolled back: crmgate apply --dry-run",
     )?;
-    super::apply::apply(
-        super::apply::ApplyArgs {
-            dry_run: true,
-            source: None,
-            limit: None,
-            plan_out: None,
-            plan: None,
-        },
-        &demo_ctx,
-    )?;
+    super::apply::apply(super::apply::ApplyArgs::everything(true), &demo_ctx)?;
 
     step(11, "Apply what was approved: crmgate apply")?;
-    super::apply::apply(
-        super::apply::ApplyArgs {
-            dry_run: false,
-            source: None,
-            limit: None,
-            plan_out: None,
-            plan: None,
-        },
-        &demo_ctx,
-    )?;
+    super::apply::apply(super::apply::ApplyArgs::everything(false), &demo_ctx)?;
 
     step(12, "Everything can be undone: crmgate revert 1")?;
     super::apply::revert(
