@@ -1,0 +1,181 @@
+//! `cargo bench --bench apply`: how fast `crmgate apply` writes approved changes, and
+//! `crmgate revert --run` undoes them, against raw SQL doing the same writes.
+//!
+//! Builds a store of `CRMGATE_BENCH_ROWS` contacts (default 1,000,000) and as many approved
+//! field updates, then times `crmgate apply` and `crmgate revert --run 1`. In the same run the
+//! raw-SQL equivalent goes through the sqlite3 CLI: one transaction of an `UPDATE` plus one
+//! audit `INSERT` per change, for the apply and again for the revert. Target: both at most 1.5x
+//! raw SQL, peak memory under 100 MB. Without `--bench` (as `cargo test --all-targets` runs it)
+//! it is a 1,000-row smoke run.
+
+#[path = "support/measure.rs"]
+mod measure;
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
+const TARGET_RATIO: f64 = 1.5;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("apply benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn rows() -> Result<usize> {
+    match std::env::var("CRMGATE_BENCH_ROWS") {
+        Ok(v) => Ok(v.trim().replace('_', "").parse()?),
+        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(1_000_000),
+        Err(_) => Ok(1_000),
+    }
+}
+
+fn crmgate(db: &Path) -> Command {
+    let mut c = Command::new(CRMGATE);
+    c.env_remove("CRMGATE_DB")
+        .env("CRMGATE_USER", "bench")
+        .arg("--db")
+        .arg(db)
+        .arg("--quiet");
+    c
+}
+
+fn setup(dir: &Path, n: usize) -> Result<std::path::PathBuf> {
+    let db = dir.join("base.db");
+    let log = dir.join("setup");
+    measure::run_ok(crmgate(&db).arg("init"), &log, "init")?;
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/policy/demo.toml"
+    ))?
+    .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000000 ")
+    .replace("max_auto_per_day = 10000", "max_auto_per_day = 100000000");
+    std::fs::write(dir.join("policy.toml"), policy)?;
+    measure::run_ok(
+        crmgate(&db)
+            .args(["policy", "set"])
+            .arg(dir.join("policy.toml")),
+        &log,
+        "policy set",
+    )?;
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::from("id,source,kind,object,record,field,value,confidence\n");
+    for i in 0..n {
+        writeln!(contacts, "k-{i},Kim")?;
+        writeln!(
+            proposals,
+            "p-{i},clearbit,update,contacts,k-{i},title,Engineer {i},0.95"
+        )?;
+    }
+    std::fs::write(dir.join("contacts.csv"), contacts)?;
+    std::fs::write(dir.join("proposals.csv"), proposals)?;
+    let m = measure::run_ok(
+        crmgate(&db)
+            .args(["import", "contacts"])
+            .arg(dir.join("contacts.csv")),
+        &log,
+        "import",
+    )?;
+    println!("  setup: import {n} contacts {:.2} s", m.secs);
+    let m = measure::run_ok(
+        crmgate(&db).arg("propose").arg(dir.join("proposals.csv")),
+        &log,
+        "propose",
+    )?;
+    println!(
+        "  setup: propose {n} fills, all approved by the policy {:.2} s",
+        m.secs
+    );
+    Ok(db)
+}
+
+/// The raw-SQL equivalent: one transaction, an UPDATE and an audit INSERT per change.
+fn raw_script(dir: &Path, n: usize, revert: bool) -> Result<std::path::PathBuf> {
+    let path = dir.join(if revert { "revert.sql" } else { "apply.sql" });
+    let mut s = String::with_capacity(n * 160);
+    s.push_str("PRAGMA synchronous = NORMAL;\nCREATE TABLE IF NOT EXISTS raw_audit (seq INTEGER PRIMARY KEY, at TEXT, object TEXT, record TEXT, field TEXT, before, after);\nBEGIN;\n");
+    for i in 0..n {
+        let (before, after) = if revert {
+            (format!("'Engineer {i}'"), "NULL".to_string())
+        } else {
+            ("NULL".to_string(), format!("'Engineer {i}'"))
+        };
+        writeln!(
+            s,
+            "UPDATE contacts SET title = {after} WHERE id = 'k-{i}';\nINSERT INTO raw_audit (at, object, record, field, before, after) VALUES (datetime('now'), 'contacts', 'k-{i}', 'title', {before}, {after});"
+        )?;
+    }
+    s.push_str("COMMIT;\n");
+    std::fs::write(&path, s)?;
+    Ok(path)
+}
+
+fn sqlite3(db: &Path, script: &Path) -> Result<Command> {
+    let mut c = Command::new("sqlite3");
+    c.arg("-batch")
+        .arg("-bail")
+        .arg(db)
+        .stdin(Stdio::from(std::fs::File::open(script)?));
+    Ok(c)
+}
+
+fn run() -> Result<()> {
+    let n = rows()?;
+    let dir = tempfile::tempdir()?;
+    println!(
+        "apply benchmark: {n} approved field updates in {}",
+        dir.path().display()
+    );
+    let base = setup(dir.path(), n)?;
+    let a = dir.path().join("a.db");
+    let b = dir.path().join("b.db");
+    std::fs::copy(&base, &a)?;
+    std::fs::copy(&base, &b)?;
+    let log = dir.path().join("measured");
+
+    let apply = measure::run_ok(crmgate(&a).arg("apply"), &log, "crmgate apply")?;
+    let revert = measure::run_ok(
+        crmgate(&a).args(["revert", "--run", "1"]),
+        &log,
+        "crmgate revert",
+    )?;
+    let (raw_apply, raw_revert) = if Command::new("sqlite3").arg("-version").output().is_ok() {
+        let s1 = raw_script(dir.path(), n, false)?;
+        let s2 = raw_script(dir.path(), n, true)?;
+        (
+            Some(measure::run_ok(&mut sqlite3(&b, &s1)?, &log, "raw apply")?),
+            Some(measure::run_ok(&mut sqlite3(&b, &s2)?, &log, "raw revert")?),
+        )
+    } else {
+        println!("  sqlite3 not found: raw SQL skipped (apt-get install -y sqlite3)");
+        (None, None)
+    };
+    let line = |what: &str, m: &measure::Measured, raw: &Option<measure::Measured>| {
+        let ratio = raw.as_ref().map(|r| m.secs / r.secs);
+        println!(
+            "  {what:<22} {:>7.2} s  {:>6.0} k/s  peak RSS {:>4.0} MB   raw SQL {}   ratio {}",
+            m.secs,
+            n as f64 / m.secs / 1000.0,
+            m.peak_mb(),
+            raw.as_ref()
+                .map(|r| format!("{:.2} s", r.secs))
+                .unwrap_or_else(|| "–".into()),
+            ratio
+                .map(|x| format!(
+                    "{x:.2}x (target <= {TARGET_RATIO}x){}",
+                    if x > TARGET_RATIO { "  MISSED" } else { "" }
+                ))
+                .unwrap_or_else(|| "–".into())
+        );
+    };
+    println!("apply benchmark: {n} changes");
+    line("crmgate apply", &apply, &raw_apply);
+    line("crmgate revert --run", &revert, &raw_revert);
+    Ok(())
+}
