@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{self, Action, Facts, Policy, Situation};
-use crate::store::{ChangeRow, Writer};
+use crate::store::Writer;
 
 /// What happened to one proposal in an apply run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,17 +24,37 @@ pub struct Item {
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
     pub run: Option<i64>,
+    /// The first items (every one when a plan is being saved): a million-change run must not
+    /// hold a million items.
     pub items: Vec<Item>,
+    /// How many proposals ended each way.
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    #[serde(skip)]
+    keep_all: bool,
 }
 
+/// Items kept for the report when not saving a plan.
+const KEEP_ITEMS: usize = 1000;
+
 impl Report {
+    fn push(&mut self, item: Item) {
+        *self.counts.entry(item.result).or_default() += 1;
+        if self.keep_all || self.items.len() < KEEP_ITEMS {
+            self.items.push(item);
+        }
+    }
+
     pub fn count(&self, result: &str) -> usize {
-        self.items.iter().filter(|i| i.result == result).count()
+        self.counts.get(result).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> usize {
+        self.counts.values().sum()
     }
 
     /// Anything approved that was not applied.
     pub fn exceptions(&self) -> usize {
-        self.items.len() - self.count("applied")
+        self.total() - self.count("applied")
     }
 }
 
@@ -43,6 +63,8 @@ pub struct Options {
     pub limit: Option<usize>,
     /// Apply only these proposals (a saved plan).
     pub only: Option<Vec<i64>>,
+    /// Keep every item in the report (to save a plan of the run).
+    pub keep_all: bool,
 }
 
 /// Applies approved proposals, oldest first.
@@ -53,7 +75,10 @@ pub fn apply(
     actor: &str,
     opts: &Options,
 ) -> Result<Report> {
-    let mut report = Report::default();
+    let mut report = Report {
+        keep_all: opts.keep_all,
+        ..Report::default()
+    };
     let mut ids = w.approved_ids(opts.source.as_deref())?;
     if let Some(only) = &opts.only {
         ids.retain(|id| only.contains(id));
@@ -84,13 +109,11 @@ pub fn apply(
             .iter()
             .find(|x| x.source.is_none() || x.source.as_deref() == Some(p.source.as_str()));
         if let Some(x) = paused {
-            report
-                .items
-                .push(item("paused", Some(format!("paused: {}", x.reason)), None));
+            report.push(item("paused", Some(format!("paused: {}", x.reason)), None));
             continue;
         }
         let outcome = apply_one(w, policy, version, actor, &p, run, &mut auto_in_run)?;
-        report.items.push(match outcome {
+        report.push(match outcome {
             Ok(change) => item("applied", None, Some(change)),
             Err((result, why)) => item(result, Some(why), None),
         });
@@ -387,6 +410,13 @@ pub fn json_to_value(v: &serde_json::Value) -> Value {
     }
 }
 
+/// A revert run: how many changes it undid, and the first of them.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RevertSummary {
+    pub count: usize,
+    pub first: Vec<Reverted>,
+}
+
 /// What happened to one change in a revert.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Reverted {
@@ -404,13 +434,19 @@ pub struct Reverted {
 pub fn revert(
     w: &Writer<'_>,
     actor: &str,
-    changes: &[ChangeRow],
+    ids: &[i64],
     force: bool,
-) -> Result<(i64, Vec<Reverted>)> {
+) -> Result<(i64, RevertSummary)> {
     let run = w.begin_run("revert", actor)?;
     let mut refusals = Vec::new();
-    let mut done = Vec::new();
-    for c in changes {
+    let mut done = RevertSummary::default();
+    for &id in ids {
+        // One change at a time: a run of a million changes is never all in memory.
+        let Some(change) = w.change(id)? else {
+            refusals.push(format!("change {id} does not exist"));
+            continue;
+        };
+        let c = &change;
         if let Some(by) = w.reverted_by(c.id)? {
             refusals.push(format!(
                 "change {} was already reverted by change {by}",
@@ -483,12 +519,15 @@ pub fn revert(
             detail: serde_json::json!({ "run": run, "change": id, "reverts": c.id, "forced": moved_on }),
             ..NewEvent::default()
         })?;
-        done.push(Reverted {
-            change: c.id,
-            by: id,
-            record: format!("{}/{}", c.object, c.record),
-            field: c.field.clone(),
-        });
+        done.count += 1;
+        if done.first.len() < KEEP_ITEMS {
+            done.first.push(Reverted {
+                change: c.id,
+                by: id,
+                record: format!("{}/{}", c.object, c.record),
+                field: c.field.clone(),
+            });
+        }
     }
     if !refusals.is_empty() {
         return Err(crate::error::Error::Refused {

@@ -75,6 +75,7 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         only: plan
             .as_ref()
             .map(|p| p.items.iter().map(|i| i.proposal).collect()),
+        keep_all: args.plan_out.is_some(),
     };
     let now = ctx.now.clone();
     let run = |w: &mut crate::store::Writer<'_>| -> Result<(Report, apply::Plan)> {
@@ -199,13 +200,16 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
             ctx.actor
         )));
     }
-    let changes = match (args.change, args.run) {
-        (Some(c), _) => vec![store.change(c)?.ok_or_else(|| Error::NotFound {
-            what: "change",
-            id: c.to_string(),
-        })?],
+    let ids = match (args.change, args.run) {
+        (Some(c), _) => {
+            store.change(c)?.ok_or_else(|| Error::NotFound {
+                what: "change",
+                id: c.to_string(),
+            })?;
+            vec![c]
+        }
         (None, Some(run)) => {
-            let all = store.run_changes(run)?;
+            let all = store.run_change_ids(run)?;
             if all.is_empty() {
                 return Err(Error::NotFound {
                     what: "run with changes",
@@ -216,13 +220,13 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         }
         (None, None) => unreachable!("clap requires one"),
     };
-    let (run, done) = store.write(&ctx.now, |w| {
-        apply::revert(w, &ctx.actor, &changes, args.force)
-    })?;
+    let (run, done) = store.write(&ctx.now, |w| apply::revert(w, &ctx.actor, &ids, args.force))?;
     if ctx.ui.json {
-        print_json(&serde_json::json!({ "run": run, "reverted": done }))?;
+        print_json(
+            &serde_json::json!({ "run": run, "reverted": done.count, "first": done.first }),
+        )?;
     } else {
-        for d in &done {
+        for d in &done.first {
             print_out(format!(
                 "change {} undone by change {} ({} {})",
                 d.change,
@@ -231,10 +235,10 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
                 d.field
             ))?;
         }
-        let noun = if done.len() == 1 { "change" } else { "changes" };
+        let noun = if done.count == 1 { "change" } else { "changes" };
         ctx.ui.note(format!(
             "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
-            done.len()
+            done.count
         ));
     }
     Ok(Outcome::Done)

@@ -56,15 +56,13 @@ impl Store {
         change(&self.conn, id)
     }
 
-    /// A run's changes, newest first: the order a revert undoes them in.
-    pub fn run_changes(&self, run: i64) -> Result<Vec<ChangeRow>> {
+    /// A run's change ids, newest first: the order a revert undoes them in.
+    pub fn run_change_ids(&self, run: i64) -> Result<Vec<i64>> {
         let mut stmt = self
             .conn
-            .prepare(&format!(
-                "SELECT {COLUMNS} FROM crmgate_changes WHERE run_id = ?1 ORDER BY id DESC"
-            ))
+            .prepare("SELECT id FROM crmgate_changes WHERE run_id = ?1 ORDER BY id DESC")
             .map_err(db_err)?;
-        stmt.query_map([run], from_row)
+        stmt.query_map([run], |r| r.get(0))
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)
