@@ -444,18 +444,7 @@ fn settle_group(
         }
         let newest = q;
         for old in group[..i].iter().filter(twin).filter(|o| o.open) {
-            supersede(
-                w,
-                actor,
-                Twin {
-                    id: old.id,
-                    source: &old.source,
-                    object: &old.object,
-                    record: &old.record,
-                    field: &old.field,
-                },
-                newest.id,
-            )?;
+            supersede(w, actor, old.into(), newest.id)?;
             by.push(newest.ingest_id);
         }
         if targets.may_contain(newest.target_key) {
@@ -467,18 +456,7 @@ fn settle_group(
                     && old.record == newest.record
                     && old.field == newest.field;
                 if earlier_twin {
-                    supersede(
-                        w,
-                        actor,
-                        Twin {
-                            id: old.id,
-                            source: &old.source,
-                            object: &old.object,
-                            record: &old.record,
-                            field: &old.field,
-                        },
-                        newest.id,
-                    )?;
+                    supersede(w, actor, (&old).into(), newest.id)?;
                     by.push(newest.ingest_id);
                 }
             }
@@ -495,6 +473,30 @@ struct Twin<'a> {
     object: &'a str,
     record: &'a str,
     field: &'a Option<String>,
+}
+
+impl<'a> From<&'a QueuedRow> for Twin<'a> {
+    fn from(q: &'a QueuedRow) -> Self {
+        Twin {
+            id: q.id,
+            source: &q.source,
+            object: &q.object,
+            record: &q.record,
+            field: &q.field,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::store::OpenTarget> for Twin<'a> {
+    fn from(o: &'a crate::store::OpenTarget) -> Self {
+        Twin {
+            id: o.id,
+            source: &o.source,
+            object: &o.object,
+            record: &o.record,
+            field: &o.field,
+        }
+    }
 }
 
 fn supersede(w: &Writer<'_>, actor: &str, old: Twin<'_>, by: i64) -> Result<()> {
