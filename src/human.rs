@@ -4,14 +4,23 @@
 //! come through here.
 
 use crate::error::Result;
-use crate::model::{NewEvent, Proposal, State, merge_fingerprint};
+use crate::model::{NewEvent, Proposal, State, Value, merge_fingerprint};
 use crate::policy::{Decision, Policy};
-use crate::store::Writer;
+use crate::store::{ReadRecords, Writer};
 
 #[derive(Debug, Clone)]
 pub enum Verb {
-    Approve { note: Option<String> },
-    Reject { reason: String },
+    Approve {
+        note: Option<String>,
+    },
+    Reject {
+        reason: String,
+    },
+    /// Approve with the value a reviewer put in place of the proposed one (checked with
+    /// [`check_edit`] first).
+    Edit {
+        value: Value,
+    },
 }
 
 impl Verb {
@@ -19,12 +28,45 @@ impl Verb {
         match self {
             Verb::Approve { .. } => "approve",
             Verb::Reject { .. } => "reject",
+            Verb::Edit { .. } => "edit",
         }
     }
 }
 
+/// Checks a reviewer's replacement value for a field proposal exactly as an ingested value is
+/// checked (type, size, NOT NULL, and that a foreign key names an existing record); `raw` `None`
+/// clears the field. `Ok(Err(why))` names what is wrong with the value.
+pub fn check_edit(
+    w: &Writer<'_>,
+    p: &Proposal,
+    raw: Option<&str>,
+) -> Result<std::result::Result<Value, String>> {
+    let column = match (&p.field, w.schema().object(&p.object)) {
+        (Some(field), Some(obj)) => obj.column(field),
+        _ => None,
+    };
+    let Some(column) = column else {
+        return Ok(Err(
+            "only a proposal that writes a field can be edited".into()
+        ));
+    };
+    let value = match crate::validate::value_for(column, raw) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(format!("{}: {e}", column.name))),
+    };
+    if let Some(parent) = w.missing_parent(column, &value)? {
+        return Ok(Err(format!(
+            "{}: \"{}\" does not exist in {}",
+            column.name,
+            crate::validate::short(&value.display()),
+            parent.name
+        )));
+    }
+    Ok(Ok(value))
+}
+
 /// Whether the record still holds what the proposal was made against; `Some(why)` if not.
-pub fn staleness(w: &Writer<'_>, p: &Proposal) -> Result<Option<String>> {
+pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
     let Some(obj) = w.schema().object(&p.object) else {
         return Ok(Some(format!("the object {} no longer exists", p.object)));
     };
@@ -92,17 +134,25 @@ pub fn decide(
             approvers.join(" or ")
         )));
     }
-    if let Verb::Approve { .. } = verb
+    if let Verb::Edit { .. } = verb
+        && p.merge_into.is_some()
+    {
+        return Ok(Err("a merge cannot be edited; approve or reject it".into()));
+    }
+    if !matches!(verb, Verb::Reject { .. })
         && let Some(why) = staleness(w, &p)?
     {
         return Ok(Err(why));
     }
     let to = match verb {
-        Verb::Approve { .. } => State::Approved,
+        Verb::Approve { .. } | Verb::Edit { .. } => State::Approved,
         Verb::Reject { .. } => State::Rejected,
     };
     if !w.set_state(id, &[State::Pending, State::Suggested], to)? {
         return Ok(Err("it was decided by someone else meanwhile".into()));
+    }
+    if let Verb::Edit { value } = verb {
+        w.set_edited_value(id, value)?;
     }
     let rules = p
         .rules
@@ -118,16 +168,73 @@ pub fn decide(
         record: Some(p.record.clone()),
         field: p.field.clone(),
         prev_value: Some(p.baseline.clone()),
-        new_value: Some(p.value.clone()),
+        new_value: Some(match verb {
+            Verb::Edit { value } => value.to_json(),
+            _ => p.value.clone(),
+        }),
         source: Some(p.source.clone()),
         confidence: p.confidence,
         policy_version: Some(policy_version),
         rules,
-        approver: matches!(verb, Verb::Approve { .. }).then(|| actor.to_string()),
+        approver: (!matches!(verb, Verb::Reject { .. })).then(|| actor.to_string()),
+        // The log keeps the proposer's value beside the reviewer's.
         detail: match verb {
             Verb::Approve { note } => serde_json::json!({ "note": note, "was": p.state }),
             Verb::Reject { reason } => serde_json::json!({ "reason": reason, "was": p.state }),
+            Verb::Edit { value } => serde_json::json!({
+                "proposed": p.value,
+                "edited": value.to_json(),
+                "was": p.state,
+            }),
         },
+    })?;
+    Ok(Ok(p))
+}
+
+/// Undoes `actor`'s latest decision on proposal `id` while nothing has come of it yet: the
+/// proposal is undecided again (an edit's value is put back) and the undo is an event. The
+/// track record and the circuit breaker then no longer count the decision.
+pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Result<Proposal, String>> {
+    let Some(p) = w.proposal(id)? else {
+        return Ok(Err(format!("proposal {id} does not exist")));
+    };
+    let Some((action, by, was)) = w.last_human_decision(id)? else {
+        return Ok(Err("it has no decision to undo".into()));
+    };
+    if by != actor {
+        return Ok(Err(format!(
+            "the decision on it is {}'s, not yours",
+            crate::ui::safe(&by)
+        )));
+    }
+    let from = if action == "reject" {
+        State::Rejected
+    } else {
+        State::Approved
+    };
+    let back = State::parse(&was)
+        .filter(|s| matches!(s, State::Pending | State::Suggested))
+        .unwrap_or(State::Pending);
+    if !w.set_state(id, &[from], back)? {
+        return Ok(Err(format!(
+            "it is {} now; that can no longer be undone",
+            p.state
+        )));
+    }
+    if action == "edit" {
+        w.clear_edited_value(id)?;
+    }
+    w.append_event(&NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "human",
+        action: "undo",
+        proposal_id: Some(id),
+        object: Some(p.object.clone()),
+        record: Some(p.record.clone()),
+        field: p.field.clone(),
+        source: Some(p.source.clone()),
+        detail: serde_json::json!({ "undid": action, "to": back.as_str() }),
+        ..NewEvent::default()
     })?;
     Ok(Ok(p))
 }

@@ -32,14 +32,16 @@ pub mod policy;
 
 pub mod sources;
 
-// 4. Human decisions on what the policy sent to review.
+// 4. Human decisions on what the policy sent to review, and the interactive review.
 pub mod human;
+pub mod review;
 
 // 5. Apply what was approved, and revert it.
 pub mod apply;
 
 // Around the pipeline: import/export of CRM records, the audit log, the store, the terminal.
 pub mod audit;
+pub mod prompt;
 pub mod records;
 pub mod store;
 pub mod ui;

@@ -233,6 +233,8 @@ pub struct Proposal {
     pub policy_version: Option<i64>,
     /// For merges: the fingerprint of both records when proposed.
     pub baseline_fp: Option<String>,
+    /// When a reviewer edited the value: the value the proposer sent (`value` is the edit).
+    pub proposed_value: Option<serde_json::Value>,
 }
 
 impl Proposal {

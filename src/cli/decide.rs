@@ -93,7 +93,7 @@ struct Failure {
 
 fn run(ids: &[String], filter: &Filter, verb: Verb, ctx: &Ctx) -> Result<Outcome> {
     let (verb_word, done_word) = match verb {
-        Verb::Approve { .. } => ("approve", "approved"),
+        Verb::Approve { .. } | Verb::Edit { .. } => ("approve", "approved"),
         Verb::Reject { .. } => ("reject", "rejected"),
     };
     // Exactly one of the two: ids, or a filter.

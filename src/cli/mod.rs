@@ -11,6 +11,7 @@ mod policy;
 mod propose;
 mod queue;
 mod records;
+mod review;
 mod sources;
 
 use std::io::Write;
@@ -104,6 +105,11 @@ pub enum Command {
     /// One proposal in full: the record now, the change, where it came from, every event.
     #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
     Show(queue::ShowArgs),
+    /// Decide pending and suggested proposals one by one, record by record, on a terminal.
+    #[command(
+        after_help = "Keys: y approve · n reject · e edit · s skip · a/d approve/reject the rest of the record · u undo · q quit · ? help\n\nExample:\n  crmgate --as alice review\n  crmgate review --source clearbit --kind update --limit 50\n\nWithout a terminal it lists the queue and exits 0."
+    )]
+    Review(review::ReviewArgs),
     /// Approve proposals by id, or every pending one a filter matches (with --yes).
     #[command(
         after_help = "Example:\n  crmgate --as alice approve 42 clearbit:p-17 --note \"checked LinkedIn\"\n  crmgate --as alice approve --source clearbit --kind verify --yes"
@@ -186,7 +192,7 @@ fn resolve_actor(flag: Option<String>) -> String {
 }
 
 /// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.
-fn now() -> String {
+pub(crate) fn now() -> String {
     let ts = std::env::var("CRMGATE_NOW")
         .ok()
         .and_then(|s| s.parse::<jiff::Timestamp>().ok())
@@ -274,6 +280,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Sources => sources::run(ctx),
         Command::Apply(args) => apply::apply(args, ctx),
         Command::Revert(args) => apply::revert(args, ctx),
+        Command::Review(args) => review::run(args, ctx),
         Command::Approve(args) => decide::approve(args, ctx),
         Command::Reject(args) => decide::reject(args, ctx),
         Command::Pause(args) => pause::pause(args, ctx),

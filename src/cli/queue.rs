@@ -3,8 +3,6 @@
 use super::{Ctx, Outcome, print_json, print_out};
 use crate::error::{Error, Result};
 use crate::model::{Kind, Proposal, State, Value};
-use crate::policy::Decision;
-use crate::score::Signal;
 use crate::store::{ListFilter, Store};
 use crate::ui::safe;
 
@@ -128,11 +126,23 @@ pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
         ctx.ui.note("no proposals match");
         return Ok(Outcome::Done);
     }
-    let mut t = ctx.ui.table();
+    print_out(proposal_table(&ctx.ui, &rows))?;
+    if (rows.len() as i64) < total {
+        ctx.ui.note(format!(
+            "showing the newest {} of {total}; use --limit N (0 for all) or filters",
+            rows.len()
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+/// Proposals as a table, one row each.
+pub fn proposal_table(ui: &crate::ui::Ui, rows: &[Proposal]) -> comfy_table::Table {
+    let mut t = ui.table();
     t.set_header([
         "id", "source", "kind", "record", "field", "now", "proposed", "conf", "state",
     ]);
-    for p in &rows {
+    for p in rows {
         let (field, now, proposed) = if p.kind == "merge" {
             (
                 String::new(),
@@ -161,14 +171,7 @@ pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
             p.state.clone(),
         ]);
     }
-    print_out(t)?;
-    if (rows.len() as i64) < total {
-        ctx.ui.note(format!(
-            "showing the newest {} of {total}; use --limit N (0 for all) or filters",
-            rows.len()
-        ));
-    }
-    Ok(Outcome::Done)
+    t
 }
 
 /// A proposal's address on the command line: crmgate's id, or `SOURCE:ID`.
@@ -218,7 +221,7 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             None => serde_json::Value::Null,
         }
     };
-    let explained = explain(&store, &p)?;
+    let explained = crate::review::explain(&store, &p)?;
     if ctx.ui.json {
         print_json(&serde_json::json!({
             "proposal": p,
@@ -263,7 +266,13 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
         let field = p.field.clone().unwrap_or_default();
         add("field", safe(&field).into_owned());
         add("at ingest", quoted(&p.baseline));
-        add("proposed", quoted(&p.value));
+        match &p.proposed_value {
+            Some(original) => {
+                add("proposed", quoted(original));
+                add("edited to", quoted(&p.value));
+            }
+            None => add("proposed", quoted(&p.value)),
+        }
         let now = match (
             &record,
             obj.and_then(|o| o.columns.iter().position(|c| c.name == field)),
@@ -307,26 +316,7 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             format!("roles: {}", d.approvers.join(", ")),
         );
     }
-    let mut signal_lines: Vec<String> = explained
-        .signals
-        .iter()
-        .map(|g| match g.effect() {
-            0.0 => format!("· {}", g.detail()),
-            e => format!("· {} ({e:+.2})", g.detail()),
-        })
-        .collect();
-    // The track record is stored only once there is one.
-    if !explained.signals.is_empty()
-        && !explained
-            .signals
-            .iter()
-            .any(|g| matches!(g, Signal::Track { .. }))
-    {
-        signal_lines.insert(
-            1,
-            "· no human decisions on this source's proposals of this kind and field yet".into(),
-        );
-    }
+    let signal_lines = explained.signal_lines();
     add("signals", safe_lines(&signal_lines));
     add(
         "trigger",
@@ -405,57 +395,6 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     print_out(t)?;
     Ok(Outcome::Done)
-}
-
-/// A proposal's decision and signals, put in words.
-struct Explained {
-    decision: Option<Decision>,
-    why: Vec<String>,
-    signals: Vec<Signal>,
-}
-
-/// Reads back the stored decision and signals, and words the decision with the policy version
-/// it was made under (or, if that no longer parses against the store, names the rules).
-fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
-    let decision: Option<Decision> = p
-        .rules
-        .clone()
-        .and_then(|v| serde_json::from_value::<Decision>(v).ok())
-        .map(|mut d| {
-            // The action is stored in its own column.
-            let action = p.decision.as_deref().map(|a| serde_json::json!(a));
-            if let Some(a) = action.and_then(|a| serde_json::from_value(a).ok()) {
-                d.action = a;
-            }
-            d
-        });
-    let signals: Vec<Signal> = p
-        .signals
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    let why = match (&decision, p.policy_version) {
-        (Some(d), Some(v)) => {
-            let policy = store
-                .policy_version(v)?
-                .and_then(|pv| crate::policy::parse(&pv.text, store.schema()).ok());
-            match policy {
-                Some(policy) => d.why(&policy),
-                None => d
-                    .rules
-                    .iter()
-                    .map(|r| format!("rule \"{r}\" matched"))
-                    .chain(d.held.iter().map(|h| format!("not auto: {h}")))
-                    .collect(),
-            }
-        }
-        _ => Vec::new(),
-    };
-    Ok(Explained {
-        decision,
-        why,
-        signals,
-    })
 }
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a

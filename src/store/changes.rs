@@ -196,12 +196,14 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Who approved a proposal: the latest human `approve` event's actor.
+    /// Who approved a proposal: the latest human `approve` (or `edit`) event's actor. An undone
+    /// approval leaves the proposal undecided, so it is never applied on that approval.
     pub fn approver_of(&self, proposal: i64) -> Result<Option<String>> {
         self.tx
             .query_row(
-                "SELECT actor FROM crmgate_events WHERE proposal_id = ?1 AND action = 'approve'
-                 AND actor_kind = 'human' ORDER BY seq DESC LIMIT 1",
+                "SELECT actor FROM crmgate_events WHERE proposal_id = ?1
+                 AND action IN ('approve', 'edit') AND actor_kind = 'human'
+                 ORDER BY seq DESC LIMIT 1",
                 [proposal],
                 |r| r.get(0),
             )

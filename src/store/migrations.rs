@@ -147,6 +147,16 @@ BEGIN SELECT RAISE(ABORT, 'crmgate_changes is append-only'); END;
 CREATE TRIGGER crmgate_changes_append_only_delete BEFORE DELETE ON crmgate_changes
 BEGIN SELECT RAISE(ABORT, 'crmgate_changes is append-only'); END;
 "#,
+    // 5: the review. It walks the undecided proposals record by record, so they are indexed by
+    // record (only while undecided: the index holds just the queue, and a decided proposal
+    // leaves it). A reviewer's edit replaces the value to apply and keeps the proposer's own in
+    // `proposed_value`; `edited` tells an edit from a proposed NULL.
+    r#"
+CREATE INDEX crmgate_proposals_open_record ON crmgate_proposals(object, record)
+    WHERE state IN ('pending', 'suggested');
+ALTER TABLE crmgate_proposals ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE crmgate_proposals ADD COLUMN proposed_value;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

@@ -25,7 +25,7 @@ pub use changes::ChangeRow;
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
-pub use records::{ColumnPlan, UpsertOutcome, same_value as same};
+pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
 pub use stage::{KeyRow, Staged};
 
 /// The newest store schema this build knows.

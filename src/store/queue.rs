@@ -56,7 +56,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -91,6 +91,11 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
             .and_then(|s| serde_json::from_str(&s).ok()),
         policy_version: r.get(25)?,
         baseline_fp: r.get(26)?,
+        proposed_value: if r.get::<_, bool>(27)? {
+            Some(value_from(r.get_ref(28)?).to_json())
+        } else {
+            None
+        },
     })
 }
 
@@ -469,7 +474,9 @@ impl Store {
                                  ELSE (p.stated_confidence - (e.action <> 'reject'))
                                     * (p.stated_confidence - (e.action <> 'reject')) END)
                  FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
-                 WHERE e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit')
+                 WHERE e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                               AND u.action = 'undo' AND u.seq > e.seq)
                  GROUP BY p.source",
             )
             .map_err(db_err)?;
@@ -518,7 +525,9 @@ impl Writer<'_> {
                 "SELECT e.action = 'reject' FROM crmgate_events e
                  JOIN crmgate_proposals p ON p.id = e.proposal_id
                  WHERE p.source = ?1 AND e.actor_kind = 'human'
-                   AND e.action IN ('approve', 'reject', 'edit')
+                   AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                               AND u.action = 'undo' AND u.seq > e.seq)
                  ORDER BY e.seq DESC LIMIT ?2",
             )
             .map_err(db_err)?;
@@ -580,12 +589,161 @@ impl Writer<'_> {
                 "SELECT coalesce(sum(e.action IN ('approve', 'edit')), 0), coalesce(sum(e.action = 'reject'), 0)
                  FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
                  WHERE p.source = ?1 AND p.kind = ?2 AND p.field IS ?3
-                   AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit')",
+                   AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                               AND u.action = 'undo' AND u.seq > e.seq)",
             )
             .map_err(db_err)?;
         stmt.query_row(rusqlite::params![source, kind, field], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
         })
         .map_err(db_err)
+    }
+}
+
+/// The undecided proposals a review walks: `state` narrows to pending or suggested.
+const OPEN: &str = "p.state IN ('pending', 'suggested')";
+
+impl Store {
+    /// `OPEN` and the filter's own clauses, with their parameters. Written so that SQLite can
+    /// use the partial index on undecided proposals by record.
+    fn open_clauses(filter: &ListFilter) -> (Vec<String>, Vec<String>) {
+        let mut clauses = vec![OPEN.to_string()];
+        let mut params = Vec::new();
+        if let Some(s) = filter.state {
+            params.push(s.as_str().to_string());
+            clauses.push(format!("p.state = ?{}", params.len()));
+        }
+        for (col, v) in [
+            ("p.source", &filter.source),
+            ("p.kind", &filter.kind),
+            ("p.object", &filter.object),
+        ] {
+            if let Some(v) = v {
+                params.push(v.clone());
+                clauses.push(format!("{col} = ?{}", params.len()));
+            }
+        }
+        (clauses, params)
+    }
+
+    /// How many undecided proposals match `filter`.
+    pub fn open_count(&self, filter: &ListFilter) -> Result<i64> {
+        let (clauses, params) = Self::open_clauses(filter);
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM crmgate_proposals p WHERE {}",
+                    clauses.join(" AND ")
+                ),
+                params_from_iter(params.iter()),
+                |r| r.get(0),
+            )
+            .map_err(db_err)
+    }
+
+    /// The next record after `after` (object, record) with undecided proposals matching
+    /// `filter`, and all of those proposals, oldest first. Records come in (object, record)
+    /// order, each found through the index, so the first screen of a review costs the same on
+    /// a queue of ten or of a million.
+    pub fn open_group_after(
+        &self,
+        filter: &ListFilter,
+        after: Option<(&str, &str)>,
+    ) -> Result<Vec<Proposal>> {
+        let (mut clauses, mut params) = Self::open_clauses(filter);
+        if let Some((object, record)) = after {
+            params.push(object.to_string());
+            params.push(record.to_string());
+            clauses.push(format!(
+                "(p.object, p.record) > (?{}, ?{})",
+                params.len() - 1,
+                params.len()
+            ));
+        }
+        let next: Option<(String, String)> = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT p.object, p.record FROM crmgate_proposals p WHERE {}
+                     ORDER BY p.object, p.record LIMIT 1",
+                    clauses.join(" AND ")
+                ),
+                params_from_iter(params.iter()),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        let Some((object, record)) = next else {
+            return Ok(Vec::new());
+        };
+        let (mut clauses, mut params) = Self::open_clauses(filter);
+        params.push(object);
+        params.push(record);
+        clauses.push(format!(
+            "p.object = ?{} AND p.record = ?{}",
+            params.len() - 1,
+            params.len()
+        ));
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+                 JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE {} ORDER BY p.id",
+                clauses.join(" AND ")
+            ))
+            .map_err(db_err)?;
+        stmt.query_map(params_from_iter(params.iter()), proposal_from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+}
+
+impl Writer<'_> {
+    /// Replaces the value a proposal will apply with a reviewer's edit, keeping the proposer's
+    /// value. False if it was already edited.
+    pub fn set_edited_value(&self, id: i64, value: &Value) -> Result<bool> {
+        let n = self
+            .tx
+            .execute(
+                "UPDATE crmgate_proposals SET proposed_value = value, value = ?2, edited = 1
+                 WHERE id = ?1 AND edited = 0",
+                rusqlite::params![id, value],
+            )
+            .map_err(db_err)?;
+        Ok(n == 1)
+    }
+
+    /// Puts back the proposer's value after an edit is undone.
+    pub fn clear_edited_value(&self, id: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE crmgate_proposals SET value = proposed_value, proposed_value = NULL,
+                 edited = 0 WHERE id = ?1 AND edited = 1",
+                [id],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The latest human decision on a proposal that has not been undone: (action, actor,
+    /// the state it moved the proposal from).
+    pub fn last_human_decision(&self, id: i64) -> Result<Option<(String, String, String)>> {
+        let row: Option<(String, String, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT action, actor, json_extract(detail, '$.was') FROM crmgate_events
+                 WHERE proposal_id = ?1 AND actor_kind = 'human'
+                   AND action IN ('approve', 'reject', 'edit', 'undo')
+                 ORDER BY seq DESC LIMIT 1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        Ok(row
+            .filter(|(action, _, _)| action != "undo")
+            .map(|(a, who, was)| (a, who, was.unwrap_or_else(|| "pending".into()))))
     }
 }

@@ -8,6 +8,31 @@ use crate::error::Result;
 use crate::model::Value;
 use crate::schema::{Column, Object};
 
+/// Reading records, inside a write transaction or outside one: what a check that may run in
+/// either (is this proposal stale?) needs.
+pub trait ReadRecords {
+    fn schema(&self) -> &crate::schema::Schema;
+    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>>;
+}
+
+impl ReadRecords for Store {
+    fn schema(&self) -> &crate::schema::Schema {
+        Store::schema(self)
+    }
+    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+        record_row(&self.conn, obj, record)
+    }
+}
+
+impl ReadRecords for Writer<'_> {
+    fn schema(&self) -> &crate::schema::Schema {
+        Writer::schema(self)
+    }
+    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+        record_row(&self.tx, obj, record)
+    }
+}
+
 /// See [`Writer::column_plan`].
 #[derive(Debug, Clone)]
 pub struct ColumnPlan {
@@ -182,6 +207,22 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 impl Store {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
         record_row(&self.conn, obj, record)
+    }
+
+    /// How many rows of `table` hold `value` in `column` (a column from the live schema): the
+    /// rows a merge of `value` would re-point.
+    pub fn count_referencing(&self, table: &Object, column: &Column, value: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM {} WHERE {} = ?1",
+                    ident(&table.name),
+                    ident(&column.name)
+                ),
+                [value],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
     }
 
     /// Streams every record of `obj` in primary-key order to `f`.

@@ -1,0 +1,116 @@
+//! `crmgate review`: the interactive review on a terminal; without one, the queue and how to
+//! decide it from a script.
+
+use super::{Ctx, Outcome, print_json, print_out};
+use crate::error::Result;
+use crate::model::{Kind, State};
+use crate::prompt::{self, Prompt};
+use crate::review::Review;
+use crate::store::ListFilter;
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// Only pending or only suggested proposals (default: both).
+    #[arg(long, value_parser = ["pending", "suggested"])]
+    pub state: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
+    pub kind: Option<String>,
+    #[arg(long, value_name = "OBJECT")]
+    pub object: Option<String>,
+    /// Stop after this many proposals.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+/// How many proposals a review without a terminal lists.
+const LISTED: usize = 20;
+
+pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
+    let mut store = ctx.open()?;
+    if let Some(o) = &args.object {
+        super::records::object(store.schema(), o)?;
+    }
+    let filter = ListFilter {
+        state: args.state.as_deref().and_then(State::parse),
+        source: args.source,
+        kind: args.kind,
+        object: args.object,
+        limit: None,
+    };
+    if !prompt::attended() || ctx.ui.json {
+        return unattended(&store, &filter, ctx);
+    }
+    let (version, policy) = super::policy::load(&store)?;
+    let review = Review {
+        store: &mut store,
+        policy: &policy,
+        version,
+        actor: &ctx.actor,
+        filter,
+        limit: args.limit,
+        ui: ctx.ui,
+        clock: super::now,
+    };
+    let prompt = Prompt::new();
+    let tally = review.run(&prompt)?;
+    let mut done = format!(
+        "Review done: {} approved, {} edited and approved, {} rejected, {} skipped",
+        tally.approved, tally.edited, tally.rejected, tally.skipped
+    );
+    if tally.undone > 0 {
+        done.push_str(&format!(", {} undone", tally.undone));
+    }
+    if tally.shown == 0 {
+        done = "Nothing to review: no pending or suggested proposals match.".into();
+    }
+    ctx.ui.note(done);
+    if tally.approved + tally.edited > 0 {
+        ctx.ui
+            .note("Approved proposals apply with `crmgate apply` (try `--dry-run` first).");
+    }
+    Ok(Outcome::Done)
+}
+
+/// No one to ask: list what waits, say how to decide it from a script, and return at once.
+fn unattended(store: &crate::store::Store, filter: &ListFilter, ctx: &Ctx) -> Result<Outcome> {
+    let total = store.open_count(filter)?;
+    let mut rows = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    while rows.len() < LISTED {
+        let group = store.open_group_after(
+            filter,
+            after.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
+        )?;
+        let Some(first) = group.first() else {
+            break;
+        };
+        after = Some((first.object.clone(), first.record.clone()));
+        rows.extend(group);
+    }
+    rows.truncate(LISTED);
+    if ctx.ui.json {
+        print_json(&serde_json::json!({ "open": total, "first": rows }))?;
+        return Ok(Outcome::Done);
+    }
+    if total == 0 {
+        ctx.ui
+            .note("Nothing to review: no pending or suggested proposals match.");
+        return Ok(Outcome::Done);
+    }
+    print_out(super::queue::proposal_table(&ctx.ui, &rows))?;
+    ctx.ui.note(format!(
+        "{total} proposals wait for review{}.\n\
+         `crmgate review` is interactive and needs a terminal. From a script, decide by id:\n  \
+         crmgate approve ID... [--note TEXT]\n  crmgate reject ID... --reason TEXT\n\
+         or by filter (it prints the count; add --yes to go ahead):\n  \
+         crmgate approve --source NAME --kind KIND --yes",
+        if total as usize > rows.len() {
+            format!(" (the first {} by record above)", rows.len())
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Outcome::Done)
+}

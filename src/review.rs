@@ -1,0 +1,891 @@
+//! The interactive review: walks the undecided proposals record by record, shows each one with
+//! everything a person needs to judge it, and records their decisions through [`crate::human`].
+//!
+//! A screen is built in two steps: [`View::load`] reads what it shows from the store, and
+//! [`View::render`] turns that into text, so what a reviewer sees can be checked without a
+//! terminal. Each decision is its own short write transaction: a cron `apply` or another
+//! reviewer works on the same store meanwhile, and the review re-reads every proposal just
+//! before showing it.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use similar::{ChangeTag, DiffTag, TextDiff};
+
+use crate::error::{Error, Result};
+use crate::human::{self, Verb};
+use crate::model::{Proposal, State, Value};
+use crate::policy::{Decision, Policy};
+use crate::prompt::{Answer, Prompt};
+use crate::schema::Object;
+use crate::score::Signal;
+use crate::store::{ListFilter, Store};
+use crate::ui::{Ui, safe};
+use crate::validate::FieldType;
+
+/// A proposal's decision and signals, put in words.
+pub struct Explained {
+    pub decision: Option<Decision>,
+    pub why: Vec<String>,
+    pub signals: Vec<Signal>,
+}
+
+impl Explained {
+    /// One line per signal, with its effect on the confidence.
+    pub fn signal_lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .signals
+            .iter()
+            .map(|g| match g.effect() {
+                0.0 => format!("· {}", g.detail()),
+                e => format!("· {} ({e:+.2})", g.detail()),
+            })
+            .collect();
+        // The track record is stored only once there is one.
+        if !self.signals.is_empty()
+            && !self
+                .signals
+                .iter()
+                .any(|g| matches!(g, Signal::Track { .. }))
+        {
+            lines.insert(
+                1,
+                "· no human decisions on this source's proposals of this kind and field yet".into(),
+            );
+        }
+        lines
+    }
+}
+
+/// Reads back the stored decision and signals, and words the decision with the policy version
+/// it was made under (or, if that no longer parses against the store, names the rules).
+pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
+    let decision: Option<Decision> = p
+        .rules
+        .clone()
+        .and_then(|v| serde_json::from_value::<Decision>(v).ok())
+        .map(|mut d| {
+            // The action is stored in its own column.
+            let action = p.decision.as_deref().map(|a| serde_json::json!(a));
+            if let Some(a) = action.and_then(|a| serde_json::from_value(a).ok()) {
+                d.action = a;
+            }
+            d
+        });
+    let signals: Vec<Signal> = p
+        .signals
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    let why = match (&decision, p.policy_version) {
+        (Some(d), Some(v)) => {
+            let policy = store
+                .policy_version(v)?
+                .and_then(|pv| crate::policy::parse(&pv.text, store.schema()).ok());
+            match policy {
+                Some(policy) => d.why(&policy),
+                None => d
+                    .rules
+                    .iter()
+                    .map(|r| format!("rule \"{r}\" matched"))
+                    .chain(d.held.iter().map(|h| format!("not auto: {h}")))
+                    .collect(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    Ok(Explained {
+        decision,
+        why,
+        signals,
+    })
+}
+
+/// Where a screen stands in the review.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Position {
+    /// 1-based number of this screen among those shown so far.
+    pub n: u64,
+    /// How many the review will show at most (the queue when it began, or `--limit`).
+    pub of: u64,
+    /// Undecided proposals left in the queue.
+    pub left: i64,
+    /// This proposal's place among its record's undecided proposals.
+    pub in_group: (usize, usize),
+}
+
+/// Everything one review screen shows, read from the store.
+pub struct View {
+    pub p: Proposal,
+    /// The record's columns, and its row now (`None`: it no longer exists).
+    pub columns: Vec<String>,
+    pub field_types: Vec<FieldType>,
+    pub record: Option<Vec<Value>>,
+    /// For a merge: the record that stays.
+    pub survivor: Option<Vec<Value>>,
+    /// For a merge: per `table.column`, the rows that would be re-pointed to the survivor.
+    pub repointed: Vec<(String, i64)>,
+    pub explained: Explained,
+    /// Why the record no longer holds what the proposal was made against.
+    pub stale: Option<String>,
+    /// Who may approve: (the roles, the actors holding one, whether the reviewer may).
+    pub approvers: (Vec<String>, Vec<String>, bool),
+    pub actor: String,
+    pub position: Position,
+}
+
+/// Columns that identify a record at a glance, in the order they are shown.
+const KEY_COLUMNS: &[&str] = &[
+    "name",
+    "first_name",
+    "last_name",
+    "email",
+    "domain",
+    "title",
+    "company_id",
+    "contact_id",
+    "lifecycle_stage",
+    "stage",
+    "amount",
+    "tier",
+    "owner",
+];
+const MAX_KEY_COLUMNS: usize = 7;
+
+impl View {
+    pub fn load(
+        store: &Store,
+        policy: &Policy,
+        actor: &str,
+        p: Proposal,
+        position: Position,
+    ) -> Result<View> {
+        let obj: Option<&Object> = store.schema().object(&p.object);
+        let (columns, field_types, record, survivor, repointed) = match obj {
+            Some(o) => {
+                let record = store.record_row(o, &p.record)?;
+                let survivor = match &p.merge_into {
+                    Some(into) => store.record_row(o, into)?,
+                    None => None,
+                };
+                let mut repointed = Vec::new();
+                if p.merge_into.is_some() {
+                    for (table, column) in store.schema().referencing(&o.name) {
+                        let n = store.count_referencing(table, column, &p.record)?;
+                        repointed.push((format!("{}.{}", table.name, column.name), n));
+                    }
+                }
+                (
+                    o.column_names().map(str::to_string).collect(),
+                    o.columns.iter().map(FieldType::of).collect(),
+                    record,
+                    survivor,
+                    repointed,
+                )
+            }
+            None => (Vec::new(), Vec::new(), None, None, Vec::new()),
+        };
+        let explained = explain(store, &p)?;
+        let roles = explained
+            .decision
+            .as_ref()
+            .map(|d| d.approvers.clone())
+            .unwrap_or_default();
+        let holders: Vec<String> = policy
+            .roles
+            .iter()
+            .filter(|(_, rs)| rs.iter().any(|r| roles.contains(r)))
+            .map(|(who, _)| who.clone())
+            .collect();
+        let may = policy.may_approve(actor, &roles);
+        let stale = human::staleness(store, &p)?;
+        Ok(View {
+            p,
+            columns,
+            field_types,
+            record,
+            survivor,
+            repointed,
+            explained,
+            stale,
+            approvers: (roles, holders, may),
+            actor: actor.to_string(),
+            position,
+        })
+    }
+
+    /// The screen as text, `width` columns wide.
+    pub fn render(&self, ui: &Ui, width: u16) -> String {
+        let p = &self.p;
+        let mut out = String::new();
+        let pos = self.position;
+        let _ = writeln!(
+            out,
+            "{}",
+            ui.heading(&format!(
+                "crmgate review · {} of {} · {} left in the queue",
+                pos.n, pos.of, pos.left
+            ))
+        );
+        let group = if pos.in_group.1 > 1 {
+            format!(
+                " · proposal {} of {} for this record",
+                pos.in_group.0, pos.in_group.1
+            )
+        } else {
+            String::new()
+        };
+        let title = match p.source_ref() {
+            Some(r) => format!("#{} ({})", p.id, safe(&r)),
+            None => format!("#{}", p.id),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} · {} · {} from {}{group}",
+            safe(&p.record_ref()),
+            title,
+            p.kind,
+            p.state,
+            safe(&p.source)
+        );
+        out.push('\n');
+        if p.merge_into.is_some() {
+            self.render_merge(ui, width, &mut out);
+        } else {
+            self.render_field(ui, width, &mut out);
+        }
+
+        let mut conf = format!(
+            "Confidence {}",
+            p.confidence
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_else(|| "not scored".into())
+        );
+        if let Some(s) = p.stated_confidence {
+            let _ = write!(conf, " (the source said {s:.2})");
+        }
+        let _ = writeln!(out, "\n{}", ui.heading(&conf));
+        for line in self.explained.signal_lines() {
+            let _ = writeln!(out, "  {}", safe(&line));
+        }
+        let decision = p.decision.as_deref().unwrap_or("undecided");
+        let _ = writeln!(
+            out,
+            "{}",
+            ui.heading(&format!(
+                "Policy: {decision} (version {})",
+                p.policy_version.unwrap_or_default()
+            ))
+        );
+        for line in &self.explained.why {
+            let _ = writeln!(out, "  · {}", safe(line));
+        }
+        if let Some(reason) = p.reason.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(out, "{} {}", ui.heading("Reason given:"), safe(reason));
+        }
+        if let Some(t) = p.trigger.as_deref().filter(|t| !t.is_empty()) {
+            let _ = writeln!(out, "{} {}", ui.heading("Trigger:"), safe(t));
+        }
+        let (roles, holders, may) = &self.approvers;
+        if !roles.is_empty() {
+            let who = if holders.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    holders
+                        .iter()
+                        .map(|h| safe(h).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(out, "Approval takes the role {}{who}.", roles.join(" or "));
+        }
+        if !may {
+            let _ = writeln!(
+                out,
+                "{}",
+                warn(
+                    ui,
+                    &format!(
+                        "You ({}) may not approve or reject this one: ask someone with the role {}.",
+                        safe(&self.actor),
+                        roles.join(" or ")
+                    )
+                )
+            );
+        }
+        if let Some(stale) = &self.stale {
+            let _ = writeln!(
+                out,
+                "{}",
+                warn(
+                    ui,
+                    &format!(
+                        "STALE: {}. Approving is refused; reject it or wait for a fresh proposal.",
+                        safe(stale)
+                    )
+                )
+            );
+        }
+        out
+    }
+
+    fn render_field(&self, ui: &Ui, width: u16, out: &mut String) {
+        let p = &self.p;
+        let field = p.field.clone().unwrap_or_default();
+        let at = self.columns.iter().position(|c| *c == field);
+        // The record now, by its key fields and the one this proposal writes.
+        match &self.record {
+            Some(row) => {
+                let mut shown: Vec<usize> = Vec::new();
+                shown.push(0.min(self.columns.len().saturating_sub(1)));
+                if let Some(pk) = self.pk_index() {
+                    shown[0] = pk;
+                }
+                for name in KEY_COLUMNS {
+                    if shown.len() >= MAX_KEY_COLUMNS {
+                        break;
+                    }
+                    if let Some(i) = self.columns.iter().position(|c| c == name)
+                        && !shown.contains(&i)
+                        && Some(i) != at
+                    {
+                        shown.push(i);
+                    }
+                }
+                if let Some(i) = at
+                    && !shown.contains(&i)
+                {
+                    shown.push(i);
+                }
+                let mut t = ui.table();
+                t.set_width(width);
+                t.set_header(shown.iter().map(|&i| {
+                    if Some(i) == at {
+                        format!("{} ◀", self.columns[i])
+                    } else {
+                        self.columns[i].clone()
+                    }
+                }));
+                t.add_row(shown.iter().map(|&i| safe(&row[i].display()).into_owned()));
+                let _ = writeln!(out, "{}", ui.heading("The record now:"));
+                let _ = writeln!(out, "{t}");
+            }
+            None => {
+                let _ = writeln!(out, "The record no longer exists.");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n{}",
+            ui.heading(&format!("Change to {}:", safe(&field)))
+        );
+        let before = json_text(&p.baseline);
+        let after = json_text(&p.value);
+        let _ = writeln!(out, "  before  {}", shown_value(&p.baseline));
+        let _ = writeln!(out, "  after   {}", shown_value(&p.value));
+        if let (Some(b), Some(a)) = (&before, &after)
+            && !b.is_empty()
+        {
+            let _ = writeln!(out, "  diff    {}", word_diff(b, a, ui.color));
+        }
+        if let Some(orig) = &p.proposed_value {
+            let _ = writeln!(out, "  (edited; the source proposed {})", shown_value(orig));
+        }
+        if let Some(e) = &p.expected {
+            let _ = writeln!(out, "  the source expected {}", shown_value(e));
+        }
+        if let (Some(i), Some(a)) = (at, &after) {
+            for w in lookalikes(self.field_types[i], a) {
+                let _ = writeln!(out, "{}", warn(ui, &w));
+            }
+        }
+    }
+
+    fn render_merge(&self, ui: &Ui, width: u16, out: &mut String) {
+        let p = &self.p;
+        let into = p.merge_into.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}",
+            ui.heading(&format!(
+                "Merge {} into {} ({} goes away):",
+                safe(&p.record),
+                safe(&into),
+                safe(&p.record)
+            ))
+        );
+        let mut t = ui.table();
+        t.set_width(width);
+        t.set_header([
+            "field".to_string(),
+            format!("{} (goes away)", safe(&p.record)),
+            format!("{} (stays)", safe(&into)),
+            "merged".to_string(),
+        ]);
+        let mut warnings = Vec::new();
+        for (i, name) in self.columns.iter().enumerate() {
+            let get = |r: &Option<Vec<Value>>| r.as_ref().map(|r| r[i].clone());
+            let (dup, stay) = (get(&self.record), get(&self.survivor));
+            let show = |v: &Option<Value>| match v {
+                Some(v) => safe(&v.display()).into_owned(),
+                None => "(gone)".into(),
+            };
+            // The merge fills the survivor's empty fields from the duplicate, and nothing else.
+            let merged = match (&dup, &stay) {
+                (_, _) if Some(i) == self.pk_index() => show(&stay),
+                (Some(d), Some(s)) if s.is_empty() && !d.is_empty() => {
+                    format!("{} ← filled", safe(&d.display()))
+                }
+                _ => show(&stay),
+            };
+            for v in [&dup, &stay].into_iter().flatten() {
+                if let Value::Text(s) = v {
+                    warnings.extend(
+                        lookalikes(self.field_types[i], s)
+                            .into_iter()
+                            .map(|w| format!("{name}: {w}")),
+                    );
+                }
+            }
+            // The fields where the two records disagree are the ones to look at.
+            let differs = matches!((&dup, &stay), (Some(d), Some(s))
+                if !d.is_empty() && !s.is_empty() && !crate::store::same(d, s));
+            let label = if differs && Some(i) != self.pk_index() {
+                format!("{name} ≠")
+            } else {
+                name.clone()
+            };
+            t.add_row([label, show(&dup), show(&stay), merged]);
+        }
+        let _ = writeln!(out, "{t}");
+        let moved: Vec<String> = self
+            .repointed
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(at, n)| format!("{n} {at}"))
+            .collect();
+        if moved.is_empty() {
+            let _ = writeln!(out, "No related rows point at {}.", safe(&p.record));
+        } else {
+            let total: i64 = self.repointed.iter().map(|(_, n)| n).sum();
+            let _ = writeln!(
+                out,
+                "{total} related row{} re-pointed to {}: {}",
+                if total == 1 { "" } else { "s" },
+                safe(&into),
+                moved.join(", ")
+            );
+        }
+        for w in warnings {
+            let _ = writeln!(out, "{}", warn(ui, &w));
+        }
+    }
+
+    fn pk_index(&self) -> Option<usize> {
+        self.columns.iter().position(|c| c == "id")
+    }
+}
+
+/// A warning line, in colour when colour is on.
+fn warn(ui: &Ui, text: &str) -> String {
+    if ui.color {
+        format!("\x1b[1;33m! {text}\x1b[0m")
+    } else {
+        format!("! {text}")
+    }
+}
+
+fn json_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => Some(String::new()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn shown_value(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "(empty)".into(),
+        serde_json::Value::String(s) => format!("\"{}\"", safe(s)),
+        other => other.to_string(),
+    }
+}
+
+/// A word-level diff of `old` → `new`, `git diff --word-diff` style: `[-removed-]{+added+}`,
+/// red and green when colour is on. Both sides are neutralised.
+pub fn word_diff(old: &str, new: &str, color: bool) -> String {
+    let diff = TextDiff::from_words(old, new);
+    let mut out = String::new();
+    let (del, ins, end) = if color {
+        ("\x1b[31m", "\x1b[32m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    for op in diff.ops() {
+        let text = |tag: ChangeTag| -> String {
+            diff.iter_changes(op)
+                .filter(|c| c.tag() == tag)
+                .map(|c| safe(c.value()).into_owned())
+                .collect()
+        };
+        match op.tag() {
+            DiffTag::Equal => out.push_str(&text(ChangeTag::Equal)),
+            DiffTag::Delete => {
+                let _ = write!(out, "{del}[-{}-]{end}", text(ChangeTag::Delete));
+            }
+            DiffTag::Insert => {
+                let _ = write!(out, "{ins}{{+{}+}}{end}", text(ChangeTag::Insert));
+            }
+            DiffTag::Replace => {
+                let _ = write!(
+                    out,
+                    "{del}[-{}-]{end}{ins}{{+{}+}}{end}",
+                    text(ChangeTag::Delete),
+                    text(ChangeTag::Insert)
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Characters in an email, domain or URL that could pass for others (a Cyrillic `а` for a
+/// Latin `a`): everything outside ASCII, named by code point.
+pub fn lookalikes(ty: FieldType, value: &str) -> Vec<String> {
+    if !matches!(ty, FieldType::Email | FieldType::Domain | FieldType::Url) {
+        return Vec::new();
+    }
+    let odd: Vec<String> = value
+        .chars()
+        .filter(|c| !c.is_ascii())
+        .map(|c| {
+            let shown = safe(&c.to_string()).into_owned();
+            format!("'{shown}' U+{:04X}", c as u32)
+        })
+        .collect();
+    if odd.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "look-alike characters in \"{}\": {} (not plain ASCII; check it is the address you think)",
+        safe(value),
+        odd.join(", ")
+    )]
+}
+
+pub const HELP: &str = "\
+  y  approve this proposal
+  n  reject it (asks a reason)
+  e  edit the value, then approve it (the value is checked like an ingested one)
+  s  skip it for now (it stays in the queue)
+  a  approve it and the rest of this record's proposals
+  d  reject it and the rest of this record's proposals (asks one reason)
+  u  undo your last decision in this review
+  q  quit
+  ?  this help";
+
+const KEYS: &str = "[y,n,e,s,a,d,u,q,?]";
+
+/// What a review did, for the summary at the end.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Tally {
+    pub approved: u64,
+    pub rejected: u64,
+    pub edited: u64,
+    pub skipped: u64,
+    pub undone: u64,
+    pub shown: u64,
+}
+
+/// A decision made in this review that `u` can take back.
+struct Made {
+    id: i64,
+    verb: &'static str,
+}
+
+pub struct Review<'a> {
+    pub store: &'a mut Store,
+    pub policy: &'a Policy,
+    pub version: i64,
+    pub actor: &'a str,
+    pub filter: ListFilter,
+    pub limit: Option<u64>,
+    pub ui: Ui,
+    /// The time for each decision's events.
+    pub clock: fn() -> String,
+}
+
+impl Review<'_> {
+    /// Runs the review on `prompt` until the queue is done, the limit is reached or the
+    /// reviewer quits.
+    pub fn run(mut self, prompt: &Prompt) -> Result<Tally> {
+        let queued = self.store.open_count(&self.filter)?;
+        let of = match self.limit {
+            Some(l) => (queued as u64).min(l),
+            None => queued as u64,
+        };
+        let mut left = queued;
+        let mut tally = Tally::default();
+        let mut made: Vec<Made> = Vec::new();
+        let mut todo: VecDeque<i64> = VecDeque::new();
+        let mut group_len = 0usize;
+        let mut after: Option<(String, String)> = None;
+        let mut note: Option<String> = None;
+        'walk: loop {
+            if self.limit.is_some_and(|l| tally.shown >= l) && !todo.is_empty() {
+                todo.clear();
+            }
+            let Some(id) = todo.pop_front() else {
+                if self.limit.is_some_and(|l| tally.shown >= l) {
+                    break;
+                }
+                let group = self.store.open_group_after(
+                    &self.filter,
+                    after.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
+                )?;
+                let Some(first) = group.first() else {
+                    break;
+                };
+                after = Some((first.object.clone(), first.record.clone()));
+                group_len = group.len();
+                todo.extend(group.iter().map(|p| p.id));
+                continue;
+            };
+            // Re-read: a cron job or another reviewer may have decided it meanwhile.
+            let Some(p) = self.store.proposal(id)? else {
+                continue;
+            };
+            if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
+                continue;
+            }
+            tally.shown += 1;
+            let position = Position {
+                n: tally.shown,
+                of: of.max(tally.shown),
+                left,
+                in_group: (
+                    group_len.saturating_sub(todo.len()).max(1),
+                    group_len.max(1),
+                ),
+            };
+            let view = View::load(self.store, self.policy, self.actor, p, position)?;
+            let mut screen = view.render(&self.ui, prompt.width());
+            if let Some(n) = note.take() {
+                screen = format!("{}\n{screen}", safe(&n));
+            }
+            prompt.screen(&screen).map_err(term_err)?;
+            let p = view.p;
+            loop {
+                let answer = prompt
+                    .key(&format!("\nDecide #{} {KEYS}? ", p.id))
+                    .map_err(term_err)?;
+                let key = match answer {
+                    Answer::Char(c) => c,
+                    Answer::Quit => break 'walk,
+                    Answer::Other => '\0',
+                };
+                match key {
+                    'y' => match self.decide(p.id, Verb::Approve { note: None })? {
+                        Ok(()) => {
+                            tally.approved += 1;
+                            left -= 1;
+                            made.push(Made {
+                                id: p.id,
+                                verb: "approved",
+                            });
+                            note = Some(format!("✓ approved #{}", p.id));
+                            break;
+                        }
+                        Err(why) => say(prompt, &format!("not approved: {why}"))?,
+                    },
+                    'n' => {
+                        let Some(reason) = prompt
+                            .line("Reason for rejecting (empty: cancel)")
+                            .map_err(term_err)?
+                        else {
+                            say(prompt, "not rejected: a rejection needs a reason")?;
+                            continue;
+                        };
+                        match self.decide(p.id, Verb::Reject { reason })? {
+                            Ok(()) => {
+                                tally.rejected += 1;
+                                left -= 1;
+                                made.push(Made {
+                                    id: p.id,
+                                    verb: "rejected",
+                                });
+                                note = Some(format!("✗ rejected #{}", p.id));
+                                break;
+                            }
+                            Err(why) => say(prompt, &format!("not rejected: {why}"))?,
+                        }
+                    }
+                    'e' => {
+                        if p.merge_into.is_some() {
+                            say(
+                                prompt,
+                                "a merge cannot be edited here; approve or reject it",
+                            )?;
+                            continue;
+                        }
+                        match self.edit(prompt, &p)? {
+                            Some(Ok(())) => {
+                                tally.edited += 1;
+                                left -= 1;
+                                made.push(Made {
+                                    id: p.id,
+                                    verb: "edited",
+                                });
+                                note = Some(format!("✎ edited and approved #{}", p.id));
+                                break;
+                            }
+                            Some(Err(why)) => say(prompt, &format!("not approved: {why}"))?,
+                            None => say(prompt, "edit cancelled")?,
+                        }
+                    }
+                    's' => {
+                        tally.skipped += 1;
+                        note = Some(format!("→ skipped #{}", p.id));
+                        break;
+                    }
+                    'a' | 'd' => {
+                        let verb = if key == 'a' {
+                            Verb::Approve { note: None }
+                        } else {
+                            let Some(reason) = prompt
+                                .line(&format!(
+                                    "Reason for rejecting these {} proposals (empty: cancel)",
+                                    todo.len() + 1
+                                ))
+                                .map_err(term_err)?
+                            else {
+                                say(prompt, "not rejected: a rejection needs a reason")?;
+                                continue;
+                            };
+                            Verb::Reject { reason }
+                        };
+                        let word = if key == 'a' { "approved" } else { "rejected" };
+                        let rest: Vec<i64> = std::iter::once(p.id).chain(todo.drain(..)).collect();
+                        let mut done = 0;
+                        let mut failed = Vec::new();
+                        for id in rest {
+                            match self.decide(id, verb.clone())? {
+                                Ok(()) => {
+                                    done += 1;
+                                    left -= 1;
+                                    made.push(Made { id, verb: word });
+                                }
+                                Err(why) => failed.push(format!("#{id}: {why}")),
+                            }
+                        }
+                        if key == 'a' {
+                            tally.approved += done;
+                        } else {
+                            tally.rejected += done;
+                        }
+                        let mut msg = format!("{done} {word} for {}", p.record_ref());
+                        if !failed.is_empty() {
+                            let _ = write!(msg, "; not {word}: {}", failed.join("; "));
+                        }
+                        note = Some(msg);
+                        break;
+                    }
+                    'u' => {
+                        let Some(last) = made.pop() else {
+                            say(prompt, "nothing to undo in this review")?;
+                            continue;
+                        };
+                        match self.undo(last.id)? {
+                            Ok(()) => {
+                                tally.undone += 1;
+                                match last.verb {
+                                    "approved" => tally.approved -= 1,
+                                    "rejected" => tally.rejected -= 1,
+                                    _ => tally.edited -= 1,
+                                }
+                                left += 1;
+                                // Show this one again, then the one undone.
+                                todo.push_front(p.id);
+                                todo.push_front(last.id);
+                                tally.shown -= 1;
+                                note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
+                                break;
+                            }
+                            Err(why) => say(prompt, &format!("cannot undo #{}: {why}", last.id))?,
+                        }
+                    }
+                    'q' => break 'walk,
+                    '?' | 'h' => say(prompt, &format!("\n{HELP}"))?,
+                    _ => say(prompt, "that key does nothing here; ? shows the keys")?,
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// One decision, in its own transaction.
+    fn decide(&mut self, id: i64, verb: Verb) -> Result<std::result::Result<(), String>> {
+        let (policy, version, actor) = (self.policy, self.version, self.actor);
+        let now = (self.clock)();
+        self.store.write(&now, |w| {
+            let out = human::decide(w, policy, version, actor, id, &verb)?;
+            if let (Ok(p), Verb::Reject { .. }) = (&out, &verb) {
+                human::circuit_breaker(w, policy, &p.source)?;
+            }
+            Ok(out.map(|_| ()))
+        })
+    }
+
+    fn undo(&mut self, id: i64) -> Result<std::result::Result<(), String>> {
+        let actor = self.actor;
+        let now = (self.clock)();
+        self.store
+            .write(&now, |w| Ok(human::undo(w, actor, id)?.map(|_| ())))
+    }
+
+    /// Asks for a new value until it passes the checks or the reviewer gives up (an empty
+    /// answer); then approves the proposal with it. `None`: cancelled.
+    fn edit(
+        &mut self,
+        prompt: &Prompt,
+        p: &Proposal,
+    ) -> Result<Option<std::result::Result<(), String>>> {
+        say(
+            prompt,
+            &format!(
+                "The source proposed {}. Type the value to apply instead.",
+                shown_value(&p.value)
+            ),
+        )?;
+        loop {
+            let Some(raw) = prompt
+                .line(&format!(
+                    "New {} (empty: cancel)",
+                    safe(p.field.as_deref().unwrap_or("value"))
+                ))
+                .map_err(term_err)?
+            else {
+                return Ok(None);
+            };
+            let now = (self.clock)();
+            let checked = self
+                .store
+                .write(&now, |w| human::check_edit(w, p, Some(&raw)))?;
+            match checked {
+                Ok(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
+                Err(why) => say(prompt, &format!("not valid: {}; try again", safe(&why)))?,
+            }
+        }
+    }
+}
+
+fn say(prompt: &Prompt, text: &str) -> Result<()> {
+    prompt.say(text).map_err(term_err)
+}
+
+fn term_err(e: std::io::Error) -> Error {
+    Error::io("the terminal", e)
+}
