@@ -31,9 +31,13 @@ impl Prompt {
         }
     }
 
-    /// The terminal's width in columns, for laying out tables.
+    /// The width to lay tables out in: `COLUMNS` when set (as for `ls`), else the terminal's.
     pub fn width(&self) -> u16 {
-        self.term.size().1
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse::<u16>().ok())
+            .filter(|c| *c >= 40)
+            .unwrap_or_else(|| self.term.size().1)
     }
 
     /// Replaces what is on the screen with `text`.

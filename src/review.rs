@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 
-use similar::{ChangeTag, DiffTag, TextDiff};
+use similar::{ChangeTag, TextDiff};
 
 use crate::error::{Error, Result};
 use crate::human::{self, Verb};
@@ -119,6 +119,8 @@ pub struct View {
     pub p: Proposal,
     /// The record's columns, and its row now (`None`: it no longer exists).
     pub columns: Vec<String>,
+    /// Which of them is the primary key.
+    pub pk: usize,
     pub field_types: Vec<FieldType>,
     pub record: Option<Vec<Value>>,
     /// For a merge: the record that stays.
@@ -185,6 +187,9 @@ impl View {
             }
             None => (Vec::new(), Vec::new(), None, None, Vec::new()),
         };
+        let pk = obj
+            .and_then(|o| o.columns.iter().position(|c| c.primary_key))
+            .unwrap_or(0);
         let explained = explain(store, &p)?;
         let roles = explained
             .decision
@@ -202,6 +207,7 @@ impl View {
         Ok(View {
             p,
             columns,
+            pk,
             field_types,
             record,
             survivor,
@@ -324,7 +330,7 @@ impl View {
                     ui,
                     &format!(
                         "STALE: {}. Approving is refused; reject it or wait for a fresh proposal.",
-                        safe(stale)
+                        safe(stale.strip_prefix("stale: ").unwrap_or(stale))
                     )
                 )
             );
@@ -339,11 +345,7 @@ impl View {
         // The record now, by its key fields and the one this proposal writes.
         match &self.record {
             Some(row) => {
-                let mut shown: Vec<usize> = Vec::new();
-                shown.push(0.min(self.columns.len().saturating_sub(1)));
-                if let Some(pk) = self.pk_index() {
-                    shown[0] = pk;
-                }
+                let mut shown: Vec<usize> = vec![self.pk];
                 for name in KEY_COLUMNS {
                     if shown.len() >= MAX_KEY_COLUMNS {
                         break;
@@ -362,14 +364,14 @@ impl View {
                 }
                 let mut t = ui.table();
                 t.set_width(width);
-                t.set_header(shown.iter().map(|&i| {
-                    if Some(i) == at {
+                for &i in &shown {
+                    let name = if Some(i) == at {
                         format!("{} ◀", self.columns[i])
                     } else {
                         self.columns[i].clone()
-                    }
-                }));
-                t.add_row(shown.iter().map(|&i| safe(&row[i].display()).into_owned()));
+                    };
+                    t.add_row([name, safe(&row[i].display()).into_owned()]);
+                }
                 let _ = writeln!(out, "{}", ui.heading("The record now:"));
                 let _ = writeln!(out, "{t}");
             }
@@ -397,10 +399,22 @@ impl View {
         if let Some(e) = &p.expected {
             let _ = writeln!(out, "  the source expected {}", shown_value(e));
         }
+        // The new value, and the record's own addresses: a look-alike in either is a trap.
+        let mut warnings: Vec<String> = Vec::new();
         if let (Some(i), Some(a)) = (at, &after) {
-            for w in lookalikes(self.field_types[i], a) {
-                let _ = writeln!(out, "{}", warn(ui, &w));
+            warnings.extend(lookalikes(self.field_types[i], a));
+        }
+        if let Some(row) = &self.record {
+            for (i, v) in row.iter().enumerate() {
+                if let Value::Text(t) = v {
+                    for w in lookalikes(self.field_types[i], t) {
+                        warnings.push(format!("{} now: {w}", self.columns[i]));
+                    }
+                }
             }
+        }
+        for w in warnings {
+            let _ = writeln!(out, "{}", warn(ui, &w));
         }
     }
 
@@ -435,7 +449,7 @@ impl View {
             };
             // The merge fills the survivor's empty fields from the duplicate, and nothing else.
             let merged = match (&dup, &stay) {
-                (_, _) if Some(i) == self.pk_index() => show(&stay),
+                (_, _) if i == self.pk => show(&stay),
                 (Some(d), Some(s)) if s.is_empty() && !d.is_empty() => {
                     format!("{} ← filled", safe(&d.display()))
                 }
@@ -453,7 +467,7 @@ impl View {
             // The fields where the two records disagree are the ones to look at.
             let differs = matches!((&dup, &stay), (Some(d), Some(s))
                 if !d.is_empty() && !s.is_empty() && !crate::store::same(d, s));
-            let label = if differs && Some(i) != self.pk_index() {
+            let label = if differs && i != self.pk {
                 format!("{name} ≠")
             } else {
                 name.clone()
@@ -482,10 +496,6 @@ impl View {
         for w in warnings {
             let _ = writeln!(out, "{}", warn(ui, &w));
         }
-    }
-
-    fn pk_index(&self) -> Option<usize> {
-        self.columns.iter().position(|c| c == "id")
     }
 }
 
@@ -518,38 +528,79 @@ fn shown_value(v: &serde_json::Value) -> String {
 /// red and green when colour is on. Both sides are neutralised.
 pub fn word_diff(old: &str, new: &str, color: bool) -> String {
     let diff = TextDiff::from_words(old, new);
-    let mut out = String::new();
+    let tokens: Vec<(ChangeTag, &str)> = diff
+        .iter_all_changes()
+        .map(|c| (c.tag(), c.value()))
+        .collect();
     let (del, ins, end) = if color {
         ("\x1b[31m", "\x1b[32m", "\x1b[0m")
     } else {
         ("", "", "")
     };
-    for op in diff.ops() {
-        let text = |tag: ChangeTag| -> String {
-            diff.iter_changes(op)
-                .filter(|c| c.tag() == tag)
-                .map(|c| safe(c.value()).into_owned())
-                .collect()
-        };
-        match op.tag() {
-            DiffTag::Equal => out.push_str(&text(ChangeTag::Equal)),
-            DiffTag::Delete => {
-                let _ = write!(out, "{del}[-{}-]{end}", text(ChangeTag::Delete));
+    let is_change = |i: usize| tokens.get(i).is_some_and(|t| t.0 != ChangeTag::Equal);
+    let mut out = String::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        if !is_change(i) {
+            out.push_str(&safe(tokens[i].1));
+            i += 1;
+            continue;
+        }
+        // One block for a run of changed words, and the spaces between them: "[-General
+        // Counsel-]{+Chief Legal Officer+}" reads better than word by word.
+        let (mut gone, mut came) = (String::new(), String::new());
+        while i < tokens.len() {
+            let (tag, text) = tokens[i];
+            match tag {
+                ChangeTag::Delete => gone.push_str(text),
+                ChangeTag::Insert => came.push_str(text),
+                ChangeTag::Equal if text.trim().is_empty() && is_change(i + 1) => {
+                    gone.push_str(text);
+                    came.push_str(text);
+                }
+                ChangeTag::Equal => break,
             }
-            DiffTag::Insert => {
-                let _ = write!(out, "{ins}{{+{}+}}{end}", text(ChangeTag::Insert));
-            }
-            DiffTag::Replace => {
-                let _ = write!(
-                    out,
-                    "{del}[-{}-]{end}{ins}{{+{}+}}{end}",
-                    text(ChangeTag::Delete),
-                    text(ChangeTag::Insert)
-                );
-            }
+            i += 1;
+        }
+        if !gone.trim().is_empty() {
+            let _ = write!(out, "{del}[-{}-]{end}", safe(&gone));
+        }
+        if !came.trim().is_empty() {
+            let _ = write!(out, "{ins}{{+{}+}}{end}", safe(&came));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_word_diff_marks_runs_of_changed_words() {
+        assert_eq!(
+            word_diff("General Counsel", "Chief Legal Officer", false),
+            "[-General Counsel-]{+Chief Legal Officer+}"
+        );
+        assert_eq!(
+            word_diff("VP Sales", "VP of Sales", false),
+            "VP {+of +}Sales"
+        );
+        assert_eq!(
+            word_diff("Head of Sales", "Head of Marketing", false),
+            "Head of [-Sales-]{+Marketing+}"
+        );
+        assert_eq!(word_diff("a\x1b[2Jb", "c", false), "[-a\\u{1b}[2Jb-]{+c+}");
+    }
+
+    #[test]
+    fn look_alikes_are_named_by_code_point() {
+        let w = lookalikes(FieldType::Email, "max@swift-d\u{435}vices.net");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("U+0435"), "{w:?}");
+        assert!(lookalikes(FieldType::Email, "max@swift-devices.net").is_empty());
+        assert!(lookalikes(FieldType::Text, "Zoë").is_empty());
+    }
 }
 
 /// Characters in an email, domain or URL that could pass for others (a Cyrillic `а` for a
@@ -603,6 +654,7 @@ pub struct Tally {
 /// A decision made in this review that `u` can take back.
 struct Made {
     id: i64,
+    record: String,
     verb: &'static str,
 }
 
@@ -630,7 +682,8 @@ impl Review<'_> {
         let mut left = queued;
         let mut tally = Tally::default();
         let mut made: Vec<Made> = Vec::new();
-        let mut todo: VecDeque<i64> = VecDeque::new();
+        // (id, object/record) of what is left to show of the current record, and anything undone.
+        let mut todo: VecDeque<(i64, String)> = VecDeque::new();
         let mut group_len = 0usize;
         let mut after: Option<(String, String)> = None;
         let mut note: Option<String> = None;
@@ -638,7 +691,7 @@ impl Review<'_> {
             if self.limit.is_some_and(|l| tally.shown >= l) && !todo.is_empty() {
                 todo.clear();
             }
-            let Some(id) = todo.pop_front() else {
+            let Some((id, _)) = todo.pop_front() else {
                 if self.limit.is_some_and(|l| tally.shown >= l) {
                     break;
                 }
@@ -651,7 +704,7 @@ impl Review<'_> {
                 };
                 after = Some((first.object.clone(), first.record.clone()));
                 group_len = group.len();
-                todo.extend(group.iter().map(|p| p.id));
+                todo.extend(group.iter().map(|p| (p.id, p.record_ref())));
                 continue;
             };
             // Re-read: a cron job or another reviewer may have decided it meanwhile.
@@ -662,12 +715,14 @@ impl Review<'_> {
                 continue;
             }
             tally.shown += 1;
+            let record = p.record_ref();
+            let same_record = todo.iter().filter(|(_, r)| *r == record).count();
             let position = Position {
                 n: tally.shown,
                 of: of.max(tally.shown),
                 left,
                 in_group: (
-                    group_len.saturating_sub(todo.len()).max(1),
+                    group_len.saturating_sub(same_record).max(1),
                     group_len.max(1),
                 ),
             };
@@ -694,6 +749,7 @@ impl Review<'_> {
                             left -= 1;
                             made.push(Made {
                                 id: p.id,
+                                record: record.clone(),
                                 verb: "approved",
                             });
                             note = Some(format!("✓ approved #{}", p.id));
@@ -715,6 +771,7 @@ impl Review<'_> {
                                 left -= 1;
                                 made.push(Made {
                                     id: p.id,
+                                    record: record.clone(),
                                     verb: "rejected",
                                 });
                                 note = Some(format!("✗ rejected #{}", p.id));
@@ -737,6 +794,7 @@ impl Review<'_> {
                                 left -= 1;
                                 made.push(Made {
                                     id: p.id,
+                                    record: record.clone(),
                                     verb: "edited",
                                 });
                                 note = Some(format!("✎ edited and approved #{}", p.id));
@@ -758,7 +816,7 @@ impl Review<'_> {
                             let Some(reason) = prompt
                                 .line(&format!(
                                     "Reason for rejecting these {} proposals (empty: cancel)",
-                                    todo.len() + 1
+                                    same_record + 1
                                 ))
                                 .map_err(term_err)?
                             else {
@@ -768,7 +826,12 @@ impl Review<'_> {
                             Verb::Reject { reason }
                         };
                         let word = if key == 'a' { "approved" } else { "rejected" };
-                        let rest: Vec<i64> = std::iter::once(p.id).chain(todo.drain(..)).collect();
+                        let (group, others): (Vec<_>, Vec<_>) =
+                            todo.drain(..).partition(|(_, r)| *r == record);
+                        todo.extend(others);
+                        let rest: Vec<i64> = std::iter::once(p.id)
+                            .chain(group.into_iter().map(|(id, _)| id))
+                            .collect();
                         let mut done = 0;
                         let mut failed = Vec::new();
                         for id in rest {
@@ -776,7 +839,11 @@ impl Review<'_> {
                                 Ok(()) => {
                                     done += 1;
                                     left -= 1;
-                                    made.push(Made { id, verb: word });
+                                    made.push(Made {
+                                        id,
+                                        record: record.clone(),
+                                        verb: word,
+                                    });
                                 }
                                 Err(why) => failed.push(format!("#{id}: {why}")),
                             }
@@ -808,8 +875,8 @@ impl Review<'_> {
                                 }
                                 left += 1;
                                 // Show this one again, then the one undone.
-                                todo.push_front(p.id);
-                                todo.push_front(last.id);
+                                todo.push_front((p.id, record.clone()));
+                                todo.push_front((last.id, last.record));
                                 tally.shown -= 1;
                                 note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
                                 break;

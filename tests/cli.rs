@@ -724,7 +724,8 @@ fn demo_walks_the_pipeline_and_can_run_again() {
         .success()
         .stdout(predicate::str::contains("==> 1."))
         .stdout(predicate::str::contains("does not exist on contacts"))
-        .stdout(predicate::str::contains("Try it yourself"));
+        .stdout(predicate::str::contains("Try it yourself"))
+        .stdout(predicate::str::contains("--as alice review"));
     let demo = Env { dir: env.dir };
     std::fs::rename(demo.path("crmgate-demo.db"), demo.db()).unwrap();
     assert!(demo.count("SELECT count(*) FROM crmgate_proposals") > 0);
@@ -1486,6 +1487,38 @@ fn only_a_holder_of_an_approver_role_may_approve() {
     assert_eq!(
         (actor.as_str(), approver.as_str(), action.as_str()),
         ("mia", "mia", "approve")
+    );
+}
+
+#[test]
+fn review_without_a_terminal_lists_the_queue_and_returns_at_once() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let before = env.dump();
+    let open =
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state IN ('pending', 'suggested')");
+    assert!(open > 0);
+    // stdin is not a terminal here: nothing may wait for a key.
+    env.cmd(&["review"])
+        .timeout(std::time::Duration::from_secs(20))
+        .write_stdin("y\ny\ny\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("sdr-agent"))
+        .stderr(predicate::str::contains(format!(
+            "{open} proposals wait for review"
+        )))
+        .stderr(predicate::str::contains("crmgate approve ID..."))
+        .stderr(predicate::str::contains(
+            "crmgate reject ID... --reason TEXT",
+        ));
+    let listed = json_of(&mut env.cmd(&["review", "--json"]));
+    assert_eq!(listed["open"], open);
+    assert!(!listed["first"].as_array().unwrap().is_empty());
+    assert_eq!(
+        env.dump(),
+        before,
+        "a review without a terminal decides nothing"
     );
 }
 

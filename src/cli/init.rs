@@ -271,7 +271,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     )?;
 
     print_out(format!(
-        "\n{}\n  crmgate --db {shown} list --state pending\n  crmgate --db {shown} --as alice approve apollo:ap-1\n  crmgate --db {shown} policy show\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
+        "\n{}\n  crmgate --db {shown} --as alice review          # decide the queue, one key each\n  crmgate --db {shown} list --state pending\n  crmgate --db {shown} --as alice approve apollo:ap-1\n  crmgate --db {shown} policy show\n  crmgate --db {shown} list --kind merge\n  crmgate --db {shown} show clearbit:<id>\n  crmgate --db {shown} export contacts --format json | head\n  crmgate --db {shown} propose your-file.csv",
         ui.heading("Try it yourself:")
     ))?;
     Ok(Outcome::Done)
