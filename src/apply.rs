@@ -250,7 +250,8 @@ fn apply_one(
         .collect();
     let records: Vec<&[(&str, &Value)]> = vec![&pairs];
     let value = json_to_value(&p.value);
-    let by_policy = p.decision.as_deref() == Some("auto") && w.approver_of(p.id)?.is_none();
+    let approver = w.approver_of(p.id)?;
+    let by_policy = p.decision.as_deref() == Some("auto") && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
     let now = policy::decide(
         policy,
@@ -323,10 +324,17 @@ fn apply_one(
             ),
         );
     }
-    // Write and verify inside a savepoint, so a failed verification undoes just this write.
-    w.savepoint("crmgate_apply_one")?;
+    // Write and verify. A write that does not read back as written is undone alone: by writing
+    // the value it replaced, or, where triggers fire on the table and may have done more, by a
+    // savepoint (which costs a copy of every page it touches, so it is not the default).
+    let guarded = obj.has_triggers;
+    if guarded {
+        w.savepoint("crmgate_apply_one")?;
+    }
+    let mut wrote = false;
     let verified = match w.write_field(obj, &p.record, &field, &value) {
         Ok(true) => {
+            wrote = true;
             let back = w.record_row(obj, &p.record)?.map(|r| r[at].clone());
             match back {
                 Some(v) if crate::store::same(&v, &value) => Ok(()),
@@ -339,13 +347,18 @@ fn apply_one(
             }
         }
         Ok(false) => Err("the record vanished during the write".into()),
+        // A statement that fails is rolled back by SQLite on its own.
         Err(e) => Err(format!("the store refused the write: {e}")),
     };
     if let Err(why) = verified {
-        w.rollback_to("crmgate_apply_one")?;
+        if guarded {
+            w.rollback_to("crmgate_apply_one")?;
+        } else if wrote {
+            w.write_field(obj, &p.record, &field, &current)?;
+        }
         return refuse(w, actor, version, p, Stop::Fail, why);
     }
-    let approved_by = w.approver_of(p.id)?.unwrap_or_else(|| "policy".into());
+    let approved_by = approver.unwrap_or_else(|| "policy".into());
     let change = w.add_change(
         run,
         Some(p.id),
@@ -381,7 +394,9 @@ fn apply_one(
         approver: Some(approved_by),
         detail: serde_json::json!({ "run": run, "change": change }),
     })?;
-    w.release("crmgate_apply_one")?;
+    if guarded {
+        w.release("crmgate_apply_one")?;
+    }
     if by_policy {
         *auto_in_run.entry(p.source.clone()).or_default() += 1;
     }

@@ -55,6 +55,11 @@ pub struct Object {
     pub columns: Vec<Column>,
     /// Index into `columns` of the primary key.
     pub pk: usize,
+    /// Triggers fire on its writes: undoing a write then takes a savepoint, not a write back.
+    pub has_triggers: bool,
+    /// The statement that reads one whole record by primary key, built once by the store
+    /// (apply and revert read a record per change).
+    pub select_row: String,
 }
 
 impl Object {

@@ -241,6 +241,77 @@ fn an_existing_crm_file_works_with_its_own_tables() {
 }
 
 #[test]
+fn a_write_that_does_not_read_back_as_written_is_undone_and_marked_failed() {
+    // A NUMERIC column stores 2.0 as the integer 2: the read-back differs from what was
+    // written, so the write must not stand. `plain` has no triggers (the write is put back);
+    // `watched` has one that logs every update (a savepoint undoes the trigger's row too).
+    let env = Env::new();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE plain (id TEXT PRIMARY KEY, revenue NUMERIC, note TEXT);
+             CREATE TABLE watched (id TEXT PRIMARY KEY, revenue NUMERIC, note TEXT);
+             CREATE TABLE watch_log (what TEXT);
+             CREATE TRIGGER watched_log AFTER UPDATE ON watched
+               BEGIN INSERT INTO watch_log VALUES (new.id); END;
+             INSERT INTO plain VALUES ('a', 7, NULL);
+             INSERT INTO watched VALUES ('a', 7, NULL);",
+        )
+        .unwrap();
+    env.cmd(&["init"]).assert().success();
+    let p = env.write(
+        "p.csv",
+        format!(
+            "{HEADER}r1,bot,update,plain,a,revenue,2.0,,,,,\nr2,bot,update,watched,a,revenue,2.0,,,,,\n\
+             n1,bot,update,plain,a,note,checked,,,,,\nn2,bot,update,watched,a,note,checked,,,,,\n"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["approve", "bot:r1", "bot:r2", "bot:n1", "bot:n2"])
+        .assert()
+        .success();
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("read back 2 instead of 2.0"));
+    let state = |id: &str| -> String {
+        env.conn()
+            .query_row(
+                "SELECT state FROM crmgate_proposals WHERE ext_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(state("r1"), "failed");
+    assert_eq!(state("r2"), "failed");
+    assert_eq!(state("n1"), "applied");
+    assert_eq!(state("n2"), "applied");
+    for t in ["plain", "watched"] {
+        let (rev, ty, note): (i64, String, String) = env
+            .conn()
+            .query_row(
+                &format!("SELECT revenue, typeof(revenue), note FROM {t} WHERE id = 'a'"),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (rev, ty.as_str(), note.as_str()),
+            (7, "integer", "checked"),
+            "{t}"
+        );
+    }
+    // Only the applied note's update fired the trigger; the failed write's row is gone.
+    assert_eq!(env.count("SELECT count(*) FROM watch_log"), 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE field = 'revenue'"),
+        0
+    );
+}
+
+#[test]
 fn a_locked_store_exits_75_and_changes_nothing() {
     let env = Env::with_crm();
     let id = contact_where(&env, "title IS NOT NULL");

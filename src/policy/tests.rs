@@ -8,6 +8,8 @@ fn schema() -> Schema {
     let obj = |name: &str, cols: &[(&str, &str)]| Object {
         name: name.into(),
         pk: 0,
+        has_triggers: false,
+        select_row: String::new(),
         columns: cols
             .iter()
             .map(|(n, t)| Column {

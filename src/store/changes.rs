@@ -42,12 +42,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChangeRow> {
 }
 
 fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM crmgate_changes WHERE id = ?1"),
-        [id],
-        from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM crmgate_changes WHERE id = ?1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([id], from_row).optional())
     .map_err(db_err)
 }
 
@@ -147,12 +145,8 @@ impl Writer<'_> {
     /// The change that reverted `id`, if one did.
     pub fn reverted_by(&self, id: i64) -> Result<Option<i64>> {
         self.tx
-            .query_row(
-                "SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1")
+            .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
             .map_err(db_err)
     }
 
@@ -200,14 +194,12 @@ impl Writer<'_> {
     /// approval leaves the proposal undecided, so it is never applied on that approval.
     pub fn approver_of(&self, proposal: i64) -> Result<Option<String>> {
         self.tx
-            .query_row(
+            .prepare_cached(
                 "SELECT actor FROM crmgate_events WHERE proposal_id = ?1
                  AND action IN ('approve', 'edit') AND actor_kind = 'human'
                  ORDER BY seq DESC LIMIT 1",
-                [proposal],
-                |r| r.get(0),
             )
-            .optional()
+            .and_then(|mut stmt| stmt.query_row([proposal], |r| r.get(0)).optional())
             .map_err(db_err)
     }
 }

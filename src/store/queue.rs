@@ -100,15 +100,12 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
 }
 
 fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
-    conn.query_row(
-        &format!(
-            "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
-             JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
-        ),
-        [id],
-        proposal_from_row,
-    )
-    .optional()
+    // Cached: apply and revert read a million of these in a run.
+    conn.prepare_cached(&format!(
+        "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
+         JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([id], proposal_from_row).optional())
     .map_err(db_err)
 }
 
@@ -506,13 +503,11 @@ impl Writer<'_> {
         let states: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let n = self
             .tx
-            .execute(
-                &format!(
-                    "UPDATE crmgate_proposals SET state = ?2 WHERE id = ?1 AND state IN ({})",
-                    states.join(", ")
-                ),
-                rusqlite::params![id, to.as_str()],
-            )
+            .prepare_cached(&format!(
+                "UPDATE crmgate_proposals SET state = ?2 WHERE id = ?1 AND state IN ({})",
+                states.join(", ")
+            ))
+            .and_then(|mut stmt| stmt.execute(rusqlite::params![id, to.as_str()]))
             .map_err(db_err)?;
         Ok(n == 1)
     }

@@ -49,14 +49,7 @@ pub enum UpsertOutcome {
 }
 
 fn record_row(conn: &Connection, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-    let cols: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {} = ?1",
-        cols.join(", "),
-        ident(&obj.name),
-        ident(&obj.pk_column().name)
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut stmt = conn.prepare_cached(&obj.select_row).map_err(db_err)?;
     stmt.query_row([record], |r| {
         (0..obj.columns.len())
             .map(|i| r.get_ref(i).map(value_from))
