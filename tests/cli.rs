@@ -2262,6 +2262,50 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
 }
 
 #[test]
+fn show_of_a_change_tells_its_story_from_ingest_to_revert() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&["--as", "alice", "approve", "sdr-agent:sdr-304"])
+        .assert()
+        .success();
+    env.cmd(&["apply"]).assert().success();
+    let id: i64 = env
+        .conn()
+        .query_row(
+            "SELECT c.id FROM crmgate_changes c JOIN crmgate_proposals p ON p.id = c.proposal_id
+             WHERE p.ext_id = 'sdr-304'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    env.cmd(&["revert", &id.to_string()]).assert().success();
+    let shown = json_of(&mut env.cmd(&["show", &format!("change:{id}"), "--json"]));
+    let c = &shown["change"];
+    assert_eq!(c["id"], id);
+    assert_eq!(c["field"], "owner");
+    assert_eq!(c["after"], "priya");
+    assert_eq!(c["approved_by"], "alice");
+    assert!(c["reverted_by"].is_i64(), "{c}");
+    assert_eq!(shown["proposal"]["ext_id"], "sdr-304");
+    let actions: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["ingest", "approve", "apply", "revert"]);
+    env.cmd(&["show", &format!("change:{id}")])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Its story, from ingest"))
+        .stdout(predicate::str::contains("reverted by"));
+    env.cmd(&["show", "change:999999"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("999999"));
+}
+
+#[test]
 fn a_revert_after_a_later_edit_is_refused_unless_an_admin_forces_it() {
     let env = Env::new();
     env.cmd(&["init", "--demo"]).assert().success();

@@ -102,8 +102,11 @@ pub enum Command {
         after_help = "Example:\n  crmgate list --state pending --source clearbit --limit 20\n  crmgate list --json --limit 0"
     )]
     List(queue::ListArgs),
-    /// One proposal in full: the record now, the change, where it came from, every event.
-    #[command(after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17")]
+    /// One proposal in full (the record now, the change, where it came from, every event), or
+    /// one change and its story from ingest to revert.
+    #[command(
+        after_help = "Example:\n  crmgate show 42\n  crmgate show clearbit:p-17\n  crmgate show change:17"
+    )]
     Show(queue::ShowArgs),
     /// Decide pending and suggested proposals one by one, record by record, on a terminal.
     #[command(

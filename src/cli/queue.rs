@@ -24,7 +24,8 @@ pub struct ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// A proposal: crmgate's id (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17).
+    /// A proposal: crmgate's id (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17);
+    /// or a change, as `log`, `apply` and `revert` number them: change:N.
     pub id: String,
 }
 
@@ -194,6 +195,13 @@ pub fn find_proposal(store: &Store, id: &str) -> Result<Proposal> {
 
 pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
+    if let Some(n) = args
+        .id
+        .strip_prefix("change:")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
+        return show_change(&store, n, ctx);
+    }
     let p = find_proposal(&store, &args.id)?;
     let obj = store.schema().object(&p.object);
     let record = match obj {
@@ -385,6 +393,111 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut all: Vec<&crate::audit::EventRow> = ingest.iter().chain(events.iter()).collect();
     all.sort_by_key(|e| e.seq);
     for e in all {
+        t.add_row([
+            e.seq.to_string(),
+            e.at.clone(),
+            format!("{} ({})", safe(&e.actor), e.actor_kind),
+            e.action.clone(),
+            safe(&event_summary(e)).into_owned(),
+        ]);
+    }
+    print_out(t)?;
+    Ok(Outcome::Done)
+}
+
+/// One change in full: what it wrote, the run, the change it undid or that undid it, and the
+/// story of its proposal from ingest to now.
+fn show_change(store: &Store, id: i64, ctx: &Ctx) -> Result<Outcome> {
+    let c = store.change(id)?.ok_or_else(|| Error::NotFound {
+        what: "change",
+        id: id.to_string(),
+    })?;
+    let undone_by = store.reverted_by(c.id)?;
+    let proposal = match c.proposal_id {
+        Some(p) => store.proposal(p)?,
+        None => None,
+    };
+    let mut events = Vec::new();
+    if let Some(p) = &proposal {
+        events.extend(store.ingest_event(p.ingest_id)?);
+        events.extend(store.events_for_proposal(p.id)?);
+    }
+    events.sort_by_key(|e| e.seq);
+    if ctx.ui.json {
+        print_json(&serde_json::json!({
+            "change": {
+                "id": c.id,
+                "run": c.run_id,
+                "proposal": c.proposal_id,
+                "reverts": c.reverts,
+                "reverted_by": undone_by,
+                "object": c.object,
+                "record": c.record,
+                "field": c.field,
+                "before": c.before.to_json(),
+                "after": c.after.to_json(),
+                "approved_by": c.approved_by,
+                "at": c.at,
+            },
+            "proposal": proposal,
+            "events": events,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let ui = &ctx.ui;
+    print_out(ui.heading(&format!("Change {} (run {})", c.id, c.run_id)))?;
+    let mut t = ui.table();
+    let mut add = |k: &str, v: String| {
+        if !v.is_empty() {
+            t.add_row([k.to_string(), v]);
+        }
+    };
+    add(
+        "record",
+        safe(&format!("{}/{}", c.object, c.record)).into_owned(),
+    );
+    add("field", safe(&c.field).into_owned());
+    add("before", quoted(&c.before.to_json()));
+    add("after", quoted(&c.after.to_json()));
+    add("at", c.at.clone());
+    add(
+        "approved by",
+        safe(c.approved_by.as_deref().unwrap_or("")).into_owned(),
+    );
+    if let Some(r) = c.reverts {
+        add("reverts", format!("change {r}"));
+    }
+    match undone_by {
+        Some(r) => add("reverted by", format!("change {r}")),
+        None => add("reverted by", "not reverted".into()),
+    }
+    if let Some(p) = &proposal {
+        let title = match p.source_ref() {
+            Some(r) => format!("{} ({})", p.id, r),
+            None => p.id.to_string(),
+        };
+        add(
+            "proposal",
+            safe(&format!(
+                "{title}, {} from {}, now {}",
+                p.kind, p.source, p.state
+            ))
+            .into_owned(),
+        );
+        add(
+            "reason",
+            safe(p.reason.as_deref().unwrap_or("")).into_owned(),
+        );
+        add(
+            "from",
+            format!("{}:{} ({})", safe(&p.file), p.line, p.created_at),
+        );
+    }
+    print_out(t)?;
+    print_out(ui.heading("Its story, from ingest:"))?;
+    let mut t = ui.table();
+    t.set_header(["seq", "at", "actor", "action", "detail"]);
+    for e in &events {
         t.add_row([
             e.seq.to_string(),
             e.at.clone(),

@@ -49,9 +49,20 @@ fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
     .map_err(db_err)
 }
 
+fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
+    conn.prepare_cached("SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
+        .map_err(db_err)
+}
+
 impl Store {
     pub fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
         change(&self.conn, id)
+    }
+
+    /// The change that reverted `id`, if one did.
+    pub fn reverted_by(&self, id: i64) -> Result<Option<i64>> {
+        reverted_by(&self.conn, id)
     }
 
     /// A run's change ids, newest first: the order a revert undoes them in.
@@ -144,10 +155,7 @@ impl Writer<'_> {
 
     /// The change that reverted `id`, if one did.
     pub fn reverted_by(&self, id: i64) -> Result<Option<i64>> {
-        self.tx
-            .prepare_cached("SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1")
-            .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
-            .map_err(db_err)
+        reverted_by(&self.tx, id)
     }
 
     /// Approved proposals, oldest first: the apply queue.
