@@ -67,7 +67,27 @@ pub struct Options {
     pub keep_all: bool,
 }
 
-/// Applies approved proposals, oldest first.
+/// Approved proposals to apply, oldest first, as `opts` narrows them.
+pub fn queue(w: &Writer<'_>, opts: &Options) -> Result<Vec<i64>> {
+    let mut ids = w.approved_ids(opts.source.as_deref())?;
+    if let Some(only) = &opts.only {
+        ids.retain(|id| only.contains(id));
+    }
+    if let Some(l) = opts.limit {
+        ids.truncate(l);
+    }
+    Ok(ids)
+}
+
+/// What a run carries from one chunk (one transaction) to the next.
+#[derive(Debug, Default)]
+pub struct RunState {
+    pub run: Option<i64>,
+    /// Proposals of each source applied on the policy's word alone, for `max_auto_per_run`.
+    auto_in_run: std::collections::HashMap<String, u64>,
+}
+
+/// Applies approved proposals, oldest first, in the caller's one transaction.
 pub fn apply(
     w: &Writer<'_>,
     policy: &Policy,
@@ -79,22 +99,51 @@ pub fn apply(
         keep_all: opts.keep_all,
         ..Report::default()
     };
-    let mut ids = w.approved_ids(opts.source.as_deref())?;
-    if let Some(only) = &opts.only {
-        ids.retain(|id| only.contains(id));
-    }
-    if let Some(l) = opts.limit {
-        ids.truncate(l);
-    }
+    let ids = queue(w, opts)?;
+    apply_ids(
+        w,
+        policy,
+        version,
+        actor,
+        &ids,
+        &mut RunState::default(),
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+/// Applies these proposals as part of the run in `state` (begun here if it has not been).
+/// A large run calls this once per chunk, each in its own transaction: every proposal is
+/// applied with its change and events or not at all, and a crash loses at most the chunk in
+/// flight. Pauses are read again for every chunk, so a pause stops a long run at the next one.
+pub fn apply_ids(
+    w: &Writer<'_>,
+    policy: &Policy,
+    version: i64,
+    actor: &str,
+    ids: &[i64],
+    state: &mut RunState,
+    report: &mut Report,
+) -> Result<()> {
     if ids.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
-    let run = w.begin_run("apply", actor)?;
+    let run = match state.run {
+        Some(run) => run,
+        None => {
+            let run = w.begin_run("apply", actor)?;
+            state.run = Some(run);
+            run
+        }
+    };
     report.run = Some(run);
     let pauses = w.pauses()?;
-    let mut auto_in_run: std::collections::HashMap<String, u64> = Default::default();
-    for id in ids {
+    for &id in ids {
         let Some(p) = w.proposal(id)? else { continue };
+        // Listed before this chunk's transaction: someone may have moved it on since.
+        if p.state != State::Approved.as_str() {
+            continue;
+        }
         let item = |result: &'static str, why: Option<String>, change: Option<i64>| Item {
             proposal: p.id,
             record: p.record_ref(),
@@ -112,13 +161,13 @@ pub fn apply(
             report.push(item("paused", Some(format!("paused: {}", x.reason)), None));
             continue;
         }
-        let outcome = apply_one(w, policy, version, actor, &p, run, &mut auto_in_run)?;
+        let outcome = apply_one(w, policy, version, actor, &p, run, &mut state.auto_in_run)?;
         report.push(match outcome {
             Ok(change) => item("applied", None, Some(change)),
             Err((result, why)) => item(result, Some(why), None),
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 type Refusal = (&'static str, String);

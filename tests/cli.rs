@@ -2262,6 +2262,36 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
 }
 
 #[test]
+fn a_run_in_chunks_is_one_run_and_reverts_as_one() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&[
+        "--as",
+        "alice",
+        "approve",
+        "apollo:ap-1",
+        "sdr-agent:sdr-304",
+    ])
+    .assert()
+    .success();
+    let original = crm_dump(&env);
+    // Three proposals per transaction: eight proposals take three chunks.
+    env.cmd(&["apply"])
+        .env("CRMGATE_APPLY_CHUNK", "3")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 8 applied"));
+    assert_eq!(
+        env.count("SELECT count(DISTINCT run_id) FROM crmgate_changes"),
+        1
+    );
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 8);
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(crm_dump(&env), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn show_of_a_change_tells_its_story_from_ingest_to_revert() {
     let env = Env::new();
     env.cmd(&["init", "--demo"]).assert().success();

@@ -78,6 +78,11 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         keep_all: args.plan_out.is_some(),
     };
     let now = ctx.now.clone();
+    // A plain apply commits in chunks; a dry run, and a run that makes or follows a plan, are
+    // one transaction (the plan describes, and is checked against, one moment of the store).
+    if !args.dry_run && plan.is_none() && args.plan_out.is_none() {
+        return apply_in_chunks(&mut store, &policy, version, &opts, ctx);
+    }
     let run = |w: &mut crate::store::Writer<'_>| -> Result<(Report, apply::Plan)> {
         if let Some(plan) = &plan {
             let changed = plan.changes_since(w)?;
@@ -116,6 +121,93 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     print_report(&report, args.dry_run, ctx)?;
+    Ok(if report.exceptions() > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Done
+    })
+}
+
+/// How many proposals one transaction of an apply run takes.
+fn chunk_size() -> usize {
+    std::env::var("CRMGATE_APPLY_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(10_000)
+}
+
+/// Applies the queue a chunk per transaction, with a progress bar on a terminal. The store is
+/// locked only one chunk at a time, so a reviewer's decisions get in between. If the lock
+/// cannot be had for a later chunk, what was committed stays (each proposal whole) and the
+/// rest waits for the next run: exit 3, not 75, because something did change.
+fn apply_in_chunks(
+    store: &mut crate::store::Store,
+    policy: &crate::policy::Policy,
+    version: i64,
+    opts: &Options,
+    ctx: &Ctx,
+) -> Result<Outcome> {
+    let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
+    let mut report = Report::default();
+    let mut state = apply::RunState::default();
+    let bar =
+        (ctx.ui.interactive_err && !ctx.ui.quiet && !ctx.ui.json && ids.len() > 1).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(ids.len() as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "applying [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+    let mut stopped: Option<Error> = None;
+    for chunk in ids.chunks(chunk_size()) {
+        let now = super::now();
+        let done = store.write(&now, |w| {
+            apply::apply_ids(
+                w,
+                policy,
+                version,
+                &ctx.actor,
+                chunk,
+                &mut state,
+                &mut report,
+            )
+        });
+        match done {
+            Ok(()) => {
+                if let Some(b) = &bar {
+                    b.inc(chunk.len() as u64);
+                }
+            }
+            // Nothing committed yet: the usual meaning of the error holds.
+            Err(e) if report.total() == 0 => return Err(e),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print_report(&report, false, ctx)?;
+    if let Some(e) = stopped {
+        eprintln!(
+            "error: the run stopped after {} proposals were committed: {e}",
+            report.total()
+        );
+        eprintln!(
+            "hint: what was committed stays, each proposal whole; run `crmgate apply` again for the rest"
+        );
+        return Ok(Outcome::Partial);
+    }
     Ok(if report.exceptions() > 0 {
         Outcome::Partial
     } else {
