@@ -745,13 +745,7 @@ impl Review<'_> {
                 match key {
                     'y' => match self.decide(p.id, Verb::Approve { note: None })? {
                         Ok(()) => {
-                            tally.approved += 1;
-                            left -= 1;
-                            made.push(Made {
-                                id: p.id,
-                                record: record.clone(),
-                                verb: "approved",
-                            });
+                            book(&mut tally, &mut made, &mut left, p.id, &record, "approved");
                             note = Some(format!("✓ approved #{}", p.id));
                             break;
                         }
@@ -767,13 +761,7 @@ impl Review<'_> {
                         };
                         match self.decide(p.id, Verb::Reject { reason })? {
                             Ok(()) => {
-                                tally.rejected += 1;
-                                left -= 1;
-                                made.push(Made {
-                                    id: p.id,
-                                    record: record.clone(),
-                                    verb: "rejected",
-                                });
+                                book(&mut tally, &mut made, &mut left, p.id, &record, "rejected");
                                 note = Some(format!("✗ rejected #{}", p.id));
                                 break;
                             }
@@ -790,13 +778,7 @@ impl Review<'_> {
                         }
                         match self.edit(prompt, &p)? {
                             Some(Ok(())) => {
-                                tally.edited += 1;
-                                left -= 1;
-                                made.push(Made {
-                                    id: p.id,
-                                    record: record.clone(),
-                                    verb: "edited",
-                                });
+                                book(&mut tally, &mut made, &mut left, p.id, &record, "edited");
                                 note = Some(format!("✎ edited and approved #{}", p.id));
                                 break;
                             }
@@ -838,20 +820,10 @@ impl Review<'_> {
                             match self.decide(id, verb.clone())? {
                                 Ok(()) => {
                                     done += 1;
-                                    left -= 1;
-                                    made.push(Made {
-                                        id,
-                                        record: record.clone(),
-                                        verb: word,
-                                    });
+                                    book(&mut tally, &mut made, &mut left, id, &record, word);
                                 }
                                 Err(why) => failed.push(format!("#{id}: {why}")),
                             }
-                        }
-                        if key == 'a' {
-                            tally.approved += done;
-                        } else {
-                            tally.rejected += done;
                         }
                         let mut msg = format!("{done} {word} for {}", p.record_ref());
                         if !failed.is_empty() {
@@ -868,11 +840,7 @@ impl Review<'_> {
                         match self.undo(last.id)? {
                             Ok(()) => {
                                 tally.undone += 1;
-                                match last.verb {
-                                    "approved" => tally.approved -= 1,
-                                    "rejected" => tally.rejected -= 1,
-                                    _ => tally.edited -= 1,
-                                }
+                                *tally.of(last.verb) -= 1;
                                 left += 1;
                                 // Show this one again, then the one undone.
                                 todo.push_front((p.id, record.clone()));
@@ -947,6 +915,35 @@ impl Review<'_> {
             }
         }
     }
+}
+
+impl Tally {
+    /// The count a decision of `verb` (approved, rejected, edited) goes into.
+    fn of(&mut self, verb: &str) -> &mut u64 {
+        match verb {
+            "approved" => &mut self.approved,
+            "rejected" => &mut self.rejected,
+            _ => &mut self.edited,
+        }
+    }
+}
+
+/// Books a decision made in this review: its count, the queue left, and the undo stack.
+fn book(
+    tally: &mut Tally,
+    made: &mut Vec<Made>,
+    left: &mut i64,
+    id: i64,
+    record: &str,
+    verb: &'static str,
+) {
+    *tally.of(verb) += 1;
+    *left -= 1;
+    made.push(Made {
+        id,
+        record: record.to_string(),
+        verb,
+    });
 }
 
 fn say(prompt: &Prompt, text: &str) -> Result<()> {

@@ -27,6 +27,22 @@ pub struct ListFilter {
     pub limit: Option<u64>,
 }
 
+impl ListFilter {
+    /// Adds the source, kind and object clauses (numbered after `params`) to a query.
+    fn narrow(&self, clauses: &mut Vec<String>, params: &mut Vec<String>) {
+        for (col, v) in [
+            ("p.source", &self.source),
+            ("p.kind", &self.kind),
+            ("p.object", &self.object),
+        ] {
+            if let Some(v) = v {
+                params.push(v.clone());
+                clauses.push(format!("{col} = ?{}", params.len()));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CountRow {
     pub key: String,
@@ -545,16 +561,7 @@ impl Store {
                 .join(", ")
         )];
         let mut params: Vec<String> = Vec::new();
-        for (col, v) in [
-            ("p.source", &filter.source),
-            ("p.kind", &filter.kind),
-            ("p.object", &filter.object),
-        ] {
-            if let Some(v) = v {
-                params.push(v.clone());
-                clauses.push(format!("{col} = ?{}", params.len()));
-            }
-        }
+        filter.narrow(&mut clauses, &mut params);
         let mut stmt = self
             .conn
             .prepare(&format!(
@@ -609,16 +616,7 @@ impl Store {
             params.push(s.as_str().to_string());
             clauses.push(format!("p.state = ?{}", params.len()));
         }
-        for (col, v) in [
-            ("p.source", &filter.source),
-            ("p.kind", &filter.kind),
-            ("p.object", &filter.object),
-        ] {
-            if let Some(v) = v {
-                params.push(v.clone());
-                clauses.push(format!("{col} = ?{}", params.len()));
-            }
-        }
+        filter.narrow(&mut clauses, &mut params);
         (clauses, params)
     }
 
