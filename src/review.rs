@@ -19,7 +19,7 @@ use crate::policy::{Decision, Policy};
 use crate::prompt::{Answer, Prompt};
 use crate::schema::Object;
 use crate::score::Signal;
-use crate::store::{ListFilter, Store};
+use crate::store::{GroupWalk, ListFilter, Store};
 use crate::ui::{Ui, safe};
 use crate::validate::FieldType;
 
@@ -685,24 +685,17 @@ impl Review<'_> {
         // (id, object/record) of what is left to show of the current record, and anything undone.
         let mut todo: VecDeque<(i64, String)> = VecDeque::new();
         let mut group_len = 0usize;
-        let mut after: Option<(String, String)> = None;
+        let mut walk = GroupWalk::default();
         let mut note: Option<String> = None;
         'walk: loop {
-            if self.limit.is_some_and(|l| tally.shown >= l) && !todo.is_empty() {
-                todo.clear();
+            if self.limit.is_some_and(|l| tally.shown >= l) {
+                break;
             }
             let Some((id, _)) = todo.pop_front() else {
-                if self.limit.is_some_and(|l| tally.shown >= l) {
+                let group = self.store.next_open_group(&self.filter, &mut walk)?;
+                if group.is_empty() {
                     break;
                 }
-                let group = self.store.open_group_after(
-                    &self.filter,
-                    after.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
-                )?;
-                let Some(first) = group.first() else {
-                    break;
-                };
-                after = Some((first.object.clone(), first.record.clone()));
                 group_len = group.len();
                 todo.extend(group.iter().map(|p| (p.id, p.record_ref())));
                 continue;

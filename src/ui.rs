@@ -46,6 +46,24 @@ impl Ui {
         }
     }
 
+    /// A progress bar on stderr out of `total` (`{bar}` in `template` is the bar itself), or
+    /// `None` where no one would see one: not a terminal, `--quiet` or `--json`.
+    pub fn progress(&self, total: u64, template: &str) -> Option<indicatif::ProgressBar> {
+        if self.quiet || self.json || !self.interactive_err {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        Some(bar)
+    }
+
     pub fn table(&self) -> Table {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED)

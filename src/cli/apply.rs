@@ -121,11 +121,7 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     print_report(&report, args.dry_run, ctx)?;
-    Ok(if report.exceptions() > 0 {
-        Outcome::Partial
-    } else {
-        Outcome::Done
-    })
+    Ok(outcome(&report))
 }
 
 /// How many proposals one transaction of an apply run takes.
@@ -151,21 +147,14 @@ fn apply_in_chunks(
     let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
     let mut report = Report::default();
     let mut state = apply::RunState::default();
-    let bar =
-        (ctx.ui.interactive_err && !ctx.ui.quiet && !ctx.ui.json && ids.len() > 1).then(|| {
-            let bar = indicatif::ProgressBar::with_draw_target(
-                Some(ids.len() as u64),
-                indicatif::ProgressDrawTarget::stderr(),
-            );
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "applying [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            bar
-        });
+    let bar = if ids.len() > 1 {
+        ctx.ui.progress(
+            ids.len() as u64,
+            "applying [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
+        )
+    } else {
+        None
+    };
     let mut stopped: Option<Error> = None;
     for chunk in ids.chunks(chunk_size()) {
         let now = super::now();
@@ -208,11 +197,16 @@ fn apply_in_chunks(
         );
         return Ok(Outcome::Partial);
     }
-    Ok(if report.exceptions() > 0 {
+    Ok(outcome(&report))
+}
+
+/// Exit 3 when any proposal was not applied.
+fn outcome(report: &Report) -> Outcome {
+    if report.exceptions() > 0 {
         Outcome::Partial
     } else {
         Outcome::Done
-    })
+    }
 }
 
 fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {

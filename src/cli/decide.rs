@@ -4,19 +4,14 @@
 use super::{Ctx, Outcome, print_json};
 use crate::error::{Error, Result};
 use crate::human::{self, Verb};
-use crate::model::{Kind, State};
+use crate::model::State;
 use crate::policy::Decision;
-use crate::store::ListFilter;
 
 /// Which pending proposals a filter-wide decision covers. Suggestions are never decided in bulk.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Filter {
-    #[arg(long, value_name = "NAME")]
-    pub source: Option<String>,
-    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
-    pub kind: Option<String>,
-    #[arg(long, value_name = "OBJECT")]
-    pub object: Option<String>,
+    #[command(flatten)]
+    pub narrow: super::queue::Narrow,
     /// Only proposals this policy rule matched.
     #[arg(long, value_name = "NAME")]
     pub rule: Option<String>,
@@ -30,11 +25,7 @@ pub struct Filter {
 
 impl Filter {
     fn is_set(&self) -> bool {
-        self.source.is_some()
-            || self.kind.is_some()
-            || self.object.is_some()
-            || self.rule.is_some()
-            || self.max_confidence.is_some()
+        self.narrow.is_set() || self.rule.is_some() || self.max_confidence.is_some()
     }
 }
 
@@ -110,12 +101,7 @@ fn run(ids: &[String], filter: &Filter, verb: Verb, ctx: &Ctx) -> Result<Outcome
     // Resolve what to decide before taking the write lock.
     let mut targets: Vec<(String, Option<i64>)> = Vec::new();
     if filter.is_set() {
-        let base = ListFilter {
-            source: filter.source.clone(),
-            kind: filter.kind.clone(),
-            object: filter.object.clone(),
-            ..ListFilter::default()
-        };
+        let base = filter.narrow.clone().filter(None, None);
         for id in store.proposal_ids(&base, &[State::Pending])? {
             let Some(p) = store.proposal(id)? else {
                 continue;

@@ -195,9 +195,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         super::queue::list(
             super::queue::ListArgs {
                 state: Some(state.to_string()),
-                source: None,
-                kind: None,
-                object: None,
+                narrow: super::queue::Narrow::default(),
                 limit,
             },
             &demo_ctx,

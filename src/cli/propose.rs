@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::{Ctx, Outcome, print_json};
 use crate::error::{Error, Result};
@@ -122,21 +122,13 @@ pub fn ingest(
 }
 
 fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
-    if ctx.ui.quiet || ctx.ui.json || !ctx.ui.interactive_err {
-        return None;
-    }
     let total: u64 = inputs.iter().filter_map(Input::size).sum();
     // Small files finish before a bar would be seen.
     if total < 4 * 1024 * 1024 {
         return None;
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    Some(bar)
+    ctx.ui
+        .progress(total, "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
 }
 
 fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {

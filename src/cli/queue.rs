@@ -6,17 +6,57 @@ use crate::model::{Kind, Proposal, State, Value};
 use crate::store::{ListFilter, Store};
 use crate::ui::safe;
 
+/// The narrowing the queue commands share: one source, kind or object.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Narrow {
+    /// Only this source's proposals.
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Only proposals of this kind.
+    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
+    pub kind: Option<String>,
+    /// Only proposals for records of this object (table).
+    #[arg(long, value_name = "OBJECT")]
+    pub object: Option<String>,
+}
+
+impl Narrow {
+    pub fn is_set(&self) -> bool {
+        self.source.is_some() || self.kind.is_some() || self.object.is_some()
+    }
+
+    /// As a store filter.
+    pub fn filter(self, state: Option<State>, limit: Option<u64>) -> ListFilter {
+        ListFilter {
+            state,
+            source: self.source,
+            kind: self.kind,
+            object: self.object,
+            limit,
+        }
+    }
+
+    /// As a store filter, with an object that does not exist refused by name.
+    pub fn checked(
+        self,
+        store: &Store,
+        state: Option<State>,
+        limit: Option<u64>,
+    ) -> Result<ListFilter> {
+        if let Some(o) = &self.object {
+            super::records::object(store.schema(), o)?;
+        }
+        Ok(self.filter(state, limit))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only proposals in this state (default: every state).
     #[arg(long, value_parser = State::ALL.map(State::as_str))]
     pub state: Option<String>,
-    #[arg(long, value_name = "NAME")]
-    pub source: Option<String>,
-    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
-    pub kind: Option<String>,
-    #[arg(long, value_name = "OBJECT")]
-    pub object: Option<String>,
+    #[command(flatten)]
+    pub narrow: Narrow,
     /// At most this many, newest first; 0 for all.
     #[arg(long, default_value_t = 50)]
     pub limit: u64,
@@ -108,16 +148,11 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
 
 pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    if let Some(o) = &args.object {
-        super::records::object(store.schema(), o)?;
-    }
-    let filter = ListFilter {
-        state: args.state.as_deref().and_then(State::parse),
-        source: args.source,
-        kind: args.kind,
-        object: args.object,
-        limit: (args.limit > 0).then_some(args.limit),
-    };
+    let filter = args.narrow.checked(
+        &store,
+        args.state.as_deref().and_then(State::parse),
+        (args.limit > 0).then_some(args.limit),
+    )?;
     let (rows, total) = store.list_proposals(&filter)?;
     if ctx.ui.json {
         print_json(&rows)?;

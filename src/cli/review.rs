@@ -3,7 +3,7 @@
 
 use super::{Ctx, Outcome, print_json, print_out};
 use crate::error::Result;
-use crate::model::{Kind, State};
+use crate::model::State;
 use crate::prompt::{self, Prompt};
 use crate::review::Review;
 use crate::store::ListFilter;
@@ -13,12 +13,8 @@ pub struct ReviewArgs {
     /// Only pending or only suggested proposals (default: both).
     #[arg(long, value_parser = ["pending", "suggested"])]
     pub state: Option<String>,
-    #[arg(long, value_name = "NAME")]
-    pub source: Option<String>,
-    #[arg(long, value_parser = Kind::ALL.map(Kind::as_str))]
-    pub kind: Option<String>,
-    #[arg(long, value_name = "OBJECT")]
-    pub object: Option<String>,
+    #[command(flatten)]
+    pub narrow: super::queue::Narrow,
     /// Stop after this many proposals.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
@@ -29,16 +25,9 @@ const LISTED: usize = 20;
 
 pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
-    if let Some(o) = &args.object {
-        super::records::object(store.schema(), o)?;
-    }
-    let filter = ListFilter {
-        state: args.state.as_deref().and_then(State::parse),
-        source: args.source,
-        kind: args.kind,
-        object: args.object,
-        limit: None,
-    };
+    let filter = args
+        .narrow
+        .checked(&store, args.state.as_deref().and_then(State::parse), None)?;
     if !prompt::attended() || ctx.ui.json {
         return unattended(&store, &filter, ctx);
     }
@@ -77,16 +66,12 @@ pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
 fn unattended(store: &crate::store::Store, filter: &ListFilter, ctx: &Ctx) -> Result<Outcome> {
     let total = store.open_count(filter)?;
     let mut rows = Vec::new();
-    let mut after: Option<(String, String)> = None;
+    let mut walk = crate::store::GroupWalk::default();
     while rows.len() < LISTED {
-        let group = store.open_group_after(
-            filter,
-            after.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
-        )?;
-        let Some(first) = group.first() else {
+        let group = store.next_open_group(filter, &mut walk)?;
+        if group.is_empty() {
             break;
-        };
-        after = Some((first.object.clone(), first.record.clone()));
+        }
         rows.extend(group);
     }
     rows.truncate(LISTED);

@@ -24,7 +24,7 @@ use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 pub use changes::ChangeRow;
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
-pub use queue::{CountRow, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
+pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
 pub use stage::{KeyRow, Staged};
 

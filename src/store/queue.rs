@@ -28,8 +28,12 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// Adds the source, kind and object clauses (numbered after `params`) to a query.
+    /// Adds the state, source, kind and object clauses (numbered after `params`) to a query.
     fn narrow(&self, clauses: &mut Vec<String>, params: &mut Vec<String>) {
+        if let Some(s) = self.state {
+            params.push(s.as_str().to_string());
+            clauses.push(format!("p.state = ?{}", params.len()));
+        }
         for (col, v) in [
             ("p.source", &self.source),
             ("p.kind", &self.kind),
@@ -298,22 +302,7 @@ impl Store {
     pub fn list_proposals(&self, filter: &ListFilter) -> Result<(Vec<Proposal>, i64)> {
         let mut clauses = Vec::new();
         let mut params: Vec<String> = Vec::new();
-        let mut add = |clause: &str, v: &str| {
-            params.push(v.to_string());
-            clauses.push(format!("{clause} ?{}", params.len()));
-        };
-        if let Some(s) = filter.state {
-            add("p.state =", s.as_str());
-        }
-        if let Some(s) = &filter.source {
-            add("p.source =", s);
-        }
-        if let Some(k) = &filter.kind {
-            add("p.kind =", k);
-        }
-        if let Some(o) = &filter.object {
-            add("p.object =", o);
-        }
+        filter.narrow(&mut clauses, &mut params);
         let where_sql = if clauses.is_empty() {
             String::new()
         } else {
@@ -603,6 +592,12 @@ impl Writer<'_> {
     }
 }
 
+/// Where a walk of the undecided proposals, record by record, has got to.
+#[derive(Debug, Default)]
+pub struct GroupWalk {
+    after: Option<(String, String)>,
+}
+
 /// The undecided proposals a review walks: `state` narrows to pending or suggested.
 const OPEN: &str = "p.state IN ('pending', 'suggested')";
 
@@ -612,10 +607,6 @@ impl Store {
     fn open_clauses(filter: &ListFilter) -> (Vec<String>, Vec<String>) {
         let mut clauses = vec![OPEN.to_string()];
         let mut params = Vec::new();
-        if let Some(s) = filter.state {
-            params.push(s.as_str().to_string());
-            clauses.push(format!("p.state = ?{}", params.len()));
-        }
         filter.narrow(&mut clauses, &mut params);
         (clauses, params)
     }
@@ -635,11 +626,28 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// The next record with undecided proposals matching `filter` after the one `walk` is at,
+    /// and all of those proposals; `walk` moves on to it. Empty when there is none.
+    pub fn next_open_group(
+        &self,
+        filter: &ListFilter,
+        walk: &mut GroupWalk,
+    ) -> Result<Vec<Proposal>> {
+        let group = self.open_group_after(
+            filter,
+            walk.after.as_ref().map(|(o, r)| (o.as_str(), r.as_str())),
+        )?;
+        if let Some(first) = group.first() {
+            walk.after = Some((first.object.clone(), first.record.clone()));
+        }
+        Ok(group)
+    }
+
     /// The next record after `after` (object, record) with undecided proposals matching
     /// `filter`, and all of those proposals, oldest first. Records come in (object, record)
     /// order, each found through the index, so the first screen of a review costs the same on
     /// a queue of ten or of a million.
-    pub fn open_group_after(
+    fn open_group_after(
         &self,
         filter: &ListFilter,
         after: Option<(&str, &str)>,
