@@ -82,7 +82,7 @@ pub fn queue(w: &Writer<'_>, opts: &Options) -> Result<Vec<i64>> {
 /// What a run carries from one chunk (one transaction) to the next.
 #[derive(Debug, Default)]
 pub struct RunState {
-    pub run: Option<i64>,
+    run: Option<i64>,
     /// Proposals of each source applied on the policy's word alone, for `max_auto_per_run`.
     auto_in_run: std::collections::HashMap<String, u64>,
 }
