@@ -37,10 +37,11 @@ pub struct Report {
 const KEEP_ITEMS: usize = 1000;
 
 impl Report {
-    fn push(&mut self, item: Item) {
-        *self.counts.entry(item.result).or_default() += 1;
+    /// Counts one proposal's outcome; `item` is built only when the report keeps it.
+    fn push(&mut self, result: &'static str, item: impl FnOnce() -> Item) {
+        *self.counts.entry(result).or_default() += 1;
         if self.keep_all || self.items.len() < KEEP_ITEMS {
-            self.items.push(item);
+            self.items.push(item());
         }
     }
 
@@ -139,7 +140,9 @@ pub fn apply_ids(
     report.run = Some(run);
     let pauses = w.pauses()?;
     for &id in ids {
-        let Some(p) = w.proposal(id)? else { continue };
+        let Some((p, approver)) = w.proposal_to_apply(id)? else {
+            continue;
+        };
         // Listed before this chunk's transaction: someone may have moved it on since.
         if p.state != State::Approved.as_str() {
             continue;
@@ -158,14 +161,25 @@ pub fn apply_ids(
             .iter()
             .find(|x| x.source.is_none() || x.source.as_deref() == Some(p.source.as_str()));
         if let Some(x) = paused {
-            report.push(item("paused", Some(format!("paused: {}", x.reason)), None));
+            report.push("paused", || {
+                item("paused", Some(format!("paused: {}", x.reason)), None)
+            });
             continue;
         }
-        let outcome = apply_one(w, policy, version, actor, &p, run, &mut state.auto_in_run)?;
-        report.push(match outcome {
-            Ok(change) => item("applied", None, Some(change)),
-            Err((result, why)) => item(result, Some(why), None),
-        });
+        let outcome = apply_one(
+            w,
+            policy,
+            version,
+            actor,
+            &p,
+            approver,
+            run,
+            &mut state.auto_in_run,
+        )?;
+        match outcome {
+            Ok(change) => report.push("applied", || item("applied", None, Some(change))),
+            Err((result, why)) => report.push(result, || item(result, Some(why), None)),
+        }
     }
     Ok(())
 }
@@ -226,7 +240,7 @@ fn refuse(
     why: String,
 ) -> Result<std::result::Result<i64, Refusal>> {
     w.set_state(p.id, &[State::Approved], stop.state())?;
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "system",
         action: stop.action(),
@@ -250,11 +264,12 @@ fn apply_one(
     version: i64,
     actor: &str,
     p: &Proposal,
+    approver: Option<String>,
     run: i64,
     auto_in_run: &mut std::collections::HashMap<String, u64>,
 ) -> Result<std::result::Result<i64, Refusal>> {
     if p.merge_into.is_some() {
-        return merge_one(w, policy, version, actor, p, run);
+        return merge_one(w, policy, version, actor, p, approver, run);
     }
     let schema = w.schema();
     let field = p.field.clone().unwrap_or_default();
@@ -299,7 +314,6 @@ fn apply_one(
         .collect();
     let records: Vec<&[(&str, &Value)]> = vec![&pairs];
     let value = json_to_value(&p.value);
-    let approver = w.approver_of(p.id)?;
     let by_policy = p.decision.as_deref() == Some("auto") && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
     let now = policy::decide(
@@ -381,10 +395,18 @@ fn apply_one(
         w.savepoint("crmgate_apply_one")?;
     }
     let mut wrote = false;
-    let verified = match w.write_field(obj, &p.record, &field, &value) {
-        Ok(true) => {
-            wrote = true;
-            let back = w.record_row(obj, &p.record)?.map(|r| r[at].clone());
+    let written = if guarded {
+        w.write_field(obj, &p.record, &field, &value)
+            .and_then(|found| match found {
+                true => Ok(w.record_row(obj, &p.record)?.map(|r| r[at].clone())),
+                false => Ok(None),
+            })
+    } else {
+        w.write_field_returning(obj, &p.record, &field, &value)
+    };
+    let verified = match written {
+        Ok(back) => {
+            wrote = back.is_some();
             match back {
                 Some(v) if crate::store::same(&v, &value) => Ok(()),
                 Some(v) => Err(format!(
@@ -395,7 +417,6 @@ fn apply_one(
                 None => Err("the record vanished during the write".into()),
             }
         }
-        Ok(false) => Err("the record vanished during the write".into()),
         // A statement that fails is rolled back by SQLite on its own.
         Err(e) => Err(format!("the store refused the write: {e}")),
     };
@@ -421,7 +442,7 @@ fn apply_one(
         p.policy_version,
     )?;
     w.set_state(p.id, &[State::Approved], State::Applied)?;
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: if by_policy { "policy" } else { "human" },
         action: "apply",
@@ -506,12 +527,12 @@ pub fn revert(
     let mut done = RevertSummary::default();
     for &id in ids {
         // One change at a time: a run of a million changes is never all in memory.
-        let Some(change) = w.change(id)? else {
+        let Some((change, reverted_by)) = w.change_to_revert(id)? else {
             refusals.push(format!("change {id} does not exist"));
             continue;
         };
         let c = &change;
-        if let Some(by) = w.reverted_by(c.id)? {
+        if let Some(by) = reverted_by {
             refusals.push(format!(
                 "change {} was already reverted by change {by}",
                 c.id
@@ -570,7 +591,7 @@ pub fn revert(
             };
             w.set_state(p, &[from], to)?;
         }
-        w.append_event(&NewEvent {
+        w.append_event(NewEvent {
             actor: actor.to_string(),
             actor_kind: "human",
             action: "revert",
@@ -657,15 +678,15 @@ fn current_of(
     record: &str,
     field: &str,
 ) -> Result<std::result::Result<Value, String>> {
-    let row = w.record_row(obj, record)?;
     if field == WHOLE_RECORD {
+        let row = w.record_row(obj, record)?;
         return Ok(Ok(row.map(|r| snapshot(obj, &r)).unwrap_or(Value::Null)));
     }
-    let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
+    if obj.column(field).is_none() {
         return Ok(Err(format!("the field {field} no longer exists")));
-    };
-    Ok(match row {
-        Some(r) => Ok(r[at].clone()),
+    }
+    Ok(match w.read_field(obj, record, field)? {
+        Some(v) => Ok(v),
         None => Err(format!("{}/{record} no longer exists", obj.name)),
     })
 }
@@ -711,6 +732,7 @@ fn merge_one(
     version: i64,
     actor: &str,
     p: &Proposal,
+    approver: Option<String>,
     run: i64,
 ) -> Result<std::result::Result<i64, Refusal>> {
     let into = p.merge_into.clone().unwrap_or_default();
@@ -778,7 +800,7 @@ fn merge_one(
             "one of the two records changed since the merge was proposed".into(),
         );
     }
-    let approved_by = w.approver_of(p.id)?.unwrap_or_else(|| "policy".into());
+    let approved_by = approver.unwrap_or_else(|| "policy".into());
     // Each step is a change and an event of its own, so the log alone can replay the merge.
     let change = |object: &str,
                   record: &str,
@@ -798,7 +820,7 @@ fn merge_one(
             Some(&approved_by),
             p.policy_version,
         )?;
-        w.append_event(&NewEvent {
+        w.append_event(NewEvent {
             actor: actor.to_string(),
             actor_kind: "human",
             action: "apply",

@@ -42,29 +42,7 @@ pub struct EventRow {
 
 impl EventRow {
     pub fn canonical(&self) -> String {
-        serde_json::json!([
-            self.seq,
-            self.at,
-            self.actor,
-            self.actor_kind,
-            self.action,
-            self.proposal_id,
-            self.change_id,
-            self.run_id,
-            self.object,
-            self.record,
-            self.field,
-            self.prev_value,
-            self.new_value,
-            self.source,
-            self.confidence,
-            self.rules,
-            self.policy_version,
-            self.approver,
-            self.detail,
-            self.prev_hash,
-        ])
-        .to_string()
+        serde_json::to_string(&Canonical(self)).expect("an event serializes")
     }
 
     pub fn compute_hash(&self) -> String {
@@ -72,8 +50,41 @@ impl EventRow {
     }
 }
 
+/// The canonical array, serialized straight from the row: an apply hashes one event per
+/// change, and building a `serde_json::Value` tree for each cost more than the hash.
+struct Canonical<'a>(&'a EventRow);
+
+impl serde::Serialize for Canonical<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let e = self.0;
+        let mut t = s.serialize_tuple(20)?;
+        t.serialize_element(&e.seq)?;
+        t.serialize_element(&e.at)?;
+        t.serialize_element(&e.actor)?;
+        t.serialize_element(&e.actor_kind)?;
+        t.serialize_element(&e.action)?;
+        t.serialize_element(&e.proposal_id)?;
+        t.serialize_element(&e.change_id)?;
+        t.serialize_element(&e.run_id)?;
+        t.serialize_element(&e.object)?;
+        t.serialize_element(&e.record)?;
+        t.serialize_element(&e.field)?;
+        t.serialize_element(&e.prev_value)?;
+        t.serialize_element(&e.new_value)?;
+        t.serialize_element(&e.source)?;
+        t.serialize_element(&e.confidence)?;
+        t.serialize_element(&e.rules)?;
+        t.serialize_element(&e.policy_version)?;
+        t.serialize_element(&e.approver)?;
+        t.serialize_element(&e.detail)?;
+        t.serialize_element(&e.prev_hash)?;
+        t.end()
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::model::hex(&Sha256::digest(bytes))
+    format!("{:x}", Sha256::digest(bytes))
 }
 
 #[cfg(test)]
@@ -111,6 +122,72 @@ mod tests {
         assert_eq!(
             event().canonical(),
             r#"[1,"2026-01-01T00:00:00.000Z","alice","human","ingest",null,null,null,null,null,null,null,null,"clearbit",null,null,null,null,"{\"file\":\"a.csv\"}","0000000000000000000000000000000000000000000000000000000000000000"]"#
+        );
+    }
+
+    /// The form every stored hash was computed over: `serde_json::json!` of the columns. The
+    /// direct serialization must give the same bytes, or existing chains would stop verifying.
+    fn canonical_as_first_written(e: &EventRow) -> String {
+        serde_json::json!([
+            e.seq,
+            e.at,
+            e.actor,
+            e.actor_kind,
+            e.action,
+            e.proposal_id,
+            e.change_id,
+            e.run_id,
+            e.object,
+            e.record,
+            e.field,
+            e.prev_value,
+            e.new_value,
+            e.source,
+            e.confidence,
+            e.rules,
+            e.policy_version,
+            e.approver,
+            e.detail,
+            e.prev_hash,
+        ])
+        .to_string()
+    }
+
+    #[test]
+    fn canonical_form_matches_the_first_written_form_for_every_kind_of_value() {
+        let mut e = event();
+        assert_eq!(e.canonical(), canonical_as_first_written(&e));
+        e.proposal_id = Some(-7);
+        e.change_id = Some(i64::MAX);
+        e.run_id = Some(0);
+        e.object = Some("contacts".into());
+        e.record = Some("c-\"1\"\\\u{7}\u{2028}é😀".into());
+        e.field = Some("title".into());
+        e.prev_value = Some("\"VP\"".into());
+        e.new_value = Some("null".into());
+        e.rules = Some("[\"a\",\"b\"]".into());
+        e.policy_version = Some(3);
+        e.approver = Some("bob".into());
+        for c in [
+            0.1,
+            0.0,
+            -0.0,
+            1.0,
+            0.999_999_999_999_9,
+            1e-300,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            e.confidence = Some(c);
+            assert_eq!(
+                e.canonical(),
+                canonical_as_first_written(&e),
+                "confidence {c}"
+            );
+        }
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
 

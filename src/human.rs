@@ -159,7 +159,7 @@ pub fn decide(
         .as_ref()
         .and_then(|r| r.get("rules"))
         .map(|r| r.to_string());
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "human",
         action: verb.action(),
@@ -224,7 +224,7 @@ pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Result<Proposal, Str
     if action == "edit" {
         w.clear_edited_value(id)?;
     }
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "human",
         action: "undo",
@@ -260,7 +260,7 @@ pub fn circuit_breaker(w: &Writer<'_>, policy: &Policy, source: &str) -> Result<
     if !w.pause(Some(source), &reason, "crmgate")? {
         return Ok(None); // already paused
     }
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: "crmgate".into(),
         actor_kind: "system",
         action: "pause",

@@ -119,7 +119,7 @@ pub fn import(
     }
     report.sha256 = summary.sha256;
     if report.inserted + report.updated > 0 {
-        w.append_event(&NewEvent {
+        w.append_event(NewEvent {
             actor: actor.to_string(),
             actor_kind: "human",
             action: "import",

@@ -56,6 +56,7 @@ pub struct RevertArgs {
 
 pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
+    store.set_bulk_cache()?;
     let (version, policy) = super::policy::load(&store)?;
     let plan: Option<apply::Plan> = match &args.plan {
         Some(path) => {
@@ -306,6 +307,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         }
         (None, None) => unreachable!("clap requires one"),
     };
+    store.set_bulk_cache()?;
     let (run, done) = store.write(&ctx.now, |w| apply::revert(w, &ctx.actor, &ids, args.force))?;
     if ctx.ui.json {
         print_json(

@@ -29,7 +29,7 @@ fn setup(ctx: &Ctx, demo: bool) -> Result<(Store, Vec<&'static str>)> {
     // created by the demo starts with a `demo` event, which is how the demo recognises its own.
     if !created.is_empty() {
         store.write(&ctx.now, |w| {
-            w.append_event(&NewEvent {
+            w.append_event(NewEvent {
                 actor: ctx.actor.clone(),
                 actor_kind: "human",
                 action: if demo { "demo" } else { "init" },

@@ -51,7 +51,7 @@ pub fn pause(args: PauseArgs, ctx: &Ctx) -> Result<Outcome> {
     let changed = store.write(&ctx.now, |w| {
         let changed = w.pause(source, &args.reason, &ctx.actor)?;
         if changed {
-            w.append_event(&NewEvent {
+            w.append_event(NewEvent {
                 actor: ctx.actor.clone(),
                 actor_kind: "human",
                 action: "pause",
@@ -80,7 +80,7 @@ pub fn resume(args: ResumeArgs, ctx: &Ctx) -> Result<Outcome> {
     let changed = store.write(&ctx.now, |w| {
         let changed = w.resume(source)?;
         if changed {
-            w.append_event(&NewEvent {
+            w.append_event(NewEvent {
                 actor: ctx.actor.clone(),
                 actor_kind: "human",
                 action: "resume",

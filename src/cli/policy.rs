@@ -88,7 +88,7 @@ pub fn install(w: &Writer<'_>, name: &str, text: &str, actor: &str) -> Result<(i
         return Ok((*version, false));
     }
     let version = w.add_policy(actor, &sha, text)?;
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "human",
         action: "policy",

@@ -93,7 +93,7 @@ pub fn ingest(
     };
     let (policy_version, policy) = super::policy::load(store)?;
     // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
-    store.set_cache_kib(32 * 1024)?;
+    store.set_bulk_cache()?;
     let mut opts = Options {
         source,
         skip_invalid,

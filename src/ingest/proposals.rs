@@ -351,7 +351,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             w.discard_ingest(*ingest_id)?;
         } else {
             w.finish_ingest(*ingest_id, &fr.sha256, &counts)?;
-            w.append_event(&NewEvent {
+            w.append_event(NewEvent {
                 actor: opts.actor.clone(),
                 actor_kind: "human",
                 action: "ingest",
@@ -501,7 +501,7 @@ impl<'a> From<&'a crate::store::OpenTarget> for Twin<'a> {
 
 fn supersede(w: &Writer<'_>, actor: &str, old: Twin<'_>, by: i64) -> Result<()> {
     w.supersede(old.id, by)?;
-    w.append_event(&NewEvent {
+    w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "system",
         action: "supersede",

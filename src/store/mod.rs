@@ -41,6 +41,9 @@ pub enum OpenMode {
     Create,
 }
 
+/// The page cache of a bulk command, in KiB: see [`Store::set_bulk_cache`].
+pub const BULK_CACHE_KIB: i64 = 32 * 1024;
+
 pub struct Store {
     conn: Connection,
     path: PathBuf,
@@ -375,6 +378,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Raises SQLite's page cache for a command that may touch a million rows (propose, apply,
+    /// revert): the indexes it descends stay cached, within the memory budget.
+    pub fn set_bulk_cache(&self) -> Result<()> {
+        self.set_cache_kib(BULK_CACHE_KIB)
+    }
+
     /// Sets how much memory SQLite may use for its page cache, in KiB. Bulk ingest raises it so
     /// that the lookup indexes stay cached.
     pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
@@ -459,7 +468,7 @@ impl Writer<'_> {
     }
 
     /// Appends one event to the hash-chained audit log.
-    pub fn append_event(&self, ev: &NewEvent) -> Result<i64> {
+    pub fn append_event(&self, ev: NewEvent) -> Result<i64> {
         let cached = self.head.borrow_mut().take();
         let (seq, prev_hash) = match cached {
             Some(h) => h,
@@ -480,22 +489,22 @@ impl Writer<'_> {
         let mut row = EventRow {
             seq: seq + 1,
             at: self.now.clone(),
-            actor: ev.actor.clone(),
+            actor: ev.actor,
             actor_kind: ev.actor_kind.to_string(),
             action: ev.action.to_string(),
             proposal_id: ev.proposal_id,
             change_id: None,
             run_id: None,
-            object: ev.object.clone(),
-            record: ev.record.clone(),
-            field: ev.field.clone(),
+            object: ev.object,
+            record: ev.record,
+            field: ev.field,
             prev_value: json_text(&ev.prev_value),
             new_value: json_text(&ev.new_value),
-            source: ev.source.clone(),
+            source: ev.source,
             confidence: ev.confidence,
-            rules: ev.rules.clone(),
+            rules: ev.rules,
             policy_version: ev.policy_version,
-            approver: ev.approver.clone(),
+            approver: ev.approver,
             detail: if ev.detail.is_null() {
                 None
             } else {
