@@ -258,6 +258,7 @@ fn refuse(
 
 /// One proposal: re-check, write, verify, record. `Ok(Err(..))` is a proposal not applied (its
 /// state already moved to say why); `Err` a failure of the store.
+#[allow(clippy::too_many_arguments)]
 fn apply_one(
     w: &Writer<'_>,
     policy: &Policy,
