@@ -55,7 +55,7 @@ fn run() -> Result<()> {
     let mut store = Store::open(&db, OpenMode::Existing)?;
     store.write("2026-01-01T00:00:00.000Z", |w| {
         for i in 0..n {
-            w.append_event(&NewEvent {
+            w.append_event(NewEvent {
                 actor: "bench".into(),
                 actor_kind: if i % 3 == 0 { "human" } else { "policy" },
                 action: if i % 2 == 0 { "approve" } else { "reject" },
