@@ -523,7 +523,27 @@ pub fn revert(
     ids: &[i64],
     force: bool,
 ) -> Result<(i64, RevertSummary)> {
-    let run = w.begin_run("revert", actor)?;
+    let mut done = RevertSummary::default();
+    let run = revert_chunk(w, actor, ids, force, None, &mut done)?;
+    Ok((run, done))
+}
+
+/// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
+/// a new one; returns the run. Refused whole, as [`revert`] is; on success what was undone is
+/// added to `done` (on an error `done` is left as it was, like the store).
+pub fn revert_chunk(
+    w: &Writer<'_>,
+    actor: &str,
+    ids: &[i64],
+    force: bool,
+    run: Option<i64>,
+    done_so_far: &mut RevertSummary,
+) -> Result<i64> {
+    let first_chunk = run.is_none();
+    let run = match run {
+        Some(run) => run,
+        None => w.begin_run("revert", actor)?,
+    };
     let mut refusals = Vec::new();
     let mut done = RevertSummary::default();
     for &id in ids {
@@ -618,7 +638,12 @@ pub fn revert(
     if !refusals.is_empty() {
         return Err(crate::error::Error::Refused {
             message: format!(
-                "nothing was reverted:\n{}",
+                "{}:\n{}",
+                if first_chunk {
+                    "nothing was reverted".to_string()
+                } else {
+                    format!("none of the next {} changes were reverted", ids.len())
+                },
                 refusals
                     .iter()
                     .map(|r| crate::ui::safe(r).into_owned())
@@ -630,7 +655,10 @@ pub fn revert(
             ),
         });
     }
-    Ok((run, done))
+    done_so_far.count += done.count;
+    let room = KEEP_ITEMS.saturating_sub(done_so_far.first.len());
+    done_so_far.first.extend(done.first.into_iter().take(room));
+    Ok(run)
 }
 
 /// The field name a change uses for a whole record: a merge's deletion of the duplicate.

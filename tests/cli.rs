@@ -2788,3 +2788,78 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
         .stderr(predicate::str::contains("contacts/c-1001"));
     assert_eq!(other.dump(), before);
 }
+
+/// A run of eight field writes approved by a human and applied; returns the CRM dump from
+/// before the apply.
+fn applied_run_of_field_writes(env: &Env) -> String {
+    let mut rows = String::from(HEADER);
+    for (i, id) in (1001..=1008).enumerate() {
+        rows.push_str(&format!(
+            "t{i},bot,update,contacts,c-{id},title,Title {i},,,,,\n"
+        ));
+    }
+    let p = env.write("fields.csv", rows);
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut approve = vec!["approve".to_string()];
+    approve.extend((0..8).map(|i| format!("bot:t{i}")));
+    let approve: Vec<&str> = approve.iter().map(String::as_str).collect();
+    env.cmd(&approve).assert().success();
+    let original = crm_dump(env);
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 8 applied"));
+    original
+}
+
+#[test]
+fn a_large_run_is_reverted_in_chunks_as_one_revert_run() {
+    let env = Env::with_crm();
+    let original = applied_run_of_field_writes(&env);
+    // Eight changes, three per transaction.
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "3")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 2: 8 changes reverted"));
+    assert_eq!(crm_dump(&env), original, "every record is back");
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND reverts IS NOT NULL"),
+        8
+    );
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_runs"), 2);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
+        8
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_large_run_with_a_record_moved_on_is_refused_whole_as_before() {
+    let env = Env::with_crm();
+    applied_run_of_field_writes(&env);
+    // The oldest change, reverted last (in the last chunk), no longer holds.
+    env.conn()
+        .execute(
+            "UPDATE contacts SET title = 'Edited since' WHERE id = 'c-1001'",
+            [],
+        )
+        .unwrap();
+    let before = env.dump();
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "3")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nothing was reverted"))
+        .stderr(predicate::str::contains(
+            "c-1001 title is now \"Edited since\"",
+        ));
+    assert_eq!(
+        env.dump(),
+        before,
+        "nothing changed, not even a first chunk"
+    );
+}

@@ -308,7 +308,74 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         (None, None) => unreachable!("clap requires one"),
     };
     store.set_bulk_cache()?;
+    if let Some(of) = args.run
+        && ids.len() > chunk_size()
+        && store.run_revertible_in_chunks(of, args.force)?
+    {
+        return revert_in_chunks(&mut store, of, &ids, args.force, ctx);
+    }
     let (run, done) = store.write(&ctx.now, |w| apply::revert(w, &ctx.actor, &ids, args.force))?;
+    print_reverted(run, &done, ctx)?;
+    Ok(Outcome::Done)
+}
+
+/// A large run known to be revertible (see `Store::run_revertible_in_chunks`), reverted a chunk
+/// per transaction as apply does, so the write-ahead log never holds the whole run. A chunk is
+/// still all or nothing. Only a record changed by someone else between two chunks can stop it
+/// part way: what was undone stays, as one revert run that can itself be reverted (exit 3).
+fn revert_in_chunks(
+    store: &mut crate::store::Store,
+    of: i64,
+    ids: &[i64],
+    force: bool,
+    ctx: &Ctx,
+) -> Result<Outcome> {
+    let bar = ctx.ui.progress(
+        ids.len() as u64,
+        "reverting [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
+    );
+    let mut run = None;
+    let mut done = apply::RevertSummary::default();
+    let mut stopped = None;
+    for chunk in ids.chunks(chunk_size()) {
+        let now = super::now();
+        match store.write(&now, |w| {
+            apply::revert_chunk(w, &ctx.actor, chunk, force, run, &mut done)
+        }) {
+            Ok(r) => {
+                run = Some(r);
+                if let Some(b) = &bar {
+                    b.inc(chunk.len() as u64);
+                }
+            }
+            // Nothing committed yet: refused whole, as a revert in one transaction would be.
+            Err(e) if run.is_none() => return Err(e),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let run = run.expect("the first chunk committed");
+    print_reverted(run, &done, ctx)?;
+    if let Some(e) = stopped {
+        eprintln!(
+            "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",
+            done.count,
+            ids.len()
+        );
+        eprintln!(
+            "hint: what was undone stays, as run {run}; `crmgate revert --run {run}` puts it back"
+        );
+        return Ok(Outcome::Partial);
+    }
+    Ok(Outcome::Done)
+}
+
+fn print_reverted(run: i64, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
     if ctx.ui.json {
         print_json(
             &serde_json::json!({ "run": run, "reverted": done.count, "first": done.first }),
@@ -329,5 +396,5 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
             done.count
         ));
     }
-    Ok(Outcome::Done)
+    Ok(())
 }

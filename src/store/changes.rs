@@ -87,6 +87,73 @@ impl Store {
         reverted_by(&self.conn, id)
     }
 
+    /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
+    /// queries can tell: only field writes (no merge), none undone yet, every object and field
+    /// still there, and (unless `force`) every record still holding what the run's last change
+    /// to it left. A large run that passes is reverted in chunks, one transaction each; any
+    /// other is reverted in one transaction, which names every change that cannot be undone.
+    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
+        let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+            self.conn
+                .query_row(sql, params, |r| r.get(0))
+                .map_err(db_err)
+        };
+        let merges_or_undone = count(
+            "SELECT count(*) FROM crmgate_changes c
+             LEFT JOIN crmgate_proposals p ON p.id = c.proposal_id
+             WHERE c.run_id = ?1 AND (p.merge_into IS NOT NULL
+                OR EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = c.id))",
+            &[&run],
+        )?;
+        if merges_or_undone > 0 {
+            return Ok(false);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT object, field FROM crmgate_changes WHERE run_id = ?1")
+            .map_err(db_err)?;
+        let targets: Vec<(String, String)> = stmt
+            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)?;
+        for (object, field) in &targets {
+            let Some(obj) = self.schema.object(object) else {
+                return Ok(false);
+            };
+            let Some(column) = obj.column(field) else {
+                return Ok(false); // also a merge's whole-record change, field "*"
+            };
+            if force {
+                continue;
+            }
+            // A record moved on: it is gone, or its field differs (in value, type or bytes)
+            // from the `after` of the run's last change to it. Older changes to the same field
+            // are checked against the newer ones' `before` as the revert reaches them.
+            let (t, pk, f) = (
+                ident(&obj.name),
+                ident(&obj.pk_column().name),
+                ident(&column.name),
+            );
+            let moved_on = count(
+                &format!(
+                    "SELECT count(*) FROM crmgate_changes c LEFT JOIN {t} t ON t.{pk} = c.record
+                     WHERE c.run_id = ?1 AND c.object = ?2 AND c.field = ?3
+                       AND (t.{pk} IS NULL OR typeof(t.{f}) <> typeof(c.after)
+                            OR t.{f} IS NOT c.after COLLATE BINARY)
+                       AND NOT EXISTS (SELECT 1 FROM crmgate_changes n WHERE n.run_id = c.run_id
+                            AND n.object = c.object AND n.record = c.record AND n.field = c.field
+                            AND n.id > c.id)"
+                ),
+                &[&run, object, field],
+            )?;
+            if moved_on > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// A run's change ids, newest first: the order a revert undoes them in.
     pub fn run_change_ids(&self, run: i64) -> Result<Vec<i64>> {
         let mut stmt = self
