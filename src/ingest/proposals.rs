@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Cell, Input, Item, Row, read_rows};
+use super::{Cell, FileSummary, Input, Item, Row, read_rows};
 use crate::error::{Error, Problems, Result};
 use std::collections::{BTreeSet, HashMap};
 
@@ -153,31 +153,54 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         };
         let bytes = Arc::new(AtomicU64::new(0));
         let schema = w.schema().clone();
-        let summary = read_rows(input, &COLUMNS, &required, bytes.clone(), &mut |item| {
-            fr.rows += 1;
-            if fr.rows.is_multiple_of(8192) {
-                (opts.progress)(input, bytes.load(Ordering::Relaxed));
-            }
-            let (line, message, row) = match item {
-                Item::Unreadable { line, message } => (line, message, None),
-                Item::Row(row) if !row.problems.is_empty() => {
-                    (row.line, row.problems.join("; "), Some(row))
-                }
-                Item::Row(row) => match check_row(&schema, &row, opts.source.as_deref()) {
-                    Ok(p) => {
-                        w.stage(&p, ingest_id)?;
-                        staged += 1;
-                        return Ok(());
+        let source = opts.source.as_deref();
+        let required = &required;
+        // Reading and checking rows (CSV or JSON parsing, validation, hashing) runs on a
+        // second core while this thread stages what passes: neither waits for the other.
+        let summary = std::thread::scope(|scope| -> Result<FileSummary> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Checked>>(16);
+            let reader_bytes = bytes.clone();
+            let reader = scope.spawn(move || {
+                let mut batch = Vec::with_capacity(CHECK_BATCH);
+                let summary = read_rows(input, &COLUMNS, required, reader_bytes, &mut |item| {
+                    batch.push(Checked::of(&schema, item, source));
+                    if batch.len() == CHECK_BATCH && tx.send(std::mem::take(&mut batch)).is_err() {
+                        // The staging side stopped on an error of its own, which it reports.
+                        return Err(Error::Store("ingest stopped".into()));
                     }
-                    Err(msg) => (row.line, msg, Some(row)),
-                },
-            };
-            fr.rejected += 1;
-            if let Some(rej) = opts.rejects.as_deref_mut() {
-                write_reject(rej, &name, line, &message, row.as_ref().map(row_cells))?;
+                    Ok(())
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                summary
+            });
+            for batch in rx {
+                for checked in batch {
+                    fr.rows += 1;
+                    if fr.rows.is_multiple_of(8192) {
+                        (opts.progress)(input, bytes.load(Ordering::Relaxed));
+                    }
+                    let (line, message, cells) = match checked {
+                        Checked::Good(p) => {
+                            w.stage(&p, ingest_id)?;
+                            staged += 1;
+                            continue;
+                        }
+                        Checked::Bad {
+                            line,
+                            message,
+                            cells,
+                        } => (line, message, cells),
+                    };
+                    fr.rejected += 1;
+                    if let Some(rej) = opts.rejects.as_deref_mut() {
+                        write_reject(rej, &name, line, &message, cells)?;
+                    }
+                    problems.push(&name, line, message);
+                }
             }
-            problems.push(&name, line, message);
-            Ok(())
+            reader.join().expect("the reading thread does not panic")
         })?;
         (opts.progress)(input, summary.bytes);
         fr.sha256 = summary.sha256;
@@ -247,6 +270,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     } else {
         None
     };
+    // Undecided proposals from before this run, by target. A twin from this run is always in
+    // the same record's group (rows come sorted by record), so the filter needs no new keys.
     let mut targets = TargetFilter::new();
     w.for_each_open_target(|k| targets.insert(k))?;
     let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
@@ -259,7 +284,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
     let mut superseded_in: Vec<i64> = Vec::new();
-    let mut settle = |group: &mut Vec<QueuedRow>, targets: &mut TargetFilter| -> Result<()> {
+    let mut settle = |group: &mut Vec<QueuedRow>, targets: &TargetFilter| -> Result<()> {
         superseded_in.extend(settle_group(w, group, targets, &opts.actor)?);
         group.clear();
         Ok(())
@@ -269,7 +294,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             .first()
             .is_some_and(|g| g.object != s.p.object || g.record != s.p.record)
         {
-            settle(&mut group, &mut targets)?;
+            settle(&mut group, &targets)?;
         }
         if skip.contains(s.sid) {
             return Ok(());
@@ -317,7 +342,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         });
         Ok(())
     })?;
-    settle(&mut group, &mut targets)?;
+    settle(&mut group, &targets)?;
     for ingest_id in superseded_in {
         if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
             files.reports[i].superseded += 1;
@@ -433,7 +458,7 @@ struct QueuedRow {
 fn settle_group(
     w: &Writer<'_>,
     group: &[QueuedRow],
-    targets: &mut TargetFilter,
+    targets: &TargetFilter,
     actor: &str,
 ) -> Result<Vec<i64>> {
     let mut by = Vec::new();
@@ -461,7 +486,6 @@ fn settle_group(
                 }
             }
         }
-        targets.insert(newest.target_key);
     }
     Ok(by)
 }
@@ -1063,6 +1087,47 @@ fn write_reject(
     rec.extend(cells.unwrap_or_else(|| vec![String::new(); COLUMNS.len()]));
     w.write_record(&rec)
         .map_err(|e| Error::io("rejects file", std::io::Error::other(e.to_string())))
+}
+
+/// Rows are handed from the reading thread to the staging one this many at a time.
+const CHECK_BATCH: usize = 1024;
+
+/// A row as the reading thread leaves it: a proposal that passed every check needing no
+/// lookup, or why it did not (with its cells, for the rejects file). Nearly every row is the
+/// large variant, so boxing it would only add an allocation per row.
+#[allow(clippy::large_enum_variant)]
+enum Checked {
+    Good(NewProposal),
+    Bad {
+        line: u64,
+        message: String,
+        cells: Option<Vec<String>>,
+    },
+}
+
+impl Checked {
+    fn of(schema: &Schema, item: Item, source: Option<&str>) -> Checked {
+        match item {
+            Item::Unreadable { line, message } => Checked::Bad {
+                line,
+                message,
+                cells: None,
+            },
+            Item::Row(row) if !row.problems.is_empty() => Checked::Bad {
+                line: row.line,
+                message: row.problems.join("; "),
+                cells: Some(row_cells(&row)),
+            },
+            Item::Row(row) => match check_row(schema, &row, source) {
+                Ok(p) => Checked::Good(p),
+                Err(message) => Checked::Bad {
+                    line: row.line,
+                    message,
+                    cells: Some(row_cells(&row)),
+                },
+            },
+        }
+    }
 }
 
 /// A row's cells as read, for the rejects file.
