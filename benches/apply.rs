@@ -5,7 +5,8 @@
 //! field updates, then times `crmgate apply` and `crmgate revert --run 1`. In the same run the
 //! raw-SQL equivalent goes through the sqlite3 CLI: one transaction of an `UPDATE` plus one
 //! audit `INSERT` per change, for the apply and again for the revert. Target: both at most 1.5x
-//! raw SQL, peak memory under 100 MB. Without `--bench` (as `cargo test --all-targets` runs it)
+//! raw SQL, peak memory under 100 MB. Each contender runs `CRMGATE_BENCH_TRIALS` times (default
+//! 3), alternating, each time from a fresh copy of the store; each one's best run is compared. Without `--bench` (as `cargo test --all-targets` runs it)
 //! it is a 1,000-row smoke run.
 
 #[path = "support/measure.rs"]
@@ -133,29 +134,61 @@ fn run() -> Result<()> {
         dir.path().display()
     );
     let base = setup(dir.path(), n)?;
-    let a = dir.path().join("a.db");
-    let b = dir.path().join("b.db");
-    std::fs::copy(&base, &a)?;
-    std::fs::copy(&base, &b)?;
     let log = dir.path().join("measured");
-
-    let apply = measure::run_ok(crmgate(&a).arg("apply"), &log, "crmgate apply")?;
-    let revert = measure::run_ok(
-        crmgate(&a).args(["revert", "--run", "1"]),
-        &log,
-        "crmgate revert",
-    )?;
-    let (raw_apply, raw_revert) = if Command::new("sqlite3").arg("-version").output().is_ok() {
-        let s1 = raw_script(dir.path(), n, false)?;
-        let s2 = raw_script(dir.path(), n, true)?;
-        (
-            Some(measure::run_ok(&mut sqlite3(&b, &s1)?, &log, "raw apply")?),
-            Some(measure::run_ok(&mut sqlite3(&b, &s2)?, &log, "raw revert")?),
-        )
-    } else {
+    let with_raw = Command::new("sqlite3").arg("-version").output().is_ok();
+    if !with_raw {
         println!("  sqlite3 not found: raw SQL skipped (apt-get install -y sqlite3)");
-        (None, None)
+    }
+    let scripts = if with_raw {
+        Some((
+            raw_script(dir.path(), n, false)?,
+            raw_script(dir.path(), n, true)?,
+        ))
+    } else {
+        None
     };
+    // Each trial starts from a fresh copy of the same store; crmgate and raw SQL alternate.
+    let trials = measure::trials(if n >= 100_000 { 3 } else { 1 })?;
+    let (mut apply, mut revert, mut raw_apply, mut raw_revert) = (vec![], vec![], vec![], vec![]);
+    for t in 1..=trials {
+        let a = dir.path().join(format!("a{t}.db"));
+        std::fs::copy(&base, &a)?;
+        apply.push(measure::run_ok(
+            crmgate(&a).arg("apply"),
+            &log,
+            "crmgate apply",
+        )?);
+        revert.push(measure::run_ok(
+            crmgate(&a).args(["revert", "--run", "1"]),
+            &log,
+            "crmgate revert",
+        )?);
+        std::fs::remove_file(&a)?;
+        if let Some((s1, s2)) = &scripts {
+            let b = dir.path().join(format!("b{t}.db"));
+            std::fs::copy(&base, &b)?;
+            raw_apply.push(measure::run_ok(&mut sqlite3(&b, s1)?, &log, "raw apply")?);
+            raw_revert.push(measure::run_ok(&mut sqlite3(&b, s2)?, &log, "raw revert")?);
+            std::fs::remove_file(&b)?;
+        }
+        println!(
+            "  trial {t}/{trials}: apply {:.2} s, revert {:.2} s{}",
+            apply[t - 1].secs,
+            revert[t - 1].secs,
+            if with_raw {
+                format!(
+                    "; raw apply {:.2} s, raw revert {:.2} s",
+                    raw_apply[t - 1].secs,
+                    raw_revert[t - 1].secs
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    let raw = |runs: &[measure::Measured]| (!runs.is_empty()).then(|| measure::best(runs));
+    let (raw_apply, raw_revert) = (raw(&raw_apply), raw(&raw_revert));
+    let (apply, revert) = (measure::best(&apply), measure::best(&revert));
     let line = |what: &str, m: &measure::Measured, raw: &Option<measure::Measured>| {
         let ratio = raw.as_ref().map(|r| m.secs / r.secs);
         println!(
@@ -174,7 +207,7 @@ fn run() -> Result<()> {
                 .unwrap_or_else(|| "–".into())
         );
     };
-    println!("apply benchmark: {n} changes");
+    println!("apply benchmark: {n} changes, best of {trials} runs each");
     line("crmgate apply", &apply, &raw_apply);
     line("crmgate revert --run", &revert, &raw_revert);
     Ok(())

@@ -15,6 +15,9 @@
 //! 5. reference: `sqlite3 .import` alone on a third copy;
 //! 6. a summary with the targets (crmgate no slower than raw SQL, peak RSS under 100 MB).
 //!
+//! Phases 3 to 5 run `CRMGATE_BENCH_TRIALS` times (default 3), alternating, each from a fresh
+//! copy of the base store; the summary compares each contender's best run.
+//!
 //! Time is wall time of the whole child process; peak memory is the child's own `ru_maxrss`
 //! from `wait4`. The process exits non-zero only when something actually failed (a child
 //! exited non-zero, counts are wrong); a missed target is printed as MISSED, not an error.
@@ -71,20 +74,47 @@ fn run() -> Result<()> {
 
     generate(dir, rows)?;
     let base = build_base_store(dir)?;
-    for copy in ["a.db", "b.db", "c.db"] {
-        fs::copy(&base, dir.join(copy))?;
-    }
-
-    let crmgate = bench_crmgate(dir, rows)?;
-    let raw = match sqlite3_available() {
-        Ok(()) => Some((bench_raw_sql(dir, rows)?, bench_plain_import(dir)?)),
+    let with_raw = match sqlite3_available() {
+        Ok(()) => true,
         Err(why) => {
             println!("[4/5] raw SQL: skipped: {why}");
-            None
+            false
         }
     };
-    print_summary(rows, &crmgate, raw.as_ref());
+    // Each trial starts every contender from a fresh copy of base.db; they alternate, and
+    // each one's best run is compared (one slow moment on a shared machine skews a single run).
+    let trials = measure::trials(if rows >= 100_000 { 3 } else { 1 })?;
+    let (mut crmgate, mut joined, mut plain) = (vec![], vec![], vec![]);
+    for t in 1..=trials {
+        println!("-- trial {t}/{trials}");
+        crmgate.push(fresh(dir, &base, "a.db", |db| {
+            bench_crmgate(dir, db, rows)
+        })?);
+        if with_raw {
+            joined.push(fresh(dir, &base, "b.db", |db| {
+                bench_raw_sql(dir, db, rows)
+            })?);
+            plain.push(fresh(dir, &base, "c.db", |db| bench_plain_import(dir, db))?);
+        }
+    }
+    let crmgate = measure::best(&crmgate);
+    let raw = with_raw.then(|| (measure::best(&joined), measure::best(&plain)));
+    print_summary(rows, trials, &crmgate, raw.as_ref());
     Ok(())
+}
+
+/// Runs `f` on a fresh copy of `base` named `name`, removed afterwards.
+fn fresh(
+    dir: &Path,
+    base: &Path,
+    name: &str,
+    f: impl FnOnce(&str) -> Result<Measured>,
+) -> Result<Measured> {
+    let db = dir.join(name);
+    fs::copy(base, &db)?;
+    let m = f(name)?;
+    fs::remove_file(&db)?;
+    Ok(m)
 }
 
 fn bench_rows() -> Result<usize> {
@@ -223,17 +253,17 @@ fn build_base_store(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Phase 3: the measured figure.
-fn bench_crmgate(dir: &Path, rows: usize) -> Result<Measured> {
-    println!("[3/5] crmgate --quiet propose proposals.csv (a.db)");
+fn bench_crmgate(dir: &Path, db: &str, rows: usize) -> Result<Measured> {
+    println!("[3/5] crmgate --quiet propose proposals.csv ({db})");
     let m = run_ok(
-        crmgate(dir, "a.db").args(["--quiet", "propose", "proposals.csv"]),
+        crmgate(dir, db).args(["--quiet", "propose", "proposals.csv"]),
         &dir.join("propose"),
         "crmgate propose",
     )?;
     println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
 
     // Prove the time bought real work: every proposal is in the queue, with a state.
-    let db = rusqlite::Connection::open(dir.join("a.db"))?;
+    let db = rusqlite::Connection::open(dir.join(db))?;
     let total: i64 = db.query_row("SELECT count(*) FROM crmgate_proposals", [], |r| r.get(0))?;
     println!("      crmgate_proposals: {total} rows");
     let mut by_state =
@@ -250,18 +280,18 @@ fn bench_crmgate(dir: &Path, rows: usize) -> Result<Measured> {
 }
 
 /// Phase 4: the raw-SQL equivalent, one sqlite3 process, one transaction.
-fn bench_raw_sql(dir: &Path, rows: usize) -> Result<Measured> {
-    println!("[4/5] sqlite3: .import + INSERT INTO raw_queue SELECT ... JOIN (b.db)");
+fn bench_raw_sql(dir: &Path, db: &str, rows: usize) -> Result<Measured> {
+    println!("[4/5] sqlite3: .import + INSERT INTO raw_queue SELECT ... JOIN ({db})");
     let script = dir.join("raw.sql");
     fs::write(&script, raw_sql_script())?;
     let m = run_ok(
-        &mut sqlite3(dir, "b.db", &script)?,
+        &mut sqlite3(dir, db, &script)?,
         &dir.join("raw"),
         "sqlite3 raw SQL",
     )?;
     println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
 
-    let db = rusqlite::Connection::open(dir.join("b.db"))?;
+    let db = rusqlite::Connection::open(dir.join(db))?;
     let (total, with_current): (i64, i64) =
         db.query_row("SELECT count(*), count(current) FROM raw_queue", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -274,12 +304,12 @@ fn bench_raw_sql(dir: &Path, rows: usize) -> Result<Measured> {
 }
 
 /// Phase 5: what just getting the CSV into a table costs, for reference.
-fn bench_plain_import(dir: &Path) -> Result<Measured> {
-    println!("[5/5] sqlite3: .import alone (c.db)");
+fn bench_plain_import(dir: &Path, db: &str) -> Result<Measured> {
+    println!("[5/5] sqlite3: .import alone ({db})");
     let script = dir.join("import.sql");
     fs::write(&script, ".mode csv\n.import --csv proposals.csv staging\n")?;
     let m = run_ok(
-        &mut sqlite3(dir, "c.db", &script)?,
+        &mut sqlite3(dir, db, &script)?,
         &dir.join("import"),
         "sqlite3 .import",
     )?;
@@ -361,11 +391,18 @@ fn quote(name: &str) -> String {
 // Summary
 // ---------------------------------------------------------------------------------------
 
-fn print_summary(rows: usize, crmgate: &Measured, raw: Option<&(Measured, Measured)>) {
+fn print_summary(
+    rows: usize,
+    trials: usize,
+    crmgate: &Measured,
+    raw: Option<&(Measured, Measured)>,
+) {
     let rate = |m: &Measured| rows as f64 / m.secs / 1e3;
     let verdict = |ok: bool| if ok { "" } else { "  MISSED" };
     println!();
-    println!("propose benchmark: {rows} proposals over {rows} contacts");
+    println!(
+        "propose benchmark: {rows} proposals over {rows} contacts, best of {trials} runs each"
+    );
     println!(
         "  crmgate propose       {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB",
         crmgate.secs,

@@ -78,3 +78,37 @@ pub fn run_ok(cmd: &mut Command, log: &Path, what: &str) -> Result<Measured> {
     }
     Ok(m)
 }
+
+/// How many times each contender runs (`CRMGATE_BENCH_TRIALS`, default `default`): this machine
+/// shares its cores, and one slow moment can add a third to a single run, so the benchmarks
+/// alternate the contenders and compare each one's best run.
+pub fn trials(default: usize) -> Result<usize> {
+    match std::env::var("CRMGATE_BENCH_TRIALS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("CRMGATE_BENCH_TRIALS={v:?} is not a count of 1 or more").into()),
+        },
+        Err(_) => Ok(default),
+    }
+}
+
+/// The best (shortest) of several runs of one contender, with the highest peak memory of any.
+pub fn best(runs: &[Measured]) -> Measured {
+    let fastest = runs
+        .iter()
+        .min_by(|a, b| a.secs.total_cmp(&b.secs))
+        .expect("at least one run");
+    Measured {
+        secs: fastest.secs,
+        max_rss_kib: runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0),
+        status: fastest.status,
+    }
+}
+
+/// "12.34 s, 13.02 s, 12.80 s": every run, for the record.
+pub fn all_secs(runs: &[Measured]) -> String {
+    runs.iter()
+        .map(|m| format!("{:.2} s", m.secs))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
