@@ -15,7 +15,9 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 /// What one finished child process cost.
 pub struct Measured {
     pub secs: f64,
-    /// Peak resident set of this child alone, in KiB (Linux `ru_maxrss`).
+    /// Peak resident set of this child alone, in KiB (Linux `ru_maxrss`). Linux starts a
+    /// spawned child's count from this process's own peak, so a benchmark must stream what it
+    /// generates rather than hold it, or every child is charged for it.
     pub max_rss_kib: i64,
     pub status: ExitStatus,
 }

@@ -158,7 +158,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         // Reading and checking rows (CSV or JSON parsing, validation, hashing) runs on a
         // second core while this thread stages what passes: neither waits for the other.
         let summary = std::thread::scope(|scope| -> Result<FileSummary> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Checked>>(16);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Checked>>(4);
             let reader_bytes = bytes.clone();
             let reader = scope.spawn(move || {
                 let mut batch = Vec::with_capacity(CHECK_BATCH);
