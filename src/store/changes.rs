@@ -168,10 +168,6 @@ impl Store {
 }
 
 impl Writer<'_> {
-    pub fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
-        change(&self.tx, id)
-    }
-
     /// See [`change_to_revert`].
     pub fn change_to_revert(&self, id: i64) -> Result<Option<(ChangeRow, Option<i64>)>> {
         change_to_revert(&self.tx, id)
@@ -309,19 +305,6 @@ impl Writer<'_> {
         // or the next event would chain to one that no longer exists.
         *self.head.borrow_mut() = None;
         Ok(())
-    }
-
-    /// Who approved a proposal: the latest human `approve` (or `edit`) event's actor. An undone
-    /// approval leaves the proposal undecided, so it is never applied on that approval.
-    pub fn approver_of(&self, proposal: i64) -> Result<Option<String>> {
-        self.tx
-            .prepare_cached(
-                "SELECT actor FROM crmgate_events WHERE proposal_id = ?1
-                 AND action IN ('approve', 'edit') AND actor_kind = 'human'
-                 ORDER BY seq DESC LIMIT 1",
-            )
-            .and_then(|mut stmt| stmt.query_row([proposal], |r| r.get(0)).optional())
-            .map_err(db_err)
     }
 }
 

@@ -129,7 +129,9 @@ fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
     .map_err(db_err)
 }
 
-/// A proposal as apply needs it, with the human who approved it (`None`: the policy did).
+/// A proposal as apply needs it, with the human who approved it (`None`: the policy did): the
+/// latest human `approve` (or `edit`) event's actor. An undone approval leaves the proposal
+/// undecided, so it is never applied on that approval.
 /// One statement per proposal instead of three: no join for the ingest's file and time, no
 /// parse of the signals, and the approver found in the same step.
 fn proposal_to_apply(
