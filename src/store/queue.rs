@@ -2,6 +2,7 @@
 
 use rusqlite::{OptionalExtension, params_from_iter};
 
+use super::stage::{INPUT_COLUMNS, INPUT_COUNT, bind_input, placeholders};
 use super::{Store, Writer, db_err, value_from};
 use crate::error::Result;
 use crate::model::{NewProposal, Proposal, State, Value, Verdict, source_id_key};
@@ -158,6 +159,23 @@ fn proposal_to_apply(
         .map_err(db_err)
 }
 
+/// Binds what ingest found and decided for `p`: parameters after the input ones (see
+/// [`bind_input`]), in the order of the queue's insert.
+fn bind_verdict(
+    stmt: &mut rusqlite::Statement<'_>,
+    p: &NewProposal,
+    v: &Verdict,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(INPUT_COUNT + 1, &p.baseline)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 2, &p.baseline_fp)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 3, v.state.as_str())?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 4, v.confidence)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 5, &v.signals)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 6, v.action.as_str())?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 7, &v.decision)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 8, v.policy_version)
+}
+
 impl Writer<'_> {
     pub fn begin_ingest(&self, actor: &str, file: &str, format: &str) -> Result<i64> {
         self.tx
@@ -199,46 +217,18 @@ impl Writer<'_> {
     /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique
     /// index on the dedupe key, when present, guards that decision.
     pub fn insert_proposal(&self, p: &NewProposal, ingest_id: i64, v: &Verdict) -> Result<i64> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO crmgate_proposals (ingest_id, line, source, ext_id, dedupe_key, content_key,
-                 target_key, kind, object, record, field, value, merge_into, stated_confidence,
-                 has_expected, expected, trigger, reason, baseline, baseline_fp, state, confidence,
-                 signals, decision, rules, policy_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "INSERT INTO crmgate_proposals ({INPUT_COLUMNS}, baseline, baseline_fp, state,
+                 confidence, signals, decision, rules, policy_version) VALUES ({})",
+                placeholders(INPUT_COUNT + 8)
             )
+        });
+        let mut stmt = self.tx.prepare_cached(&SQL).map_err(db_err)?;
+        bind_input(&mut stmt, p, ingest_id)
+            .and_then(|()| bind_verdict(&mut stmt, p, v))
+            .and_then(|()| stmt.raw_execute())
             .map_err(db_err)?;
-        stmt.execute(rusqlite::params![
-            ingest_id,
-            p.line as i64,
-            p.source,
-            p.ext_id,
-            p.dedupe_key,
-            p.content_key,
-            p.target_key,
-            p.kind.as_str(),
-            p.object,
-            p.record,
-            p.field,
-            p.value,
-            p.merge_into,
-            p.stated_confidence,
-            p.expected.is_some(),
-            p.expected.as_ref().unwrap_or(&Value::Null),
-            p.trigger,
-            p.reason,
-            p.baseline,
-            p.baseline_fp,
-            v.state.as_str(),
-            v.confidence,
-            v.signals,
-            v.action.as_str(),
-            v.decision,
-            v.policy_version,
-        ])
-        .map_err(db_err)?;
         Ok(self.tx.last_insert_rowid())
     }
 

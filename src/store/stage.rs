@@ -4,6 +4,8 @@
 //! (object, record) order through SQLite's external sorter, so memory stays flat however large
 //! the input.
 
+use std::sync::LazyLock;
+
 use super::{Writer, db_err, value_from};
 use crate::error::Result;
 use crate::model::{Kind, NewProposal, Value};
@@ -27,7 +29,45 @@ pub struct KeyRow {
     pub content_key: i64,
 }
 
-const STAGE_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, target_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
+/// A proposal's columns as ingested: all of a staged row, and the first of a queued one. Bound
+/// by [`bind_input`], as parameters 1 to [`INPUT_COUNT`].
+pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, target_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
+pub(super) const INPUT_COUNT: usize = 18;
+
+/// Binds `p` as it was ingested to parameters 1 to [`INPUT_COUNT`] of `stmt`, in
+/// [`INPUT_COLUMNS`] order: staging and queueing bind the same values the same way.
+pub(super) fn bind_input(
+    stmt: &mut rusqlite::Statement<'_>,
+    p: &NewProposal,
+    ingest_id: i64,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(1, ingest_id)?;
+    stmt.raw_bind_parameter(2, p.line as i64)?;
+    stmt.raw_bind_parameter(3, &p.source)?;
+    stmt.raw_bind_parameter(4, &p.ext_id)?;
+    stmt.raw_bind_parameter(5, p.dedupe_key)?;
+    stmt.raw_bind_parameter(6, p.content_key)?;
+    stmt.raw_bind_parameter(7, p.target_key)?;
+    stmt.raw_bind_parameter(8, p.kind.as_str())?;
+    stmt.raw_bind_parameter(9, &p.object)?;
+    stmt.raw_bind_parameter(10, &p.record)?;
+    stmt.raw_bind_parameter(11, &p.field)?;
+    stmt.raw_bind_parameter(12, &p.value)?;
+    stmt.raw_bind_parameter(13, &p.merge_into)?;
+    stmt.raw_bind_parameter(14, p.stated_confidence)?;
+    stmt.raw_bind_parameter(15, p.expected.is_some())?;
+    stmt.raw_bind_parameter(16, p.expected.as_ref().unwrap_or(&Value::Null))?;
+    stmt.raw_bind_parameter(17, &p.trigger)?;
+    stmt.raw_bind_parameter(INPUT_COUNT, &p.reason)
+}
+
+/// `?1, ?2, …, ?n`.
+pub(super) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl Writer<'_> {
     pub fn stage_create(&self) -> Result<()> {
@@ -46,33 +86,16 @@ impl Writer<'_> {
     }
 
     pub fn stage(&self, p: &NewProposal, ingest_id: i64) -> Result<i64> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!(
-                "INSERT INTO temp.crmgate_stage ({STAGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-            ))
-            .map_err(db_err)?;
-        stmt.execute(rusqlite::params![
-            ingest_id,
-            p.line as i64,
-            p.source,
-            p.ext_id,
-            p.dedupe_key,
-            p.content_key,
-            p.target_key,
-            p.kind.as_str(),
-            p.object,
-            p.record,
-            p.field,
-            p.value,
-            p.merge_into,
-            p.stated_confidence,
-            p.expected.is_some(),
-            p.expected.as_ref().unwrap_or(&Value::Null),
-            p.trigger,
-            p.reason,
-        ])
-        .map_err(db_err)?;
+        // Built once: this runs for every row of a run.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "INSERT INTO temp.crmgate_stage ({INPUT_COLUMNS}) VALUES ({})",
+                placeholders(INPUT_COUNT)
+            )
+        });
+        let mut stmt = self.tx.prepare_cached(&SQL).map_err(db_err)?;
+        bind_input(&mut stmt, p, ingest_id).map_err(db_err)?;
+        stmt.raw_execute().map_err(db_err)?;
         Ok(self.tx.last_insert_rowid())
     }
 
@@ -141,7 +164,7 @@ impl Writer<'_> {
         let mut stmt = self
             .tx
             .prepare(&format!(
-                "SELECT sid, {STAGE_COLUMNS} FROM temp.crmgate_stage ORDER BY object, record, sid"
+                "SELECT sid, {INPUT_COLUMNS} FROM temp.crmgate_stage ORDER BY object, record, sid"
             ))
             .map_err(db_err)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
