@@ -45,6 +45,20 @@ impl Report {
         }
     }
 
+    /// Adds what a later chunk of the same run did.
+    pub fn absorb(&mut self, chunk: Report) {
+        for (result, n) in chunk.counts {
+            *self.counts.entry(result).or_default() += n;
+        }
+        let room = if self.keep_all {
+            usize::MAX
+        } else {
+            KEEP_ITEMS.saturating_sub(self.items.len())
+        };
+        self.items.extend(chunk.items.into_iter().take(room));
+        self.run = chunk.run.or(self.run);
+    }
+
     pub fn count(&self, result: &str) -> usize {
         self.counts.get(result).copied().unwrap_or(0)
     }
@@ -503,6 +517,15 @@ pub struct RevertSummary {
     pub first: Vec<Reverted>,
 }
 
+impl RevertSummary {
+    /// Adds what a later chunk of the same run undid.
+    pub fn absorb(&mut self, chunk: RevertSummary) {
+        self.count += chunk.count;
+        let room = KEEP_ITEMS.saturating_sub(self.first.len());
+        self.first.extend(chunk.first.into_iter().take(room));
+    }
+}
+
 /// What happened to one change in a revert.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Reverted {
@@ -523,22 +546,18 @@ pub fn revert(
     ids: &[i64],
     force: bool,
 ) -> Result<(i64, RevertSummary)> {
-    let mut done = RevertSummary::default();
-    let run = revert_chunk(w, actor, ids, force, None, &mut done)?;
-    Ok((run, done))
+    revert_chunk(w, actor, ids, force, None)
 }
 
 /// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
-/// a new one; returns the run. Refused whole, as [`revert`] is; on success what was undone is
-/// added to `done` (on an error `done` is left as it was, like the store).
+/// a new one; returns the run and what this chunk undid. Refused whole, as [`revert`] is.
 pub fn revert_chunk(
     w: &Writer<'_>,
     actor: &str,
     ids: &[i64],
     force: bool,
     run: Option<i64>,
-    done_so_far: &mut RevertSummary,
-) -> Result<i64> {
+) -> Result<(i64, RevertSummary)> {
     let first_chunk = run.is_none();
     let run = match run {
         Some(run) => run,
@@ -655,10 +674,7 @@ pub fn revert_chunk(
             ),
         });
     }
-    done_so_far.count += done.count;
-    let room = KEEP_ITEMS.saturating_sub(done_so_far.first.len());
-    done_so_far.first.extend(done.first.into_iter().take(room));
-    Ok(run)
+    Ok((run, done))
 }
 
 /// The field name a change uses for a whole record: a merge's deletion of the duplicate.

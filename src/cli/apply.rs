@@ -148,45 +148,18 @@ fn apply_in_chunks(
     let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
     let mut report = Report::default();
     let mut state = apply::RunState::default();
-    let bar = if ids.len() > 1 {
-        ctx.ui.progress(
-            ids.len() as u64,
-            "applying [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
-        )
-    } else {
-        None
-    };
-    let mut stopped: Option<Error> = None;
-    for chunk in ids.chunks(chunk_size()) {
-        let now = super::now();
-        let done = store.write(&now, |w| {
-            apply::apply_ids(
-                w,
-                policy,
-                version,
-                &ctx.actor,
-                chunk,
-                &mut state,
-                &mut report,
-            )
-        });
-        match done {
-            Ok(()) => {
-                if let Some(b) = &bar {
-                    b.inc(chunk.len() as u64);
-                }
-            }
-            // Nothing committed yet: the usual meaning of the error holds.
-            Err(e) if report.total() == 0 => return Err(e),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let stopped = in_chunks(
+        store,
+        ctx,
+        &ids,
+        "applying",
+        |w, chunk| {
+            let mut part = Report::default();
+            apply::apply_ids(w, policy, version, &ctx.actor, chunk, &mut state, &mut part)?;
+            Ok(part)
+        },
+        |part| report.absorb(part),
+    )?;
     print_report(&report, false, ctx)?;
     if let Some(e) = stopped {
         eprintln!(
@@ -199,6 +172,50 @@ fn apply_in_chunks(
         return Ok(Outcome::Partial);
     }
     Ok(outcome(&report))
+}
+
+/// Runs `f` on `ids` a chunk per transaction (`CRMGATE_APPLY_CHUNK`), with a progress bar on a
+/// terminal, and hands what each chunk returns to `committed` once its transaction has
+/// committed. An error before any chunk committed is returned as it is: nothing changed. A
+/// later one stops the run and comes back as `Ok(Some(error))`: what was committed stays.
+fn in_chunks<T>(
+    store: &mut crate::store::Store,
+    ctx: &Ctx,
+    ids: &[i64],
+    verb: &str,
+    mut f: impl FnMut(&crate::store::Writer<'_>, &[i64]) -> Result<T>,
+    mut committed: impl FnMut(T),
+) -> Result<Option<Error>> {
+    let bar = if ids.len() > 1 {
+        ctx.ui.progress(
+            ids.len() as u64,
+            &format!("{verb} [{{bar:30}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}})"),
+        )
+    } else {
+        None
+    };
+    let mut any = false;
+    let mut stopped = None;
+    for chunk in ids.chunks(chunk_size()) {
+        match store.write(&super::now(), |w| f(w, chunk)) {
+            Ok(out) => {
+                committed(out);
+                any = true;
+                if let Some(b) = &bar {
+                    b.inc(chunk.len() as u64);
+                }
+            }
+            Err(e) if !any => return Err(e),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(stopped)
 }
 
 /// Exit 3 when any proposal was not applied.
@@ -330,36 +347,20 @@ fn revert_in_chunks(
     force: bool,
     ctx: &Ctx,
 ) -> Result<Outcome> {
-    let bar = ctx.ui.progress(
-        ids.len() as u64,
-        "reverting [{bar:30}] {pos}/{len} ({per_sec}, {eta})",
-    );
-    let mut run = None;
+    let run = std::cell::Cell::new(None);
     let mut done = apply::RevertSummary::default();
-    let mut stopped = None;
-    for chunk in ids.chunks(chunk_size()) {
-        let now = super::now();
-        match store.write(&now, |w| {
-            apply::revert_chunk(w, &ctx.actor, chunk, force, run, &mut done)
-        }) {
-            Ok(r) => {
-                run = Some(r);
-                if let Some(b) = &bar {
-                    b.inc(chunk.len() as u64);
-                }
-            }
-            // Nothing committed yet: refused whole, as a revert in one transaction would be.
-            Err(e) if run.is_none() => return Err(e),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let run = run.expect("the first chunk committed");
+    let stopped = in_chunks(
+        store,
+        ctx,
+        ids,
+        "reverting",
+        |w, chunk| apply::revert_chunk(w, &ctx.actor, chunk, force, run.get()),
+        |(r, part)| {
+            run.set(Some(r));
+            done.absorb(part);
+        },
+    )?;
+    let run = run.get().expect("the first chunk committed");
     print_reverted(run, &done, ctx)?;
     if let Some(e) = stopped {
         eprintln!(
