@@ -29,14 +29,6 @@ fn main() {
     }
 }
 
-fn rows() -> Result<usize> {
-    match std::env::var("CRMGATE_BENCH_ROWS") {
-        Ok(v) => Ok(v.trim().replace('_', "").parse()?),
-        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(1_000_000),
-        Err(_) => Ok(1_000),
-    }
-}
-
 fn crmgate(db: &Path) -> Command {
     let mut c = Command::new(CRMGATE);
     c.env_remove("CRMGATE_DB")
@@ -142,7 +134,7 @@ fn sqlite3(db: &Path, script: &Path) -> Result<Command> {
 }
 
 fn run() -> Result<()> {
-    let n = rows()?;
+    let n = measure::size("CRMGATE_BENCH_ROWS")?;
     let dir = tempfile::tempdir()?;
     println!(
         "apply benchmark: {n} approved field updates in {}",

@@ -28,16 +28,8 @@ fn main() {
     }
 }
 
-fn events() -> Result<u64> {
-    match std::env::var("CRMGATE_BENCH_EVENTS") {
-        Ok(v) => Ok(v.trim().replace('_', "").parse()?),
-        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(1_000_000),
-        Err(_) => Ok(1_000),
-    }
-}
-
 fn run() -> Result<()> {
-    let n = events()?;
+    let n = measure::size("CRMGATE_BENCH_EVENTS")? as u64;
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("audit.db");
     println!("audit benchmark: {n} events in {}", dir.path().display());

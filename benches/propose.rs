@@ -39,10 +39,6 @@ use measure::{Measured, run_ok};
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-const DEFAULT_ROWS: usize = 1_000_000;
-/// `cargo test --all-targets` also runs this binary, without `--bench` and with a debug
-/// build of crmgate: it gets a small smoke run instead of the full-size benchmark.
-const SMOKE_ROWS: usize = 1_000;
 const TARGET_RATIO: f64 = 1.0;
 const TARGET_PEAK_MB: f64 = 100.0;
 const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
@@ -55,7 +51,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let rows = bench_rows()?;
+    let rows = measure::size("CRMGATE_BENCH_ROWS")?;
     let tmp = tempfile::Builder::new()
         .prefix("crmgate-bench-")
         .tempdir()?;
@@ -115,24 +111,6 @@ fn fresh(
     let m = f(name)?;
     fs::remove_file(&db)?;
     Ok(m)
-}
-
-fn bench_rows() -> Result<usize> {
-    match std::env::var("CRMGATE_BENCH_ROWS") {
-        Ok(v) => {
-            let n: usize = v
-                .trim()
-                .replace(['_', ','], "")
-                .parse()
-                .map_err(|e| format!("CRMGATE_BENCH_ROWS={v:?} is not a row count: {e}"))?;
-            if n == 0 {
-                return Err("CRMGATE_BENCH_ROWS must be at least 1".into());
-            }
-            Ok(n)
-        }
-        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(DEFAULT_ROWS),
-        Err(_) => Ok(SMOKE_ROWS),
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -29,8 +29,6 @@ use measure::run_ok;
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-const DEFAULT_ROWS: usize = 1_000_000;
-const SMOKE_ROWS: usize = 1_000;
 const TARGET_SECS: f64 = 1.0;
 const RUNS: usize = 5;
 const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
@@ -46,11 +44,7 @@ fn main() {
 }
 
 fn run() -> Result<()> {
-    let rows = match std::env::var("CRMGATE_BENCH_ROWS") {
-        Ok(v) => v.trim().replace(['_', ','], "").parse()?,
-        Err(_) if std::env::args().any(|a| a == "--bench") => DEFAULT_ROWS,
-        Err(_) => SMOKE_ROWS,
-    };
+    let rows = measure::size("CRMGATE_BENCH_ROWS")?;
     let tmp = tempfile::Builder::new()
         .prefix("crmgate-bench-review-")
         .tempdir()?;

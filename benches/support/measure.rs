@@ -114,3 +114,24 @@ pub fn all_secs(runs: &[Measured]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// How large a benchmark runs: env `var` (`1_000_000` and `1,000,000` are read too), else a
+/// million under `cargo bench`, else 1,000: `cargo test --all-targets` runs every benchmark
+/// binary too, without `--bench` and with a debug build, as a smoke run.
+pub fn size(var: &str) -> Result<usize> {
+    match std::env::var(var) {
+        Ok(v) => {
+            let n: usize = v
+                .trim()
+                .replace(['_', ','], "")
+                .parse()
+                .map_err(|e| format!("{var}={v:?} is not a count: {e}"))?;
+            if n == 0 {
+                return Err(format!("{var} must be at least 1").into());
+            }
+            Ok(n)
+        }
+        Err(_) if std::env::args().any(|a| a == "--bench") => Ok(1_000_000),
+        Err(_) => Ok(1_000),
+    }
+}
