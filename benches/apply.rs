@@ -135,7 +135,7 @@ fn sqlite3(db: &Path, script: &Path) -> Result<Command> {
 
 fn run() -> Result<()> {
     let n = measure::size("CRMGATE_BENCH_ROWS")?;
-    let dir = tempfile::tempdir()?;
+    let dir = measure::WorkDir::new("crmgate-bench-apply-")?;
     println!(
         "apply benchmark: {n} approved field updates in {}",
         dir.path().display()

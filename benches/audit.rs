@@ -30,7 +30,7 @@ fn main() {
 
 fn run() -> Result<()> {
     let n = measure::size("CRMGATE_BENCH_EVENTS")? as u64;
-    let dir = tempfile::tempdir()?;
+    let dir = measure::WorkDir::new("crmgate-bench-audit-")?;
     let db = dir.path().join("audit.db");
     println!("audit benchmark: {n} events in {}", dir.path().display());
 

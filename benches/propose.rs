@@ -2,7 +2,7 @@
 //! memory it needs, against the cheapest raw-SQL way to do comparable work.
 //!
 //! Size: env `CRMGATE_BENCH_ROWS` contacts and as many proposals (default 1,000,000).
-//! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory.
+//! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory (every benchmark does).
 //!
 //! Phases, each printed as it runs:
 //! 1. generate a deterministic dataset (`gen/generator.rs`) into a temporary directory;
@@ -52,17 +52,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let rows = measure::size("CRMGATE_BENCH_ROWS")?;
-    let tmp = tempfile::Builder::new()
-        .prefix("crmgate-bench-")
-        .tempdir()?;
-    // CRMGATE_BENCH_KEEP=1 leaves the files (data, stores, child logs) for a post-mortem.
-    let kept;
-    let dir = if std::env::var_os("CRMGATE_BENCH_KEEP").is_some() {
-        kept = tmp.keep();
-        &kept
-    } else {
-        tmp.path()
-    };
+    let work = measure::WorkDir::new("crmgate-bench-")?;
+    let dir = work.path();
     println!(
         "propose benchmark: {rows} contacts, {rows} proposals, in {}",
         dir.display()

@@ -2,7 +2,7 @@
 //! `crmgate review` on a queue of a million pending proposals.
 //!
 //! Size: env `CRMGATE_BENCH_ROWS` contacts and as many proposals (default 1,000,000).
-//! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory.
+//! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory (every benchmark does).
 //!
 //! 1. generate the deterministic dataset (`gen/generator.rs`);
 //! 2. setup, not measured: `init`, `import` of the four tables, a policy under which nothing
@@ -45,16 +45,8 @@ fn main() {
 
 fn run() -> Result<()> {
     let rows = measure::size("CRMGATE_BENCH_ROWS")?;
-    let tmp = tempfile::Builder::new()
-        .prefix("crmgate-bench-review-")
-        .tempdir()?;
-    let kept;
-    let dir = if std::env::var_os("CRMGATE_BENCH_KEEP").is_some() {
-        kept = tmp.keep();
-        &kept
-    } else {
-        tmp.path()
-    };
+    let work = measure::WorkDir::new("crmgate-bench-review-")?;
+    let dir = work.path();
     println!(
         "review benchmark: {rows} contacts, {rows} proposals, in {}",
         dir.display()

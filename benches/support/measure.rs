@@ -135,3 +135,28 @@ pub fn size(var: &str) -> Result<usize> {
         Err(_) => Ok(1_000),
     }
 }
+
+/// Where a benchmark writes its data, stores and child logs: a temporary directory, removed at
+/// the end, or kept for a post-mortem when `CRMGATE_BENCH_KEEP` is set.
+pub enum WorkDir {
+    Temp(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl WorkDir {
+    pub fn new(prefix: &str) -> Result<WorkDir> {
+        let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        Ok(if std::env::var_os("CRMGATE_BENCH_KEEP").is_some() {
+            WorkDir::Kept(tmp.keep())
+        } else {
+            WorkDir::Temp(tmp)
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Kept(p) => p,
+        }
+    }
+}
