@@ -131,34 +131,11 @@ pub const DEAL_COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 pub const ACTIVITY_COLUMNS: [&str; 6] = ["id", "contact_id", "deal_id", "kind", "body", "at"];
-pub const PROPOSAL_COLUMNS: [&str; 12] = [
-    "id",
-    "source",
-    "kind",
-    "object",
-    "record",
-    "field",
-    "value",
-    "merge_into",
-    "confidence",
-    "expected",
-    "trigger",
-    "reason",
-];
+/// The columns of a proposal file, as crmgate reads them.
+pub use crmgate::ingest::proposals::COLUMNS as PROPOSAL_COLUMNS;
 
 /// The sales reps that own records.
 pub const REPS: [&str; 6] = ["alice", "bob", "mia", "omar", "priya", "li"];
-pub const LIFECYCLE_STAGES: [&str; 8] = [
-    "subscriber",
-    "lead",
-    "mql",
-    "sql",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-];
-pub const EMAIL_STATUSES: [&str; 4] = ["valid", "risky", "invalid", "unknown"];
 pub const DEAL_STAGES: [&str; 6] = [
     "prospecting",
     "qualification",
