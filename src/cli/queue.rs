@@ -423,11 +423,20 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
         print_out(t)?;
     }
     print_out(ui.heading("Events:"))?;
-    let mut t = ui.table();
-    t.set_header(["seq", "at", "actor", "action", "detail"]);
     let mut all: Vec<&crate::audit::EventRow> = ingest.iter().chain(events.iter()).collect();
     all.sort_by_key(|e| e.seq);
-    for e in all {
+    print_out(events_table(ui, all))?;
+    Ok(Outcome::Done)
+}
+
+/// Events as a table, a line each: when, who, what, and a one-line summary.
+fn events_table<'e>(
+    ui: &crate::ui::Ui,
+    events: impl IntoIterator<Item = &'e crate::audit::EventRow>,
+) -> comfy_table::Table {
+    let mut t = ui.table();
+    t.set_header(["seq", "at", "actor", "action", "detail"]);
+    for e in events {
         t.add_row([
             e.seq.to_string(),
             e.at.clone(),
@@ -436,8 +445,7 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             safe(&event_summary(e)).into_owned(),
         ]);
     }
-    print_out(t)?;
-    Ok(Outcome::Done)
+    t
 }
 
 /// One change in full: what it wrote, the run, the change it undid or that undid it, and the
@@ -530,18 +538,7 @@ fn show_change(store: &Store, id: i64, ctx: &Ctx) -> Result<Outcome> {
     }
     print_out(t)?;
     print_out(ui.heading("Its story, from ingest:"))?;
-    let mut t = ui.table();
-    t.set_header(["seq", "at", "actor", "action", "detail"]);
-    for e in &events {
-        t.add_row([
-            e.seq.to_string(),
-            e.at.clone(),
-            format!("{} ({})", safe(&e.actor), e.actor_kind),
-            e.action.clone(),
-            safe(&event_summary(e)).into_owned(),
-        ]);
-    }
-    print_out(t)?;
+    print_out(events_table(ui, &events))?;
     Ok(Outcome::Done)
 }
 
