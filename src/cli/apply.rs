@@ -46,7 +46,8 @@ pub struct RevertArgs {
         conflicts_with = "run"
     )]
     pub change: Option<i64>,
-    /// Undo every change of this run, newest first.
+    /// Undo every change of this run, newest first. A run of field writes larger than one
+    /// chunk (CRMGATE_APPLY_CHUNK) that can all be undone goes a chunk per transaction.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<i64>,
     /// Revert even where the record moved on since (admin).
