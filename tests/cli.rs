@@ -1091,7 +1091,15 @@ fn an_id_reused_within_one_file_is_refused_and_an_exact_repeat_is_skipped() {
 /// different order).
 fn queue_state(env: &Env) -> String {
     let conn = env.conn();
-    let mut out = String::new();
+    // The indexes a bulk load drops come back exactly as they were.
+    let mut out: String = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'crmgate_proposals%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|s| s.unwrap() + "\n")
+        .collect();
+    assert_eq!(out.matches("CREATE").count(), 3, "{out}");
     let mut stmt = conn
         .prepare(
             "SELECT id, ingest_id, line, source, ext_id, kind, object, record, field, value, merge_into,

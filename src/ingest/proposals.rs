@@ -17,7 +17,7 @@ use crate::model::{Kind, NewEvent, NewProposal, State, Value, Verdict, key64, so
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::score::{self, FieldFacts, TrackRecord};
-use crate::store::{ColumnPlan, IngestCounts, KeyRow, Pause, Writer};
+use crate::store::{ColumnPlan, IngestCounts, KeyRow, Pause, ProposalIndex, Writer};
 use crate::validate::FieldType;
 use crate::validate::{self, short};
 
@@ -126,8 +126,10 @@ impl Files {
 ///    so pages are read once) and queue the proposal;
 /// 4. supersede undecided twins.
 ///
-/// A run that is large next to the queue drops the two proposal indexes before phase 3 and
-/// rebuilds them after, by sorting, instead of updating them a row at a time in random order.
+/// A run that is large next to the queue drops the proposal indexes keyed by a hash before
+/// phase 3 (the dedupe key's always, the open target's when nothing was undecided before the
+/// run) and rebuilds them after, by sorting, instead of updating them a row at a time in random
+/// order.
 pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> Result<Report> {
     let mut problems = Problems::default();
     let mut files = Files {
@@ -265,15 +267,19 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // Phase 3: look records up in (object, record) order, score, decide and queue.
     let queued_before = w.max_proposal_id()?;
     let bulk = staged >= opts.bulk_min_rows && staged.saturating_mul(4) >= queued_before as u64;
-    let rebuild = if bulk {
-        Some(w.drop_dedupe_index()?)
-    } else {
-        None
-    };
+    let mut rebuild = Vec::new();
+    if bulk {
+        rebuild.push(w.drop_proposal_index(ProposalIndex::Dedupe)?);
+    }
     // Undecided proposals from before this run, by target. A twin from this run is always in
     // the same record's group (rows come sorted by record), so the filter needs no new keys.
     let mut targets = TargetFilter::new();
     w.for_each_open_target(|k| targets.insert(k))?;
+    // With none of them, this run never looks a target up: a bulk load rebuilds that index
+    // too, after the load, rather than inserting into it in random key order.
+    if bulk && targets.is_empty() {
+        rebuild.push(w.drop_proposal_index(ProposalIndex::OpenTarget)?);
+    }
     let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
     let mut failing = !opts.skip_invalid && total_rejected(&files) > 0;
     let mut by_kind = [0u64; 5];
@@ -358,8 +364,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         );
         return Err(problems.into_error(None, INGEST_HINT));
     }
-    // After a bulk load, the dedupe index is rebuilt by sorting.
-    if let Some(sql) = rebuild {
+    // After a bulk load, the dropped indexes are rebuilt by sorting.
+    for sql in rebuild {
         w.restore_index(&sql)?;
     }
 
@@ -565,6 +571,7 @@ impl BitSet {
 /// store, so the supersede check costs a lookup only where an undecided twin can exist.
 struct TargetFilter {
     bits: Vec<u64>,
+    keys: u64,
 }
 
 impl TargetFilter {
@@ -574,6 +581,7 @@ impl TargetFilter {
     fn new() -> Self {
         TargetFilter {
             bits: vec![0; (Self::BITS / 64) as usize],
+            keys: 0,
         }
     }
 
@@ -585,6 +593,11 @@ impl TargetFilter {
     fn insert(&mut self, key: i64) {
         let (i, m) = Self::slot(key);
         self.bits[i] |= m;
+        self.keys += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys == 0
     }
 
     fn may_contain(&self, key: i64) -> bool {

@@ -26,7 +26,7 @@ pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
-pub use stage::{KeyRow, Staged};
+pub use stage::{KeyRow, ProposalIndex, Staged};
 
 /// The newest store schema this build knows.
 pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;

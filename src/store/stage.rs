@@ -10,6 +10,16 @@ use super::{Writer, db_err, value_from};
 use crate::error::Result;
 use crate::model::{Kind, NewProposal, Value};
 
+/// The page cache while the staged rows are sorted, in KiB: see [`Writer::for_each_staged`].
+const SORT_CACHE_KIB: i64 = 12 * 1024;
+
+/// The proposal indexes keyed by a hash, which a bulk load may drop and rebuild.
+#[derive(Debug, Clone, Copy)]
+pub enum ProposalIndex {
+    Dedupe,
+    OpenTarget,
+}
+
 /// A staged row, read back for lookups and queueing.
 pub struct Staged {
     pub sid: i64,
@@ -167,8 +177,28 @@ impl Writer<'_> {
                 "SELECT sid, {INPUT_COLUMNS} FROM temp.crmgate_stage ORDER BY object, record, sid"
             ))
             .map_err(db_err)?;
+        // The whole sort happens in the first step. A helper thread (PRAGMA threads) sorts and
+        // writes out one run while this one fills the next; SQLite sizes a run by the page
+        // cache, so the cache is smaller for that step and peak memory stays where it was.
+        let cache: i64 = self
+            .tx
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .map_err(db_err)?;
+        let set = |threads: i64, cache: i64| {
+            self.tx
+                .execute_batch(&format!(
+                    "PRAGMA threads = {threads}; PRAGMA cache_size = {cache}"
+                ))
+                .map_err(db_err)
+        };
+        set(1, -SORT_CACHE_KIB)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
+        let mut sorted = false;
         while let Some(r) = rows.next().map_err(db_err)? {
+            if !sorted {
+                set(0, cache)?;
+                sorted = true;
+            }
             let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
             let kind: String = r.get(8).map_err(db_err)?;
             let has_expected: bool = r.get(15).map_err(db_err)?;
@@ -202,6 +232,9 @@ impl Writer<'_> {
                 p,
             })?;
         }
+        if !sorted {
+            set(0, cache)?;
+        }
         Ok(())
     }
 
@@ -216,20 +249,24 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
-    /// Drops the dedupe index, which a bulk load would otherwise update a row at a time in
-    /// random key order; returns its definition so [`Writer::restore_index`] rebuilds it exactly,
-    /// by sorting.
-    pub fn drop_dedupe_index(&self) -> Result<String> {
+    /// Drops one of the proposal indexes, which a bulk load would otherwise update a row at a
+    /// time in random key order; returns its definition so [`Writer::restore_index`] rebuilds
+    /// it exactly, by sorting.
+    pub fn drop_proposal_index(&self, index: ProposalIndex) -> Result<String> {
+        let name = match index {
+            ProposalIndex::Dedupe => "crmgate_proposals_dedupe",
+            ProposalIndex::OpenTarget => "crmgate_proposals_open_target",
+        };
         let sql: String = self
             .tx
             .query_row(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'crmgate_proposals_dedupe'",
-                [],
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [name],
                 |r| r.get(0),
             )
             .map_err(db_err)?;
         self.tx
-            .execute_batch("DROP INDEX crmgate_proposals_dedupe")
+            .execute_batch(&format!("DROP INDEX {name}"))
             .map_err(db_err)?;
         Ok(sql)
     }
