@@ -142,10 +142,13 @@ fn run() -> Result<()> {
     );
     let base = setup(dir.path(), n)?;
     let log = dir.path().join("measured");
-    let with_raw = Command::new("sqlite3").arg("-version").output().is_ok();
-    if !with_raw {
-        println!("  sqlite3 not found: raw SQL skipped (apt-get install -y sqlite3)");
-    }
+    let with_raw = match measure::sqlite3_available() {
+        Ok(()) => true,
+        Err(why) => {
+            println!("  raw SQL skipped: {why}");
+            false
+        }
+    };
     let scripts = if with_raw {
         Some((
             raw_script(dir.path(), n, false)?,

@@ -61,7 +61,7 @@ fn run() -> Result<()> {
 
     generate(dir, rows)?;
     let base = build_base_store(dir)?;
-    let with_raw = match sqlite3_available() {
+    let with_raw = match measure::sqlite3_available() {
         Ok(()) => true,
         Err(why) => {
             println!("[4/5] raw SQL: skipped: {why}");
@@ -124,39 +124,6 @@ fn sqlite3(dir: &Path, db: &str, script: &Path) -> Result<Command> {
         .args(["-batch", "-bail", "-init", "/dev/null", db])
         .stdin(File::open(script)?);
     Ok(cmd)
-}
-
-fn sqlite3_available() -> std::result::Result<(), String> {
-    let found = || {
-        Command::new("sqlite3")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if found() {
-        return Ok(());
-    }
-    println!("sqlite3 is not on PATH: running apt-get install -y sqlite3");
-    let out = Command::new("apt-get")
-        .args(["install", "-y", "sqlite3"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "apt-get install -y sqlite3 failed ({}): {}",
-            out.status,
-            stderr.trim_end()
-        ));
-    }
-    if found() {
-        Ok(())
-    } else {
-        Err("apt-get installed sqlite3 but it still does not run".into())
-    }
 }
 
 // ---------------------------------------------------------------------------------------

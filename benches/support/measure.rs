@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -158,5 +158,40 @@ impl WorkDir {
             WorkDir::Temp(t) => t.path(),
             WorkDir::Kept(p) => p,
         }
+    }
+}
+
+/// Whether the sqlite3 CLI runs, installing it with apt-get when it is missing: the raw-SQL
+/// contenders need it.
+pub fn sqlite3_available() -> std::result::Result<(), String> {
+    let found = || {
+        Command::new("sqlite3")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if found() {
+        return Ok(());
+    }
+    println!("sqlite3 is not on PATH: running apt-get install -y sqlite3");
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "sqlite3"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "apt-get install -y sqlite3 failed ({}): {}",
+            out.status,
+            stderr.trim_end()
+        ));
+    }
+    if found() {
+        Ok(())
+    } else {
+        Err("apt-get installed sqlite3 but it still does not run".into())
     }
 }
