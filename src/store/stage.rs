@@ -180,10 +180,13 @@ impl Writer<'_> {
         // The whole sort happens in the first step. A helper thread (PRAGMA threads) sorts and
         // writes out one run while this one fills the next; SQLite sizes a run by the page
         // cache, so the cache is smaller for that step and peak memory stays where it was.
-        let cache: i64 = self
-            .tx
-            .query_row("PRAGMA cache_size", [], |r| r.get(0))
-            .map_err(db_err)?;
+        // Both settings are put back after that step, or on any error.
+        let pragma = |name: &str| -> Result<i64> {
+            self.tx
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(db_err)
+        };
+        let (threads, cache) = (pragma("threads")?, pragma("cache_size")?);
         let set = |threads: i64, cache: i64| {
             self.tx
                 .execute_batch(&format!(
@@ -192,50 +195,53 @@ impl Writer<'_> {
                 .map_err(db_err)
         };
         set(1, -SORT_CACHE_KIB)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        let mut sorted = false;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            if !sorted {
-                set(0, cache)?;
-                sorted = true;
+        let mut sorting = true;
+        let walked = (|| -> Result<()> {
+            let mut rows = stmt.query([]).map_err(db_err)?;
+            while let Some(r) = rows.next().map_err(db_err)? {
+                if sorting {
+                    sorting = false;
+                    set(threads, cache)?;
+                }
+                let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
+                let kind: String = r.get(8).map_err(db_err)?;
+                let has_expected: bool = r.get(15).map_err(db_err)?;
+                let p = NewProposal {
+                    line: r.get::<_, i64>(2).map_err(db_err)? as u64,
+                    source: r.get(3).map_err(db_err)?,
+                    ext_id: r.get(4).map_err(db_err)?,
+                    dedupe_key: r.get(5).map_err(db_err)?,
+                    content_key: r.get(6).map_err(db_err)?,
+                    target_key: r.get(7).map_err(db_err)?,
+                    kind: Kind::parse(&kind).expect("staged kinds were checked"),
+                    object: r.get(9).map_err(db_err)?,
+                    record: r.get(10).map_err(db_err)?,
+                    field: r.get(11).map_err(db_err)?,
+                    value: get_value(12)?,
+                    merge_into: r.get(13).map_err(db_err)?,
+                    stated_confidence: r.get(14).map_err(db_err)?,
+                    expected: if has_expected {
+                        Some(get_value(16)?)
+                    } else {
+                        None
+                    },
+                    trigger: r.get(17).map_err(db_err)?,
+                    reason: r.get(18).map_err(db_err)?,
+                    baseline: Value::Null,
+                    baseline_fp: None,
+                };
+                f(Staged {
+                    sid: r.get(0).map_err(db_err)?,
+                    ingest_id: r.get(1).map_err(db_err)?,
+                    p,
+                })?;
             }
-            let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
-            let kind: String = r.get(8).map_err(db_err)?;
-            let has_expected: bool = r.get(15).map_err(db_err)?;
-            let p = NewProposal {
-                line: r.get::<_, i64>(2).map_err(db_err)? as u64,
-                source: r.get(3).map_err(db_err)?,
-                ext_id: r.get(4).map_err(db_err)?,
-                dedupe_key: r.get(5).map_err(db_err)?,
-                content_key: r.get(6).map_err(db_err)?,
-                target_key: r.get(7).map_err(db_err)?,
-                kind: Kind::parse(&kind).expect("staged kinds were checked"),
-                object: r.get(9).map_err(db_err)?,
-                record: r.get(10).map_err(db_err)?,
-                field: r.get(11).map_err(db_err)?,
-                value: get_value(12)?,
-                merge_into: r.get(13).map_err(db_err)?,
-                stated_confidence: r.get(14).map_err(db_err)?,
-                expected: if has_expected {
-                    Some(get_value(16)?)
-                } else {
-                    None
-                },
-                trigger: r.get(17).map_err(db_err)?,
-                reason: r.get(18).map_err(db_err)?,
-                baseline: Value::Null,
-                baseline_fp: None,
-            };
-            f(Staged {
-                sid: r.get(0).map_err(db_err)?,
-                ingest_id: r.get(1).map_err(db_err)?,
-                p,
-            })?;
+            Ok(())
+        })();
+        if sorting {
+            set(threads, cache)?;
         }
-        if !sorted {
-            set(0, cache)?;
-        }
-        Ok(())
+        walked
     }
 
     /// The highest proposal id so far: how large the queue is, for choosing the bulk path.
