@@ -417,7 +417,7 @@ fn apply_one(
                 false => Ok(None),
             })
     } else {
-        w.write_field_returning(obj, &p.record, &field, &value)
+        w.write_and_read_back(obj, &p.record, &field, &value)
     };
     let verified = match written {
         Ok(back) => {

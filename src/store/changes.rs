@@ -50,6 +50,15 @@ fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
     .map_err(db_err)
 }
 
+/// See [`Writer::field_sql`].
+#[derive(Clone)]
+pub(super) struct FieldSql {
+    object: String,
+    field: String,
+    update: std::rc::Rc<str>,
+    select: std::rc::Rc<str>,
+}
+
 /// A change and the change that reverted it, if one did: what a revert checks first, in one
 /// step (a revert of a run reads a million of these).
 fn change_to_revert(
@@ -185,6 +194,27 @@ impl Writer<'_> {
 
     /// Writes `value` into one field of one record. Returns false when there is no such record;
     /// a constraint the write breaks (a foreign key, NOT NULL, CHECK) is an error of the store.
+    /// The statements that write and read `field` of `obj` (a column from the live schema).
+    fn field_sql(&self, obj: &Object, field: &str) -> FieldSql {
+        let mut cache = self.field_sql.borrow_mut();
+        if let Some(f) = cache
+            .iter()
+            .find(|f| f.object == obj.name && f.field == field)
+        {
+            return f.clone();
+        }
+        let (table, column, pk) = (ident(&obj.name), ident(field), ident(&obj.pk_column().name));
+        let f = FieldSql {
+            object: obj.name.clone(),
+            field: field.to_string(),
+            update: format!("UPDATE {table} SET {column} = ?1 WHERE {pk} = ?2").into(),
+            select: format!("SELECT {column} FROM {table} WHERE {pk} = ?1").into(),
+        };
+        cache.push(f.clone());
+        f
+    }
+
+    /// Writes one field; false if there is no such record.
     pub fn write_field(
         &self,
         obj: &Object,
@@ -192,41 +222,41 @@ impl Writer<'_> {
         field: &str,
         value: &Value,
     ) -> Result<bool> {
-        let sql = format!(
-            "UPDATE {} SET {} = ?1 WHERE {} = ?2",
-            ident(&obj.name),
-            ident(field),
-            ident(&obj.pk_column().name)
-        );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        let sql = self.field_sql(obj, field);
+        let mut stmt = self.tx.prepare_cached(&sql.update).map_err(db_err)?;
         let n = stmt
             .execute(rusqlite::params![value, record])
             .map_err(db_err)?;
         Ok(n == 1)
     }
 
+    /// One field of a record (`field` a column of `obj`, from the live schema), or `None` if
+    /// there is no such record.
+    pub fn read_field(&self, obj: &Object, record: &str, field: &str) -> Result<Option<Value>> {
+        let sql = self.field_sql(obj, field);
+        let mut stmt = self.tx.prepare_cached(&sql.select).map_err(db_err)?;
+        stmt.query_row([record], |r| r.get_ref(0).map(value_from))
+            .optional()
+            .map_err(db_err)
+    }
+
     /// Writes one field and returns what the record holds there now, as SQLite stored it
     /// (after the column's affinity), or `None` if there is no such record. Only for tables
-    /// without triggers: `RETURNING` does not see what a trigger does to the row afterwards.
-    pub fn write_field_returning(
+    /// without triggers, whose effects a read straight after the write would not separate
+    /// from the write's own. Two statements rather than `UPDATE … RETURNING`: SQLite buffers
+    /// returned rows in a temporary table it opens and closes for every statement, which
+    /// costs more than the second statement.
+    pub fn write_and_read_back(
         &self,
         obj: &Object,
         record: &str,
         field: &str,
         value: &Value,
     ) -> Result<Option<Value>> {
-        let sql = format!(
-            "UPDATE {} SET {f} = ?1 WHERE {} = ?2 RETURNING {f}",
-            ident(&obj.name),
-            ident(&obj.pk_column().name),
-            f = ident(field),
-        );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
-        stmt.query_row(rusqlite::params![value, record], |r| {
-            r.get_ref(0).map(value_from)
-        })
-        .optional()
-        .map_err(db_err)
+        if !self.write_field(obj, record, field, value)? {
+            return Ok(None);
+        }
+        self.read_field(obj, record, field)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -96,21 +96,6 @@ impl Writer<'_> {
         record_row(&self.tx, obj, record)
     }
 
-    /// One field of a record (`field` a column of `obj`, from the live schema), or `None` if
-    /// there is no such record.
-    pub fn read_field(&self, obj: &Object, record: &str, field: &str) -> Result<Option<Value>> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
-            ident(field),
-            ident(&obj.name),
-            ident(&obj.pk_column().name)
-        );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
-        stmt.query_row([record], |r| r.get_ref(0).map(value_from))
-            .optional()
-            .map_err(db_err)
-    }
-
     /// Whether `table.column` holds `value`: the check behind a foreign-key field.
     pub fn key_exists(&self, table: &Object, column: &Column, value: &Value) -> Result<bool> {
         let sql = format!(
