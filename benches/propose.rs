@@ -33,7 +33,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use generator::{COMPANY_COLUMNS, CONTACT_COLUMNS, DEAL_COLUMNS, GenConfig, PROPOSAL_COLUMNS};
+use generator::{
+    COMPANY_COLUMNS, CONTACT_COLUMNS, DEAL_COLUMNS, GenConfig, PROPOSAL_COLUMNS, TABLES,
+};
 use measure::{Measured, run_ok};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -41,7 +43,6 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
 const TARGET_RATIO: f64 = 1.0;
 const TARGET_PEAK_MB: f64 = 100.0;
-const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
 
 fn main() {
     if let Err(e) = run() {

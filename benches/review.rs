@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use generator::GenConfig;
+use generator::{GenConfig, TABLES};
 use measure::run_ok;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -31,7 +31,6 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
 const TARGET_SECS: f64 = 1.0;
 const RUNS: usize = 5;
-const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
 
 /// Nothing applies on its own: no rule, so every proposal goes to review (SPEC §5).
 const POLICY: &str = "[defaults]\nautonomy = \"supervised\"\n";

@@ -87,6 +87,10 @@ pub struct Summary {
     pub bytes: u64,
 }
 
+/// The CRM tables [`write_tables`] writes, one `<table>.csv` each, parents first: the order to
+/// import them in.
+pub const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
+
 /// Columns of each file, in order (SPEC §2 and §3).
 pub const COMPANY_COLUMNS: [&str; 11] = [
     "id",

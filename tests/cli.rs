@@ -2210,9 +2210,9 @@ fn a_dry_run_goes_through_every_check_and_changes_nothing() {
     );
 }
 
-#[test]
-fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
-    let env = Env::new();
+/// The demo store after alice approves apollo:ap-1 and sdr-agent:sdr-304, which wait for a
+/// human: eight proposals then stand approved. Returns the CRM dump from before any apply.
+fn demo_with_human_approvals(env: &Env) -> String {
     env.cmd(&["init", "--demo"]).assert().success();
     env.cmd(&[
         "--as",
@@ -2223,7 +2223,13 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
     ])
     .assert()
     .success();
-    let original = crm_dump(&env);
+    crm_dump(env)
+}
+
+#[test]
+fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
+    let env = Env::new();
+    let original = demo_with_human_approvals(&env);
     env.cmd(&["apply"])
         .assert()
         .success()
@@ -2272,17 +2278,7 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
 #[test]
 fn a_run_in_chunks_is_one_run_and_reverts_as_one() {
     let env = Env::new();
-    env.cmd(&["init", "--demo"]).assert().success();
-    env.cmd(&[
-        "--as",
-        "alice",
-        "approve",
-        "apollo:ap-1",
-        "sdr-agent:sdr-304",
-    ])
-    .assert()
-    .success();
-    let original = crm_dump(&env);
+    let original = demo_with_human_approvals(&env);
     // Three proposals per transaction: eight proposals take three chunks.
     env.cmd(&["apply"])
         .env("CRMGATE_APPLY_CHUNK", "3")

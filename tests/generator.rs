@@ -7,9 +7,7 @@ mod generator;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use generator::{GenConfig, write_dataset, write_proposals};
-
-const TABLES: [&str; 4] = ["companies", "contacts", "deals", "activities"];
+use generator::{GenConfig, TABLES, write_dataset, write_proposals};
 
 /// One CSV row by column name.
 type Row = BTreeMap<String, String>;

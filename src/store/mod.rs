@@ -558,6 +558,17 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// For each condition that is set, a clause `column op ?N` (`column op` given, `N` numbered
+/// after the parameters already in `params`) and its value as the parameter.
+fn narrow(conds: &[(&str, &Option<String>)], clauses: &mut Vec<String>, params: &mut Vec<String>) {
+    for (col_op, v) in conds {
+        if let Some(v) = v {
+            params.push(v.clone());
+            clauses.push(format!("{col_op} ?{}", params.len()));
+        }
+    }
+}
+
 fn not_sqlite(path: &Path, e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
@@ -669,18 +680,17 @@ impl Store {
     pub fn events(&self, f: &EventFilter) -> Result<Vec<EventRow>> {
         let mut clauses = Vec::new();
         let mut params: Vec<String> = Vec::new();
-        for (col, v) in [
-            ("object =", &f.object),
-            ("record =", &f.record),
-            ("source =", &f.source),
-            ("actor =", &f.actor),
-            ("at >=", &f.since),
-        ] {
-            if let Some(v) = v {
-                params.push(v.clone());
-                clauses.push(format!("{col} ?{}", params.len()));
-            }
-        }
+        narrow(
+            &[
+                ("object =", &f.object),
+                ("record =", &f.record),
+                ("source =", &f.source),
+                ("actor =", &f.actor),
+                ("at >=", &f.since),
+            ],
+            &mut clauses,
+            &mut params,
+        );
         let where_sql = if clauses.is_empty() {
             String::new()
         } else {

@@ -35,16 +35,15 @@ impl ListFilter {
             params.push(s.as_str().to_string());
             clauses.push(format!("p.state = ?{}", params.len()));
         }
-        for (col, v) in [
-            ("p.source", &self.source),
-            ("p.kind", &self.kind),
-            ("p.object", &self.object),
-        ] {
-            if let Some(v) = v {
-                params.push(v.clone());
-                clauses.push(format!("{col} = ?{}", params.len()));
-            }
-        }
+        super::narrow(
+            &[
+                ("p.source =", &self.source),
+                ("p.kind =", &self.kind),
+                ("p.object =", &self.object),
+            ],
+            clauses,
+            params,
+        );
     }
 }
 
