@@ -410,16 +410,7 @@ fn apply_one(
         w.savepoint("crmgate_apply_one")?;
     }
     let mut wrote = false;
-    let written = if guarded {
-        w.write_field(obj, &p.record, &field, &value)
-            .and_then(|found| match found {
-                true => Ok(w.record_row(obj, &p.record)?.map(|r| r[at].clone())),
-                false => Ok(None),
-            })
-    } else {
-        w.write_and_read_back(obj, &p.record, &field, &value)
-    };
-    let verified = match written {
+    let verified = match w.write_and_read_back(obj, &p.record, &field, &value) {
         Ok(back) => {
             wrote = back.is_some();
             match back {

@@ -571,7 +571,6 @@ impl BitSet {
 /// store, so the supersede check costs a lookup only where an undecided twin can exist.
 struct TargetFilter {
     bits: Vec<u64>,
-    keys: u64,
 }
 
 impl TargetFilter {
@@ -581,7 +580,6 @@ impl TargetFilter {
     fn new() -> Self {
         TargetFilter {
             bits: vec![0; (Self::BITS / 64) as usize],
-            keys: 0,
         }
     }
 
@@ -593,11 +591,10 @@ impl TargetFilter {
     fn insert(&mut self, key: i64) {
         let (i, m) = Self::slot(key);
         self.bits[i] |= m;
-        self.keys += 1;
     }
 
     fn is_empty(&self) -> bool {
-        self.keys == 0
+        self.bits.iter().all(|&w| w == 0)
     }
 
     fn may_contain(&self, key: i64) -> bool {

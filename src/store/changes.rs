@@ -192,8 +192,6 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Writes `value` into one field of one record. Returns false when there is no such record;
-    /// a constraint the write breaks (a foreign key, NOT NULL, CHECK) is an error of the store.
     /// The statements that write and read `field` of `obj` (a column from the live schema).
     fn field_sql(&self, obj: &Object, field: &str) -> FieldSql {
         let mut cache = self.field_sql.borrow_mut();
@@ -214,7 +212,8 @@ impl Writer<'_> {
         f
     }
 
-    /// Writes one field; false if there is no such record.
+    /// Writes `value` into one field of one record. Returns false when there is no such record;
+    /// a constraint the write breaks (a foreign key, NOT NULL, CHECK) is an error of the store.
     pub fn write_field(
         &self,
         obj: &Object,
@@ -241,11 +240,10 @@ impl Writer<'_> {
     }
 
     /// Writes one field and returns what the record holds there now, as SQLite stored it
-    /// (after the column's affinity), or `None` if there is no such record. Only for tables
-    /// without triggers, whose effects a read straight after the write would not separate
-    /// from the write's own. Two statements rather than `UPDATE … RETURNING`: SQLite buffers
-    /// returned rows in a temporary table it opens and closes for every statement, which
-    /// costs more than the second statement.
+    /// (after the column's affinity and any trigger), or `None` if there is no such record.
+    /// Two statements rather than `UPDATE … RETURNING`: SQLite buffers returned rows in a
+    /// temporary table it opens and closes for every statement, which costs more than the
+    /// second statement, and `RETURNING` would not see what an AFTER trigger does.
     pub fn write_and_read_back(
         &self,
         obj: &Object,

@@ -208,7 +208,7 @@ impl Store {
         Ok(created)
     }
 
-    /// Reads the CRM objects from the live schema.
+    /// Whether any trigger fires on `table`: a write there may do more than it says.
     fn has_triggers(&self, table: &str) -> Result<bool> {
         self.conn
             .query_row(
@@ -220,6 +220,7 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// Reads the CRM objects from the live schema.
     fn reload_schema(&mut self) -> Result<()> {
         let mut schema = Schema::default();
         let tables: Vec<(String, String)> = {

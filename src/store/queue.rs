@@ -120,7 +120,7 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
 }
 
 fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
-    // Cached: apply and revert read a million of these in a run.
+    // Cached: a decision over a whole filter (approve, reject) reads one per proposal.
     conn.prepare_cached(&format!(
         "SELECT {PROPOSAL_COLUMNS} FROM crmgate_proposals p
          JOIN crmgate_ingests i ON i.id = p.ingest_id WHERE p.id = ?1"
@@ -132,6 +132,7 @@ fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
 /// A proposal as apply needs it, with the human who approved it (`None`: the policy did): the
 /// latest human `approve` (or `edit`) event's actor. An undone approval leaves the proposal
 /// undecided, so it is never applied on that approval.
+///
 /// One statement per proposal instead of three: no join for the ingest's file and time, no
 /// parse of the signals, and the approver found in the same step.
 fn proposal_to_apply(
