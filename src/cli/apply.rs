@@ -206,17 +206,20 @@ fn in_chunks<T>(
                     b.inc(chunk.len() as u64);
                 }
             }
-            Err(e) if !any => return Err(e),
             Err(e) => {
                 stopped = Some(e);
                 break;
             }
         }
     }
+    // Cleared before any message, whichever way the run ended.
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(stopped)
+    match stopped {
+        Some(e) if !any => Err(e),
+        stopped => Ok(stopped),
+    }
 }
 
 /// Exit 3 when any proposal was not applied.
