@@ -17,7 +17,9 @@ use crate::model::{Kind, NewEvent, NewProposal, State, Value, Verdict, key64, so
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::score::{self, FieldFacts, TrackRecord};
-use crate::store::{ColumnPlan, IngestCounts, KeyRow, Pause, ProposalIndex, Writer};
+use crate::store::{
+    ColumnPlan, IngestCounts, KeyRow, Pause, ProposalIndex, ReadRecords, Snapshot, Staged, Writer,
+};
 use crate::validate::FieldType;
 use crate::validate::{self, short};
 
@@ -121,9 +123,11 @@ impl Files {
 ///
 /// The phases, each in the order that suits SQLite rather than the file's:
 /// 1. stream every file, check each row on its own (schema, values), stage what passes;
-/// 2. find duplicates by grouping on the dedupe key: within the run, then against the queue;
-/// 3. read the staged rows back sorted by (object, record), look each record up (in index order,
-///    so pages are read once) and queue the proposal;
+/// 2. find duplicates by the dedupe key: within the run (sorting the keys kept while staging,
+///    16 bytes a row), then against the queue;
+/// 3. read the staged rows back sorted by (object, record); a second thread looks each record up
+///    over a snapshot (in index order, so pages are read once), scores and decides, while this
+///    one queues the judged rows, in the same order;
 /// 4. supersede undecided twins.
 ///
 /// A run that is large next to the queue drops the proposal indexes keyed by a hash before
@@ -145,6 +149,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // Phase 1: stream, check each row alone, stage.
     w.stage_create()?;
     let mut staged = 0u64;
+    // (dedupe key, staged row) of every staged row: sorted after staging, it shows the twins.
+    let mut keys: Vec<(i64, i64)> = Vec::new();
     for input in inputs {
         let name = input.display_name();
         let ingest_id = w.begin_ingest(&opts.actor, &name, input.format.as_str())?;
@@ -185,7 +191,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
                     }
                     let (line, message, cells) = match checked {
                         Checked::Good(p) => {
-                            w.stage(&p, ingest_id)?;
+                            keys.push((p.dedupe_key, w.stage(&p, ingest_id)?));
                             staged += 1;
                             continue;
                         }
@@ -232,23 +238,22 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         problems.push(&name, row.line as u64, message);
         Ok(())
     };
-    let mut first: Option<(i64, KeyRow)> = None;
-    w.staged_twins(|key, row| {
-        match &first {
-            Some((k, earlier)) if *k == key => {
-                skip.insert(row.id);
-                match duplicate_of(&row, earlier, "line", earlier.line) {
-                    None => {
-                        let i = files.index(row.ingest_id);
-                        files.reports[i].duplicates += 1;
-                    }
-                    Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
+    keys.sort_unstable();
+    for twins in keys.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        let earlier = w.staged_key_row(twins[0].1)?;
+        for &(_, sid) in &twins[1..] {
+            let row = w.staged_key_row(sid)?;
+            skip.insert(row.id);
+            match duplicate_of(&row, &earlier, "line", earlier.line) {
+                None => {
+                    let i = files.index(row.ingest_id);
+                    files.reports[i].duplicates += 1;
                 }
+                Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
             }
-            _ => first = Some((key, row)),
         }
-        Ok(())
-    })?;
+    }
+    drop(keys);
     w.staged_known(|row, stored| {
         if skip.contains(row.id) {
             return Ok(());
@@ -285,7 +290,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     let mut by_kind = [0u64; 5];
     let mut by_action = [0u64; 4];
     let mut stale = 0u64;
-    let mut judge = Judge::new(opts.policy, opts.policy_version, w.now(), w.pauses()?);
+    let judge = Judge::new(opts.policy, opts.policy_version, w.now(), w.pauses()?);
     // Rows arrive sorted by record, so all of a record's new proposals are queued together and
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
@@ -295,19 +300,21 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         group.clear();
         Ok(())
     };
-    w.for_each_staged(|mut s| {
+    // Queues one judged row, in the sorted order.
+    let mut queue = |judged: Judged| -> Result<()> {
+        let (s, verdict) = match judged {
+            Judged::Rejected(s, msg) => (s, Err(msg)),
+            Judged::Decided(s, verdict) => (s, Ok(verdict)),
+        };
         if group
             .first()
             .is_some_and(|g| g.object != s.p.object || g.record != s.p.record)
         {
             settle(&mut group, &targets)?;
         }
-        if skip.contains(s.sid) {
-            return Ok(());
-        }
         let i = files.index(s.ingest_id);
-        let rows = match judge.resolve(w, &mut s.p) {
-            Ok(rows) => rows,
+        let verdict = match verdict {
+            Ok(v) => v,
             Err(msg) => {
                 let name = files.reports[i].file.clone();
                 files.reports[i].rejected += 1;
@@ -323,7 +330,6 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         if failing {
             return Ok(());
         }
-        let verdict = judge.verdict(w, &s.p, &rows)?;
         let id = w.insert_proposal(&s.p, s.ingest_id, &verdict)?;
         let fr = &mut files.reports[i];
         fr.ingested += 1;
@@ -347,6 +353,47 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             target_key: s.p.target_key,
         });
         Ok(())
+    };
+    // Judging (reading records, scoring, deciding) runs on a second core, over a snapshot of
+    // the store, while this thread reads the sorted rows and queues what comes back, in order.
+    let snapshot = w.snapshot()?;
+    std::thread::scope(|scope| -> Result<()> {
+        let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Vec<Staged>>(4);
+        let (judged_tx, judged_rx) = std::sync::mpsc::channel::<Vec<Judged>>();
+        let judging = scope.spawn(move || judge.run(&snapshot, rows_rx, judged_tx));
+        let mut batch = Vec::with_capacity(JUDGE_BATCH);
+        let read = w.for_each_staged(|s| {
+            if skip.contains(s.sid) {
+                return Ok(());
+            }
+            batch.push(s);
+            if batch.len() == JUDGE_BATCH {
+                if rows_tx.send(std::mem::take(&mut batch)).is_err() {
+                    // The judging side stopped on an error of its own, reported below.
+                    return Err(Error::Store("judging stopped".into()));
+                }
+                batch.reserve(JUDGE_BATCH);
+                // Queue what is judged so far: the judged rows waiting stay few.
+                while let Ok(judged) = judged_rx.try_recv() {
+                    judged.into_iter().try_for_each(&mut queue)?;
+                }
+            }
+            Ok(())
+        });
+        if read.is_ok() && !batch.is_empty() {
+            let _ = rows_tx.send(batch);
+        }
+        drop(rows_tx);
+        let queued = read.and_then(|()| {
+            for judged in &judged_rx {
+                judged.into_iter().try_for_each(&mut queue)?;
+            }
+            Ok(())
+        });
+        drop(judged_rx);
+        let judged = judging.join().expect("the judging thread does not panic");
+        // The judging side's own error explains a stop on this side.
+        judged.and(queued)
     })?;
     settle(&mut group, &targets)?;
     for ingest_id in superseded_in {
@@ -784,7 +831,7 @@ impl Judge<'_> {
     /// parent. Fills in the value the record holds now (the baseline staleness is judged against
     /// later) and returns the records involved as they are now (for a merge, both, whole; for a
     /// field write, the columns the decision reads).
-    fn resolve(&mut self, w: &Writer<'_>, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
+    fn resolve(&mut self, w: &Snapshot, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
         let obj = w
             .schema()
             .object(&p.object)
@@ -807,7 +854,7 @@ impl Judge<'_> {
             .iter()
             .position(|c| c.name == field)
             .expect("staged fields were checked");
-        let plan = self.field_plan(w, obj, at);
+        let plan = self.field_plan(obj, at);
         let record = w
             .read_columns(plan, &p.record)
             .map_err(|e| e.to_string())?
@@ -828,7 +875,7 @@ impl Judge<'_> {
 
     /// The columns a write of `obj.columns[at]` needs read: the field, the columns the policy's
     /// record conditions test, and for an email the foreign keys that lead to a company domain.
-    fn field_plan(&mut self, w: &Writer<'_>, obj: &Object, at: usize) -> &ColumnPlan {
+    fn field_plan(&mut self, obj: &Object, at: usize) -> &ColumnPlan {
         let found = self
             .plans
             .iter()
@@ -845,7 +892,7 @@ impl Judge<'_> {
                         cols.push(i);
                     }
                 }
-                let plan = w.column_plan(obj, &cols);
+                let plan = ColumnPlan::new(obj, &cols);
                 self.plans.push((obj.name.clone(), at, plan));
                 self.plans.len() - 1
             }
@@ -857,7 +904,7 @@ impl Judge<'_> {
     /// key points at, for the email consistency signal.
     fn company_domain(
         &mut self,
-        w: &Writer<'_>,
+        w: &Snapshot,
         obj: &Object,
         row: &[Value],
     ) -> Result<Option<String>> {
@@ -879,7 +926,7 @@ impl Judge<'_> {
             let plan = match found {
                 Some(j) => &self.plans[j].2,
                 None => {
-                    let plan = w.column_plan(parent, &[at]);
+                    let plan = ColumnPlan::new(parent, &[at]);
                     self.plans.push((parent.name.clone(), at, plan));
                     &self.plans[self.plans.len() - 1].2
                 }
@@ -891,6 +938,43 @@ impl Judge<'_> {
             }
         }
         Ok(None)
+    }
+}
+
+/// A staged row, judged: rejected with why, or scored and decided.
+enum Judged {
+    Rejected(Staged, String),
+    Decided(Staged, Verdict),
+}
+
+/// Rows per message between the thread that reads and queues and the one that judges.
+const JUDGE_BATCH: usize = 1024;
+
+impl Judge<'_> {
+    /// Judges the rows that come in, in order (the policy's limits count auto decisions as they
+    /// are made), and sends each batch back judged. Stops early when the other side hangs up.
+    fn run(
+        mut self,
+        snapshot: &Snapshot,
+        rows: std::sync::mpsc::Receiver<Vec<Staged>>,
+        judged: std::sync::mpsc::Sender<Vec<Judged>>,
+    ) -> Result<()> {
+        for batch in rows {
+            let mut out = Vec::with_capacity(batch.len());
+            for mut s in batch {
+                out.push(match self.resolve(snapshot, &mut s.p) {
+                    Ok(records) => {
+                        let verdict = self.verdict(snapshot, &s.p, &records)?;
+                        Judged::Decided(s, verdict)
+                    }
+                    Err(msg) => Judged::Rejected(s, msg),
+                });
+            }
+            if judged.send(out).is_err() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -939,7 +1023,7 @@ impl<'p> Judge<'p> {
         }
     }
 
-    fn verdict(&mut self, w: &Writer<'_>, p: &NewProposal, rows: &[Vec<Value>]) -> Result<Verdict> {
+    fn verdict(&mut self, w: &Snapshot, p: &NewProposal, rows: &[Vec<Value>]) -> Result<Verdict> {
         let obj = w.schema().object(&p.object).expect("checked object");
         let key = (p.source.clone(), p.kind, p.field.clone());
         let track = match self.tracks.get(&key) {

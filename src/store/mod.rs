@@ -8,6 +8,7 @@ mod pauses;
 mod policies;
 mod queue;
 mod records;
+mod snapshot;
 mod stage;
 
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
+pub use snapshot::Snapshot;
 pub use stage::{KeyRow, ProposalIndex, Staged};
 
 /// The newest store schema this build knows.
@@ -361,6 +363,7 @@ impl Store {
         Ok(Writer {
             tx,
             schema: &self.schema,
+            path: &self.path,
             head: std::cell::RefCell::new(None),
             now: now.to_string(),
             field_sql: std::cell::RefCell::new(Vec::new()),
@@ -455,6 +458,7 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 pub struct Writer<'s> {
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
+    path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
     now: String,

@@ -232,19 +232,6 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// How many of `source`'s proposals ingested since `since` the policy let through on its own.
-    pub fn auto_decisions_since(&self, source: &str, since: &str) -> Result<u64> {
-        self.tx
-            .query_row(
-                "SELECT count(*) FROM crmgate_proposals p JOIN crmgate_ingests i ON i.id = p.ingest_id
-                 WHERE p.source = ?1 AND p.decision = 'auto' AND i.at >= ?2",
-                rusqlite::params![source, since],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(db_err)
-    }
-
     /// Calls `f` with the target key of every undecided proposal.
     pub fn for_each_open_target(&self, mut f: impl FnMut(i64)) -> Result<()> {
         let mut stmt = self
@@ -605,33 +592,6 @@ impl Store {
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)
-    }
-}
-
-impl Writer<'_> {
-    /// Human approvals (edits count as approvals of a corrected value) and rejections of
-    /// `source`'s proposals of this kind and field: its track record.
-    pub fn track_record(
-        &self,
-        source: &str,
-        kind: &str,
-        field: Option<&str>,
-    ) -> Result<(u64, u64)> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT coalesce(sum(e.action IN ('approve', 'edit')), 0), coalesce(sum(e.action = 'reject'), 0)
-                 FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
-                 WHERE p.source = ?1 AND p.kind = ?2 AND p.field IS ?3
-                   AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit') AND NOT
-                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
-                               AND u.action = 'undo' AND u.seq > e.seq)",
-            )
-            .map_err(db_err)?;
-        stmt.query_row(rusqlite::params![source, kind, field], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-        })
-        .map_err(db_err)
     }
 }
 

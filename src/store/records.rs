@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{Store, Writer, db_err, ident, value_from};
 use crate::error::Result;
 use crate::model::Value;
-use crate::schema::{Column, Object};
+use crate::schema::{Column, Object, Schema};
 
 /// Reading records, inside a write transaction or outside one: what a check that may run in
 /// either (is this proposal stale?) needs.
@@ -48,22 +48,11 @@ pub enum UpsertOutcome {
     Unchanged,
 }
 
-fn record_row(conn: &Connection, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-    let mut stmt = conn.prepare_cached(&obj.select_row).map_err(db_err)?;
-    stmt.query_row([record], |r| {
-        (0..obj.columns.len())
-            .map(|i| r.get_ref(i).map(value_from))
-            .collect::<rusqlite::Result<Vec<Value>>>()
-    })
-    .optional()
-    .map_err(db_err)
-}
-
-impl Writer<'_> {
+impl ColumnPlan {
     /// A way to read some columns of one record, built once and used for every row of a run:
     /// a decision needs a few columns, and building SQL or copying whole records a million times
     /// would cost more than the lookups.
-    pub fn column_plan(&self, obj: &Object, cols: &[usize]) -> ColumnPlan {
+    pub fn new(obj: &Object, cols: &[usize]) -> ColumnPlan {
         let names: Vec<String> = cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
         ColumnPlan {
             cols: cols.to_vec(),
@@ -76,56 +65,83 @@ impl Writer<'_> {
             ),
         }
     }
+}
 
-    /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
-    /// such record.
-    pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<Vec<Value>>> {
-        let mut stmt = self.tx.prepare_cached(&plan.sql).map_err(db_err)?;
-        stmt.query_row([record], |r| {
-            let mut out = vec![Value::Null; plan.width];
-            for (i, &c) in plan.cols.iter().enumerate() {
-                out[c] = value_from(r.get_ref(i)?);
-            }
-            Ok(out)
-        })
-        .optional()
-        .map_err(db_err)
+/// The record's values at the plan's columns (the others `Null`), or `None` if there is no
+/// such record.
+pub(super) fn read_columns(
+    conn: &Connection,
+    plan: &ColumnPlan,
+    record: &str,
+) -> Result<Option<Vec<Value>>> {
+    let mut stmt = conn.prepare_cached(&plan.sql).map_err(db_err)?;
+    stmt.query_row([record], |r| {
+        let mut out = vec![Value::Null; plan.width];
+        for (i, &c) in plan.cols.iter().enumerate() {
+            out[c] = value_from(r.get_ref(i)?);
+        }
+        Ok(out)
+    })
+    .optional()
+    .map_err(db_err)
+}
+
+/// For a value of a foreign-key column, the parent table when the value is not one of its keys.
+pub(super) fn missing_parent<'a>(
+    conn: &Connection,
+    schema: &'a Schema,
+    column: &Column,
+    value: &Value,
+) -> Result<Option<&'a Object>> {
+    let Some(fk) = &column.foreign_key else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Ok(None);
     }
+    let Some(parent) = schema.object(&fk.table) else {
+        return Ok(None);
+    };
+    let Some(parent_col) = parent.column(&fk.column) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {} = ?1 LIMIT 1",
+        ident(&parent.name),
+        ident(&parent_col.name)
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let found = stmt
+        .query_row([value], |_| Ok(()))
+        .optional()
+        .map_err(db_err)?;
+    Ok(found.is_none().then_some(parent))
+}
 
+pub(super) fn record_row(
+    conn: &Connection,
+    obj: &Object,
+    record: &str,
+) -> Result<Option<Vec<Value>>> {
+    let mut stmt = conn.prepare_cached(&obj.select_row).map_err(db_err)?;
+    stmt.query_row([record], |r| {
+        (0..obj.columns.len())
+            .map(|i| r.get_ref(i).map(value_from))
+            .collect::<rusqlite::Result<Vec<Value>>>()
+    })
+    .optional()
+    .map_err(db_err)
+}
+
+impl Writer<'_> {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
         record_row(&self.tx, obj, record)
-    }
-
-    /// Whether `table.column` holds `value`: the check behind a foreign-key field.
-    pub fn key_exists(&self, table: &Object, column: &Column, value: &Value) -> Result<bool> {
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE {} = ?1 LIMIT 1",
-            ident(&table.name),
-            ident(&column.name)
-        );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
-        stmt.query_row([value], |_| Ok(()))
-            .optional()
-            .map(|o| o.is_some())
-            .map_err(db_err)
     }
 
     /// For a value of a foreign-key column, the parent table when the value is not one of its
     /// keys: the check behind "company_id "co-9" does not exist in companies".
     pub fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
-        let Some(fk) = &column.foreign_key else {
-            return Ok(None);
-        };
-        if value.is_empty() {
-            return Ok(None);
-        }
-        let Some(parent) = self.schema.object(&fk.table) else {
-            return Ok(None);
-        };
-        let Some(parent_col) = parent.column(&fk.column) else {
-            return Ok(None);
-        };
-        Ok((!self.key_exists(parent, parent_col, value)?).then_some(parent))
+        missing_parent(&self.tx, self.schema, column, value)
     }
 
     /// Inserts the record, or updates the given columns of the existing one with the same id.

@@ -1,8 +1,7 @@
 //! The staging area of a propose run: a TEMP table holding every row that passed the checks that
 //! need no lookups. Staging lets the expensive work run in the order that suits SQLite rather than
-//! the file's: duplicates are found by grouping on the 8-byte key, and records are looked up in
-//! (object, record) order through SQLite's external sorter, so memory stays flat however large
-//! the input.
+//! the file's: records are looked up in (object, record) order through SQLite's external sorter,
+//! so memory stays flat however large the input.
 
 use std::sync::LazyLock;
 
@@ -109,36 +108,26 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Staged rows whose dedupe key occurs more than once among them, grouped by key, each group
-    /// in staging order.
-    pub fn staged_twins(&self, mut f: impl FnMut(i64, KeyRow) -> Result<()>) -> Result<()> {
-        self.tx
-            .execute_batch(
-                "CREATE INDEX IF NOT EXISTS temp.crmgate_stage_dedupe ON crmgate_stage(dedupe_key)",
-            )
-            .map_err(db_err)?;
+    /// The identity of one staged row.
+    pub fn staged_key_row(&self, sid: i64) -> Result<KeyRow> {
         let mut stmt = self
             .tx
-            .prepare(
-                "SELECT dedupe_key, sid, ingest_id, line, source, ext_id, content_key
-                 FROM temp.crmgate_stage WHERE dedupe_key IN (
-                     SELECT dedupe_key FROM temp.crmgate_stage GROUP BY dedupe_key HAVING count(*) > 1)
-                 ORDER BY dedupe_key, sid",
+            .prepare_cached(
+                "SELECT sid, ingest_id, line, source, ext_id, content_key
+                 FROM temp.crmgate_stage WHERE sid = ?1",
             )
             .map_err(db_err)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let row = KeyRow {
-                id: r.get(1).map_err(db_err)?,
-                ingest_id: r.get(2).map_err(db_err)?,
-                line: r.get(3).map_err(db_err)?,
-                source: r.get(4).map_err(db_err)?,
-                ext_id: r.get(5).map_err(db_err)?,
-                content_key: r.get(6).map_err(db_err)?,
-            };
-            f(r.get(0).map_err(db_err)?, row)?;
-        }
-        Ok(())
+        stmt.query_row([sid], |r| {
+            Ok(KeyRow {
+                id: r.get(0)?,
+                ingest_id: r.get(1)?,
+                line: r.get(2)?,
+                source: r.get(3)?,
+                ext_id: r.get(4)?,
+                content_key: r.get(5)?,
+            })
+        })
+        .map_err(db_err)
     }
 
     /// Staged rows whose dedupe key is already taken by a stored proposal: (staged, stored).
@@ -181,19 +170,8 @@ impl Writer<'_> {
         // writes out one run while this one fills the next; SQLite sizes a run by the page
         // cache, so the cache is smaller for that step and peak memory stays where it was.
         // Both settings are put back after that step, or on any error.
-        let pragma = |name: &str| -> Result<i64> {
-            self.tx
-                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
-                .map_err(db_err)
-        };
-        let (threads, cache) = (pragma("threads")?, pragma("cache_size")?);
-        let set = |threads: i64, cache: i64| {
-            self.tx
-                .execute_batch(&format!(
-                    "PRAGMA threads = {threads}; PRAGMA cache_size = {cache}"
-                ))
-                .map_err(db_err)
-        };
+        let (threads, cache) = self.sort_settings()?;
+        let set = |threads: i64, cache: i64| self.set_sort_settings(threads, cache);
         set(1, -SORT_CACHE_KIB)?;
         let mut sorting = true;
         let walked = (|| -> Result<()> {
@@ -277,7 +255,31 @@ impl Writer<'_> {
         Ok(sql)
     }
 
+    /// Rebuilds an index dropped by [`Writer::drop_proposal_index`]. Its sort, like the staged
+    /// rows', holds no more than [`SORT_CACHE_KIB`] in memory; the rest goes to temporary files.
     pub fn restore_index(&self, sql: &str) -> Result<()> {
-        self.tx.execute_batch(sql).map_err(db_err)
+        let (threads, cache) = self.sort_settings()?;
+        self.set_sort_settings(threads, -SORT_CACHE_KIB)?;
+        let built = self.tx.execute_batch(sql).map_err(db_err);
+        self.set_sort_settings(threads, cache)?;
+        built
+    }
+
+    /// `PRAGMA threads` and `PRAGMA cache_size`, which size SQLite's sorts.
+    fn sort_settings(&self) -> Result<(i64, i64)> {
+        let pragma = |name: &str| -> Result<i64> {
+            self.tx
+                .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(db_err)
+        };
+        Ok((pragma("threads")?, pragma("cache_size")?))
+    }
+
+    fn set_sort_settings(&self, threads: i64, cache: i64) -> Result<()> {
+        self.tx
+            .execute_batch(&format!(
+                "PRAGMA threads = {threads}; PRAGMA cache_size = {cache}"
+            ))
+            .map_err(db_err)
     }
 }

@@ -1,0 +1,107 @@
+//! A second, read-only connection to the store, opened while a write transaction holds the
+//! write lock. Nobody else can commit until that transaction ends, so the snapshot sees the
+//! store exactly as the writer found it; the writer's own changes, which it does not see, are to
+//! crmgate's queue, never to CRM records. That lets the reads a decision needs (records, parent
+//! keys, track records) run on a second core while the writer queues on the first.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::records::{self, ColumnPlan, ReadRecords};
+use super::{Writer, db_err};
+use crate::error::Result;
+use crate::model::Value;
+use crate::schema::{Column, Object, Schema};
+
+/// The snapshot's page cache, in KiB: enough for the upper levels of the indexes it descends
+/// (records come sorted, so the leaves it needs are mostly the ones it just read).
+const SNAPSHOT_CACHE_KIB: i64 = 4 * 1024;
+
+pub struct Snapshot {
+    conn: Connection,
+    schema: Schema,
+}
+
+impl Writer<'_> {
+    /// Opens a [`Snapshot`] of the store as this transaction found it.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::open(self.path, self.schema.clone())
+    }
+}
+
+impl Snapshot {
+    fn open(path: &Path, schema: Schema) -> Result<Snapshot> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db_err)?;
+        conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
+            .map_err(db_err)?;
+        // A read transaction starts at its first read and keeps its view until it ends.
+        conn.execute_batch("BEGIN").map_err(db_err)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(db_err)?;
+        Ok(Snapshot { conn, schema })
+    }
+
+    /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
+    /// such record.
+    pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<Vec<Value>>> {
+        records::read_columns(&self.conn, plan, record)
+    }
+
+    /// See [`Writer::missing_parent`].
+    pub fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
+        records::missing_parent(&self.conn, &self.schema, column, value)
+    }
+
+    /// How many of `source`'s proposals ingested since `since` the policy let through on its own.
+    pub fn auto_decisions_since(&self, source: &str, since: &str) -> Result<u64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM crmgate_proposals p JOIN crmgate_ingests i ON i.id = p.ingest_id
+                 WHERE p.source = ?1 AND p.decision = 'auto' AND i.at >= ?2",
+            )
+            .map_err(db_err)?;
+        stmt.query_row(rusqlite::params![source, since], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(db_err)
+    }
+
+    /// Human approvals (edits count as approvals of a corrected value) and rejections of
+    /// `source`'s proposals of this kind and field: its track record.
+    pub fn track_record(
+        &self,
+        source: &str,
+        kind: &str,
+        field: Option<&str>,
+    ) -> Result<(u64, u64)> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(e.action IN ('approve', 'edit')), 0), coalesce(sum(e.action = 'reject'), 0)
+                 FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
+                 WHERE p.source = ?1 AND p.kind = ?2 AND p.field IS ?3
+                   AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                               AND u.action = 'undo' AND u.seq > e.seq)",
+            )
+            .map_err(db_err)?;
+        stmt.query_row(rusqlite::params![source, kind, field], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+        })
+        .map_err(db_err)
+    }
+}
+
+impl ReadRecords for Snapshot {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
+        records::record_row(&self.conn, obj, record)
+    }
+}
