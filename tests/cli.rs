@@ -1099,7 +1099,7 @@ fn queue_state(env: &Env) -> String {
         .unwrap()
         .map(|s| s.unwrap() + "\n")
         .collect();
-    assert_eq!(out.matches("CREATE").count(), 3, "{out}");
+    assert_eq!(out.matches("CREATE").count(), 2, "{out}");
     let mut stmt = conn
         .prepare(
             "SELECT id, ingest_id, line, source, ext_id, kind, object, record, field, value, merge_into,

@@ -18,7 +18,7 @@ use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::score::{self, FieldFacts, TrackRecord};
 use crate::store::{
-    ColumnPlan, IngestCounts, KeyRow, Pause, ProposalIndex, ReadRecords, Snapshot, Staged, Writer,
+    ColumnPlan, IngestCounts, KeyRow, Pause, ReadRecords, Snapshot, Staged, Writer,
 };
 use crate::validate::FieldType;
 use crate::validate::{self, short};
@@ -130,10 +130,9 @@ impl Files {
 ///    one queues the judged rows, in the same order;
 /// 4. supersede undecided twins.
 ///
-/// A run that is large next to the queue drops the proposal indexes keyed by a hash before
-/// phase 3 (the dedupe key's always, the open target's when nothing was undecided before the
-/// run) and rebuilds them after, by sorting, instead of updating them a row at a time in random
-/// order.
+/// A run that is large next to the queue drops the proposal index by dedupe key (a hash) before
+/// phase 3 and rebuilds it after, by sorting, instead of updating it a row at a time in random
+/// key order.
 pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> Result<Report> {
     let mut problems = Problems::default();
     let mut files = Files {
@@ -274,17 +273,12 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     let bulk = staged >= opts.bulk_min_rows && staged.saturating_mul(4) >= queued_before as u64;
     let mut rebuild = Vec::new();
     if bulk {
-        rebuild.push(w.drop_proposal_index(ProposalIndex::Dedupe)?);
+        rebuild.push(w.drop_dedupe_index()?);
     }
-    // Undecided proposals from before this run, by target. A twin from this run is always in
-    // the same record's group (rows come sorted by record), so the filter needs no new keys.
-    let mut targets = TargetFilter::new();
-    w.for_each_open_target(|k| targets.insert(k))?;
-    // With none of them, this run never looks a target up: a bulk load rebuilds that index
-    // too, after the load, rather than inserting into it in random key order.
-    if bulk && targets.is_empty() {
-        rebuild.push(w.drop_proposal_index(ProposalIndex::OpenTarget)?);
-    }
+    // The records with undecided proposals from before this run. A twin from this run is always
+    // in the same record's group (rows come sorted by record), so the filter needs no new keys.
+    let mut targets = RecordFilter::new();
+    w.for_each_open_record(|object, record| targets.insert(object, record))?;
     let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
     let mut failing = !opts.skip_invalid && total_rejected(&files) > 0;
     let mut by_kind = [0u64; 5];
@@ -295,7 +289,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
     let mut superseded_in: Vec<i64> = Vec::new();
-    let mut settle = |group: &mut Vec<QueuedRow>, targets: &TargetFilter| -> Result<()> {
+    let mut settle = |group: &mut Vec<QueuedRow>, targets: &RecordFilter| -> Result<()> {
         superseded_in.extend(settle_group(w, group, targets, &opts.actor)?);
         group.clear();
         Ok(())
@@ -350,7 +344,6 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             object: s.p.object,
             record: s.p.record,
             field: s.p.field,
-            target_key: s.p.target_key,
         });
         Ok(())
     };
@@ -501,20 +494,25 @@ struct QueuedRow {
     object: String,
     record: String,
     field: Option<String>,
-    target_key: i64,
 }
 
 /// Settles the twins among one record's new proposals: for each target (source and field),
 /// the newest supersedes every older one still undecided, and so does it every undecided twin
-/// from an earlier run (looked up only where the filter says one may exist). Returns the ingest
+/// from an earlier run (looked up, by record, only where the filter says one may exist). Returns the ingest
 /// of each superseding proposal.
 fn settle_group(
     w: &Writer<'_>,
     group: &[QueuedRow],
-    targets: &TargetFilter,
+    targets: &RecordFilter,
     actor: &str,
 ) -> Result<Vec<i64>> {
     let mut by = Vec::new();
+    let earlier = match group.first() {
+        Some(g) if targets.may_contain(&g.object, &g.record) => {
+            Some(w.open_for_record(&g.object, &g.record)?)
+        }
+        _ => None,
+    };
     for (i, q) in group.iter().enumerate() {
         let twin = |n: &&QueuedRow| n.source == q.source && n.field == q.field;
         if group[i + 1..].iter().any(|n| twin(&n)) {
@@ -525,16 +523,16 @@ fn settle_group(
             supersede(w, actor, old.into(), newest.id)?;
             by.push(newest.ingest_id);
         }
-        if targets.may_contain(newest.target_key) {
+        if let Some(earlier) = &earlier {
             let first_new = group[0].id;
-            for old in w.open_for_target(newest.target_key)? {
+            for old in earlier {
                 let earlier_twin = old.id < first_new
                     && old.source == newest.source
                     && old.object == newest.object
                     && old.record == newest.record
                     && old.field == newest.field;
                 if earlier_twin {
-                    supersede(w, actor, (&old).into(), newest.id)?;
+                    supersede(w, actor, old.into(), newest.id)?;
                     by.push(newest.ingest_id);
                 }
             }
@@ -614,38 +612,38 @@ impl BitSet {
     }
 }
 
-/// A set of target keys with no false negatives: only a key it may hold is looked up in the
+/// A set of records with no false negatives: only a record it may hold is looked up in the
 /// store, so the supersede check costs a lookup only where an undecided twin can exist.
-struct TargetFilter {
+struct RecordFilter {
     bits: Vec<u64>,
 }
 
-impl TargetFilter {
-    /// 2^24 bits (2 MiB): about one false positive in eight with two million keys.
+impl RecordFilter {
+    /// 2^24 bits (2 MiB): about one false positive in eight with two million records.
     const BITS: u64 = 1 << 24;
 
     fn new() -> Self {
-        TargetFilter {
+        RecordFilter {
             bits: vec![0; (Self::BITS / 64) as usize],
         }
     }
 
-    fn slot(key: i64) -> (usize, u64) {
-        let b = (key as u64) % Self::BITS;
+    fn slot(object: &str, record: &str) -> (usize, u64) {
+        use std::hash::{Hash, Hasher};
+        // A fixed hasher: the filter lives for one run, and only its false positives depend on it.
+        let mut h = std::hash::DefaultHasher::new();
+        (object, record).hash(&mut h);
+        let b = h.finish() % Self::BITS;
         ((b / 64) as usize, 1 << (b % 64))
     }
 
-    fn insert(&mut self, key: i64) {
-        let (i, m) = Self::slot(key);
+    fn insert(&mut self, object: &str, record: &str) {
+        let (i, m) = Self::slot(object, record);
         self.bits[i] |= m;
     }
 
-    fn is_empty(&self) -> bool {
-        self.bits.iter().all(|&w| w == 0)
-    }
-
-    fn may_contain(&self, key: i64) -> bool {
-        let (i, m) = Self::slot(key);
+    fn may_contain(&self, object: &str, record: &str) -> bool {
+        let (i, m) = Self::slot(object, record);
         self.bits[i] & m != 0
     }
 }

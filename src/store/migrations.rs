@@ -157,6 +157,13 @@ CREATE INDEX crmgate_proposals_open_record ON crmgate_proposals(object, record)
 ALTER TABLE crmgate_proposals ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE crmgate_proposals ADD COLUMN proposed_value;
 "#,
+    // 6: an undecided twin is found through its record (crmgate_proposals_open_record), which
+    // a propose walks in order anyway, so the index by target key goes: a bulk load no longer
+    // rebuilds it, and a load into a busy queue no longer updates it in random key order.
+    // `target_key` is still written (the hash of source, object, record and field).
+    r#"
+DROP INDEX crmgate_proposals_open_target;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

@@ -28,7 +28,7 @@ pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
 pub use snapshot::Snapshot;
-pub use stage::{KeyRow, ProposalIndex, Staged};
+pub use stage::{KeyRow, Staged};
 
 /// The newest store schema this build knows.
 pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;

@@ -232,30 +232,34 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Calls `f` with the target key of every undecided proposal.
-    pub fn for_each_open_target(&self, mut f: impl FnMut(i64)) -> Result<()> {
+    /// Calls `f` with the object and record of every undecided proposal, in index order.
+    pub fn for_each_open_record(&self, mut f: impl FnMut(&str, &str)) -> Result<()> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT target_key FROM crmgate_proposals WHERE state IN ('pending', 'suggested')",
+                "SELECT object, record FROM crmgate_proposals INDEXED BY crmgate_proposals_open_record
+                 WHERE state IN ('pending', 'suggested')",
             )
             .map_err(db_err)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
-            f(r.get(0).map_err(db_err)?);
+            let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?)).map_err(db_err);
+            f(text(0)?, text(1)?);
         }
         Ok(())
     }
 
-    pub fn open_for_target(&self, key: i64) -> Result<Vec<OpenTarget>> {
+    /// The undecided proposals about one record, oldest first.
+    pub fn open_for_record(&self, object: &str, record: &str) -> Result<Vec<OpenTarget>> {
         let mut stmt = self
             .tx
             .prepare_cached(
                 "SELECT id, source, object, record, field, ingest_id FROM crmgate_proposals
-                 WHERE target_key = ?1 AND state IN ('pending', 'suggested') ORDER BY id",
+                 INDEXED BY crmgate_proposals_open_record
+                 WHERE object = ?1 AND record = ?2 AND state IN ('pending', 'suggested') ORDER BY id",
             )
             .map_err(db_err)?;
-        stmt.query_map([key], |r| {
+        stmt.query_map([object, record], |r| {
             Ok(OpenTarget {
                 id: r.get(0)?,
                 source: r.get(1)?,

@@ -12,13 +12,6 @@ use crate::model::{Kind, NewProposal, Value};
 /// The page cache while the staged rows are sorted, in KiB: see [`Writer::for_each_staged`].
 const SORT_CACHE_KIB: i64 = 12 * 1024;
 
-/// The proposal indexes keyed by a hash, which a bulk load may drop and rebuild.
-#[derive(Debug, Clone, Copy)]
-pub enum ProposalIndex {
-    Dedupe,
-    OpenTarget,
-}
-
 /// A staged row, read back for lookups and queueing.
 pub struct Staged {
     pub sid: i64,
@@ -233,14 +226,11 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
-    /// Drops one of the proposal indexes, which a bulk load would otherwise update a row at a
-    /// time in random key order; returns its definition so [`Writer::restore_index`] rebuilds
-    /// it exactly, by sorting.
-    pub fn drop_proposal_index(&self, index: ProposalIndex) -> Result<String> {
-        let name = match index {
-            ProposalIndex::Dedupe => "crmgate_proposals_dedupe",
-            ProposalIndex::OpenTarget => "crmgate_proposals_open_target",
-        };
+    /// Drops the proposal index by dedupe key, which a bulk load would otherwise update a row
+    /// at a time in random key order; returns its definition so [`Writer::restore_index`]
+    /// rebuilds it exactly, by sorting.
+    pub fn drop_dedupe_index(&self) -> Result<String> {
+        let name = "crmgate_proposals_dedupe";
         let sql: String = self
             .tx
             .query_row(
@@ -255,7 +245,7 @@ impl Writer<'_> {
         Ok(sql)
     }
 
-    /// Rebuilds an index dropped by [`Writer::drop_proposal_index`]. Its sort, like the staged
+    /// Rebuilds an index dropped by [`Writer::drop_dedupe_index`]. Its sort, like the staged
     /// rows', holds no more than [`SORT_CACHE_KIB`] in memory; the rest goes to temporary files.
     pub fn restore_index(&self, sql: &str) -> Result<()> {
         let (threads, cache) = self.sort_settings()?;
