@@ -277,8 +277,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     }
     // The records with undecided proposals from before this run. A twin from this run is always
     // in the same record's group (rows come sorted by record), so the filter needs no new keys.
-    let mut targets = RecordFilter::new();
-    w.for_each_open_record(|object, record| targets.insert(object, record))?;
+    let mut open_records = RecordFilter::new();
+    w.for_each_open_record(|object, record| open_records.insert(object, record))?;
     let total_rejected = |files: &Files| files.reports.iter().map(|f| f.rejected).sum::<u64>();
     let mut failing = !opts.skip_invalid && total_rejected(&files) > 0;
     let mut by_kind = [0u64; 5];
@@ -289,8 +289,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
     let mut superseded_in: Vec<i64> = Vec::new();
-    let mut settle = |group: &mut Vec<QueuedRow>, targets: &RecordFilter| -> Result<()> {
-        superseded_in.extend(settle_group(w, group, targets, &opts.actor)?);
+    let mut settle = |group: &mut Vec<QueuedRow>, open_records: &RecordFilter| -> Result<()> {
+        superseded_in.extend(settle_group(w, group, open_records, &opts.actor)?);
         group.clear();
         Ok(())
     };
@@ -304,7 +304,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
             .first()
             .is_some_and(|g| g.object != s.p.object || g.record != s.p.record)
         {
-            settle(&mut group, &targets)?;
+            settle(&mut group, &open_records)?;
         }
         let i = files.index(s.ingest_id);
         let verdict = match verdict {
@@ -388,7 +388,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         // The judging side's own error explains a stop on this side.
         judged.and(queued)
     })?;
-    settle(&mut group, &targets)?;
+    settle(&mut group, &open_records)?;
     for ingest_id in superseded_in {
         if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
             files.reports[i].superseded += 1;
@@ -498,17 +498,17 @@ struct QueuedRow {
 
 /// Settles the twins among one record's new proposals: for each target (source and field),
 /// the newest supersedes every older one still undecided, and so does it every undecided twin
-/// from an earlier run (looked up, by record, only where the filter says one may exist). Returns the ingest
-/// of each superseding proposal.
+/// from an earlier run (looked up by record, only where the filter says one may exist). Returns
+/// the ingest of each superseding proposal.
 fn settle_group(
     w: &Writer<'_>,
     group: &[QueuedRow],
-    targets: &RecordFilter,
+    open_records: &RecordFilter,
     actor: &str,
 ) -> Result<Vec<i64>> {
     let mut by = Vec::new();
     let earlier = match group.first() {
-        Some(g) if targets.may_contain(&g.object, &g.record) => {
+        Some(g) if open_records.may_contain(&g.object, &g.record) => {
             Some(w.open_for_record(&g.object, &g.record)?)
         }
         _ => None,

@@ -35,6 +35,16 @@ pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;
 
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
 
+/// How long a connection waits for a lock before giving up: `CRMGATE_BUSY_TIMEOUT_MS`, else
+/// five seconds.
+fn busy_timeout() -> Duration {
+    let ms = std::env::var("CRMGATE_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_BUSY_TIMEOUT_MS);
+    Duration::from_millis(ms)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// The store must exist and be a crmgate store.
@@ -69,12 +79,7 @@ impl Store {
             }
             other => db_err(other),
         })?;
-        let busy_ms = std::env::var("CRMGATE_BUSY_TIMEOUT_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(DEFAULT_BUSY_TIMEOUT_MS);
-        conn.busy_timeout(Duration::from_millis(busy_ms))
-            .map_err(db_err)?;
+        conn.busy_timeout(busy_timeout()).map_err(db_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         // The same plan whatever the bound values. Without it, SQLite marks some statements to
         // be re-planned when a parameter's value changes, and rusqlite's statement cache clears

@@ -37,6 +37,7 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db_err)?;
+        conn.busy_timeout(super::busy_timeout()).map_err(db_err)?;
         conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
             .map_err(db_err)?;
         // A read transaction starts at its first read and keeps its view until it ends.
