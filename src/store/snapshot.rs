@@ -24,7 +24,8 @@ pub struct Snapshot {
 }
 
 impl Writer<'_> {
-    /// Opens a [`Snapshot`] of the store as this transaction found it.
+    /// Opens a [`Snapshot`] of the store as this transaction found it. Its records are the
+    /// writer's only while the writer has changed none: propose, which writes only the queue.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::open(self.path, self.schema.clone())
     }
