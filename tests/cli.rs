@@ -588,6 +588,70 @@ fn a_newer_proposal_supersedes_an_undecided_one_for_the_same_field() {
 }
 
 #[test]
+fn within_one_file_the_newest_twin_supersedes_the_older_undecided_ones() {
+    let env = Env::with_crm();
+    let open = contact_where(
+        &env,
+        "title IS NOT NULL AND sensitive = 0 AND legal_hold = 0",
+    );
+    env.conn()
+        .execute(
+            "UPDATE contacts SET legal_hold = 1 WHERE id = (SELECT id FROM contacts WHERE id <> ?1 ORDER BY id LIMIT 1)",
+            [&open],
+        )
+        .unwrap();
+    let held = contact_where(&env, "legal_hold = 1");
+    let f = env.write(
+        "twins.csv",
+        format!(
+            "{HEADER}t-1,clearbit,update,contacts,{open},title,CTO,,,,,\n\
+             h-1,clearbit,update,contacts,{held},title,CTO,,,,,\n\
+             t-2,clearbit,update,contacts,{open},title,CIO,,,,,\n\
+             h-2,clearbit,update,contacts,{held},title,CIO,,,,,\n\
+             t-3,clearbit,update,contacts,{open},title,CEO,,,,,\n"
+        ),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "2 older undecided proposals were superseded",
+        ));
+    let row = |ext: &str| -> (i64, String, Option<i64>) {
+        env.conn()
+            .query_row(
+                "SELECT id, state, superseded_by FROM crmgate_proposals WHERE ext_id = ?1",
+                [ext],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    let newest = row("t-3");
+    assert_eq!((newest.1.as_str(), newest.2), ("pending", None));
+    for older in ["t-1", "t-2"] {
+        let (id, state, by) = row(older);
+        assert_eq!(
+            (state.as_str(), by),
+            ("superseded", Some(newest.0)),
+            "{older}"
+        );
+        assert_eq!(
+            env.count(&format!(
+                "SELECT count(*) FROM crmgate_events WHERE action = 'supersede' AND proposal_id = {id}"
+            )),
+            1,
+            "{older}"
+        );
+    }
+    // Blocked proposals are decided: a newer twin leaves them as they are.
+    assert_eq!(row("h-1").1, "blocked");
+    assert_eq!(row("h-2").1, "blocked");
+    // Ids follow the file's order within a record, whatever order the rows were written in.
+    assert!(row("t-1").0 < row("t-2").0 && row("t-2").0 < newest.0);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn skip_invalid_ingests_the_good_rows_and_writes_rejects() {
     let env = Env::with_crm();
     let id = contact_where(&env, "1");

@@ -285,6 +285,10 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     let mut by_action = [0u64; 4];
     let mut stale = 0u64;
     let judge = Judge::new(opts.policy, opts.policy_version, w.now(), w.pauses()?);
+    // Proposal ids are given here, in queueing order, while the write lock keeps them ours: a
+    // record's proposals are written once their group is complete, each twin already marked as
+    // superseded by the newest.
+    let mut next_id = queued_before + 1;
     // Rows arrive sorted by record, so all of a record's new proposals are queued together and
     // their twins are settled when the record changes.
     let mut group: Vec<QueuedRow> = Vec::new();
@@ -302,7 +306,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         };
         if group
             .first()
-            .is_some_and(|g| g.object != s.p.object || g.record != s.p.record)
+            .is_some_and(|g| g.p.object != s.p.object || g.p.record != s.p.record)
         {
             settle(&mut group, &open_records)?;
         }
@@ -324,7 +328,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         if failing {
             return Ok(());
         }
-        let id = w.insert_proposal(&s.p, s.ingest_id, &verdict)?;
+        let id = next_id;
+        next_id += 1;
         let fr = &mut files.reports[i];
         fr.ingested += 1;
         if s.p
@@ -339,11 +344,9 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         group.push(QueuedRow {
             id,
             ingest_id: s.ingest_id,
-            open: matches!(verdict.state, State::Pending | State::Suggested),
-            source: s.p.source,
-            object: s.p.object,
-            record: s.p.record,
-            field: s.p.field,
+            p: s.p,
+            verdict,
+            superseded_by: None,
         });
         Ok(())
     };
@@ -484,55 +487,84 @@ fn duplicate_of(row: &KeyRow, earlier: &KeyRow, what: &str, at: i64) -> Option<S
     })
 }
 
-/// A proposal queued by this run, kept until its record's group is complete.
+/// A proposal queued by this run, its id given, kept until its record's group is complete.
 struct QueuedRow {
     id: i64,
     ingest_id: i64,
-    /// Still undecided (pending or suggested): only such proposals are superseded.
-    open: bool,
-    source: String,
-    object: String,
-    record: String,
-    field: Option<String>,
+    p: NewProposal,
+    verdict: Verdict,
+    /// The newer twin from this run that supersedes it, once the group is settled.
+    superseded_by: Option<i64>,
 }
 
-/// Settles the twins among one record's new proposals: for each target (source and field),
-/// the newest supersedes every older one still undecided, and so does it every undecided twin
-/// from an earlier run (looked up by record, only where the filter says one may exist). Returns
-/// the ingest of each superseding proposal.
+impl QueuedRow {
+    /// Still undecided (pending or suggested): only such proposals are superseded.
+    fn open(&self) -> bool {
+        matches!(self.verdict.state, State::Pending | State::Suggested)
+    }
+
+    fn twin_of(&self, other: &QueuedRow) -> bool {
+        self.p.source == other.p.source && self.p.field == other.p.field
+    }
+}
+
+/// Settles the twins among one record's new proposals and writes them: for each target (source
+/// and field), the newest supersedes every older one still undecided, and so does it every
+/// undecided twin from an earlier run (looked up by record, only where the filter says one may
+/// exist). A twin from this run is written already superseded; the newest is written before
+/// the twins that point at it. Returns the ingest of each superseding proposal.
 fn settle_group(
     w: &Writer<'_>,
-    group: &[QueuedRow],
+    group: &mut [QueuedRow],
     open_records: &RecordFilter,
     actor: &str,
 ) -> Result<Vec<i64>> {
     let mut by = Vec::new();
+    // (older, newest) positions in the group, newest by newest in group order.
+    let mut twins = Vec::new();
+    for i in 0..group.len() {
+        if group[i + 1..].iter().any(|n| n.twin_of(&group[i])) {
+            continue; // not the newest of its target: settled with the newest
+        }
+        for o in 0..i {
+            if group[o].twin_of(&group[i]) && group[o].open() {
+                twins.push((o, i));
+            }
+        }
+    }
+    for &(o, i) in &twins {
+        group[o].superseded_by = Some(group[i].id);
+        group[o].verdict.state = State::Superseded;
+    }
+    for q in group.iter().rev() {
+        w.insert_proposal(q.id, &q.p, q.ingest_id, &q.verdict, q.superseded_by)?;
+    }
     let earlier = match group.first() {
-        Some(g) if open_records.may_contain(&g.object, &g.record) => {
-            Some(w.open_for_record(&g.object, &g.record)?)
+        Some(g) if open_records.may_contain(&g.p.object, &g.p.record) => {
+            Some(w.open_for_record(&g.p.object, &g.p.record)?)
         }
         _ => None,
     };
-    for (i, q) in group.iter().enumerate() {
-        let twin = |n: &&QueuedRow| n.source == q.source && n.field == q.field;
-        if group[i + 1..].iter().any(|n| twin(&n)) {
-            continue; // not the newest of its target: settled with the newest
-        }
-        let newest = q;
-        for old in group[..i].iter().filter(twin).filter(|o| o.open) {
-            supersede(w, actor, old.into(), newest.id)?;
+    let mut twins = twins.into_iter().peekable();
+    for (i, newest) in group.iter().enumerate() {
+        while let Some((o, _)) = twins.next_if(|&(_, n)| n == i) {
+            supersede_event(w, actor, (&group[o]).into(), newest.id)?;
             by.push(newest.ingest_id);
+        }
+        if group[i + 1..].iter().any(|n| n.twin_of(newest)) {
+            continue; // not the newest of its target
         }
         if let Some(earlier) = &earlier {
             let first_new = group[0].id;
             for old in earlier {
                 let earlier_twin = old.id < first_new
-                    && old.source == newest.source
-                    && old.object == newest.object
-                    && old.record == newest.record
-                    && old.field == newest.field;
+                    && old.source == newest.p.source
+                    && old.object == newest.p.object
+                    && old.record == newest.p.record
+                    && old.field == newest.p.field;
                 if earlier_twin {
-                    supersede(w, actor, old.into(), newest.id)?;
+                    w.supersede(old.id, newest.id)?;
+                    supersede_event(w, actor, old.into(), newest.id)?;
                     by.push(newest.ingest_id);
                 }
             }
@@ -554,10 +586,10 @@ impl<'a> From<&'a QueuedRow> for Twin<'a> {
     fn from(q: &'a QueuedRow) -> Self {
         Twin {
             id: q.id,
-            source: &q.source,
-            object: &q.object,
-            record: &q.record,
-            field: &q.field,
+            source: &q.p.source,
+            object: &q.p.object,
+            record: &q.p.record,
+            field: &q.p.field,
         }
     }
 }
@@ -574,8 +606,8 @@ impl<'a> From<&'a crate::store::OpenTarget> for Twin<'a> {
     }
 }
 
-fn supersede(w: &Writer<'_>, actor: &str, old: Twin<'_>, by: i64) -> Result<()> {
-    w.supersede(old.id, by)?;
+/// The event of a proposal superseded by a newer twin.
+fn supersede_event(w: &Writer<'_>, actor: &str, old: Twin<'_>, by: i64) -> Result<()> {
     w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "system",

@@ -216,20 +216,32 @@ impl Writer<'_> {
 
     /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique
     /// index on the dedupe key, when present, guards that decision.
-    pub fn insert_proposal(&self, p: &NewProposal, ingest_id: i64, v: &Verdict) -> Result<i64> {
+    /// Queues a proposal under the id the caller gives it (see `ingest`), superseded already
+    /// when a newer twin of the same run is known.
+    pub fn insert_proposal(
+        &self,
+        id: i64,
+        p: &NewProposal,
+        ingest_id: i64,
+        v: &Verdict,
+        superseded_by: Option<i64>,
+    ) -> Result<()> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_proposals ({INPUT_COLUMNS}, baseline, baseline_fp, state,
-                 confidence, signals, decision, rules, policy_version) VALUES ({})",
-                placeholders(INPUT_COUNT + 8)
+                 confidence, signals, decision, rules, policy_version, id, superseded_by)
+                 VALUES ({})",
+                placeholders(INPUT_COUNT + 10)
             )
         });
         let mut stmt = self.tx.prepare_cached(&SQL).map_err(db_err)?;
         bind_input(&mut stmt, p, ingest_id)
             .and_then(|()| bind_verdict(&mut stmt, p, v))
+            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 9, id))
+            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 10, superseded_by))
             .and_then(|()| stmt.raw_execute())
             .map_err(db_err)?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(())
     }
 
     /// Calls `f` with the object and record of every undecided proposal, in index order.
