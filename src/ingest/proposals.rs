@@ -353,7 +353,11 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // Judging (reading records, scoring, deciding) runs on a second core, over a snapshot of
     // the store, while this thread reads the sorted rows and queues what comes back, in order.
     let snapshot = w.snapshot()?;
-    std::thread::scope(|scope| -> Result<()> {
+    // The queue grows at its right edge, in order, so the writer needs few pages cached while
+    // it writes; the memory goes to the snapshot and the rows in flight instead.
+    let cache = w.cache_size()?;
+    w.set_cache_size(-QUEUE_CACHE_KIB)?;
+    let queued = std::thread::scope(|scope| -> Result<()> {
         let (rows_tx, rows_rx) = std::sync::mpsc::sync_channel::<Vec<Staged>>(4);
         let (judged_tx, judged_rx) = std::sync::mpsc::channel::<Vec<Judged>>();
         let judging = scope.spawn(move || judge.run(&snapshot, rows_rx, judged_tx));
@@ -390,7 +394,9 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         let judged = judging.join().expect("the judging thread does not panic");
         // The judging side's own error explains a stop on this side.
         judged.and(queued)
-    })?;
+    });
+    w.set_cache_size(cache)?;
+    queued?;
     settle(&mut group, &open_records)?;
     for ingest_id in superseded_in {
         if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
@@ -979,6 +985,9 @@ enum Judged {
 
 /// Rows per message between the thread that reads and queues and the one that judges.
 const JUDGE_BATCH: usize = 1024;
+
+/// The writer's page cache while it queues, in KiB.
+const QUEUE_CACHE_KIB: i64 = 12 * 1024;
 
 impl Judge<'_> {
     /// Judges the rows that come in, in order (the policy's limits count auto decisions as they

@@ -255,6 +255,17 @@ impl Writer<'_> {
         built
     }
 
+    /// `PRAGMA cache_size`: pages when positive, KiB when negative.
+    pub fn cache_size(&self) -> Result<i64> {
+        Ok(self.sort_settings()?.1)
+    }
+
+    pub fn set_cache_size(&self, cache: i64) -> Result<()> {
+        self.tx
+            .execute_batch(&format!("PRAGMA cache_size = {cache}"))
+            .map_err(db_err)
+    }
+
     /// `PRAGMA threads` and `PRAGMA cache_size`, which size SQLite's sorts.
     fn sort_settings(&self) -> Result<(i64, i64)> {
         let pragma = |name: &str| -> Result<i64> {
