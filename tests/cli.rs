@@ -1149,6 +1149,19 @@ fn an_id_reused_within_one_file_is_refused_and_an_exact_repeat_is_skipped() {
         .success()
         .stdout(predicate::str::contains("\"duplicates\": 1"));
     assert_eq!(env.count("SELECT count(*) FROM crmgate_proposals"), 1);
+    // The earlier line wins even when the later one's record sorts first (rows are queued
+    // sorted by record).
+    let later = contact_where(&env, &format!("id > '{id}'"));
+    let h = env.write(
+        "swapped.csv",
+        format!("{HEADER}r-3,clearbit,update,contacts,{later},title,CTO,,,,,\nr-3,clearbit,update,contacts,{id},title,CTO,,,,,\n"),
+    );
+    env.cmd(&["propose", h.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "swapped.csv:3: clearbit:r-3 was already ingested on line 2 of this run with different content",
+        ));
 }
 
 /// The queue and the supersede events, without event sequence numbers (the two paths log in a
@@ -1201,16 +1214,23 @@ fn the_bulk_path_queues_exactly_what_the_row_by_row_path_does() {
     let header = lines.remove(0);
     let mut second = String::from(header);
     second.push('\n');
+    let mut tail = String::new();
     for (i, l) in lines.iter().enumerate() {
+        let (_, rest) = l.split_once(',').unwrap();
         if i % 3 == 0 {
             second.push_str(l); // an exact repeat: a duplicate
             second.push('\n');
         } else if i % 3 == 1 {
             // the same target under a new id: supersedes the first run's proposal
-            let (_, rest) = l.split_once(',').unwrap();
             second.push_str(&format!("again-{i},{rest}\n"));
+        } else {
+            // twins within the file, far apart: the later one supersedes the earlier, and an
+            // exact repeat of the earlier one near the end is a duplicate of it
+            second.push_str(&format!("twin-a-{i},{rest}\n"));
+            tail.push_str(&format!("twin-b-{i},{rest}\ntwin-a-{i},{rest}\n"));
         }
     }
+    second.push_str(&tail);
     let run = |bulk_min: &str| -> (String, String) {
         let env = Env::with_crm();
         let second_path = env.write("second.csv", &second);
