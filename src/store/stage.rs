@@ -31,6 +31,20 @@ pub struct KeyRow {
     pub content_key: i64,
 }
 
+impl KeyRow {
+    /// The six columns from `at` on: (id, ingest_id, line, source, ext_id, content_key).
+    fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyRow> {
+        Ok(KeyRow {
+            id: r.get(at)?,
+            ingest_id: r.get(at + 1)?,
+            line: r.get(at + 2)?,
+            source: r.get(at + 3)?,
+            ext_id: r.get(at + 4)?,
+            content_key: r.get(at + 5)?,
+        })
+    }
+}
+
 /// A proposal's columns as ingested: all of a staged row, and the first of a queued one. Bound
 /// by [`bind_input`], as parameters 1 to [`INPUT_COUNT`].
 pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, target_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
@@ -110,17 +124,8 @@ impl Writer<'_> {
                  FROM temp.crmgate_stage WHERE sid = ?1",
             )
             .map_err(db_err)?;
-        stmt.query_row([sid], |r| {
-            Ok(KeyRow {
-                id: r.get(0)?,
-                ingest_id: r.get(1)?,
-                line: r.get(2)?,
-                source: r.get(3)?,
-                ext_id: r.get(4)?,
-                content_key: r.get(5)?,
-            })
-        })
-        .map_err(db_err)
+        stmt.query_row([sid], |r| KeyRow::from_row(r, 0))
+            .map_err(db_err)
     }
 
     /// Staged rows whose dedupe key is already taken by a stored proposal: (staged, stored).
@@ -135,17 +140,8 @@ impl Writer<'_> {
             .map_err(db_err)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
-            let key = |o: usize| -> rusqlite::Result<KeyRow> {
-                Ok(KeyRow {
-                    id: r.get(o)?,
-                    ingest_id: r.get(o + 1)?,
-                    line: r.get(o + 2)?,
-                    source: r.get(o + 3)?,
-                    ext_id: r.get(o + 4)?,
-                    content_key: r.get(o + 5)?,
-                })
-            };
-            f(key(0).map_err(db_err)?, key(6).map_err(db_err)?)?;
+            let key = |at: usize| KeyRow::from_row(r, at).map_err(db_err);
+            f(key(0)?, key(6)?)?;
         }
         Ok(())
     }
