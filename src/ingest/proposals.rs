@@ -222,16 +222,20 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     // Phase 2: duplicates. A row is skipped when its key was taken before it, in this run or
     // in the queue: the same proposal again, or (an error) an id reused for other content.
     let mut skip = BitSet::default();
-    let reject = |files: &mut Files,
-                  problems: &mut Problems,
-                  rejects: &mut Option<&mut csv::Writer<std::fs::File>>,
-                  row: &KeyRow,
-                  message: String|
-     -> Result<()> {
+    // Skips `row`, whose key `earlier` took: counted as a duplicate, or rejected with why.
+    // A row already skipped as a twin within the run is not counted again.
+    let mut skip_row = |row: &KeyRow, earlier: &KeyRow, what: &str, at: i64| -> Result<()> {
+        if !skip.insert(row.id) {
+            return Ok(());
+        }
         let i = files.index(row.ingest_id);
+        let Some(message) = duplicate_of(row, earlier, what, at) else {
+            files.reports[i].duplicates += 1;
+            return Ok(());
+        };
         files.reports[i].rejected += 1;
         let name = files.reports[i].file.clone();
-        if let Some(rej) = rejects.as_deref_mut() {
+        if let Some(rej) = opts.rejects.as_deref_mut() {
             write_reject(rej, &name, row.line as u64, &message, None)?;
         }
         problems.push(&name, row.line as u64, message);
@@ -241,32 +245,11 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     for twins in keys.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
         let earlier = w.staged_key_row(twins[0].1)?;
         for &(_, sid) in &twins[1..] {
-            let row = w.staged_key_row(sid)?;
-            skip.insert(row.id);
-            match duplicate_of(&row, &earlier, "line", earlier.line) {
-                None => {
-                    let i = files.index(row.ingest_id);
-                    files.reports[i].duplicates += 1;
-                }
-                Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
-            }
+            skip_row(&w.staged_key_row(sid)?, &earlier, "line", earlier.line)?;
         }
     }
     drop(keys);
-    w.staged_known(|row, stored| {
-        if skip.contains(row.id) {
-            return Ok(());
-        }
-        skip.insert(row.id);
-        match duplicate_of(&row, &stored, "proposal", stored.id) {
-            None => {
-                let i = files.index(row.ingest_id);
-                files.reports[i].duplicates += 1;
-            }
-            Some(msg) => reject(&mut files, &mut problems, &mut opts.rejects, &row, msg)?,
-        }
-        Ok(())
-    })?;
+    w.staged_known(|row, stored| skip_row(&row, &stored, "proposal", stored.id))?;
 
     // Phase 3: look records up in (object, record) order, score, decide and queue.
     let queued_before = w.max_proposal_id()?;
@@ -526,21 +509,22 @@ fn settle_group(
     actor: &str,
 ) -> Result<Vec<i64>> {
     let mut by = Vec::new();
-    // (older, newest) positions in the group, newest by newest in group order.
-    let mut twins = Vec::new();
-    for i in 0..group.len() {
-        if group[i + 1..].iter().any(|n| n.twin_of(&group[i])) {
-            continue; // not the newest of its target: settled with the newest
+    // The newest of each target, in group order, each with the older undecided twins it
+    // supersedes.
+    let newest: Vec<(usize, Vec<usize>)> = (0..group.len())
+        .filter(|&i| !group[i + 1..].iter().any(|n| n.twin_of(&group[i])))
+        .map(|i| {
+            let older = (0..i)
+                .filter(|&o| group[o].twin_of(&group[i]) && group[o].open())
+                .collect();
+            (i, older)
+        })
+        .collect();
+    for (i, older) in &newest {
+        for &o in older {
+            group[o].superseded_by = Some(group[*i].id);
+            group[o].verdict.state = State::Superseded;
         }
-        for o in 0..i {
-            if group[o].twin_of(&group[i]) && group[o].open() {
-                twins.push((o, i));
-            }
-        }
-    }
-    for &(o, i) in &twins {
-        group[o].superseded_by = Some(group[i].id);
-        group[o].verdict.state = State::Superseded;
     }
     for q in group.iter().rev() {
         w.insert_proposal(q.id, &q.p, q.ingest_id, &q.verdict, q.superseded_by)?;
@@ -551,14 +535,11 @@ fn settle_group(
         }
         _ => None,
     };
-    let mut twins = twins.into_iter().peekable();
-    for (i, newest) in group.iter().enumerate() {
-        while let Some((o, _)) = twins.next_if(|&(_, n)| n == i) {
+    for (i, older) in &newest {
+        let newest = &group[*i];
+        for &o in older {
             supersede_event(w, actor, (&group[o]).into(), newest.id)?;
             by.push(newest.ingest_id);
-        }
-        if group[i + 1..].iter().any(|n| n.twin_of(newest)) {
-            continue; // not the newest of its target
         }
         if let Some(earlier) = &earlier {
             let first_new = group[0].id;
@@ -636,12 +617,15 @@ struct BitSet {
 }
 
 impl BitSet {
-    fn insert(&mut self, i: i64) {
+    /// Whether `i` was not in the set before.
+    fn insert(&mut self, i: i64) -> bool {
         let (w, b) = (i as usize / 64, i as usize % 64);
         if self.words.len() <= w {
             self.words.resize(w + 1, 0);
         }
+        let new = self.words[w] & (1 << b) == 0;
         self.words[w] |= 1 << b;
+        new
     }
 
     fn contains(&self, i: i64) -> bool {
