@@ -2926,6 +2926,67 @@ fn a_large_run_is_reverted_in_chunks_as_one_revert_run() {
 }
 
 #[test]
+fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
+    let env = Env::with_crm();
+    // Two sources, one run: the first rewrites what c-1001 already holds, so the second still
+    // finds the record as it was proposed against and applies too.
+    let p = env.write(
+        "twice.csv",
+        format!(
+            "{HEADER}s1,bot,update,contacts,c-1001,title,General Counsel,,,,,\n\
+             s2,crawler,update,contacts,c-1001,title,Chief Legal Officer,,,,,\n"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["approve", "bot:s1", "crawler:s2"])
+        .assert()
+        .success();
+    let original = crm_dump(&env);
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 2 applied"));
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_changes WHERE run_id = 1 AND record = 'c-1001' AND field = 'title'"
+        ),
+        2
+    );
+    // The older change's `after` is not what the record holds, but the newer one's is: the
+    // run can be undone, and so a chunk at a time.
+    let revertible = |force| {
+        crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing)
+            .unwrap()
+            .run_revertible_in_chunks(1, force)
+            .unwrap()
+    };
+    assert!(revertible(false));
+    env.conn()
+        .execute(
+            "UPDATE contacts SET title = 'Edited since' WHERE id = 'c-1001'",
+            [],
+        )
+        .unwrap();
+    assert!(!revertible(false), "the newest change no longer holds");
+    assert!(revertible(true));
+    env.conn()
+        .execute(
+            "UPDATE contacts SET title = 'Chief Legal Officer' WHERE id = 'c-1001'",
+            [],
+        )
+        .unwrap();
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "1")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 2: 2 changes reverted"));
+    assert_eq!(crm_dump(&env), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn a_large_run_with_a_record_moved_on_is_refused_whole_as_before() {
     let env = Env::with_crm();
     applied_run_of_field_writes(&env);

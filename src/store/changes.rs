@@ -138,25 +138,33 @@ impl Store {
             }
             // A record moved on: it is gone, or its field differs (in value, type or bytes)
             // from the `after` of the run's last change to it. Older changes to the same field
-            // are checked against the newer ones' `before` as the revert reaches them.
+            // are checked against the newer ones' `before` as the revert reaches them. A run
+            // mostly changes a field of a record once, so one pass over the run's changes asks
+            // whether any record differs from a change's `after` at all; only if one does are
+            // the changes grouped by record, to compare each record with its last change alone
+            // (with `max(id)`, SQLite takes the other columns from the row holding the maximum).
             let (t, pk, f) = (
                 ident(&obj.name),
                 ident(&obj.pk_column().name),
                 ident(&column.name),
             );
-            let moved_on = count(
-                &format!(
-                    "SELECT count(*) FROM crmgate_changes c LEFT JOIN {t} t ON t.{pk} = c.record
-                     WHERE c.run_id = ?1 AND c.object = ?2 AND c.field = ?3
-                       AND (t.{pk} IS NULL OR typeof(t.{f}) <> typeof(c.after)
-                            OR t.{f} IS NOT c.after COLLATE BINARY)
-                       AND NOT EXISTS (SELECT 1 FROM crmgate_changes n WHERE n.run_id = c.run_id
-                            AND n.object = c.object AND n.record = c.record AND n.field = c.field
-                            AND n.id > c.id)"
-                ),
-                &[&run, object, field],
-            )?;
-            if moved_on > 0 {
+            let differs = |changes: &str| -> Result<bool> {
+                let found = count(
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM ({changes}) c
+                         LEFT JOIN {t} t ON t.{pk} = c.record
+                         WHERE t.{pk} IS NULL OR typeof(t.{f}) <> typeof(c.after)
+                            OR t.{f} IS NOT c.after COLLATE BINARY)"
+                    ),
+                    &[&run, object, field],
+                )?;
+                Ok(found != 0)
+            };
+            const ALL: &str = "SELECT record, after FROM crmgate_changes
+                               WHERE run_id = ?1 AND object = ?2 AND field = ?3";
+            const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes
+                                WHERE run_id = ?1 AND object = ?2 AND field = ?3 GROUP BY record";
+            if differs(ALL)? && differs(LAST)? {
                 return Ok(false);
             }
         }

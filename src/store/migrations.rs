@@ -164,6 +164,12 @@ ALTER TABLE crmgate_proposals ADD COLUMN proposed_value;
     r#"
 DROP INDEX crmgate_proposals_open_target;
 "#,
+    // 7: the index of changes by target goes too. Only the check before a revert of a whole run
+    // read it, and that check finds a run's last change to each target by grouping the run's
+    // changes instead; every apply paid for it with an insert in record order, not id order.
+    r#"
+DROP INDEX crmgate_changes_target;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the
