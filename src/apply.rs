@@ -7,6 +7,9 @@ use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::store::Writer;
 
+mod read_ahead;
+pub use read_ahead::{Ahead, ReadAhead};
+
 /// What happened to one proposal in an apply run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Item {
@@ -121,22 +124,34 @@ pub fn apply(
         version,
         actor,
         &ids,
+        Ahead::none(),
         &mut RunState::default(),
         &mut report,
     )?;
     Ok(report)
 }
 
+/// A proposal as apply reads it, with the human who approved it (none if the policy did); `None`
+/// if there is no such proposal.
+pub type ToApply = Option<(Proposal, Option<String>)>;
+
+/// A change as revert reads it, with the change that already reverted it, if one did; `None` if
+/// there is no such change.
+pub type ToRevert = Option<(crate::store::ChangeRow, Option<i64>)>;
+
 /// Applies these proposals as part of the run in `state` (begun here if it has not been).
 /// A large run calls this once per chunk, each in its own transaction: every proposal is
 /// applied with its change and events or not at all, and a crash loses at most the chunk in
 /// flight. Pauses are read again for every chunk, so a pause stops a long run at the next one.
+/// `proposals` yields the chunk's proposals as a [`ReadAhead`] read them, or none at all.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_ids(
     w: &Writer<'_>,
     policy: &Policy,
     version: i64,
     actor: &str,
     ids: &[i64],
+    mut proposals: Ahead<ToApply>,
     state: &mut RunState,
     report: &mut Report,
 ) -> Result<()> {
@@ -154,7 +169,7 @@ pub fn apply_ids(
     report.run = Some(run);
     let pauses = w.pauses()?;
     for &id in ids {
-        let Some((p, approver)) = w.proposal_to_apply(id)? else {
+        let Some((p, approver)) = proposals.next(|| w.proposal_to_apply(id))? else {
             continue;
         };
         // Listed before this chunk's transaction: someone may have moved it on since.
@@ -537,7 +552,7 @@ pub fn revert(
     ids: &[i64],
     force: bool,
 ) -> Result<(i64, RevertSummary)> {
-    revert_chunk(w, actor, ids, force, None)
+    revert_chunk(w, actor, ids, force, None, Ahead::none())
 }
 
 /// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
@@ -548,6 +563,7 @@ pub fn revert_chunk(
     ids: &[i64],
     force: bool,
     run: Option<i64>,
+    mut changes: Ahead<ToRevert>,
 ) -> Result<(i64, RevertSummary)> {
     let first_chunk = run.is_none();
     let run = match run {
@@ -558,7 +574,7 @@ pub fn revert_chunk(
     let mut done = RevertSummary::default();
     for &id in ids {
         // One change at a time: a run of a million changes is never all in memory.
-        let Some((change, reverted_by)) = w.change_to_revert(id)? else {
+        let Some((change, reverted_by)) = changes.next(|| w.change_to_revert(id))? else {
             refusals.push(format!("change {id} does not exist"));
             continue;
         };

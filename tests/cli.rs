@@ -2275,6 +2275,113 @@ fn crm_dump(env: &Env) -> String {
         .join("== ")
 }
 
+/// A store of 800 contacts with a title and a phone proposed for each, all let through by the
+/// policy: 1,600 approved proposals, more than apply reads ahead of itself at once.
+fn long_queue() -> Env {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    let policy = std::fs::read_to_string(fixture("policy/demo.toml"))
+        .unwrap()
+        .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
+    let p = env.write("policy.toml", policy);
+    env.cmd(&["policy", "set", p.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::from(HEADER);
+    for i in 0..800 {
+        contacts.push_str(&format!("k-{i:03},Kim\n"));
+        proposals.push_str(&format!(
+            "t-{i},clearbit,update,contacts,k-{i:03},title,Engineer {i},,0.95,,,\n\
+             p-{i},clearbit,update,contacts,k-{i:03},phone,+1 415 555 {i:04},,0.95,,,\n"
+        ));
+    }
+    let c = env.write("contacts.csv", contacts);
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    let p = env.write("proposals.csv", proposals);
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
+        1600
+    );
+    env
+}
+
+#[test]
+fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
+    let ahead = long_queue();
+    let original = crm_dump(&ahead);
+    ahead
+        .cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 1600 applied"));
+    // Chunks of 100 are short enough to be read by the writer alone.
+    let alone = long_queue();
+    alone
+        .cmd(&["apply"])
+        .env("CRMGATE_APPLY_CHUNK", "100")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 1600 applied"));
+    assert_eq!(crm_dump(&ahead), crm_dump(&alone));
+    let changes = "SELECT group_concat(proposal_id || record || field || quote(after)) FROM
+        (SELECT * FROM crmgate_changes ORDER BY id)";
+    let text = |env: &Env| -> String { env.conn().query_row(changes, [], |r| r.get(0)).unwrap() };
+    assert_eq!(text(&ahead), text(&alone));
+    assert_eq!(
+        ahead.count("SELECT count(*) FROM contacts WHERE title IS NULL OR phone IS NULL"),
+        0
+    );
+    // Over a chunk, a run is reverted a chunk at a time: 1,000 changes read ahead, then 600.
+    for (env, chunk) in [(&ahead, "1000"), (&alone, "100")] {
+        env.cmd(&["revert", "--run", "1"])
+            .env("CRMGATE_APPLY_CHUNK", chunk)
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("run 2: 1600 changes reverted"));
+        assert_eq!(crm_dump(env), original);
+    }
+    assert_eq!(text(&ahead), text(&alone));
+    ahead.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn what_a_trigger_does_to_a_later_proposal_is_seen_when_its_turn_comes() {
+    let env = long_queue();
+    // Someone's rule in the store: once a contact has a title, its phone is not to be filled.
+    env.conn()
+        .execute_batch(
+            "CREATE TRIGGER no_phone_once_titled AFTER UPDATE OF title ON contacts
+             BEGIN
+               UPDATE crmgate_proposals SET state = 'rejected'
+               WHERE state = 'approved' AND object = 'contacts' AND record = NEW.id
+                 AND field = 'phone';
+             END;",
+        )
+        .unwrap();
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 800 applied"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE field = 'phone'"),
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE phone IS NOT NULL"),
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'rejected'"),
+        800
+    );
+}
+
 #[test]
 fn a_dry_run_goes_through_every_check_and_changes_nothing() {
     let env = Env::new();

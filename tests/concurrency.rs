@@ -149,3 +149,89 @@ fn a_cron_apply_loop_and_a_person_approving_never_lose_or_double_anything() {
         approved.len()
     );
 }
+
+/// Two `apply` runs started at once on a long queue (a cron job overlapping the last one), each
+/// in chunks long enough that it reads its proposals ahead on a second connection: every
+/// proposal is applied once, by one of them.
+#[test]
+fn two_apply_runs_at_once_apply_each_proposal_once() {
+    // Under the policy's 10,000 a day, and long enough that the two runs overlap: fifteen
+    // chunks each, taken in turns.
+    let n = 9_000;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let db = dir.join("race.db");
+    assert_eq!(run(crmgate(&db, "admin").arg("init")).0, Some(0));
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/policy/demo.toml"
+    ))
+    .unwrap()
+    .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    assert_eq!(
+        run(crmgate(&db, "admin")
+            .args(["policy", "set"])
+            .arg(dir.join("policy.toml")))
+        .0,
+        Some(0)
+    );
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::from("id,source,kind,object,record,field,value,confidence\n");
+    for i in 0..n {
+        contacts.push_str(&format!("r-{i},Ray\n"));
+        // An autonomous source filling an empty field: the policy approves it.
+        proposals.push_str(&format!(
+            "q-{i},clearbit,update,contacts,r-{i},title,Analyst {i},0.95\n"
+        ));
+    }
+    std::fs::write(dir.join("c.csv"), contacts).unwrap();
+    std::fs::write(dir.join("p.csv"), proposals).unwrap();
+    for args in [["import", "contacts"].as_slice(), ["propose"].as_slice()] {
+        let file = if args[0] == "import" {
+            "c.csv"
+        } else {
+            "p.csv"
+        };
+        let (code, err) = run(crmgate(&db, "admin").args(args).arg(dir.join(file)));
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    let racers: Vec<_> = ["cron-a", "cron-b"]
+        .into_iter()
+        .map(|actor| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                run(crmgate(&db, actor)
+                    .env("CRMGATE_APPLY_CHUNK", "600")
+                    .args(["--quiet", "apply"]))
+            })
+        })
+        .collect();
+    for racer in racers {
+        let (code, err) = racer.join().unwrap();
+        assert!(matches!(code, Some(0 | 3)), "apply exited {code:?}: {err}");
+        assert!(!leaked(&err), "apply leaked: {err}");
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"),
+        n as i64
+    );
+    assert_eq!(count("SELECT count(*) FROM crmgate_changes"), n as i64);
+    assert_eq!(
+        count("SELECT count(DISTINCT proposal_id) FROM crmgate_changes"),
+        n as i64
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM contacts c JOIN crmgate_proposals p ON p.record = c.id
+             WHERE c.title IS p.value"
+        ),
+        n as i64
+    );
+    assert_eq!(
+        run(crmgate(&db, "audit").args(["audit", "verify"])).0,
+        Some(0)
+    );
+}

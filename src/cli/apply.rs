@@ -149,6 +149,7 @@ fn apply_in_chunks(
     let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
     let mut report = Report::default();
     let mut state = apply::RunState::default();
+    let mut read_ahead = apply::ReadAhead::new(crate::store::Snapshot::proposal_to_apply);
     let stopped = in_chunks(
         store,
         ctx,
@@ -156,7 +157,10 @@ fn apply_in_chunks(
         "applying",
         |w, chunk| {
             let mut part = Report::default();
-            apply::apply_ids(w, policy, version, &ctx.actor, chunk, &mut state, &mut part)?;
+            let proposals = read_ahead.start(w, chunk)?;
+            apply::apply_ids(
+                w, policy, version, &ctx.actor, chunk, proposals, &mut state, &mut part,
+            )?;
             Ok(part)
         },
         |part| report.absorb(part),
@@ -353,12 +357,16 @@ fn revert_in_chunks(
 ) -> Result<Outcome> {
     let run = std::cell::Cell::new(None);
     let mut done = apply::RevertSummary::default();
+    let mut read_ahead = apply::ReadAhead::new(crate::store::Snapshot::change_to_revert);
     let stopped = in_chunks(
         store,
         ctx,
         ids,
         "reverting",
-        |w, chunk| apply::revert_chunk(w, &ctx.actor, chunk, force, run.get()),
+        |w, chunk| {
+            let changes = read_ahead.start(w, chunk)?;
+            apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
+        },
         |(r, part)| {
             run.set(Some(r));
             done.absorb(part);

@@ -61,7 +61,7 @@ pub(super) struct FieldSql {
 
 /// A change and the change that reverted it, if one did: what a revert checks first, in one
 /// step (a revert of a run reads a million of these).
-fn change_to_revert(
+pub(super) fn change_to_revert(
     conn: &rusqlite::Connection,
     id: i64,
 ) -> Result<Option<(ChangeRow, Option<i64>)>> {

@@ -481,6 +481,19 @@ impl Writer<'_> {
         &self.now
     }
 
+    /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
+    /// store: then a write may change more than it names.
+    pub fn has_other_triggers(&self) -> Result<bool> {
+        self.tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger'
+                     AND name NOT LIKE 'crmgate\\_%\\_append\\_only\\_%' ESCAPE '\\')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)
+    }
+
     /// Appends one event to the hash-chained audit log.
     pub fn append_event(&self, ev: NewEvent) -> Result<i64> {
         let cached = self.head.borrow_mut().take();
@@ -528,12 +541,12 @@ impl Writer<'_> {
             hash: String::new(),
         };
         row.hash = row.compute_hash();
-        let mut stmt = self
-            .tx
-            .prepare_cached(&format!(
+        static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
                 "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
-            ))
-            .map_err(db_err)?;
+            )
+        });
+        let mut stmt = self.tx.prepare_cached(&INSERT).map_err(db_err)?;
         stmt.execute(rusqlite::params![
             row.seq,
             row.at,

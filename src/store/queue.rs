@@ -135,7 +135,7 @@ fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
 ///
 /// One statement per proposal instead of three: no join for the ingest's file and time, no
 /// parse of the signals, and the approver found in the same step.
-fn proposal_to_apply(
+pub(super) fn proposal_to_apply(
     conn: &rusqlite::Connection,
     id: i64,
 ) -> Result<Option<(Proposal, Option<String>)>> {

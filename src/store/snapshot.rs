@@ -2,7 +2,9 @@
 //! write lock. Nobody else can commit until that transaction ends, so the snapshot sees the
 //! store exactly as the writer found it; the writer's own changes, which it does not see, are to
 //! crmgate's queue, never to CRM records. That lets the reads a decision needs (records, parent
-//! keys, track records) run on a second core while the writer queues on the first.
+//! keys, track records) run on a second core while the writer queues on the first. Apply and
+//! revert read ahead on one too: the proposals or changes of the chunk in hand, which the writer
+//! changes one at a time, each only when it reaches it.
 
 use std::path::Path;
 
@@ -11,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::records::{self, ColumnPlan, ReadRecords};
 use super::{Writer, db_err};
 use crate::error::Result;
-use crate::model::Value;
+use crate::model::{Proposal, Value};
 use crate::schema::{Column, Object, Schema};
 
 /// The snapshot's page cache, in KiB: enough for the upper levels of the indexes it descends
@@ -26,6 +28,8 @@ pub struct Snapshot {
 impl Writer<'_> {
     /// Opens a [`Snapshot`] of the store as this transaction found it. Its records are the
     /// writer's only while the writer has changed none: propose, which writes only the queue.
+    /// Apply and revert read their chunk's proposals or changes on one (see
+    /// [`ReadAhead`](crate::apply::ReadAhead)): each is the writer's until the writer reaches it.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::open(self.path, self.schema.clone())
     }
@@ -46,6 +50,34 @@ impl Snapshot {
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
             .map_err(db_err)?;
         Ok(Snapshot { conn, schema })
+    }
+
+    /// Begins a new read transaction, which sees what was committed since the last one.
+    pub fn renew(&mut self) -> Result<()> {
+        self.release()?;
+        self.conn.execute_batch("BEGIN").map_err(db_err)?;
+        self.conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(db_err)
+    }
+
+    /// Ends the read transaction. A reader that keeps one open holds back the checkpoint of
+    /// everything committed after it began, and the write-ahead log grows until it ends.
+    pub fn release(&mut self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT").map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// See [`Writer::proposal_to_apply`].
+    pub fn proposal_to_apply(&self, id: i64) -> Result<Option<(Proposal, Option<String>)>> {
+        super::queue::proposal_to_apply(&self.conn, id)
+    }
+
+    /// See [`Writer::change_to_revert`].
+    pub fn change_to_revert(&self, id: i64) -> Result<Option<(super::ChangeRow, Option<i64>)>> {
+        super::changes::change_to_revert(&self.conn, id)
     }
 
     /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
