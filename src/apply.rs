@@ -131,9 +131,40 @@ pub fn apply(
     Ok(report)
 }
 
-/// A proposal as apply reads it, with the human who approved it (none if the policy did); `None`
-/// if there is no such proposal.
-pub type ToApply = Option<(Proposal, Option<String>)>;
+/// What apply reads for one proposal: the proposal with the human who approved it (none if the
+/// policy did), `None` if there is no such proposal; and, when read ahead, the record it targets
+/// as the chunk found it (`Some(None)`: no such record).
+pub struct ToApply {
+    pub found: Option<(Proposal, Option<String>)>,
+    pub record: Option<Option<Vec<Value>>>,
+}
+
+impl ToApply {
+    /// How a [`ReadAhead`] reads a proposal: the record too, for one it will write.
+    pub fn read_ahead(s: &crate::store::Snapshot, id: i64) -> Result<ToApply> {
+        use crate::store::ReadRecords as _;
+        let found = s.proposal_to_apply(id)?;
+        let record = match &found {
+            Some((p, _)) if p.state == State::Approved.as_str() && p.merge_into.is_none() => {
+                match s.schema().object(&p.object) {
+                    Some(obj) => Some(s.record_row(obj, &p.record)?),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(ToApply { found, record })
+    }
+}
+
+/// A record's identity as a number, to remember the records a chunk wrote. Two records that
+/// share one cost only a read more.
+fn record_key(object: &str, record: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (object, record).hash(&mut h);
+    h.finish()
+}
 
 /// A change as revert reads it, with the change that already reverted it, if one did; `None` if
 /// there is no such change.
@@ -168,8 +199,19 @@ pub fn apply_ids(
     };
     report.run = Some(run);
     let pauses = w.pauses()?;
+    // The records this chunk wrote: one read ahead before the write is stale, and read again. A
+    // merge writes more records than it names (the rows it re-points), so after one no record
+    // read ahead is used.
+    let mut written = std::collections::HashSet::new();
+    let mut merged = false;
     for &id in ids {
-        let Some((p, approver)) = proposals.next(|| w.proposal_to_apply(id))? else {
+        let ToApply { found, record } = proposals.next(|| {
+            Ok(ToApply {
+                found: w.proposal_to_apply(id)?,
+                record: None,
+            })
+        })?;
+        let Some((p, approver)) = found else {
             continue;
         };
         // Listed before this chunk's transaction: someone may have moved it on since.
@@ -195,6 +237,8 @@ pub fn apply_ids(
             });
             continue;
         }
+        let key = record_key(&p.object, &p.record);
+        let record = record.filter(|_| !merged && !written.contains(&key));
         let outcome = apply_one(
             w,
             policy,
@@ -202,9 +246,15 @@ pub fn apply_ids(
             actor,
             &p,
             approver,
+            record,
             run,
             &mut state.auto_in_run,
         )?;
+        if p.merge_into.is_some() {
+            merged = true;
+        } else {
+            written.insert(key);
+        }
         match outcome {
             Ok(change) => report.push("applied", || item("applied", None, Some(change))),
             Err((result, why)) => report.push(result, || item(result, Some(why), None)),
@@ -295,6 +345,7 @@ fn apply_one(
     actor: &str,
     p: &Proposal,
     approver: Option<String>,
+    read_ahead: Option<Option<Vec<Value>>>,
     run: i64,
     auto_in_run: &mut std::collections::HashMap<String, u64>,
 ) -> Result<std::result::Result<i64, Refusal>> {
@@ -324,7 +375,11 @@ fn apply_one(
             format!("the field {field} no longer exists"),
         );
     };
-    let Some(row) = w.record_row(obj, &p.record)? else {
+    let row = match read_ahead {
+        Some(row) => row,
+        None => w.record_row(obj, &p.record)?,
+    };
+    let Some(row) = row else {
         return refuse(
             w,
             actor,

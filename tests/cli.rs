@@ -2351,6 +2351,98 @@ fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
 }
 
 #[test]
+fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahead() {
+    let env = long_queue();
+    // A second autonomous source proposes every title again, from the same empty field.
+    let policy = std::fs::read_to_string(fixture("policy/demo.toml"))
+        .unwrap()
+        .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ")
+        .replace(
+            "[sources.sdr-agent]",
+            "[sources.apollo]\nautonomy = \"autonomous\"\n\n[sources.sdr-agent]",
+        );
+    let p = env.write("policy2.toml", policy);
+    env.cmd(&["--as", "alice", "policy", "set", p.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut again = String::from(HEADER);
+    for i in 0..800 {
+        again.push_str(&format!(
+            "a-{i},apollo,update,contacts,k-{i:03},title,Manager {i},,0.95,,,\n"
+        ));
+    }
+    let p = env.write("again.csv", again);
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    // One chunk: clearbit's titles are written first, so apollo's find the field no longer
+    // empty, and the policy that let them through as fills sends them to a person instead.
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("1600 applied, 800 held"));
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE title LIKE 'Engineer %'"),
+        800
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE source = 'apollo' AND state = 'pending'"
+        ),
+        800
+    );
+}
+
+#[test]
+fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
+    let env = long_queue();
+    let c = env.write(
+        "more.csv",
+        "id,first_name,last_name,email\n\
+         m-1,Ada,Byron,ada@example.com\n\
+         m-2,Ada,Byron,ada@example.com\n",
+    );
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    let merge = env.write(
+        "merge.csv",
+        format!("{HEADER}mg-1,dedupe-bot,merge,contacts,m-1,,,m-2,0.99,,,\n"),
+    );
+    env.cmd(&["propose", merge.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    // Queued after the merge: a fill of the duplicate the merge removes.
+    let fill = env.write(
+        "fill.csv",
+        format!("{HEADER}f-1,clearbit,update,contacts,m-1,title,Engineer,,0.95,,,\n"),
+    );
+    env.cmd(&["propose", fill.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
+        1602
+    );
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'm-1'"),
+        0
+    );
+    // Judged on the store as the merge left it: the record is gone, a conflict (not a write
+    // that failed on a record read before the merge).
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'f-1' AND state = 'conflict'"
+        ),
+        1
+    );
+}
+
+#[test]
 fn what_a_trigger_does_to_a_later_proposal_is_seen_when_its_turn_comes() {
     let env = long_queue();
     // Someone's rule in the store: once a contact has a title, its phone is not to be filled.

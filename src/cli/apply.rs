@@ -149,7 +149,7 @@ fn apply_in_chunks(
     let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
     let mut report = Report::default();
     let mut state = apply::RunState::default();
-    let mut read_ahead = apply::ReadAhead::new(crate::store::Snapshot::proposal_to_apply);
+    let mut read_ahead = apply::ReadAhead::new(apply::ToApply::read_ahead);
     let stopped = in_chunks(
         store,
         ctx,
