@@ -166,9 +166,35 @@ fn record_key(object: &str, record: &str) -> u64 {
     h.finish()
 }
 
-/// A change as revert reads it, with the change that already reverted it, if one did; `None` if
-/// there is no such change.
-pub type ToRevert = Option<(crate::store::ChangeRow, Option<i64>)>;
+/// What revert reads for one change: the change with the change that already reverted it, if
+/// one did, `None` if there is no such change; and, when read ahead, what its field holds as the
+/// chunk found it (`Some(None)`: no such record).
+pub struct ToRevert {
+    pub found: Option<(crate::store::ChangeRow, Option<i64>)>,
+    pub current: Option<Option<Value>>,
+}
+
+impl ToRevert {
+    /// How a [`ReadAhead`] reads a change: its field's value too, for a change of one field.
+    pub fn read_ahead(s: &crate::store::Snapshot, id: i64) -> Result<ToRevert> {
+        use crate::store::ReadRecords as _;
+        let found = s.change_to_revert(id)?;
+        let current = match &found {
+            Some((c, None)) => match s.schema().object(&c.object) {
+                Some(obj) => match obj.columns.iter().position(|col| col.name == c.field) {
+                    Some(at) => Some(
+                        s.record_row(obj, &c.record)?
+                            .map(|mut row| row.swap_remove(at)),
+                    ),
+                    None => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(ToRevert { found, current })
+    }
+}
 
 /// Applies these proposals as part of the run in `state` (begun here if it has not been).
 /// A large run calls this once per chunk, each in its own transaction: every proposal is
@@ -627,9 +653,20 @@ pub fn revert_chunk(
     };
     let mut refusals = Vec::new();
     let mut done = RevertSummary::default();
+    // As in `apply_ids`: a field read ahead is used only if the chunk has not written its record
+    // yet. Deleting a whole record may reach others (a foreign key's ON DELETE), so after a
+    // change of a whole record none is used.
+    let mut written = std::collections::HashSet::new();
+    let mut whole = false;
     for &id in ids {
         // One change at a time: a run of a million changes is never all in memory.
-        let Some((change, reverted_by)) = changes.next(|| w.change_to_revert(id))? else {
+        let ToRevert { found, current } = changes.next(|| {
+            Ok(ToRevert {
+                found: w.change_to_revert(id)?,
+                current: None,
+            })
+        })?;
+        let Some((change, reverted_by)) = found else {
             refusals.push(format!("change {id} does not exist"));
             continue;
         };
@@ -648,7 +685,11 @@ pub fn revert_chunk(
             ));
             continue;
         };
-        let current = match current_of(w, obj, &c.record, &c.field)? {
+        let key = record_key(&c.object, &c.record);
+        let read_ahead = current.filter(|_| !whole && !written.contains(&key));
+        written.insert(key);
+        whole |= c.field == WHOLE_RECORD;
+        let current = match current_of(w, obj, &c.record, &c.field, read_ahead)? {
             Ok(v) => v,
             Err(why) => {
                 refusals.push(format!("change {}: {why}", c.id));
@@ -784,6 +825,7 @@ fn current_of(
     obj: &crate::schema::Object,
     record: &str,
     field: &str,
+    read_ahead: Option<Option<Value>>,
 ) -> Result<std::result::Result<Value, String>> {
     if field == WHOLE_RECORD {
         let row = w.record_row(obj, record)?;
@@ -792,7 +834,11 @@ fn current_of(
     if obj.column(field).is_none() {
         return Ok(Err(format!("the field {field} no longer exists")));
     }
-    Ok(match w.read_field(obj, record, field)? {
+    let value = match read_ahead {
+        Some(value) => value,
+        None => w.read_field(obj, record, field)?,
+    };
+    Ok(match value {
         Some(v) => Ok(v),
         None => Err(format!("{}/{record} no longer exists", obj.name)),
     })

@@ -2443,6 +2443,42 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
 }
 
 #[test]
+fn a_revert_in_chunks_reads_a_record_again_once_the_chunk_has_written_it() {
+    let env = long_queue();
+    let c = env.write("more.csv", "id,first_name,title\nm-1,Ada,Lead\n");
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    // Two sources, one field: the first rewrites what m-1 holds, so the second applies too.
+    let p = env.write(
+        "twice.csv",
+        format!(
+            "{HEADER}s1,bot,update,contacts,m-1,title,Lead,,,,,\n\
+             s2,crawler,update,contacts,m-1,title,Chief,,,,,\n"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["approve", "bot:s1", "crawler:s2"])
+        .assert()
+        .success();
+    let original = crm_dump(&env);
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 1: 1602 applied"));
+    // The newest thousand changes, both of m-1's among them, are the first chunk: undoing the
+    // newer one leaves "Lead", which the older one then finds, though "Chief" was read ahead.
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "1000")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("run 2: 1602 changes reverted"));
+    assert_eq!(crm_dump(&env), original);
+}
+
+#[test]
 fn what_a_trigger_does_to_a_later_proposal_is_seen_when_its_turn_comes() {
     let env = long_queue();
     // Someone's rule in the store: once a contact has a title, its phone is not to be filled.

@@ -357,7 +357,7 @@ fn revert_in_chunks(
 ) -> Result<Outcome> {
     let run = std::cell::Cell::new(None);
     let mut done = apply::RevertSummary::default();
-    let mut read_ahead = apply::ReadAhead::new(crate::store::Snapshot::change_to_revert);
+    let mut read_ahead = apply::ReadAhead::new(apply::ToRevert::read_ahead);
     let stopped = in_chunks(
         store,
         ctx,
