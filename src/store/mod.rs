@@ -484,10 +484,15 @@ impl Writer<'_> {
     /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
     /// store: then a write may change more than it names.
     pub fn has_other_triggers(&self) -> Result<bool> {
+        // By exact name: a trigger someone else named like these is still someone else's.
         self.tx
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger'
-                     AND name NOT LIKE 'crmgate\\_%\\_append\\_only\\_%' ESCAPE '\\')",
+                     AND name NOT IN (
+                         'crmgate_events_append_only_update', 'crmgate_events_append_only_delete',
+                         'crmgate_policies_append_only_update', 'crmgate_policies_append_only_delete',
+                         'crmgate_runs_append_only_update', 'crmgate_runs_append_only_delete',
+                         'crmgate_changes_append_only_update', 'crmgate_changes_append_only_delete'))",
                 [],
                 |r| r.get(0),
             )
