@@ -8,7 +8,7 @@ use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::store::Writer;
 
 mod read_ahead;
-pub use read_ahead::{Ahead, ReadAhead};
+pub use read_ahead::{Ahead, ReadAhead, Written};
 
 /// What happened to one proposal in an apply run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -157,15 +157,6 @@ impl ToApply {
     }
 }
 
-/// A record's identity as a number, to remember the records a chunk wrote. Two records that
-/// share one cost only a read more.
-fn record_key(object: &str, record: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (object, record).hash(&mut h);
-    h.finish()
-}
-
 /// What revert reads for one change: the change with the change that already reverted it, if
 /// one did, `None` if there is no such change; and, when read ahead, what its field holds as the
 /// chunk found it (`Some(None)`: no such record).
@@ -225,11 +216,7 @@ pub fn apply_ids(
     };
     report.run = Some(run);
     let pauses = w.pauses()?;
-    // The records this chunk wrote: one read ahead before the write is stale, and read again. A
-    // merge writes more records than it names (the rows it re-points), so after one no record
-    // read ahead is used.
-    let mut written = std::collections::HashSet::new();
-    let mut merged = false;
+    let mut written = Written::default();
     for &id in ids {
         let ToApply { found, record } = proposals.next(|| {
             Ok(ToApply {
@@ -263,8 +250,7 @@ pub fn apply_ids(
             });
             continue;
         }
-        let key = record_key(&p.object, &p.record);
-        let record = record.filter(|_| !merged && !written.contains(&key));
+        let record = written.take(&p.object, &p.record, record);
         let outcome = apply_one(
             w,
             policy,
@@ -277,9 +263,7 @@ pub fn apply_ids(
             &mut state.auto_in_run,
         )?;
         if p.merge_into.is_some() {
-            merged = true;
-        } else {
-            written.insert(key);
+            written.beyond(); // deletes the duplicate, re-points the rows that named it
         }
         match outcome {
             Ok(change) => report.push("applied", || item("applied", None, Some(change))),
@@ -653,11 +637,7 @@ pub fn revert_chunk(
     };
     let mut refusals = Vec::new();
     let mut done = RevertSummary::default();
-    // As in `apply_ids`: a field read ahead is used only if the chunk has not written its record
-    // yet. Deleting a whole record may reach others (a foreign key's ON DELETE), so after a
-    // change of a whole record none is used.
-    let mut written = std::collections::HashSet::new();
-    let mut whole = false;
+    let mut written = Written::default();
     for &id in ids {
         // One change at a time: a run of a million changes is never all in memory.
         let ToRevert { found, current } = changes.next(|| {
@@ -685,10 +665,10 @@ pub fn revert_chunk(
             ));
             continue;
         };
-        let key = record_key(&c.object, &c.record);
-        let read_ahead = current.filter(|_| !whole && !written.contains(&key));
-        written.insert(key);
-        whole |= c.field == WHOLE_RECORD;
+        let read_ahead = written.take(&c.object, &c.record, current);
+        if c.field == WHOLE_RECORD {
+            written.beyond(); // a deletion may go further, under a foreign key's ON DELETE
+        }
         let current = match current_of(w, obj, &c.record, &c.field, read_ahead)? {
             Ok(v) => v,
             Err(why) => {

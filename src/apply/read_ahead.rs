@@ -8,7 +8,7 @@
 //! proposal, and undoing one change no other change (a trigger could, so with triggers other
 //! than crmgate's own nothing is read ahead): each reads as the writer would find it when its
 //! turn comes. Records are another matter: the chunk writes them, so apply uses a record read
-//! ahead only if the chunk has not written it yet (see `apply_ids`). The reader ends its read
+//! ahead only if the chunk has not written it yet (see [`Written`]). The reader ends its read
 //! before it hands over the last batch, so it never holds back the checkpoint of the chunk's
 //! commit. Whatever goes wrong on the reader's side, the writer reads the rest itself.
 
@@ -135,5 +135,34 @@ impl<T> Ahead<T> {
             self.batches = None;
         }
         read_here()
+    }
+}
+
+/// The records a chunk has written, for the rule on records read ahead: one is used only while
+/// the chunk has not written it. A write that may reach records it does not name (a merge's
+/// deletion and re-pointed rows, a whole record deleted under a foreign key's ON DELETE) ends the
+/// use of any record read ahead for the rest of the chunk.
+#[derive(Default)]
+pub struct Written {
+    /// A hash of (object, record) per record written: two records that share one cost only a
+    /// read more.
+    keys: std::collections::HashSet<u64>,
+    beyond: bool,
+}
+
+impl Written {
+    /// `ahead` (what was read ahead of this record) if it still holds, and the record counted
+    /// as written from now on: call it before the write.
+    pub fn take<T>(&mut self, object: &str, record: &str, ahead: Option<T>) -> Option<T> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        (object, record).hash(&mut h);
+        let fresh = self.keys.insert(h.finish()) && !self.beyond;
+        ahead.filter(|_| fresh)
+    }
+
+    /// A write reached, or may have reached, records it did not name.
+    pub fn beyond(&mut self) {
+        self.beyond = true;
     }
 }

@@ -214,10 +214,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Queues `p`. Duplicates are decided before this (see `ingest::proposals`); the unique
-    /// index on the dedupe key, when present, guards that decision.
-    /// Queues a proposal under the id the caller gives it (see `ingest`), superseded already
-    /// when a newer twin of the same run is known.
+    /// Queues `p` under the id the caller gives it (see `ingest::proposals`), superseded
+    /// already when a newer twin of the same run is known. Duplicates are decided before this;
+    /// the unique index on the dedupe key, when present, guards that decision.
     pub fn insert_proposal(
         &self,
         id: i64,

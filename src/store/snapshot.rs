@@ -4,7 +4,8 @@
 //! crmgate's queue, never to CRM records. That lets the reads a decision needs (records, parent
 //! keys, track records) run on a second core while the writer queues on the first. Apply and
 //! revert read ahead on one too: the proposals or changes of the chunk in hand, which the writer
-//! changes one at a time, each only when it reaches it.
+//! changes one at a time, each only when it reaches it, and the records they name, used only
+//! until the chunk writes them.
 
 use std::path::Path;
 
@@ -28,8 +29,9 @@ pub struct Snapshot {
 impl Writer<'_> {
     /// Opens a [`Snapshot`] of the store as this transaction found it. Its records are the
     /// writer's only while the writer has changed none: propose, which writes only the queue.
-    /// Apply and revert read their chunk's proposals or changes on one (see
-    /// [`ReadAhead`](crate::apply::ReadAhead)): each is the writer's until the writer reaches it.
+    /// Apply and revert read their chunk's proposals or changes, and the records these name, on
+    /// one (see [`ReadAhead`](crate::apply::ReadAhead)): a proposal or change is the writer's
+    /// until the writer reaches it, a record until the chunk writes it.
     pub fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::open(self.path, self.schema.clone())
     }
@@ -45,14 +47,13 @@ impl Snapshot {
         conn.busy_timeout(super::busy_timeout()).map_err(db_err)?;
         conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
             .map_err(db_err)?;
-        // A read transaction starts at its first read and keeps its view until it ends.
-        conn.execute_batch("BEGIN").map_err(db_err)?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(db_err)?;
-        Ok(Snapshot { conn, schema })
+        let mut snapshot = Snapshot { conn, schema };
+        snapshot.renew()?;
+        Ok(snapshot)
     }
 
-    /// Begins a new read transaction, which sees what was committed since the last one.
+    /// Begins a new read transaction, which sees what was committed since the last one. A read
+    /// transaction starts at its first read and keeps its view until it ends.
     pub fn renew(&mut self) -> Result<()> {
         self.release()?;
         self.conn.execute_batch("BEGIN").map_err(db_err)?;
