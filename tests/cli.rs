@@ -2405,6 +2405,10 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
     env.cmd(&["import", "contacts", c.to_str().unwrap()])
         .assert()
         .success();
+    let d = env.write("deals.csv", "id,name,contact_id\nd-1,Renewal,m-1\n");
+    env.cmd(&["import", "deals", d.to_str().unwrap()])
+        .assert()
+        .success();
     let merge = env.write(
         "merge.csv",
         format!("{HEADER}mg-1,dedupe-bot,merge,contacts,m-1,,,m-2,0.99,,,\n"),
@@ -2415,17 +2419,24 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
     env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
         .assert()
         .success();
-    // Queued after the merge: a fill of the duplicate the merge removes.
+    // Queued after the merge: a fill of the duplicate the merge removes, and a change to a deal
+    // of the duplicate's, which the merge re-points to the survivor without naming it.
     let fill = env.write(
         "fill.csv",
-        format!("{HEADER}f-1,clearbit,update,contacts,m-1,title,Engineer,,0.95,,,\n"),
+        format!(
+            "{HEADER}f-1,clearbit,update,contacts,m-1,title,Engineer,,0.95,,,\n\
+             f-2,clearbit,update,deals,d-1,contact_id,m-2,,0.95,,,\n"
+        ),
     );
     env.cmd(&["propose", fill.to_str().unwrap()])
         .assert()
         .success();
+    env.cmd(&["--as", "alice", "approve", "clearbit:f-2"])
+        .assert()
+        .success();
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
-        1602
+        1603
     );
     env.cmd(&["apply"]).assert().code(3);
     assert_eq!(
@@ -2436,9 +2447,9 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
     // that failed on a record read before the merge).
     assert_eq!(
         env.count(
-            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'f-1' AND state = 'conflict'"
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id IN ('f-1', 'f-2') AND state = 'conflict'"
         ),
-        1
+        2
     );
 }
 
