@@ -2460,20 +2460,7 @@ fn a_revert_in_chunks_reads_a_record_again_once_the_chunk_has_written_it() {
     env.cmd(&["import", "contacts", c.to_str().unwrap()])
         .assert()
         .success();
-    // Two sources, one field: the first rewrites what m-1 holds, so the second applies too.
-    let p = env.write(
-        "twice.csv",
-        format!(
-            "{HEADER}s1,bot,update,contacts,m-1,title,Lead,,,,,\n\
-             s2,crawler,update,contacts,m-1,title,Chief,,,,,\n"
-        ),
-    );
-    env.cmd(&["propose", p.to_str().unwrap()])
-        .assert()
-        .success();
-    env.cmd(&["approve", "bot:s1", "crawler:s2"])
-        .assert()
-        .success();
+    title_proposed_twice(&env, "m-1", "Lead", "Chief");
     let original = crm_dump(&env);
     env.cmd(&["apply"])
         .assert()
@@ -3171,16 +3158,15 @@ fn a_large_run_is_reverted_in_chunks_as_one_revert_run() {
     env.cmd(&["audit", "verify"]).assert().success();
 }
 
-#[test]
-fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
-    let env = Env::with_crm();
-    // Two sources, one run: the first rewrites what c-1001 already holds, so the second still
-    // finds the record as it was proposed against and applies too.
+/// Two sources propose `record`'s title, both approved: the first rewrites what it `holds`, so
+/// the second still finds the record as it was proposed against, and one apply run writes the
+/// field twice.
+fn title_proposed_twice(env: &Env, record: &str, holds: &str, value: &str) {
     let p = env.write(
         "twice.csv",
         format!(
-            "{HEADER}s1,bot,update,contacts,c-1001,title,General Counsel,,,,,\n\
-             s2,crawler,update,contacts,c-1001,title,Chief Legal Officer,,,,,\n"
+            "{HEADER}s1,bot,update,contacts,{record},title,{holds},,,,,\n\
+             s2,crawler,update,contacts,{record},title,{value},,,,,\n"
         ),
     );
     env.cmd(&["propose", p.to_str().unwrap()])
@@ -3189,6 +3175,12 @@ fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
     env.cmd(&["approve", "bot:s1", "crawler:s2"])
         .assert()
         .success();
+}
+
+#[test]
+fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
+    let env = Env::with_crm();
+    title_proposed_twice(&env, "c-1001", "General Counsel", "Chief Legal Officer");
     let original = crm_dump(&env);
     env.cmd(&["apply"])
         .assert()
