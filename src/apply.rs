@@ -546,7 +546,7 @@ fn apply_one(
             .rules
             .as_ref()
             .and_then(|r| r.get("rules"))
-            .map(|r| r.to_string()),
+            .map(|r| serde_json::to_string(r).expect("JSON serializes")),
         approver: Some(approved_by),
         detail: serde_json::json!({ "run": run, "change": change }),
     })?;

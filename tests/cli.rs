@@ -3225,6 +3225,66 @@ fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
 }
 
 #[test]
+fn a_run_partly_undone_or_holding_a_merge_is_not_reverted_in_chunks() {
+    let revertible = |env: &Env, run| {
+        crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing)
+            .unwrap()
+            .run_revertible_in_chunks(run, true)
+            .unwrap()
+    };
+    let env = Env::with_crm();
+    applied_run_of_field_writes(&env);
+    assert!(revertible(&env, 1));
+    // One change of the run undone alone: the run as a whole can no longer be.
+    env.cmd(&["revert", "5"]).assert().success();
+    assert!(!revertible(&env, 1));
+    // A later run's change undone does not count against run 1's.
+    let env = Env::with_crm();
+    applied_run_of_field_writes(&env);
+    let p = env.write(
+        "later.csv",
+        format!(
+            "{HEADER}t9,bot,update,contacts,c-1009,title,Later,,,,,
+"
+        ),
+    );
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["approve", "bot:t9"]).assert().success();
+    env.cmd(&["apply"]).assert().success();
+    env.cmd(&["revert", "--run", "2"]).assert().success();
+    assert!(revertible(&env, 1));
+    // A merge deletes a whole record, which only a revert in one transaction restores.
+    let env = Env::with_crm();
+    let c = env.write(
+        "more.csv",
+        "id,first_name,last_name,email\n\
+         m-1,Ada,Byron,ada@example.com\n\
+         m-2,Ada,Byron,ada@example.com\n",
+    );
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    let merge = env.write(
+        "merge.csv",
+        format!("{HEADER}mg-1,dedupe-bot,merge,contacts,m-1,,,m-2,0.99,,,\n"),
+    );
+    env.cmd(&["propose", merge.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    env.cmd(&["apply"]).assert().success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 1 AND field = '*'"),
+        1
+    );
+    assert!(!revertible(&env, 1));
+}
+
+#[test]
 fn a_large_run_with_a_record_moved_on_is_refused_whole_as_before() {
     let env = Env::with_crm();
     applied_run_of_field_writes(&env);

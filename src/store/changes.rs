@@ -107,14 +107,18 @@ impl Store {
                 .query_row(sql, params, |r| r.get(0))
                 .map_err(db_err)
         };
-        let merges_or_undone = count(
-            "SELECT count(*) FROM crmgate_changes c
-             LEFT JOIN crmgate_proposals p ON p.id = c.proposal_id
-             WHERE c.run_id = ?1 AND (p.merge_into IS NOT NULL
-                OR EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = c.id))",
+        // Undone already: some revert names one of the run's changes. Walked from the reverts
+        // (those within the run's span of ids), not from the run's million changes. A merge
+        // needs no check of its own: it always writes a whole-record change, refused below.
+        let undone = count(
+            "SELECT EXISTS (SELECT 1 FROM crmgate_changes r
+                CROSS JOIN crmgate_changes c ON c.id = r.reverts
+                WHERE r.reverts BETWEEN (SELECT min(id) FROM crmgate_changes WHERE run_id = ?1)
+                                    AND (SELECT max(id) FROM crmgate_changes WHERE run_id = ?1)
+                  AND c.run_id = ?1)",
             &[&run],
         )?;
-        if merges_or_undone > 0 {
+        if undone != 0 {
             return Ok(false);
         }
         let mut stmt = self
@@ -230,7 +234,7 @@ impl Writer<'_> {
         value: &Value,
     ) -> Result<bool> {
         let sql = self.field_sql(obj, field);
-        let mut stmt = self.tx.prepare_cached(&sql.update).map_err(db_err)?;
+        let mut stmt = self.prepared(&sql.update).map_err(db_err)?;
         let n = stmt
             .execute(rusqlite::params![value, record])
             .map_err(db_err)?;
@@ -241,7 +245,7 @@ impl Writer<'_> {
     /// there is no such record.
     pub fn read_field(&self, obj: &Object, record: &str, field: &str) -> Result<Option<Value>> {
         let sql = self.field_sql(obj, field);
-        let mut stmt = self.tx.prepare_cached(&sql.select).map_err(db_err)?;
+        let mut stmt = self.prepared(&sql.select).map_err(db_err)?;
         stmt.query_row([record], |r| r.get_ref(0).map(value_from))
             .optional()
             .map_err(db_err)
@@ -279,9 +283,7 @@ impl Writer<'_> {
         approved_by: Option<&str>,
         policy_version: Option<i64>,
     ) -> Result<i64> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+        let mut stmt = self.prepared(
                 "INSERT INTO crmgate_changes (run_id, proposal_id, reverts, object, record, field, before,
                  after, approved_by, policy_version, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
@@ -305,9 +307,7 @@ impl Writer<'_> {
 
     /// Approved proposals, oldest first: the apply queue.
     pub fn approved_ids(&self, source: Option<&str>) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+        let mut stmt = self.prepared(
                 "SELECT id FROM crmgate_proposals WHERE state = 'approved' AND (?1 IS NULL OR source = ?1)
                  ORDER BY id",
             )
@@ -359,7 +359,7 @@ impl Writer<'_> {
             ident(&table.name),
             ident(column)
         );
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+        let mut stmt = self.prepared(&sql).map_err(db_err)?;
         stmt.query_map([value], |r| r.get(0))
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()

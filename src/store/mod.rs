@@ -6,6 +6,7 @@ mod changes;
 mod migrations;
 mod pauses;
 mod policies;
+mod prepared;
 mod queue;
 mod records;
 mod snapshot;
@@ -361,11 +362,12 @@ impl Store {
 
     /// A writer over a new `BEGIN IMMEDIATE` transaction.
     fn writer(&mut self, now: &str) -> Result<Writer<'_>> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        // Unchecked only in that it takes `&Connection`: the statements kept for the
+        // transaction borrow the connection too. `&mut self` still keeps it the only one.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
             .map_err(db_err)?;
         Ok(Writer {
+            prepared: prepared::Prepared::new(&self.conn),
             tx,
             schema: &self.schema,
             path: &self.path,
@@ -461,6 +463,8 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 
 /// The open write transaction handed to [`Store::write`]'s closure.
 pub struct Writer<'s> {
+    /// Declared before `tx`: the statements are finalized before the transaction ends.
+    prepared: prepared::Prepared<'s>,
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
     path: &'s Path,
@@ -470,6 +474,13 @@ pub struct Writer<'s> {
     /// The SQL that writes and reads one field, by (object, field): built once per
     /// transaction, not once per write (a chunk of an apply writes ten thousand).
     field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
+}
+
+impl<'s> Writer<'s> {
+    /// A statement kept for the rest of the transaction: see [`prepared`].
+    fn prepared(&self, sql: &str) -> rusqlite::Result<prepared::Held<'_, 's>> {
+        self.prepared.get(sql)
+    }
 }
 
 impl Writer<'_> {
@@ -517,7 +528,10 @@ impl Writer<'_> {
                 })
                 .map_err(db_err)?,
         };
-        let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+        // Straight into a buffer: `Display` (`to_string`) goes through the formatting
+        // machinery a piece at a time, and an apply writes one event per change.
+        let json_text = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON serializes");
+        let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(json_text);
         let mut row = EventRow {
             seq: seq + 1,
             at: self.now.clone(),
@@ -540,7 +554,7 @@ impl Writer<'_> {
             detail: if ev.detail.is_null() {
                 None
             } else {
-                Some(ev.detail.to_string())
+                json_text(&Some(ev.detail))
             },
             prev_hash,
             hash: String::new(),
@@ -551,7 +565,7 @@ impl Writer<'_> {
                 "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
             )
         });
-        let mut stmt = self.tx.prepare_cached(&INSERT).map_err(db_err)?;
+        let mut stmt = self.prepared(&INSERT).map_err(db_err)?;
         stmt.execute(rusqlite::params![
             row.seq,
             row.at,

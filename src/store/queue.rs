@@ -233,7 +233,7 @@ impl Writer<'_> {
                 placeholders(INPUT_COUNT + 10)
             )
         });
-        let mut stmt = self.tx.prepare_cached(&SQL).map_err(db_err)?;
+        let mut stmt = self.prepared(&SQL).map_err(db_err)?;
         bind_input(&mut stmt, p, ingest_id)
             .and_then(|()| bind_verdict(&mut stmt, p, v))
             .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 9, id))
@@ -245,9 +245,7 @@ impl Writer<'_> {
 
     /// Calls `f` with the object and record of every undecided proposal, in index order.
     pub fn for_each_open_record(&self, mut f: impl FnMut(&str, &str)) -> Result<()> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+        let mut stmt = self.prepared(
                 "SELECT object, record FROM crmgate_proposals INDEXED BY crmgate_proposals_open_record
                  WHERE state IN ('pending', 'suggested')",
             )
@@ -262,9 +260,7 @@ impl Writer<'_> {
 
     /// The undecided proposals about one record, oldest first.
     pub fn open_for_record(&self, object: &str, record: &str) -> Result<Vec<OpenTarget>> {
-        let mut stmt = self
-            .tx
-            .prepare_cached(
+        let mut stmt = self.prepared(
                 "SELECT id, source, object, record, field, ingest_id FROM crmgate_proposals
                  INDEXED BY crmgate_proposals_open_record
                  WHERE object = ?1 AND record = ?2 AND state IN ('pending', 'suggested') ORDER BY id",
@@ -287,8 +283,7 @@ impl Writer<'_> {
 
     pub fn supersede(&self, old: i64, new: i64) -> Result<()> {
         let mut stmt = self
-            .tx
-            .prepare_cached(
+            .prepared(
                 "UPDATE crmgate_proposals SET state = 'superseded', superseded_by = ?2
                  WHERE id = ?1",
             )
@@ -551,10 +546,7 @@ impl Writer<'_> {
             }
         };
         let n = self
-            .tx
-            .prepare_cached(
-                "UPDATE crmgate_proposals SET state = ?2 WHERE id = ?1 AND state IN (?3, ?4)",
-            )
+            .prepared("UPDATE crmgate_proposals SET state = ?2 WHERE id = ?1 AND state IN (?3, ?4)")
             .and_then(|mut stmt| {
                 stmt.execute(rusqlite::params![id, to.as_str(), a.as_str(), b.as_str()])
             })
@@ -565,8 +557,7 @@ impl Writer<'_> {
     /// The latest `n` human decisions on `source`'s proposals, newest first: true for a rejection.
     pub fn recent_human_decisions(&self, source: &str, n: u32) -> Result<Vec<bool>> {
         let mut stmt = self
-            .tx
-            .prepare_cached(
+            .prepared(
                 "SELECT e.action = 'reject' FROM crmgate_events e
                  JOIN crmgate_proposals p ON p.id = e.proposal_id
                  WHERE p.source = ?1 AND e.actor_kind = 'human'

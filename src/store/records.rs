@@ -168,7 +168,7 @@ impl Writer<'_> {
                     names.join(", "),
                     marks.join(", ")
                 );
-                let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+                let mut stmt = self.prepared(&sql).map_err(db_err)?;
                 stmt.execute(rusqlite::params_from_iter(values.iter()))
                     .map_err(db_err)?;
                 UpsertOutcome::Inserted
@@ -194,7 +194,7 @@ impl Writer<'_> {
                         ident(&obj.pk_column().name),
                         pk_pos + 1
                     );
-                    let mut stmt = self.tx.prepare_cached(&sql).map_err(db_err)?;
+                    let mut stmt = self.prepared(&sql).map_err(db_err)?;
                     stmt.execute(rusqlite::params_from_iter(values.iter()))
                         .map_err(db_err)?;
                     UpsertOutcome::Updated

@@ -109,7 +109,7 @@ impl Writer<'_> {
                 placeholders(INPUT_COUNT)
             )
         });
-        let mut stmt = self.tx.prepare_cached(&SQL).map_err(db_err)?;
+        let mut stmt = self.prepared(&SQL).map_err(db_err)?;
         bind_input(&mut stmt, p, ingest_id).map_err(db_err)?;
         stmt.raw_execute().map_err(db_err)?;
         Ok(self.tx.last_insert_rowid())
@@ -118,8 +118,7 @@ impl Writer<'_> {
     /// The identity of one staged row.
     pub fn staged_key_row(&self, sid: i64) -> Result<KeyRow> {
         let mut stmt = self
-            .tx
-            .prepare_cached(
+            .prepared(
                 "SELECT sid, ingest_id, line, source, ext_id, content_key
                  FROM temp.crmgate_stage WHERE sid = ?1",
             )
