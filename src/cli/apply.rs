@@ -154,6 +154,7 @@ fn apply_in_chunks(
         store,
         ctx,
         &ids,
+        chunk_size(),
         "applying",
         |w, chunk| {
             let mut part = Report::default();
@@ -179,14 +180,15 @@ fn apply_in_chunks(
     Ok(outcome(&report))
 }
 
-/// Runs `f` on `ids` a chunk per transaction (`CRMGATE_APPLY_CHUNK`), with a progress bar on a
-/// terminal, and hands what each chunk returns to `committed` once its transaction has
-/// committed. An error before any chunk committed is returned as it is: nothing changed. A
+/// Runs `f` on `ids` a chunk per transaction (the first `first` long, then `CRMGATE_APPLY_CHUNK`
+/// each), with a progress bar on a terminal, and hands what each chunk returns to `committed`
+/// once its transaction has committed. An error before any chunk committed is returned as it is: nothing changed. A
 /// later one stops the run and comes back as `Ok(Some(error))`: what was committed stays.
 fn in_chunks<T>(
     store: &mut crate::store::Store,
     ctx: &Ctx,
     ids: &[i64],
+    first: usize,
     verb: &str,
     mut f: impl FnMut(&crate::store::Writer<'_>, &[i64]) -> Result<T>,
     mut committed: impl FnMut(T),
@@ -201,7 +203,11 @@ fn in_chunks<T>(
     };
     let mut any = false;
     let mut stopped = None;
-    for chunk in ids.chunks(chunk_size()) {
+    let (head, rest) = ids.split_at(first.min(ids.len()));
+    let chunks = std::iter::once(head)
+        .filter(|c| !c.is_empty())
+        .chain(rest.chunks(chunk_size()));
+    for chunk in chunks {
         match store.write(&super::now(), |w| f(w, chunk)) {
             Ok(out) => {
                 committed(out);
@@ -335,43 +341,75 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     store.set_bulk_cache()?;
     if let Some(of) = args.run
         && ids.len() > chunk_size()
-        && store.run_revertible_in_chunks(of, args.force)?
+        && let Some(outcome) = revert_in_chunks(&mut store, of, &ids, args.force, ctx)?
     {
-        return revert_in_chunks(&mut store, of, &ids, args.force, ctx);
+        return Ok(outcome);
     }
     let (run, done) = store.write(&ctx.now, |w| apply::revert(w, &ctx.actor, &ids, args.force))?;
     print_reverted(run, &done, ctx)?;
     Ok(Outcome::Done)
 }
 
-/// A large run known to be revertible (see `Store::run_revertible_in_chunks`), reverted a chunk
-/// per transaction as apply does, so the write-ahead log never holds the whole run. A chunk is
-/// still all or nothing. Only a record changed by someone else between two chunks can stop it
-/// part way: what was undone stays, as one revert run that can itself be reverted (exit 3).
+/// A large run reverted a chunk per transaction as apply does, so the write-ahead log never
+/// holds the whole run, if the whole run can be undone (see `Store::run_revertible_in_chunks`);
+/// `None`, with nothing written, if it cannot. A chunk is still all or nothing. Only a record
+/// changed by someone else between two chunks can stop it part way: what was undone stays, as
+/// one revert run that can itself be reverted (exit 3).
+///
+/// The check reads every change of the run against its record, about a twentieth of the work
+/// of the revert itself, so it runs on a second core over a snapshot taken in the first
+/// chunk's transaction, while that chunk is reverted; the chunk commits only once the check
+/// has passed. The first chunk is made long enough that the check is usually done first.
 fn revert_in_chunks(
     store: &mut crate::store::Store,
     of: i64,
     ids: &[i64],
     force: bool,
     ctx: &Ctx,
-) -> Result<Outcome> {
+) -> Result<Option<Outcome>> {
     let run = std::cell::Cell::new(None);
     let mut done = apply::RevertSummary::default();
     let mut read_ahead = apply::ReadAhead::new(apply::ToRevert::read_ahead);
+    let not_in_chunks = std::cell::Cell::new(false);
     let stopped = in_chunks(
         store,
         ctx,
         ids,
+        chunk_size().max(ids.len() / 12),
         "reverting",
         |w, chunk| {
-            let changes = read_ahead.start(w, chunk)?;
-            apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
+            let check = match run.get() {
+                None => {
+                    let snapshot = w.snapshot()?;
+                    Some(std::thread::spawn(move || {
+                        snapshot.run_revertible_in_chunks(of, force)
+                    }))
+                }
+                Some(_) => None,
+            };
+            let changes = read_ahead.start(w, chunk);
+            let reverted = changes.and_then(|changes| {
+                apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
+            });
+            // Waited for whatever the chunk met: a record moved on, found by the check, means
+            // the run goes in one transaction that names every change it cannot undo.
+            if let Some(check) = check
+                && !check.join().expect("the check does not panic")?
+            {
+                not_in_chunks.set(true);
+                return Err(Error::Store("not revertible in chunks".into()));
+            }
+            reverted
         },
         |(r, part)| {
             run.set(Some(r));
             done.absorb(part);
         },
-    )?;
+    );
+    if not_in_chunks.get() {
+        return Ok(None);
+    }
+    let stopped = stopped?;
     let run = run.get().expect("the first chunk committed");
     print_reverted(run, &done, ctx)?;
     if let Some(e) = stopped {
@@ -383,9 +421,9 @@ fn revert_in_chunks(
         eprintln!(
             "hint: what was undone stays, as run {run}; `crmgate revert --run {run}` puts it back"
         );
-        return Ok(Outcome::Partial);
+        return Ok(Some(Outcome::Partial));
     }
-    Ok(Outcome::Done)
+    Ok(Some(Outcome::Done))
 }
 
 fn print_reverted(run: i64, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {

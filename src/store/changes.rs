@@ -86,6 +86,87 @@ fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
         .map_err(db_err)
 }
 
+/// Whether every change of `run` can be undone as things stand, as far as a few set-wise
+/// queries can tell: only field writes (no merge), none undone yet, every object and field
+/// still there, and (unless `force`) every record still holding what the run's last change
+/// to it left. A large run that passes is reverted in chunks, one transaction each; any
+/// other is reverted in one transaction, which names every change that cannot be undone.
+pub(super) fn run_revertible_in_chunks(
+    conn: &rusqlite::Connection,
+    schema: &crate::schema::Schema,
+    run: i64,
+    force: bool,
+) -> Result<bool> {
+    let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+        conn.query_row(sql, params, |r| r.get(0)).map_err(db_err)
+    };
+    // Undone already: some revert names one of the run's changes. Walked from the reverts
+    // (those within the run's span of ids), not from the run's million changes. A merge
+    // needs no check of its own: it always writes a whole-record change, refused below.
+    let undone = count(
+        "SELECT EXISTS (SELECT 1 FROM crmgate_changes r
+            CROSS JOIN crmgate_changes c ON c.id = r.reverts
+            WHERE r.reverts BETWEEN (SELECT min(id) FROM crmgate_changes WHERE run_id = ?1)
+                                AND (SELECT max(id) FROM crmgate_changes WHERE run_id = ?1)
+              AND c.run_id = ?1)",
+        &[&run],
+    )?;
+    if undone != 0 {
+        return Ok(false);
+    }
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT object, field FROM crmgate_changes WHERE run_id = ?1")
+        .map_err(db_err)?;
+    let targets: Vec<(String, String)> = stmt
+        .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?;
+    for (object, field) in &targets {
+        let Some(obj) = schema.object(object) else {
+            return Ok(false);
+        };
+        let Some(column) = obj.column(field) else {
+            return Ok(false); // also a merge's whole-record change, field "*"
+        };
+        if force {
+            continue;
+        }
+        // A record moved on: it is gone, or its field differs (in value, type or bytes)
+        // from the `after` of the run's last change to it. Older changes to the same field
+        // are checked against the newer ones' `before` as the revert reaches them. A run
+        // mostly changes a field of a record once, so one pass over the run's changes asks
+        // whether any record differs from a change's `after` at all; only if one does are
+        // the changes grouped by record, to compare each record with its last change alone
+        // (with `max(id)`, SQLite takes the other columns from the row holding the maximum).
+        let (t, pk, f) = (
+            ident(&obj.name),
+            ident(&obj.pk_column().name),
+            ident(&column.name),
+        );
+        let differs = |changes: &str| -> Result<bool> {
+            let found = count(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM ({changes}) c
+                     LEFT JOIN {t} t ON t.{pk} = c.record
+                     WHERE t.{pk} IS NULL OR typeof(t.{f}) <> typeof(c.after)
+                        OR t.{f} IS NOT c.after COLLATE BINARY)"
+                ),
+                &[&run, object, field],
+            )?;
+            Ok(found != 0)
+        };
+        const ALL: &str = "SELECT record, after FROM crmgate_changes
+                           WHERE run_id = ?1 AND object = ?2 AND field = ?3";
+        const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes
+                            WHERE run_id = ?1 AND object = ?2 AND field = ?3 GROUP BY record";
+        if differs(ALL)? && differs(LAST)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 impl Store {
     pub fn change(&self, id: i64) -> Result<Option<ChangeRow>> {
         change(&self.conn, id)
@@ -96,83 +177,9 @@ impl Store {
         reverted_by(&self.conn, id)
     }
 
-    /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
-    /// queries can tell: only field writes (no merge), none undone yet, every object and field
-    /// still there, and (unless `force`) every record still holding what the run's last change
-    /// to it left. A large run that passes is reverted in chunks, one transaction each; any
-    /// other is reverted in one transaction, which names every change that cannot be undone.
+    /// See [`run_revertible_in_chunks`].
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
-        let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<i64> {
-            self.conn
-                .query_row(sql, params, |r| r.get(0))
-                .map_err(db_err)
-        };
-        // Undone already: some revert names one of the run's changes. Walked from the reverts
-        // (those within the run's span of ids), not from the run's million changes. A merge
-        // needs no check of its own: it always writes a whole-record change, refused below.
-        let undone = count(
-            "SELECT EXISTS (SELECT 1 FROM crmgate_changes r
-                CROSS JOIN crmgate_changes c ON c.id = r.reverts
-                WHERE r.reverts BETWEEN (SELECT min(id) FROM crmgate_changes WHERE run_id = ?1)
-                                    AND (SELECT max(id) FROM crmgate_changes WHERE run_id = ?1)
-                  AND c.run_id = ?1)",
-            &[&run],
-        )?;
-        if undone != 0 {
-            return Ok(false);
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT object, field FROM crmgate_changes WHERE run_id = ?1")
-            .map_err(db_err)?;
-        let targets: Vec<(String, String)> = stmt
-            .query_map([run], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)?;
-        for (object, field) in &targets {
-            let Some(obj) = self.schema.object(object) else {
-                return Ok(false);
-            };
-            let Some(column) = obj.column(field) else {
-                return Ok(false); // also a merge's whole-record change, field "*"
-            };
-            if force {
-                continue;
-            }
-            // A record moved on: it is gone, or its field differs (in value, type or bytes)
-            // from the `after` of the run's last change to it. Older changes to the same field
-            // are checked against the newer ones' `before` as the revert reaches them. A run
-            // mostly changes a field of a record once, so one pass over the run's changes asks
-            // whether any record differs from a change's `after` at all; only if one does are
-            // the changes grouped by record, to compare each record with its last change alone
-            // (with `max(id)`, SQLite takes the other columns from the row holding the maximum).
-            let (t, pk, f) = (
-                ident(&obj.name),
-                ident(&obj.pk_column().name),
-                ident(&column.name),
-            );
-            let differs = |changes: &str| -> Result<bool> {
-                let found = count(
-                    &format!(
-                        "SELECT EXISTS (SELECT 1 FROM ({changes}) c
-                         LEFT JOIN {t} t ON t.{pk} = c.record
-                         WHERE t.{pk} IS NULL OR typeof(t.{f}) <> typeof(c.after)
-                            OR t.{f} IS NOT c.after COLLATE BINARY)"
-                    ),
-                    &[&run, object, field],
-                )?;
-                Ok(found != 0)
-            };
-            const ALL: &str = "SELECT record, after FROM crmgate_changes
-                               WHERE run_id = ?1 AND object = ?2 AND field = ?3";
-            const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes
-                                WHERE run_id = ?1 AND object = ?2 AND field = ?3 GROUP BY record";
-            if differs(ALL)? && differs(LAST)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }
 
     /// A run's change ids, newest first: the order a revert undoes them in.

@@ -76,6 +76,12 @@ impl Snapshot {
         super::queue::proposal_to_apply(&self.conn, id)
     }
 
+    /// See [`Store::run_revertible_in_chunks`](super::Store::run_revertible_in_chunks): the
+    /// same check, over the store as the writer's transaction found it.
+    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
+        super::changes::run_revertible_in_chunks(&self.conn, &self.schema, run, force)
+    }
+
     /// See [`Writer::change_to_revert`].
     pub fn change_to_revert(&self, id: i64) -> Result<Option<(super::ChangeRow, Option<i64>)>> {
         super::changes::change_to_revert(&self.conn, id)
