@@ -548,7 +548,9 @@ fn apply_one(
             .and_then(|r| r.get("rules"))
             .map(|r| serde_json::to_string(r).expect("JSON serializes")),
         approver: Some(approved_by),
-        detail: serde_json::json!({ "run": run, "change": change }),
+        change_id: Some(change),
+        run_id: Some(run),
+        ..NewEvent::default()
     })?;
     if guarded {
         w.release("crmgate_apply_one")?;
@@ -724,7 +726,9 @@ pub fn revert_chunk(
             field: Some(c.field.clone()),
             prev_value: Some(current.to_json()),
             new_value: Some(c.before.to_json()),
-            detail: serde_json::json!({ "run": run, "change": id, "reverts": c.id, "forced": moved_on }),
+            change_id: Some(id),
+            run_id: Some(run),
+            detail: serde_json::json!({ "reverts": c.id, "forced": moved_on }),
             ..NewEvent::default()
         })?;
         done.count += 1;
@@ -935,43 +939,41 @@ fn merge_one(
     }
     let approved_by = approver.unwrap_or_else(|| "policy".into());
     // Each step is a change and an event of its own, so the log alone can replay the merge.
-    let change = |object: &str,
-                  record: &str,
-                  field: &str,
-                  before: &Value,
-                  after: &Value|
-     -> Result<i64> {
-        let id = w.add_change(
-            run,
-            Some(p.id),
-            None,
-            object,
-            record,
-            field,
-            before,
-            after,
-            Some(&approved_by),
-            p.policy_version,
-        )?;
-        w.append_event(NewEvent {
-            actor: actor.to_string(),
-            actor_kind: "human",
-            action: "apply",
-            proposal_id: Some(p.id),
-            object: Some(object.to_string()),
-            record: Some(record.to_string()),
-            field: Some(field.to_string()),
-            prev_value: Some(before.to_json()),
-            new_value: Some(after.to_json()),
-            source: Some(p.source.clone()),
-            confidence: p.confidence,
-            policy_version: Some(version),
-            approver: Some(approved_by.clone()),
-            detail: serde_json::json!({ "run": run, "change": id, "merge": { "duplicate": p.record, "into": into } }),
-            ..NewEvent::default()
-        })?;
-        Ok(id)
-    };
+    let change =
+        |object: &str, record: &str, field: &str, before: &Value, after: &Value| -> Result<i64> {
+            let id = w.add_change(
+                run,
+                Some(p.id),
+                None,
+                object,
+                record,
+                field,
+                before,
+                after,
+                Some(&approved_by),
+                p.policy_version,
+            )?;
+            w.append_event(NewEvent {
+                actor: actor.to_string(),
+                actor_kind: "human",
+                action: "apply",
+                proposal_id: Some(p.id),
+                object: Some(object.to_string()),
+                record: Some(record.to_string()),
+                field: Some(field.to_string()),
+                prev_value: Some(before.to_json()),
+                new_value: Some(after.to_json()),
+                source: Some(p.source.clone()),
+                confidence: p.confidence,
+                policy_version: Some(version),
+                approver: Some(approved_by.clone()),
+                change_id: Some(id),
+                run_id: Some(run),
+                detail: serde_json::json!({ "merge": { "duplicate": p.record, "into": into } }),
+                ..NewEvent::default()
+            })?;
+            Ok(id)
+        };
     w.savepoint("crmgate_merge_one")?;
     let mut changes = Vec::new();
     let mut steps = || -> Result<std::result::Result<(), String>> {

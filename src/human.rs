@@ -187,6 +187,7 @@ pub fn decide(
                 "was": p.state,
             }),
         },
+        ..NewEvent::default()
     })?;
     Ok(Ok(p))
 }

@@ -258,6 +258,9 @@ pub struct NewEvent {
     pub actor_kind: &'static str,
     pub action: &'static str,
     pub proposal_id: Option<i64>,
+    /// The change an apply or revert wrote, and its run.
+    pub change_id: Option<i64>,
+    pub run_id: Option<i64>,
     pub object: Option<String>,
     pub record: Option<String>,
     pub field: Option<String>,

@@ -3155,6 +3155,22 @@ fn a_large_run_is_reverted_in_chunks_as_one_revert_run() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
         8
     );
+    // Each apply and revert event names the change it wrote, and that change's run.
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events e JOIN crmgate_changes c ON c.id = e.change_id
+             WHERE e.action IN ('apply', 'revert') AND e.run_id = c.run_id
+               AND e.proposal_id IS c.proposal_id AND e.field = c.field"
+        ),
+        16
+    );
+    let reverted_by = env.count("SELECT max(id) FROM crmgate_changes WHERE run_id = 2");
+    env.cmd(&["log", "--limit", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "run 2, change {reverted_by}"
+        )));
     env.cmd(&["audit", "verify"]).assert().success();
 }
 

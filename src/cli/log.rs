@@ -90,9 +90,22 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> Result<Outcome> {
             e.proposal_id.map(|p| p.to_string()).unwrap_or_default(),
             safe(&record).into_owned(),
             safe(&crate::validate::short(&change)).into_owned(),
-            safe(&crate::validate::short(e.detail.as_deref().unwrap_or(""))).into_owned(),
+            safe(&crate::validate::short(&written_by(e))).into_owned(),
         ]);
     }
     print_out(t)?;
     Ok(Outcome::Done)
+}
+
+/// An event's detail, after the run and change it wrote, if it wrote one.
+fn written_by(e: &crate::audit::EventRow) -> String {
+    let wrote = match (e.run_id, e.change_id) {
+        (Some(run), Some(change)) => Some(format!("run {run}, change {change}")),
+        _ => None,
+    };
+    match (wrote, e.detail.as_deref()) {
+        (Some(w), Some(d)) => format!("{w}: {d}"),
+        (Some(w), None) => w,
+        (None, d) => d.unwrap_or_default().to_string(),
+    }
 }

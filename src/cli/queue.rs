@@ -568,7 +568,16 @@ fn event_summary(e: &crate::audit::EventRow) -> String {
             s("sha256").chars().take(12).collect::<String>()
         ),
         "supersede" => format!("superseded by proposal {}", s("superseded_by")),
-        _ => cut(&json_display(&detail)),
+        _ => match (e.run_id, e.change_id) {
+            (Some(run), Some(change)) if detail.is_null() => {
+                format!("change {change} in run {run}")
+            }
+            (Some(run), Some(change)) => cut(&format!(
+                "change {change} in run {run}: {}",
+                json_display(&detail)
+            )),
+            _ => cut(&json_display(&detail)),
+        },
     }
 }
 
