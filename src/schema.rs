@@ -48,6 +48,32 @@ pub struct Column {
     pub foreign_key: Option<ForeignKey>,
 }
 
+impl Column {
+    /// Whether SQLite stores `v` in this column exactly as given, which it does when the
+    /// column's affinity converts nothing of `v`'s kind: a value of the column's own storage
+    /// class, any value where the column has no affinity (BLOB), a BLOB anywhere. Not a NULL
+    /// in a NOT NULL column (`ON CONFLICT REPLACE` stores the default instead), a NaN (stored as
+    /// NULL) or a negative zero in a REAL column (stored as the integer 0, read back as 0.0).
+    /// Triggers, which may change anything, are the caller's to rule out.
+    pub fn stores_as_given(&self, v: &crate::model::Value) -> bool {
+        use crate::model::Value;
+        match v {
+            Value::Null => !self.not_null,
+            Value::Blob(_) => true,
+            Value::Text(_) => matches!(self.affinity, Affinity::Text | Affinity::Blob),
+            Value::Integer(_) => matches!(
+                self.affinity,
+                Affinity::Integer | Affinity::Numeric | Affinity::Blob
+            ),
+            Value::Real(f) => {
+                matches!(self.affinity, Affinity::Real | Affinity::Blob)
+                    && !f.is_nan()
+                    && !(*f == 0.0 && f.is_sign_negative())
+            }
+        }
+    }
+}
+
 /// A CRM table with a single-column primary key.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -121,5 +147,90 @@ pub fn suggestion_suffix<'a>(name: &str, candidates: impl IntoIterator<Item = &'
     match did_you_mean(name, candidates) {
         Some(c) => format!(" (did you mean \"{c}\"?)"),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    /// Every kind of value in every affinity, as SQLite itself stores them: wherever
+    /// `stores_as_given` says so, the value reads back identical (type, value and bits).
+    #[test]
+    fn a_value_said_to_be_stored_as_given_reads_back_identical() {
+        let decls = [
+            "INTEGER",
+            "TEXT",
+            "BLOB",
+            "REAL",
+            "NUMERIC",
+            "",
+            "VARCHAR(40)",
+            "DOUBLE",
+        ];
+        let values = [
+            Value::Null,
+            Value::Integer(7),
+            Value::Integer(i64::MIN),
+            Value::Real(2.0),
+            Value::Real(2.5),
+            Value::Real(-0.0),
+            Value::Real(f64::NAN),
+            Value::Real(f64::INFINITY),
+            Value::Real(1e300),
+            Value::Text("12".into()),
+            Value::Text("2.0".into()),
+            Value::Text(" 3".into()),
+            Value::Text("abc".into()),
+            Value::Text(String::new()),
+            Value::Blob(vec![0, 159, 146]),
+        ];
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut said = 0;
+        for (t, decl) in decls.iter().enumerate() {
+            for not_null in [false, true] {
+                let table = format!("t{t}_{not_null}");
+                let constraint = if not_null {
+                    "NOT NULL ON CONFLICT REPLACE DEFAULT 'd'"
+                } else {
+                    ""
+                };
+                conn.execute_batch(&format!(
+                    "CREATE TABLE {table} (id INTEGER PRIMARY KEY, v {decl} {constraint});
+                     INSERT INTO {table} (id, v) VALUES (1, 'x')"
+                ))
+                .unwrap();
+                let column = Column {
+                    name: "v".into(),
+                    decl_type: decl.to_string(),
+                    affinity: Affinity::from_decl(decl),
+                    not_null,
+                    has_default: not_null,
+                    primary_key: false,
+                    foreign_key: None,
+                };
+                for v in &values {
+                    conn.execute(&format!("UPDATE {table} SET v = ?1 WHERE id = 1"), [v])
+                        .unwrap();
+                    let back: Value = conn
+                        .query_row(&format!("SELECT v FROM {table} WHERE id = 1"), [], |r| {
+                            r.get_ref(0).map(crate::store::value_from)
+                        })
+                        .unwrap();
+                    if column.stores_as_given(v) {
+                        said += 1;
+                        assert!(
+                            crate::store::same(&back, v),
+                            "{decl} (not null: {not_null}): wrote {v:?}, read back {back:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            said > 40,
+            "only {said} cases were said to be stored as given"
+        );
     }
 }

@@ -260,6 +260,7 @@ impl Writer<'_> {
 
     /// Writes one field and returns what the record holds there now, as SQLite stored it
     /// (after the column's affinity and any trigger), or `None` if there is no such record.
+    /// It is read back only where it may differ from `value`.
     /// Two statements rather than `UPDATE … RETURNING`: SQLite buffers returned rows in a
     /// temporary table it opens and closes for every statement, which costs more than the
     /// second statement, and `RETURNING` would not see what an AFTER trigger does.
@@ -272,6 +273,11 @@ impl Writer<'_> {
     ) -> Result<Option<Value>> {
         if !self.write_field(obj, record, field, value)? {
             return Ok(None);
+        }
+        // Nothing to read where nothing can have changed the value: no trigger anywhere in
+        // the store, and a column whose affinity stores it as given.
+        if !self.other_triggers()? && obj.column(field).is_some_and(|c| c.stores_as_given(value)) {
+            return Ok(Some(value.clone()));
         }
         self.read_field(obj, record, field)
     }

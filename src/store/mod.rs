@@ -374,6 +374,7 @@ impl Store {
             head: std::cell::RefCell::new(None),
             now: now.to_string(),
             field_sql: std::cell::RefCell::new(Vec::new()),
+            other_triggers: std::cell::Cell::new(None),
         })
     }
 
@@ -474,6 +475,8 @@ pub struct Writer<'s> {
     /// The SQL that writes and reads one field, by (object, field): built once per
     /// transaction, not once per write (a chunk of an apply writes ten thousand).
     field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
+    /// See [`Writer::other_triggers`].
+    other_triggers: std::cell::Cell<Option<bool>>,
 }
 
 impl<'s> Writer<'s> {
@@ -490,6 +493,17 @@ impl Writer<'_> {
 
     pub fn now(&self) -> &str {
         &self.now
+    }
+
+    /// [`Writer::has_other_triggers`], asked once per transaction: no one else can add a
+    /// trigger while this one holds the write lock.
+    pub fn other_triggers(&self) -> Result<bool> {
+        if let Some(known) = self.other_triggers.get() {
+            return Ok(known);
+        }
+        let found = self.has_other_triggers()?;
+        self.other_triggers.set(Some(found));
+        Ok(found)
     }
 
     /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
@@ -647,7 +661,7 @@ impl ToSql for Value {
     }
 }
 
-fn value_from(v: ValueRef<'_>) -> Value {
+pub(crate) fn value_from(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Integer(i),
