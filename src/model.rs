@@ -194,8 +194,6 @@ pub struct NewProposal {
     pub content_key: i64,
     /// Key for idempotent re-ingest: (source, id), or the content when there is no id.
     pub dedupe_key: i64,
-    /// Key of (source, object, record, field), used to find the undecided proposal this one supersedes.
-    pub target_key: i64,
 }
 
 /// A proposal as stored in the queue.

@@ -779,18 +779,15 @@ fn check_row(
         baseline_fp: None,
         content_key: 0,
         dedupe_key: 0,
-        target_key: 0,
     };
     if kind == Kind::Merge {
         check_merge(obj, row, &mut p)?;
     } else {
         check_field_write(obj, row, &mut p)?;
     }
-    let json_or_empty = |v: &Option<Value>| {
-        v.as_ref()
-            .map(|v| v.to_json().to_string())
-            .unwrap_or_default()
-    };
+    // Straight into a buffer (`to_string` would go through `Display`): every row is keyed.
+    let json = |v: &Value| serde_json::to_string(&v.to_json()).expect("JSON serializes");
+    let json_or_empty = |v: &Option<Value>| v.as_ref().map(json).unwrap_or_default();
     p.content_key = key64(&[
         &p.source,
         p.ext_id.as_deref().unwrap_or(""),
@@ -798,7 +795,7 @@ fn check_row(
         &p.object,
         &p.record,
         p.field.as_deref().unwrap_or(""),
-        &p.value.to_json().to_string(),
+        &json(&p.value),
         p.merge_into.as_deref().unwrap_or(""),
         &p.stated_confidence
             .map(|f| f.to_string())
@@ -811,13 +808,6 @@ fn check_row(
         Some(id) => source_id_key(&p.source, id),
         None => p.content_key,
     };
-    p.target_key = key64(&[
-        "target",
-        &p.source,
-        &p.object,
-        &p.record,
-        p.field.as_deref().unwrap_or("\u{0}merge"),
-    ]);
     Ok(p)
 }
 

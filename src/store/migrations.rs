@@ -160,7 +160,8 @@ ALTER TABLE crmgate_proposals ADD COLUMN proposed_value;
     // 6: an undecided twin is found through its record (crmgate_proposals_open_record), which
     // a propose walks in order anyway, so the index by target key goes: a bulk load no longer
     // rebuilds it, and a load into a busy queue no longer updates it in random key order.
-    // `target_key` is still written (the hash of source, object, record and field).
+    // `target_key` stays in the table, but proposals queued since 2026-11-22 hold 0 there:
+    // nothing reads it, and a hash per row was the price of writing it.
     r#"
 DROP INDEX crmgate_proposals_open_target;
 "#,

@@ -228,8 +228,8 @@ impl Writer<'_> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_proposals ({INPUT_COLUMNS}, baseline, baseline_fp, state,
-                 confidence, signals, decision, rules, policy_version, id, superseded_by)
-                 VALUES ({})",
+                 confidence, signals, decision, rules, policy_version, id, superseded_by, target_key)
+                 VALUES ({}, 0)",
                 placeholders(INPUT_COUNT + 10)
             )
         });

@@ -47,8 +47,8 @@ impl KeyRow {
 
 /// A proposal's columns as ingested: all of a staged row, and the first of a queued one. Bound
 /// by [`bind_input`], as parameters 1 to [`INPUT_COUNT`].
-pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, target_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
-pub(super) const INPUT_COUNT: usize = 18;
+pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
+pub(super) const INPUT_COUNT: usize = 17;
 
 /// Binds `p` as it was ingested to parameters 1 to [`INPUT_COUNT`] of `stmt`, in
 /// [`INPUT_COLUMNS`] order: staging and queueing bind the same values the same way.
@@ -63,17 +63,16 @@ pub(super) fn bind_input(
     stmt.raw_bind_parameter(4, &p.ext_id)?;
     stmt.raw_bind_parameter(5, p.dedupe_key)?;
     stmt.raw_bind_parameter(6, p.content_key)?;
-    stmt.raw_bind_parameter(7, p.target_key)?;
-    stmt.raw_bind_parameter(8, p.kind.as_str())?;
-    stmt.raw_bind_parameter(9, &p.object)?;
-    stmt.raw_bind_parameter(10, &p.record)?;
-    stmt.raw_bind_parameter(11, &p.field)?;
-    stmt.raw_bind_parameter(12, &p.value)?;
-    stmt.raw_bind_parameter(13, &p.merge_into)?;
-    stmt.raw_bind_parameter(14, p.stated_confidence)?;
-    stmt.raw_bind_parameter(15, p.expected.is_some())?;
-    stmt.raw_bind_parameter(16, p.expected.as_ref().unwrap_or(&Value::Null))?;
-    stmt.raw_bind_parameter(17, &p.trigger)?;
+    stmt.raw_bind_parameter(7, p.kind.as_str())?;
+    stmt.raw_bind_parameter(8, &p.object)?;
+    stmt.raw_bind_parameter(9, &p.record)?;
+    stmt.raw_bind_parameter(10, &p.field)?;
+    stmt.raw_bind_parameter(11, &p.value)?;
+    stmt.raw_bind_parameter(12, &p.merge_into)?;
+    stmt.raw_bind_parameter(13, p.stated_confidence)?;
+    stmt.raw_bind_parameter(14, p.expected.is_some())?;
+    stmt.raw_bind_parameter(15, p.expected.as_ref().unwrap_or(&Value::Null))?;
+    stmt.raw_bind_parameter(16, &p.trigger)?;
     stmt.raw_bind_parameter(INPUT_COUNT, &p.reason)
 }
 
@@ -93,7 +92,7 @@ impl Writer<'_> {
                  CREATE TEMP TABLE crmgate_stage (
                     sid INTEGER PRIMARY KEY, ingest_id INTEGER NOT NULL, line INTEGER NOT NULL,
                     source TEXT NOT NULL, ext_id TEXT, dedupe_key INTEGER NOT NULL,
-                    content_key INTEGER NOT NULL, target_key INTEGER NOT NULL, kind TEXT NOT NULL,
+                    content_key INTEGER NOT NULL, kind TEXT NOT NULL,
                     object TEXT NOT NULL, record TEXT NOT NULL, field TEXT, value, merge_into TEXT,
                     stated_confidence REAL, has_expected INTEGER NOT NULL, expected, trigger TEXT,
                     reason TEXT);",
@@ -170,29 +169,28 @@ impl Writer<'_> {
                     set(threads, cache)?;
                 }
                 let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
-                let kind: String = r.get(8).map_err(db_err)?;
-                let has_expected: bool = r.get(15).map_err(db_err)?;
+                let kind = r.get_ref(7).and_then(|v| Ok(v.as_str()?)).map_err(db_err)?;
+                let has_expected: bool = r.get(14).map_err(db_err)?;
                 let p = NewProposal {
                     line: r.get::<_, i64>(2).map_err(db_err)? as u64,
                     source: r.get(3).map_err(db_err)?,
                     ext_id: r.get(4).map_err(db_err)?,
                     dedupe_key: r.get(5).map_err(db_err)?,
                     content_key: r.get(6).map_err(db_err)?,
-                    target_key: r.get(7).map_err(db_err)?,
-                    kind: Kind::parse(&kind).expect("staged kinds were checked"),
-                    object: r.get(9).map_err(db_err)?,
-                    record: r.get(10).map_err(db_err)?,
-                    field: r.get(11).map_err(db_err)?,
-                    value: get_value(12)?,
-                    merge_into: r.get(13).map_err(db_err)?,
-                    stated_confidence: r.get(14).map_err(db_err)?,
+                    kind: Kind::parse(kind).expect("staged kinds were checked"),
+                    object: r.get(8).map_err(db_err)?,
+                    record: r.get(9).map_err(db_err)?,
+                    field: r.get(10).map_err(db_err)?,
+                    value: get_value(11)?,
+                    merge_into: r.get(12).map_err(db_err)?,
+                    stated_confidence: r.get(13).map_err(db_err)?,
                     expected: if has_expected {
-                        Some(get_value(16)?)
+                        Some(get_value(15)?)
                     } else {
                         None
                     },
-                    trigger: r.get(17).map_err(db_err)?,
-                    reason: r.get(18).map_err(db_err)?,
+                    trigger: r.get(16).map_err(db_err)?,
+                    reason: r.get(17).map_err(db_err)?,
                     baseline: Value::Null,
                     baseline_fp: None,
                 };
