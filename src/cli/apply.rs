@@ -182,8 +182,9 @@ fn apply_in_chunks(
 
 /// Runs `f` on `ids` a chunk per transaction (the first `first` long, then `CRMGATE_APPLY_CHUNK`
 /// each), with a progress bar on a terminal, and hands what each chunk returns to `committed`
-/// once its transaction has committed. An error before any chunk committed is returned as it is: nothing changed. A
-/// later one stops the run and comes back as `Ok(Some(error))`: what was committed stays.
+/// once its transaction has committed. An error before any chunk committed is returned as it
+/// is: nothing changed. A later one stops the run and comes back as `Ok(Some(error))`: what was
+/// committed stays.
 fn in_chunks<T>(
     store: &mut crate::store::Store,
     ctx: &Ctx,
@@ -391,8 +392,9 @@ fn revert_in_chunks(
             let reverted = changes.and_then(|changes| {
                 apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
             });
-            // Waited for whatever the chunk met: a record moved on, found by the check, means
-            // the run goes in one transaction that names every change it cannot undo.
+            // The check is waited for whatever the chunk met. If it finds a record moved on,
+            // the chunk rolls back and the run goes in one transaction, which names every
+            // change it cannot undo.
             if let Some(check) = check
                 && !check.join().expect("the check does not panic")?
             {

@@ -464,7 +464,8 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 
 /// The open write transaction handed to [`Store::write`]'s closure.
 pub struct Writer<'s> {
-    /// Declared before `tx`: the statements are finalized before the transaction ends.
+    /// Declared before `tx`, so that a writer dropped on an error finalizes its statements
+    /// before the transaction rolls back. At a commit they are all reset, none mid-step.
     prepared: prepared::Prepared<'s>,
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
