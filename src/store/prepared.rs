@@ -1,8 +1,8 @@
 //! The prepared statements of one write transaction, kept for its length.
 //!
-//! rusqlite's own statement cache costs more than the statements it saves on the paths that
-//! run once per proposal or change (queueing a million proposals, applying a million changes):
-//! every use hashes the whole SQL text twice with SipHash and allocates a copy of it. These are
+//! rusqlite's own statement cache took a few percent of the paths that run once per proposal or
+//! change (queueing a million proposals, applying a million changes): every use hashes the
+//! whole SQL text twice with SipHash and allocates a copy of it. These are
 //! found instead by the address of the caller's SQL text (a `static` or a string kept for the
 //! transaction), confirmed by comparing the text, so a hit costs one scan of a short list.
 
@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 
 use rusqlite::{Connection, Statement};
 
-/// More distinct statements than one transaction uses; past it, the oldest kept one goes.
+/// More distinct statements than one transaction uses; past it, the least recently used goes.
 const KEEP: usize = 64;
 
 struct Kept<'c> {
