@@ -36,20 +36,25 @@ fn leaked(stderr: &str) -> bool {
         || s.contains("database table is locked")
 }
 
-fn setup(dir: &Path, n: usize) -> PathBuf {
-    let db = dir.join("race.db");
-    assert_eq!(run(crmgate(&db, "admin").arg("init")).0, Some(0));
+/// `c.csv` with contacts `r-0`… and `p.csv` with one title proposal from `source` for each.
+fn write_inputs(dir: &Path, n: usize, source: &str, confidence: &str) {
     let mut contacts = String::from("id,first_name\n");
     let mut proposals = String::from("id,source,kind,object,record,field,value,confidence\n");
     for i in 0..n {
         contacts.push_str(&format!("r-{i},Ray\n"));
-        // An unlisted source is supervised: every proposal waits for a human.
         proposals.push_str(&format!(
-            "q-{i},zoominfo,update,contacts,r-{i},title,Analyst {i},0.9\n"
+            "q-{i},{source},update,contacts,r-{i},title,Analyst {i},{confidence}\n"
         ));
     }
     std::fs::write(dir.join("c.csv"), contacts).unwrap();
     std::fs::write(dir.join("p.csv"), proposals).unwrap();
+}
+
+fn setup(dir: &Path, n: usize) -> PathBuf {
+    let db = dir.join("race.db");
+    assert_eq!(run(crmgate(&db, "admin").arg("init")).0, Some(0));
+    // An unlisted source is supervised: every proposal waits for a human.
+    write_inputs(dir, n, "zoominfo", "0.9");
     assert_eq!(
         run(crmgate(&db, "admin")
             .args(["import", "contacts"])
@@ -176,23 +181,12 @@ fn two_apply_runs_at_once_apply_each_proposal_once() {
         .0,
         Some(0)
     );
-    let mut contacts = String::from("id,first_name\n");
-    let mut proposals = String::from("id,source,kind,object,record,field,value,confidence\n");
-    for i in 0..n {
-        contacts.push_str(&format!("r-{i},Ray\n"));
-        // An autonomous source filling an empty field: the policy approves it.
-        proposals.push_str(&format!(
-            "q-{i},clearbit,update,contacts,r-{i},title,Analyst {i},0.95\n"
-        ));
-    }
-    std::fs::write(dir.join("c.csv"), contacts).unwrap();
-    std::fs::write(dir.join("p.csv"), proposals).unwrap();
-    for args in [["import", "contacts"].as_slice(), ["propose"].as_slice()] {
-        let file = if args[0] == "import" {
-            "c.csv"
-        } else {
-            "p.csv"
-        };
+    // An autonomous source filling an empty field: the policy approves it.
+    write_inputs(dir, n, "clearbit", "0.95");
+    for (args, file) in [
+        (["import", "contacts"].as_slice(), "c.csv"),
+        (&["propose"], "p.csv"),
+    ] {
         let (code, err) = run(crmgate(&db, "admin").args(args).arg(dir.join(file)));
         assert_eq!(code, Some(0), "{args:?}: {err}");
     }
