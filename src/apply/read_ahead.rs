@@ -45,8 +45,8 @@ impl<T: Send + 'static> ReadAhead<T> {
 
     /// Starts reading `ids`, the rows of the chunk `w` is about to write, in order.
     pub fn start(&mut self, w: &Writer<'_>, ids: &[i64]) -> Result<Ahead<T>> {
-        // Asked for every chunk: someone may add a trigger between two.
-        if ids.len() <= BATCH || w.has_other_triggers()? {
+        // Asked in every chunk's transaction: someone may add a trigger between two.
+        if ids.len() <= BATCH || w.other_triggers()? {
             return Ok(Ahead::none());
         }
         if self.reader.is_none() {

@@ -496,8 +496,9 @@ impl Writer<'_> {
         &self.now
     }
 
-    /// [`Writer::has_other_triggers`], asked once per transaction: no one else can add a
-    /// trigger while this one holds the write lock.
+    /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
+    /// store: then a write may change more than it names. Asked once per transaction: no one
+    /// else can add a trigger while this one holds the write lock.
     pub fn other_triggers(&self) -> Result<bool> {
         if let Some(known) = self.other_triggers.get() {
             return Ok(known);
@@ -507,9 +508,7 @@ impl Writer<'_> {
         Ok(found)
     }
 
-    /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
-    /// store: then a write may change more than it names.
-    pub fn has_other_triggers(&self) -> Result<bool> {
+    fn has_other_triggers(&self) -> Result<bool> {
         // By exact name: a trigger someone else named like these is still someone else's.
         self.tx
             .query_row(
