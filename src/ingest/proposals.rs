@@ -381,6 +381,8 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
     w.set_cache_size(cache)?;
     queued?;
     settle(&mut group, &open_records)?;
+    // The staged rows are queued: their space is freed at commit, for the checkpoint to reuse.
+    w.stage_drop()?;
     for ingest_id in superseded_in {
         if let Some(i) = files.ingest_ids.iter().position(|&x| x == ingest_id) {
             files.reports[i].superseded += 1;
