@@ -202,12 +202,13 @@ fn run() -> Result<()> {
     let line = |what: &str, m: &measure::Measured, raw: &Option<measure::Measured>| {
         let ratio = raw.as_ref().map(|r| m.secs / r.secs);
         println!(
-            "  {what:<22} {:>7.2} s  {:>6.0} k/s  peak RSS {:>4.0} MB   raw SQL {}   ratio {}",
+            "  {what:<22} {:>7.2} s  {:>6.0} k/s  peak RSS {:>4.0} MB{}   raw SQL {}   ratio {}",
             m.secs,
             n as f64 / m.secs / 1000.0,
             m.peak_mb(),
+            m.wrote(),
             raw.as_ref()
-                .map(|r| format!("{:.2} s", r.secs))
+                .map(|r| format!("{:.2} s{}", r.secs, r.wrote()))
                 .unwrap_or_else(|| "–".into()),
             ratio
                 .map(|x| format!(

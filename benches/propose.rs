@@ -19,8 +19,9 @@
 //! copy of the base store; the summary compares each contender's best run.
 //!
 //! Time is wall time of the whole child process; peak memory is the child's own `ru_maxrss`
-//! from `wait4`. The process exits non-zero only when something actually failed (a child
-//! exited non-zero, counts are wrong); a missed target is printed as MISSED, not an error.
+//! from `wait4`; "wrote" is the file data it handed the OS (`/proc/PID/io` `wchar`). The process
+//! exits non-zero only when something actually failed (a child exited non-zero, counts are
+//! wrong); a missed target is printed as MISSED, not an error.
 
 #[path = "../gen/generator.rs"]
 mod generator;
@@ -197,7 +198,12 @@ fn bench_crmgate(dir: &Path, db: &str, rows: usize) -> Result<Measured> {
         &dir.join("propose"),
         "crmgate propose",
     )?;
-    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+    println!(
+        "      {:.2} s, peak RSS {:.1} MB{}",
+        m.secs,
+        m.peak_mb(),
+        m.wrote()
+    );
 
     // Prove the time bought real work: every proposal is in the queue, with a state.
     let db = rusqlite::Connection::open(dir.join(db))?;
@@ -226,7 +232,12 @@ fn bench_raw_sql(dir: &Path, db: &str, rows: usize) -> Result<Measured> {
         &dir.join("raw"),
         "sqlite3 raw SQL",
     )?;
-    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+    println!(
+        "      {:.2} s, peak RSS {:.1} MB{}",
+        m.secs,
+        m.peak_mb(),
+        m.wrote()
+    );
 
     let db = rusqlite::Connection::open(dir.join(db))?;
     let (total, with_current): (i64, i64) =
@@ -250,7 +261,12 @@ fn bench_plain_import(dir: &Path, db: &str) -> Result<Measured> {
         &dir.join("import"),
         "sqlite3 .import",
     )?;
-    println!("      {:.2} s, peak RSS {:.1} MB", m.secs, m.peak_mb());
+    println!(
+        "      {:.2} s, peak RSS {:.1} MB{}",
+        m.secs,
+        m.peak_mb(),
+        m.wrote()
+    );
     Ok(m)
 }
 
@@ -341,19 +357,21 @@ fn print_summary(
         "propose benchmark: {rows} proposals over {rows} contacts, best of {trials} runs each"
     );
     println!(
-        "  crmgate propose       {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB",
+        "  crmgate propose       {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB{}",
         crmgate.secs,
         rate(crmgate),
-        crmgate.peak_mb()
+        crmgate.peak_mb(),
+        crmgate.wrote()
     );
     match raw {
         Some((joined, plain)) => {
             let ratio = crmgate.secs / joined.secs;
             println!(
-                "  raw SQL (import+join) {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB",
+                "  raw SQL (import+join) {:>6.2} s {:>6.0} k rows/s   peak RSS {:.0} MB{}",
                 joined.secs,
                 rate(joined),
-                joined.peak_mb()
+                joined.peak_mb(),
+                joined.wrote()
             );
             println!(
                 "  ratio crmgate / raw   {ratio:>6.2}x   (target <= {TARGET_RATIO:.1}x){}",

@@ -1,5 +1,5 @@
-//! Running a child process and measuring it: wall time and its own peak memory. Shared by the
-//! benchmarks.
+//! Running a child process and measuring it: wall time, its own peak memory and how much it
+//! wrote. Shared by the benchmarks.
 #![allow(dead_code)]
 
 use std::error::Error;
@@ -19,12 +19,24 @@ pub struct Measured {
     /// spawned child's count from this process's own peak, so a benchmark must stream what it
     /// generates rather than hold it, or every child is charged for it.
     pub max_rss_kib: i64,
+    /// Bytes the child passed to `write`-like calls (Linux `/proc/PID/io` `wchar`): the file
+    /// data it made the OS take, WAL, store and temporary files alike. New page cache is a large
+    /// part of what a bulk command costs, so this shows why two contenders differ. `None` where
+    /// `/proc` does not say.
+    pub written: Option<u64>,
     pub status: ExitStatus,
 }
 
 impl Measured {
     pub fn peak_mb(&self) -> f64 {
         self.max_rss_kib as f64 * 1024.0 / 1e6
+    }
+
+    /// ", wrote 1234 MB", or nothing when the amount is unknown.
+    pub fn wrote(&self) -> String {
+        self.written
+            .map(|b| format!(", wrote {:.0} MB", b as f64 / 1e6))
+            .unwrap_or_default()
     }
 }
 
@@ -42,6 +54,35 @@ pub fn run_measured(cmd: &mut Command, log: &Path) -> Result<Measured> {
         .spawn()
         .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     let pid = child.id() as libc::pid_t;
+    // Wait for the exit without reaping, so that /proc still has the child's counters.
+    loop {
+        // SAFETY: siginfo_t is a plain C struct; all-zero is a valid value to be written over.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own unreaped child; `info` is valid for writes.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("waitid({pid}): {err}").into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let written = fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar:"))
+                .and_then(|n| n.trim().parse().ok())
+        });
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is a plain C struct of integers; all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -56,12 +97,12 @@ pub fn run_measured(cmd: &mut Command, log: &Path) -> Result<Measured> {
             return Err(format!("wait4({pid}): {err}").into());
         }
     }
-    let secs = start.elapsed().as_secs_f64();
     // `child` is already reaped; dropping a std Child neither waits nor kills.
     drop(child);
     Ok(Measured {
         secs,
         max_rss_kib: usage.ru_maxrss,
+        written,
         status: ExitStatus::from_raw(status),
     })
 }
@@ -94,7 +135,8 @@ pub fn trials(default: usize) -> Result<usize> {
     }
 }
 
-/// The best (shortest) of several runs of one contender, with the highest peak memory of any.
+/// The best (shortest) of several runs of one contender, with the highest peak memory of any
+/// and the fastest run's bytes written.
 pub fn best(runs: &[Measured]) -> Measured {
     let fastest = runs
         .iter()
@@ -103,6 +145,7 @@ pub fn best(runs: &[Measured]) -> Measured {
     Measured {
         secs: fastest.secs,
         max_rss_kib: runs.iter().map(|m| m.max_rss_kib).max().unwrap_or(0),
+        written: fastest.written,
         status: fastest.status,
     }
 }
