@@ -478,6 +478,59 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
 }
 
 #[test]
+fn signals_that_repeat_are_kept_once_and_read_back_the_same() {
+    let env = Env::with_crm();
+    let empty: Vec<String> = env
+        .conn()
+        .prepare("SELECT id FROM contacts WHERE phone IS NULL ORDER BY id LIMIT 3")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(empty.len(), 3);
+    // Three fills of an empty field at the same stated confidence: the same signals each time.
+    let rows: String = empty
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            format!("s-{i},clearbit,update,contacts,{id},phone,+1 415 555 010{i},,0.9,,,found\n")
+        })
+        .collect();
+    let p = env.write("p.csv", format!("{HEADER}{rows}"));
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    // The first is kept inline; from its second use on, the text is kept once and shared.
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE signals IS NOT NULL AND signals_shared IS NULL"),
+        1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE signals IS NULL AND signals_shared IS NOT NULL"),
+        2
+    );
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_shared_texts"), 1);
+    let signals = |id: &str| json_of(&mut env.cmd(&["show", id, "--json"]))["signals"].clone();
+    let inline = signals("clearbit:s-0");
+    assert!(
+        inline.to_string().contains("fills an empty field"),
+        "{inline}"
+    );
+    assert_eq!(signals("clearbit:s-1"), inline);
+    assert_eq!(signals("clearbit:s-2"), inline);
+    // Proposals queued before signals were shared hold them inline, and read the same.
+    env.conn()
+        .execute_batch(
+            "UPDATE crmgate_proposals SET signals = (SELECT text FROM crmgate_shared_texts
+                 WHERE id = signals_shared), signals_shared = NULL
+             WHERE signals_shared IS NOT NULL",
+        )
+        .unwrap();
+    assert_eq!(signals("clearbit:s-2"), inline);
+}
+
+#[test]
 fn reingesting_the_same_file_or_a_shuffled_copy_changes_nothing() {
     let env = Env::with_crm();
     let file = fixture("proposals/generated.csv");

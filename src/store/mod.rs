@@ -375,6 +375,7 @@ impl Store {
             now: now.to_string(),
             field_sql: std::cell::RefCell::new(Vec::new()),
             other_triggers: std::cell::Cell::new(None),
+            shared_texts: std::cell::RefCell::new(std::collections::HashMap::new()),
         })
     }
 
@@ -478,6 +479,9 @@ pub struct Writer<'s> {
     field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
     /// See [`Writer::other_triggers`].
     other_triggers: std::cell::Cell<Option<bool>>,
+    /// Texts seen in this transaction, and their shared id once they repeat: see
+    /// [`Writer::shared_text`].
+    shared_texts: std::cell::RefCell<std::collections::HashMap<String, Option<i64>>>,
 }
 
 impl<'s> Writer<'s> {
