@@ -478,7 +478,7 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
 }
 
 #[test]
-fn signals_that_repeat_are_kept_once_and_read_back_the_same() {
+fn signals_and_rules_that_repeat_are_kept_once_and_read_back_the_same() {
     let env = Env::with_crm();
     let empty: Vec<String> = env
         .conn()
@@ -510,24 +510,40 @@ fn signals_that_repeat_are_kept_once_and_read_back_the_same() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE signals IS NULL AND signals_shared IS NOT NULL"),
         2
     );
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_shared_texts"), 1);
-    let signals = |id: &str| json_of(&mut env.cmd(&["show", id, "--json"]))["signals"].clone();
-    let inline = signals("clearbit:s-0");
-    assert!(
-        inline.to_string().contains("fills an empty field"),
-        "{inline}"
+    // Their rules (the default policy holds an unknown source for review) likewise.
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE rules IS NULL AND rules_shared IS NOT NULL"),
+        2
     );
-    assert_eq!(signals("clearbit:s-1"), inline);
-    assert_eq!(signals("clearbit:s-2"), inline);
-    // Proposals queued before signals were shared hold them inline, and read the same.
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_shared_texts"), 2);
+    let shown = |id: &str| {
+        let v = json_of(&mut env.cmd(&["show", id, "--json"]));
+        (v["signals"].clone(), v["proposal"]["rules"].clone())
+    };
+    let inline = shown("clearbit:s-0");
+    assert!(
+        inline.0.to_string().contains("fills an empty field"),
+        "{:?}",
+        inline.0
+    );
+    assert!(
+        inline.1.to_string().contains("supervised"),
+        "{:?}",
+        inline.1
+    );
+    assert_eq!(shown("clearbit:s-1"), inline);
+    assert_eq!(shown("clearbit:s-2"), inline);
+    // Proposals queued before texts were shared hold them inline, and read the same.
     env.conn()
         .execute_batch(
-            "UPDATE crmgate_proposals SET signals = (SELECT text FROM crmgate_shared_texts
-                 WHERE id = signals_shared), signals_shared = NULL
+            "UPDATE crmgate_proposals SET
+                 signals = (SELECT text FROM crmgate_shared_texts WHERE id = signals_shared),
+                 rules = (SELECT text FROM crmgate_shared_texts WHERE id = rules_shared),
+                 signals_shared = NULL, rules_shared = NULL
              WHERE signals_shared IS NOT NULL",
         )
         .unwrap();
-    assert_eq!(signals("clearbit:s-2"), inline);
+    assert_eq!(shown("clearbit:s-2"), inline);
 }
 
 #[test]
@@ -1422,7 +1438,9 @@ fn a_source_past_its_auto_limit_waits_for_review_with_the_limit_named() {
             "3 approved by the policy, 2 wait for review",
         ));
     let over = env.count(
-        "SELECT count(*) FROM crmgate_proposals WHERE state = 'pending' AND rules LIKE '%max_auto_per_run%'",
+        "SELECT count(*) FROM crmgate_proposals p WHERE state = 'pending' AND coalesce(p.rules,
+             (SELECT text FROM crmgate_shared_texts t WHERE t.id = p.rules_shared))
+             LIKE '%max_auto_per_run%'",
     );
     assert_eq!(over, 2);
 }

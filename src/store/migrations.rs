@@ -173,16 +173,18 @@ DROP INDEX crmgate_changes_target;
 "#,
     // 8: texts that many proposals share, kept once. A proposal's signals are either in
     // `signals` (every proposal queued before this, and a set of signals seen once in its run)
-    // or, with `signals` NULL, in the row of `crmgate_shared_texts` that `signals_shared` names.
-    // Most proposals of a run share a few hundred sets of signals, and at 80 bytes of JSON each
-    // they were a quarter of the queue. No foreign key: shared texts are never deleted, and the
-    // check would cost a lookup per proposal queued.
+    // or, with `signals` NULL, in the row of `crmgate_shared_texts` that `signals_shared` names;
+    // its rules likewise, in `rules` or through `rules_shared`. Most proposals of a run share a
+    // few hundred sets of signals and a few dozen of rules, and at 80 and 60 bytes of JSON they
+    // were over a quarter of the queue. No foreign keys: shared texts are never deleted, and
+    // the checks would cost two lookups per proposal queued.
     r#"
 CREATE TABLE crmgate_shared_texts (
     id   INTEGER PRIMARY KEY,
     text TEXT NOT NULL UNIQUE
 );
 ALTER TABLE crmgate_proposals ADD COLUMN signals_shared INTEGER;
+ALTER TABLE crmgate_proposals ADD COLUMN rules_shared INTEGER;
 "#,
 ];
 
