@@ -167,6 +167,41 @@ impl fmt::Display for State {
     }
 }
 
+/// What the policy lets happen to a proposal, from least to most restrictive.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Auto,
+    Suggest,
+    Review,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Auto => "auto",
+            Action::Suggest => "suggest",
+            Action::Review => "review",
+            Action::Block => "block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [Action::Auto, Action::Suggest, Action::Review, Action::Block]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A proposal that passed every check at the edge and is ready to be queued.
 #[derive(Debug, Clone)]
 pub struct NewProposal {
@@ -299,7 +334,7 @@ pub fn source_id_key(source: &str, ext_id: &str) -> i64 {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub state: State,
-    pub action: crate::policy::Action,
+    pub action: Action,
     pub confidence: f64,
     /// JSON: the score's signals.
     pub signals: String,
