@@ -39,7 +39,9 @@ pub mod review;
 // 5. Apply what was approved, and revert it.
 pub mod apply;
 
-// Around the pipeline: import/export of CRM records, the audit log, the store, the terminal.
+// Around the pipeline: setting the gate up and running it (policy, pauses), import/export of
+// CRM records, the audit log, the store, the terminal.
+pub mod admin;
 pub mod audit;
 pub mod prompt;
 pub mod records;

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use crate::error::{Error, Problems, Result};
 use crate::ingest::{Cell, Format, Input, Item, read_rows};
 use crate::model::{NewEvent, Value};
-use crate::schema::Object;
+use crate::schema::{Object, Schema, suggestion_suffix};
 use crate::store::{Store, UpsertOutcome, Writer};
 use crate::validate::{self, short};
 
@@ -20,6 +20,47 @@ pub struct ImportReport {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+}
+
+/// The object `name`, checked against the live schema: a table that cannot be one, or a name
+/// that is none, is refused with what there is.
+pub fn object<'s>(schema: &'s Schema, name: &str) -> Result<&'s Object> {
+    schema
+        .object(name)
+        .ok_or_else(|| match schema.unusable.get(name) {
+            Some(why) => Error::refused(format!(
+                "table \"{name}\" cannot be used as an object: {why}"
+            )),
+            None => Error::refused_with_hint(
+                format!(
+                    "unknown object \"{}\"{}",
+                    crate::ui::safe(name),
+                    suggestion_suffix(name, schema.objects.keys().map(String::as_str))
+                ),
+                format!(
+                    "objects in this store: {}",
+                    schema
+                        .objects
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        })
+}
+
+/// Imports `input` into the object named `object_name` for `actor`, in one transaction.
+pub fn import_file(
+    store: &mut Store,
+    object_name: &str,
+    input: &Input,
+    actor: &str,
+    now: &str,
+) -> Result<ImportReport> {
+    let obj = object(store.schema(), object_name)?.clone();
+    store.set_cache_kib(64 * 1024)?;
+    store.write(now, |w| import(w, &obj, input, actor))
 }
 
 /// Upserts every row of `input` into `obj`. Any bad row fails the whole import.

@@ -44,7 +44,7 @@ impl Narrow {
         limit: Option<u64>,
     ) -> Result<ListFilter> {
         if let Some(o) = &self.object {
-            super::records::object(store.schema(), o)?;
+            crate::records::object(store.schema(), o)?;
         }
         Ok(self.filter(state, limit))
     }
