@@ -32,7 +32,10 @@ pub mod policy;
 
 pub mod sources;
 
-// 4. Human decisions on what the policy sent to review, and the interactive review.
+// 4. The queue as people see it, their decisions on what the policy sent to review, and the
+// interactive review.
+pub mod queue;
+
 pub mod human;
 pub mod review;
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use crate::error::{Error, Result};
-use crate::human::{self, Verb};
+use crate::human::{self, Edit, Ruling, Verb};
 use crate::model::{Proposal, State, Value};
 use crate::policy::{Decision, Policy};
 use crate::prompt::{Answer, Prompt};
@@ -55,6 +55,23 @@ impl Explained {
         }
         lines
     }
+}
+
+/// What waits for review: how many proposals a filter leaves open, and the first `n` of them,
+/// record by record in the order a review walks them.
+pub fn waiting(store: &Store, filter: &ListFilter, n: usize) -> Result<(i64, Vec<Proposal>)> {
+    let total = store.open_count(filter)?;
+    let mut rows = Vec::new();
+    let mut walk = GroupWalk::default();
+    while rows.len() < n {
+        let group = store.next_open_group(filter, &mut walk)?;
+        if group.is_empty() {
+            break;
+        }
+        rows.extend(group);
+    }
+    rows.truncate(n);
+    Ok((total, rows))
 }
 
 /// Reads back the stored decision and signals, and words the decision with the policy version
@@ -737,12 +754,12 @@ impl Review<'_> {
                 };
                 match key {
                     'y' => match self.decide(p.id, Verb::Approve { note: None })? {
-                        Ok(()) => {
+                        Ruling::Done(_) => {
                             book(&mut tally, &mut made, &mut left, p.id, &record, "approved");
                             note = Some(format!("✓ approved #{}", p.id));
                             break;
                         }
-                        Err(why) => say(prompt, &format!("not approved: {why}"))?,
+                        Ruling::Refused(why) => say(prompt, &format!("not approved: {why}"))?,
                     },
                     'n' => {
                         let Some(reason) = prompt
@@ -753,12 +770,12 @@ impl Review<'_> {
                             continue;
                         };
                         match self.decide(p.id, Verb::Reject { reason })? {
-                            Ok(()) => {
+                            Ruling::Done(_) => {
                                 book(&mut tally, &mut made, &mut left, p.id, &record, "rejected");
                                 note = Some(format!("✗ rejected #{}", p.id));
                                 break;
                             }
-                            Err(why) => say(prompt, &format!("not rejected: {why}"))?,
+                            Ruling::Refused(why) => say(prompt, &format!("not rejected: {why}"))?,
                         }
                     }
                     'e' => {
@@ -770,12 +787,14 @@ impl Review<'_> {
                             continue;
                         }
                         match self.edit(prompt, &p)? {
-                            Some(Ok(())) => {
+                            Some(Ruling::Done(_)) => {
                                 book(&mut tally, &mut made, &mut left, p.id, &record, "edited");
                                 note = Some(format!("✎ edited and approved #{}", p.id));
                                 break;
                             }
-                            Some(Err(why)) => say(prompt, &format!("not approved: {why}"))?,
+                            Some(Ruling::Refused(why)) => {
+                                say(prompt, &format!("not approved: {why}"))?
+                            }
                             None => say(prompt, "edit cancelled")?,
                         }
                     }
@@ -811,11 +830,11 @@ impl Review<'_> {
                         let mut failed = Vec::new();
                         for id in rest {
                             match self.decide(id, verb.clone())? {
-                                Ok(()) => {
+                                Ruling::Done(_) => {
                                     done += 1;
                                     book(&mut tally, &mut made, &mut left, id, &record, word);
                                 }
-                                Err(why) => failed.push(format!("#{id}: {why}")),
+                                Ruling::Refused(why) => failed.push(format!("#{id}: {why}")),
                             }
                         }
                         let mut msg = format!("{done} {word} for {}", p.record_ref());
@@ -831,7 +850,7 @@ impl Review<'_> {
                             continue;
                         };
                         match self.undo(last.id)? {
-                            Ok(()) => {
+                            Ruling::Done(_) => {
                                 tally.undone += 1;
                                 *tally.of(last.verb) -= 1;
                                 left += 1;
@@ -842,7 +861,9 @@ impl Review<'_> {
                                 note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
                                 break;
                             }
-                            Err(why) => say(prompt, &format!("cannot undo #{}: {why}", last.id))?,
+                            Ruling::Refused(why) => {
+                                say(prompt, &format!("cannot undo #{}: {why}", last.id))?
+                            }
                         }
                     }
                     'q' => break 'walk,
@@ -855,32 +876,27 @@ impl Review<'_> {
     }
 
     /// One decision, in its own transaction.
-    fn decide(&mut self, id: i64, verb: Verb) -> Result<std::result::Result<(), String>> {
+    fn decide(&mut self, id: i64, verb: Verb) -> Result<Ruling> {
         let (policy, version, actor) = (self.policy, self.version, self.actor);
         let now = (self.clock)();
         self.store.write(&now, |w| {
             let out = human::decide(w, policy, version, actor, id, &verb)?;
-            if let (Ok(p), Verb::Reject { .. }) = (&out, &verb) {
+            if let (Ruling::Done(p), Verb::Reject { .. }) = (&out, &verb) {
                 human::circuit_breaker(w, policy, &p.source)?;
             }
-            Ok(out.map(|_| ()))
+            Ok(out)
         })
     }
 
-    fn undo(&mut self, id: i64) -> Result<std::result::Result<(), String>> {
+    fn undo(&mut self, id: i64) -> Result<Ruling> {
         let actor = self.actor;
         let now = (self.clock)();
-        self.store
-            .write(&now, |w| Ok(human::undo(w, actor, id)?.map(|_| ())))
+        self.store.write(&now, |w| human::undo(w, actor, id))
     }
 
     /// Asks for a new value until it passes the checks or the reviewer gives up (an empty
     /// answer); then approves the proposal with it. `None`: cancelled.
-    fn edit(
-        &mut self,
-        prompt: &Prompt,
-        p: &Proposal,
-    ) -> Result<Option<std::result::Result<(), String>>> {
+    fn edit(&mut self, prompt: &Prompt, p: &Proposal) -> Result<Option<Ruling>> {
         say(
             prompt,
             &format!(
@@ -903,8 +919,10 @@ impl Review<'_> {
                 .store
                 .write(&now, |w| human::check_edit(w, p, Some(&raw)))?;
             match checked {
-                Ok(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
-                Err(why) => say(prompt, &format!("not valid: {}; try again", safe(&why)))?,
+                Edit::Valid(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
+                Edit::Invalid(why) => {
+                    say(prompt, &format!("not valid: {}; try again", safe(&why)))?
+                }
             }
         }
     }
