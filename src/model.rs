@@ -202,6 +202,36 @@ impl fmt::Display for Action {
     }
 }
 
+/// One source's numbers: volume, the policy's decisions, and how humans judged its proposals.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SourceStats {
+    pub source: String,
+    pub proposals: u64,
+    pub auto: u64,
+    pub review: u64,
+    pub suggest: u64,
+    pub block: u64,
+    pub applied: u64,
+    /// Human decisions on its proposals.
+    pub approved: u64,
+    pub rejected: u64,
+    pub edited: u64,
+    /// Mean squared gap between its stated confidence and the human outcome (1 approved, 0
+    /// rejected), over decisions where it stated one: 0 is perfect, 0.25 is a coin toss.
+    pub brier: Option<f64>,
+}
+
+impl SourceStats {
+    pub fn decided(&self) -> u64 {
+        self.approved + self.rejected
+    }
+
+    /// Share of human decisions that approved; edits count as approvals of a corrected value.
+    pub fn acceptance(&self) -> Option<f64> {
+        (self.decided() > 0).then(|| self.approved as f64 / self.decided() as f64)
+    }
+}
+
 /// A proposal that passed every check at the edge and is ready to be queued.
 #[derive(Debug, Clone)]
 pub struct NewProposal {

@@ -13,7 +13,8 @@ use crate::schema::{Schema, suggestion_suffix};
 
 pub use crate::model::Action;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Autonomy {
     Autonomous,
     Supervised,
@@ -37,6 +38,12 @@ impl Autonomy {
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Autonomy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

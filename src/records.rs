@@ -179,6 +179,15 @@ pub fn import(
     Ok(report)
 }
 
+/// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the
+/// command line treats as the reader having had enough.
+pub(crate) fn csv_err(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => Error::io("<stdout>", e),
+        other => Error::Store(format!("{other:?}")),
+    }
+}
+
 /// Writes every record of `obj` to `out`. CSV cells a spreadsheet would run as a formula are
 /// neutralised when `spreadsheet_safe` is set; otherwise the export is exact, for re-import.
 pub fn export(
@@ -192,10 +201,6 @@ pub fn export(
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            let csv_err = |e: csv::Error| match e.into_kind() {
-                csv::ErrorKind::Io(e) => Error::io("<stdout>", e),
-                other => Error::Store(format!("{other:?}")),
-            };
             w.write_record(obj.column_names()).map_err(csv_err)?;
             let n = store.for_each_record(obj, |vals| {
                 let cells = vals.iter().map(|v| {
