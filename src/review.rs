@@ -668,11 +668,29 @@ pub struct Tally {
     pub shown: u64,
 }
 
+/// What a reviewer did with one proposal, as the tally counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Approved,
+    Rejected,
+    Edited,
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Done::Approved => "approved",
+            Done::Rejected => "rejected",
+            Done::Edited => "edited",
+        })
+    }
+}
+
 /// A decision made in this review that `u` can take back.
 struct Made {
     id: i64,
     record: String,
-    verb: &'static str,
+    verb: Done,
 }
 
 pub struct Review<'a> {
@@ -755,7 +773,14 @@ impl Review<'_> {
                 match key {
                     'y' => match self.decide(p.id, Verb::Approve { note: None })? {
                         Ruling::Done(_) => {
-                            book(&mut tally, &mut made, &mut left, p.id, &record, "approved");
+                            book(
+                                &mut tally,
+                                &mut made,
+                                &mut left,
+                                p.id,
+                                &record,
+                                Done::Approved,
+                            );
                             note = Some(format!("✓ approved #{}", p.id));
                             break;
                         }
@@ -771,7 +796,14 @@ impl Review<'_> {
                         };
                         match self.decide(p.id, Verb::Reject { reason })? {
                             Ruling::Done(_) => {
-                                book(&mut tally, &mut made, &mut left, p.id, &record, "rejected");
+                                book(
+                                    &mut tally,
+                                    &mut made,
+                                    &mut left,
+                                    p.id,
+                                    &record,
+                                    Done::Rejected,
+                                );
                                 note = Some(format!("✗ rejected #{}", p.id));
                                 break;
                             }
@@ -788,7 +820,14 @@ impl Review<'_> {
                         }
                         match self.edit(prompt, &p)? {
                             Some(Ruling::Done(_)) => {
-                                book(&mut tally, &mut made, &mut left, p.id, &record, "edited");
+                                book(
+                                    &mut tally,
+                                    &mut made,
+                                    &mut left,
+                                    p.id,
+                                    &record,
+                                    Done::Edited,
+                                );
                                 note = Some(format!("✎ edited and approved #{}", p.id));
                                 break;
                             }
@@ -819,7 +858,11 @@ impl Review<'_> {
                             };
                             Verb::Reject { reason }
                         };
-                        let word = if key == 'a' { "approved" } else { "rejected" };
+                        let word = if key == 'a' {
+                            Done::Approved
+                        } else {
+                            Done::Rejected
+                        };
                         let (group, others): (Vec<_>, Vec<_>) =
                             todo.drain(..).partition(|(_, r)| *r == record);
                         todo.extend(others);
@@ -929,12 +972,12 @@ impl Review<'_> {
 }
 
 impl Tally {
-    /// The count a decision of `verb` (approved, rejected, edited) goes into.
-    fn of(&mut self, verb: &str) -> &mut u64 {
+    /// The count a decision of `verb` goes into.
+    fn of(&mut self, verb: Done) -> &mut u64 {
         match verb {
-            "approved" => &mut self.approved,
-            "rejected" => &mut self.rejected,
-            _ => &mut self.edited,
+            Done::Approved => &mut self.approved,
+            Done::Rejected => &mut self.rejected,
+            Done::Edited => &mut self.edited,
         }
     }
 }
@@ -946,7 +989,7 @@ fn book(
     left: &mut i64,
     id: i64,
     record: &str,
-    verb: &'static str,
+    verb: Done,
 ) {
     *tally.of(verb) += 1;
     *left -= 1;
