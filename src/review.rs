@@ -705,6 +705,31 @@ pub struct Review<'a> {
     pub clock: fn() -> String,
 }
 
+/// Reviews what `filter` leaves open on `prompt`, as `actor` under the policy in force, up to
+/// `limit` proposals; each decision is its own transaction, timed by `clock`.
+pub fn review(
+    store: &mut Store,
+    filter: ListFilter,
+    limit: Option<u64>,
+    actor: &str,
+    ui: Ui,
+    clock: fn() -> String,
+    prompt: &Prompt,
+) -> Result<Tally> {
+    let (version, policy) = crate::admin::policy::load(store)?;
+    let review = Review {
+        store,
+        policy: &policy,
+        version,
+        actor,
+        filter,
+        limit,
+        ui,
+        clock,
+    };
+    review.run(prompt)
+}
+
 impl Review<'_> {
     /// Runs the review on `prompt` until the queue is done, the limit is reached or the
     /// reviewer quits.

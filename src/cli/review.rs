@@ -5,7 +5,6 @@ use super::{Ctx, Outcome, print_json, print_out};
 use crate::error::Result;
 use crate::model::State;
 use crate::prompt::{self, Prompt};
-use crate::review::Review;
 use crate::store::ListFilter;
 
 #[derive(Debug, clap::Args)]
@@ -32,19 +31,16 @@ pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
     if !prompt::attended() || ctx.ui.json {
         return unattended(&store, &filter, ctx);
     }
-    let (version, policy) = super::policy::load(&store)?;
-    let review = Review {
-        store: &mut store,
-        policy: &policy,
-        version,
-        actor: &ctx.actor,
-        filter,
-        limit: args.limit,
-        ui: ctx.ui,
-        clock: super::now,
-    };
     let prompt = Prompt::new();
-    let tally = review.run(&prompt)?;
+    let tally = crate::review::review(
+        &mut store,
+        filter,
+        args.limit,
+        &ctx.actor,
+        ctx.ui,
+        super::now,
+        &prompt,
+    )?;
     let mut done = format!(
         "Review done: {} approved, {} edited and approved, {} rejected, {} skipped",
         tally.approved, tally.edited, tally.rejected, tally.skipped
