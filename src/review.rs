@@ -14,7 +14,7 @@ use similar::{ChangeTag, TextDiff};
 
 use crate::error::{Error, Result};
 use crate::human::{self, Edit, Ruling, Verb};
-use crate::model::{Proposal, State, Value};
+use crate::model::{Action, Proposal, State, Value};
 use crate::policy::{Decision, Policy};
 use crate::prompt::{Answer, Prompt};
 use crate::schema::Object;
@@ -83,8 +83,7 @@ pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
         .and_then(|v| serde_json::from_value::<Decision>(v).ok())
         .map(|mut d| {
             // The action is stored in its own column.
-            let action = p.decision.as_deref().map(|a| serde_json::json!(a));
-            if let Some(a) = action.and_then(|a| serde_json::from_value(a).ok()) {
+            if let Some(a) = p.decision.as_deref().and_then(Action::parse) {
                 d.action = a;
             }
             d
