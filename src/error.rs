@@ -93,7 +93,8 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error (SPEC §7). Usage errors (2) come from clap.
+    /// The process exit code for this error (SPEC §7). Usage errors (2) come from the argument
+    /// parser, in `cli`.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Busy => 75,

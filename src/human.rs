@@ -3,10 +3,25 @@
 //! source humans keep rejecting. The interactive review and the `approve`/`reject` commands both
 //! come through here.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{NewEvent, Proposal, State, Value, merge_fingerprint};
 use crate::policy::{Decision, Policy};
-use crate::store::{ReadRecords, Writer};
+use crate::store::{ListFilter, ReadRecords, Store, Writer};
+
+/// How one decision on one proposal went: made, or refused for a reason the caller shows (and
+/// then goes on with the rest). A failure of the store is an `Err` around it.
+#[derive(Debug, Clone)]
+pub enum Ruling {
+    Done(Box<Proposal>),
+    Refused(String),
+}
+
+/// A reviewer's replacement value, checked: the value to write, or what is wrong with it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    Valid(Value),
+    Invalid(String),
+}
 
 #[derive(Debug, Clone)]
 pub enum Verb {
@@ -24,6 +39,22 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// A rejection; refused without a reason, which the source's track record keeps.
+    pub fn reject(reason: String) -> Result<Verb> {
+        if reason.trim().is_empty() {
+            return Err(Error::refused("a rejection needs a --reason"));
+        }
+        Ok(Verb::Reject { reason })
+    }
+
+    /// The verb and its past tense, as messages say them.
+    pub fn words(&self) -> (&'static str, &'static str) {
+        match self {
+            Verb::Approve { .. } | Verb::Edit { .. } => ("approve", "approved"),
+            Verb::Reject { .. } => ("reject", "rejected"),
+        }
+    }
+
     fn action(&self) -> &'static str {
         match self {
             Verb::Approve { .. } => "approve",
@@ -35,34 +66,30 @@ impl Verb {
 
 /// Checks a reviewer's replacement value for a field proposal exactly as an ingested value is
 /// checked (type, size, NOT NULL, and that a foreign key names an existing record); `raw` `None`
-/// clears the field. `Ok(Err(why))` names what is wrong with the value.
-pub fn check_edit(
-    w: &Writer<'_>,
-    p: &Proposal,
-    raw: Option<&str>,
-) -> Result<std::result::Result<Value, String>> {
+/// clears the field.
+pub fn check_edit(w: &Writer<'_>, p: &Proposal, raw: Option<&str>) -> Result<Edit> {
     let column = match (&p.field, w.schema().object(&p.object)) {
         (Some(field), Some(obj)) => obj.column(field),
         _ => None,
     };
     let Some(column) = column else {
-        return Ok(Err(
-            "only a proposal that writes a field can be edited".into()
+        return Ok(Edit::Invalid(
+            "only a proposal that writes a field can be edited".into(),
         ));
     };
     let value = match crate::validate::value_for(column, raw) {
         Ok(v) => v,
-        Err(e) => return Ok(Err(format!("{}: {e}", column.name))),
+        Err(e) => return Ok(Edit::Invalid(format!("{}: {e}", column.name))),
     };
     if let Some(parent) = w.missing_parent(column, &value)? {
-        return Ok(Err(format!(
+        return Ok(Edit::Invalid(format!(
             "{}: \"{}\" does not exist in {}",
             column.name,
             crate::validate::short(&value.display()),
             parent.name
         )));
     }
-    Ok(Ok(value))
+    Ok(Edit::Valid(value))
 }
 
 /// Whether the record still holds what the proposal was made against; `Some(why)` if not.
@@ -109,8 +136,7 @@ fn shown(v: &serde_json::Value) -> String {
     }
 }
 
-/// Decides one proposal for `actor`. `Ok(Err(why))` is a refusal of this item (the caller goes
-/// on with the rest); `Err` is a failure of the store.
+/// Decides one proposal for `actor`.
 pub fn decide(
     w: &Writer<'_>,
     policy: &Policy,
@@ -118,17 +144,17 @@ pub fn decide(
     actor: &str,
     id: i64,
     verb: &Verb,
-) -> Result<Result<Proposal, String>> {
+) -> Result<Ruling> {
     let Some(p) = w.proposal(id)? else {
-        return Ok(Err(format!("proposal {id} does not exist")));
+        return Ok(Ruling::Refused(format!("proposal {id} does not exist")));
     };
     if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
-        return Ok(Err(format!("already {}", p.state)));
+        return Ok(Ruling::Refused(format!("already {}", p.state)));
     }
     let decision: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
     let approvers = decision.map(|d| d.approvers).unwrap_or_default();
     if !policy.may_approve(actor, &approvers) {
-        return Ok(Err(format!(
+        return Ok(Ruling::Refused(format!(
             "{actor} may not {} it: that takes the role {}",
             verb.action(),
             approvers.join(" or ")
@@ -137,19 +163,23 @@ pub fn decide(
     if let Verb::Edit { .. } = verb
         && p.merge_into.is_some()
     {
-        return Ok(Err("a merge cannot be edited; approve or reject it".into()));
+        return Ok(Ruling::Refused(
+            "a merge cannot be edited; approve or reject it".into(),
+        ));
     }
     if !matches!(verb, Verb::Reject { .. })
         && let Some(why) = staleness(w, &p)?
     {
-        return Ok(Err(why));
+        return Ok(Ruling::Refused(why));
     }
     let to = match verb {
         Verb::Approve { .. } | Verb::Edit { .. } => State::Approved,
         Verb::Reject { .. } => State::Rejected,
     };
     if !w.set_state(id, &[State::Pending, State::Suggested], to)? {
-        return Ok(Err("it was decided by someone else meanwhile".into()));
+        return Ok(Ruling::Refused(
+            "it was decided by someone else meanwhile".into(),
+        ));
     }
     if let Verb::Edit { value } = verb {
         w.set_edited_value(id, value)?;
@@ -189,21 +219,21 @@ pub fn decide(
         },
         ..NewEvent::default()
     })?;
-    Ok(Ok(p))
+    Ok(Ruling::Done(Box::new(p)))
 }
 
 /// Undoes `actor`'s latest decision on proposal `id` while nothing has come of it yet: the
 /// proposal is undecided again (an edit's value is put back) and the undo is an event. The
 /// track record and the circuit breaker then no longer count the decision.
-pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Result<Proposal, String>> {
+pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Ruling> {
     let Some(p) = w.proposal(id)? else {
-        return Ok(Err(format!("proposal {id} does not exist")));
+        return Ok(Ruling::Refused(format!("proposal {id} does not exist")));
     };
     let Some((action, by, was)) = w.last_human_decision(id)? else {
-        return Ok(Err("it has no decision to undo".into()));
+        return Ok(Ruling::Refused("it has no decision to undo".into()));
     };
     if by != actor {
-        return Ok(Err(format!(
+        return Ok(Ruling::Refused(format!(
             "the decision on it is {}'s, not yours",
             crate::ui::safe(&by)
         )));
@@ -217,7 +247,7 @@ pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Result<Proposal, Str
         .filter(|s| matches!(s, State::Pending | State::Suggested))
         .unwrap_or(State::Pending);
     if !w.set_state(id, &[from], back)? {
-        return Ok(Err(format!(
+        return Ok(Ruling::Refused(format!(
             "it is {} now; that can no longer be undone",
             p.state
         )));
@@ -237,7 +267,7 @@ pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Result<Proposal, Str
         detail: serde_json::json!({ "undid": action, "to": back.as_str() }),
         ..NewEvent::default()
     })?;
-    Ok(Ok(p))
+    Ok(Ruling::Done(Box::new(p)))
 }
 
 /// Pauses `source` when more than the policy's `max_reject_rate` of a window of its latest
@@ -270,4 +300,148 @@ pub fn circuit_breaker(w: &Writer<'_>, policy: &Policy, source: &str) -> Result<
         ..NewEvent::default()
     })?;
     Ok(Some(reason))
+}
+
+/// Which proposals a batch decision covers.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    /// Proposals by address, as given: crmgate ids or `SOURCE:ID`.
+    Ids(Vec<String>),
+    /// Every pending proposal a selection matches; suggestions are never decided in bulk.
+    Matching(Selection),
+}
+
+/// The pending proposals a filter-wide decision covers.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub narrow: ListFilter,
+    /// Only proposals this policy rule matched.
+    pub rule: Option<String>,
+    /// Only proposals with crmgate's confidence at most this.
+    pub max_confidence: Option<f64>,
+    /// The caller has seen how many match and goes ahead; without it nothing is decided.
+    pub confirmed: bool,
+}
+
+impl Targets {
+    /// Ids, or a selection: exactly one of the two.
+    pub fn new(verb: &Verb, ids: Vec<String>, selection: Option<Selection>) -> Result<Targets> {
+        match (ids.is_empty(), selection) {
+            (false, None) => Ok(Targets::Ids(ids)),
+            (true, Some(s)) => Ok(Targets::Matching(s)),
+            _ => {
+                let word = verb.words().0;
+                Err(Error::refused_with_hint(
+                    format!("{word} takes proposal ids or a filter (one of the two)"),
+                    format!(
+                        "e.g. `crmgate {word} 42 clearbit:p-17` or `crmgate {word} --source clearbit --yes`"
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// A proposal a batch did not decide, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Refusal {
+    /// As the caller named it.
+    pub id: String,
+    pub error: String,
+}
+
+/// What a batch decision did: how many it decided, which it did not, and the sources the circuit
+/// breaker paused (`SOURCE: reason`).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub done: u64,
+    pub refused: Vec<Refusal>,
+    pub paused: Vec<String>,
+}
+
+/// Decides `targets` for `actor` under the policy in force, in one transaction; a rejection then
+/// runs the circuit breaker of each source it touched.
+pub fn decide_batch(
+    store: &mut Store,
+    targets: &Targets,
+    verb: &Verb,
+    actor: &str,
+    now: &str,
+) -> Result<Batch> {
+    let (version, policy) = crate::admin::policy::load(store)?;
+    // What to decide is resolved before the write lock is taken.
+    let resolved = resolve(store, targets, verb)?;
+    store.write(now, |w| {
+        let mut batch = Batch::default();
+        let mut sources: Vec<String> = Vec::new();
+        for (shown, id) in resolved {
+            let ruling = match id {
+                Some(id) => decide(w, &policy, version, actor, id, verb)?,
+                None => Ruling::Refused("no such proposal".into()),
+            };
+            match ruling {
+                Ruling::Done(p) => {
+                    batch.done += 1;
+                    if !sources.contains(&p.source) {
+                        sources.push(p.source);
+                    }
+                }
+                Ruling::Refused(error) => batch.refused.push(Refusal { id: shown, error }),
+            }
+        }
+        if let Verb::Reject { .. } = verb {
+            for s in &sources {
+                if let Some(reason) = circuit_breaker(w, &policy, s)? {
+                    batch.paused.push(format!("{s}: {reason}"));
+                }
+            }
+        }
+        Ok(batch)
+    })
+}
+
+/// Each target as shown, with its id when it names a proposal that exists.
+fn resolve(store: &Store, targets: &Targets, verb: &Verb) -> Result<Vec<(String, Option<i64>)>> {
+    let s = match targets {
+        Targets::Ids(ids) => {
+            return Ok(ids
+                .iter()
+                .map(|id| (id.clone(), crate::queue::find(store, id).ok().map(|p| p.id)))
+                .collect());
+        }
+        Targets::Matching(s) => s,
+    };
+    let mut found = Vec::new();
+    for id in store.proposal_ids(&s.narrow, &[State::Pending])? {
+        if let Some(p) = store.proposal(id)?
+            && selected(s, &p)
+        {
+            found.push((id.to_string(), Some(id)));
+        }
+    }
+    if !s.confirmed {
+        let (word, done) = verb.words();
+        return Err(Error::refused_with_hint(
+            format!(
+                "{} pending proposals match; nothing was {done}",
+                found.len()
+            ),
+            format!("check the filter, then add --yes to {word} exactly these"),
+        ));
+    }
+    Ok(found)
+}
+
+/// Whether `p` meets the selection's confidence and rule conditions.
+fn selected(s: &Selection, p: &Proposal) -> bool {
+    if let Some(max) = s.max_confidence
+        && p.confidence.unwrap_or(0.0) > max
+    {
+        return false;
+    }
+    let Some(rule) = &s.rule else {
+        return true;
+    };
+    let d: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
+    d.is_some_and(|d| d.rules.iter().any(|r| r == rule))
 }

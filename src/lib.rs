@@ -8,10 +8,14 @@
 //!                      live schema and records               limits, pauses    its reasons
 //!
 //!  queue ──human──▶ approved / rejected (approver roles, staleness, circuit breaker)
+//!
+//!  approved ──apply──▶ Change rows, in runs ──revert──▶ inverse changes, as a new run
 //! ```
 //!
-//! Apply and revert will follow the same shape. Only ingest, human decisions, policy and pause
-//! changes write to the store, always inside one transaction, always with an audit event.
+//! Around it, `admin` runs the gate: setting a store up, the policy in force, pauses, the audit
+//! log's checks. Every step that writes (ingest, a human decision, apply, revert, a policy or a
+//! pause) is a library function that opens one transaction and ends it with an audit event;
+//! `cli` only parses arguments, calls one of them, and prints what it returns.
 
 // The types that flow through, and the store's shape.
 pub mod error;
@@ -32,14 +36,19 @@ pub mod policy;
 
 pub mod sources;
 
-// 4. Human decisions on what the policy sent to review, and the interactive review.
+// 4. The queue as people see it, their decisions on what the policy sent to review, and the
+// interactive review.
+pub mod queue;
+
 pub mod human;
 pub mod review;
 
 // 5. Apply what was approved, and revert it.
 pub mod apply;
 
-// Around the pipeline: import/export of CRM records, the audit log, the store, the terminal.
+// Around the pipeline: setting the gate up and running it (policy, pauses), import/export of
+// CRM records, the audit log, the store, the terminal.
+pub mod admin;
 pub mod audit;
 pub mod prompt;
 pub mod records;

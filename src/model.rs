@@ -167,6 +167,71 @@ impl fmt::Display for State {
     }
 }
 
+/// What the policy lets happen to a proposal, from least to most restrictive.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Auto,
+    Suggest,
+    Review,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Auto => "auto",
+            Action::Suggest => "suggest",
+            Action::Review => "review",
+            Action::Block => "block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        [Action::Auto, Action::Suggest, Action::Review, Action::Block]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One source's numbers: volume, the policy's decisions, and how humans judged its proposals.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SourceStats {
+    pub source: String,
+    pub proposals: u64,
+    pub auto: u64,
+    pub review: u64,
+    pub suggest: u64,
+    pub block: u64,
+    pub applied: u64,
+    /// Human decisions on its proposals.
+    pub approved: u64,
+    pub rejected: u64,
+    pub edited: u64,
+    /// Mean squared gap between its stated confidence and the human outcome (1 approved, 0
+    /// rejected), over decisions where it stated one: 0 is perfect, 0.25 is a coin toss.
+    pub brier: Option<f64>,
+}
+
+impl SourceStats {
+    pub fn decided(&self) -> u64 {
+        self.approved + self.rejected
+    }
+
+    /// Share of human decisions that approved; edits count as approvals of a corrected value.
+    pub fn acceptance(&self) -> Option<f64> {
+        (self.decided() > 0).then(|| self.approved as f64 / self.decided() as f64)
+    }
+}
+
 /// A proposal that passed every check at the edge and is ready to be queued.
 #[derive(Debug, Clone)]
 pub struct NewProposal {
@@ -299,7 +364,7 @@ pub fn source_id_key(source: &str, ext_id: &str) -> i64 {
 #[derive(Debug, Clone)]
 pub struct Verdict {
     pub state: State,
-    pub action: crate::policy::Action,
+    pub action: Action,
     pub confidence: f64,
     /// JSON: the score's signals.
     pub signals: String,

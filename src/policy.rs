@@ -4,7 +4,6 @@
 //! decision is deterministic and explained by the rules that produced it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -12,42 +11,10 @@ use toml::Spanned;
 use crate::model::{Kind, Value};
 use crate::schema::{Schema, suggestion_suffix};
 
-/// What the policy lets happen to a proposal, from least to most restrictive.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
+pub use crate::model::Action;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
-    Auto,
-    Suggest,
-    Review,
-    Block,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Auto => "auto",
-            Action::Suggest => "suggest",
-            Action::Review => "review",
-            Action::Block => "block",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Action> {
-        [Action::Auto, Action::Suggest, Action::Review, Action::Block]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Autonomy {
     Autonomous,
     Supervised,
@@ -71,6 +38,12 @@ impl Autonomy {
         ]
         .into_iter()
         .find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Autonomy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

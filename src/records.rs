@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use crate::error::{Error, Problems, Result};
 use crate::ingest::{Cell, Format, Input, Item, read_rows};
 use crate::model::{NewEvent, Value};
-use crate::schema::Object;
+use crate::schema::{Object, Schema, suggestion_suffix};
 use crate::store::{Store, UpsertOutcome, Writer};
 use crate::validate::{self, short};
 
@@ -20,6 +20,47 @@ pub struct ImportReport {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+}
+
+/// The object `name`, checked against the live schema: a table that cannot be one, or a name
+/// that is none, is refused with what there is.
+pub fn object<'s>(schema: &'s Schema, name: &str) -> Result<&'s Object> {
+    schema
+        .object(name)
+        .ok_or_else(|| match schema.unusable.get(name) {
+            Some(why) => Error::refused(format!(
+                "table \"{name}\" cannot be used as an object: {why}"
+            )),
+            None => Error::refused_with_hint(
+                format!(
+                    "unknown object \"{}\"{}",
+                    crate::ui::safe(name),
+                    suggestion_suffix(name, schema.objects.keys().map(String::as_str))
+                ),
+                format!(
+                    "objects in this store: {}",
+                    schema
+                        .objects
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        })
+}
+
+/// Imports `input` into the object named `object_name` for `actor`, in one transaction.
+pub fn import_file(
+    store: &mut Store,
+    object_name: &str,
+    input: &Input,
+    actor: &str,
+    now: &str,
+) -> Result<ImportReport> {
+    let obj = object(store.schema(), object_name)?.clone();
+    store.set_cache_kib(64 * 1024)?;
+    store.write(now, |w| import(w, &obj, input, actor))
 }
 
 /// Upserts every row of `input` into `obj`. Any bad row fails the whole import.
@@ -138,6 +179,15 @@ pub fn import(
     Ok(report)
 }
 
+/// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the
+/// command line treats as the reader having had enough.
+pub(crate) fn csv_err(e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => Error::io("<stdout>", e),
+        other => Error::Store(format!("{other:?}")),
+    }
+}
+
 /// Writes every record of `obj` to `out`. CSV cells a spreadsheet would run as a formula are
 /// neutralised when `spreadsheet_safe` is set; otherwise the export is exact, for re-import.
 pub fn export(
@@ -151,10 +201,6 @@ pub fn export(
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
-            let csv_err = |e: csv::Error| match e.into_kind() {
-                csv::ErrorKind::Io(e) => Error::io("<stdout>", e),
-                other => Error::Store(format!("{other:?}")),
-            };
             w.write_record(obj.column_names()).map_err(csv_err)?;
             let n = store.for_each_record(obj, |vals| {
                 let cells = vals.iter().map(|v| {

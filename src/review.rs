@@ -13,8 +13,8 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use crate::error::{Error, Result};
-use crate::human::{self, Verb};
-use crate::model::{Proposal, State, Value};
+use crate::human::{self, Edit, Ruling, Verb};
+use crate::model::{Action, Proposal, State, Value};
 use crate::policy::{Decision, Policy};
 use crate::prompt::{Answer, Prompt};
 use crate::schema::Object;
@@ -57,6 +57,23 @@ impl Explained {
     }
 }
 
+/// What waits for review: how many proposals a filter leaves open, and the first `n` of them,
+/// record by record in the order a review walks them.
+pub fn waiting(store: &Store, filter: &ListFilter, n: usize) -> Result<(i64, Vec<Proposal>)> {
+    let total = store.open_count(filter)?;
+    let mut rows = Vec::new();
+    let mut walk = GroupWalk::default();
+    while rows.len() < n {
+        let group = store.next_open_group(filter, &mut walk)?;
+        if group.is_empty() {
+            break;
+        }
+        rows.extend(group);
+    }
+    rows.truncate(n);
+    Ok((total, rows))
+}
+
 /// Reads back the stored decision and signals, and words the decision with the policy version
 /// it was made under (or, if that no longer parses against the store, names the rules).
 pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
@@ -66,8 +83,7 @@ pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
         .and_then(|v| serde_json::from_value::<Decision>(v).ok())
         .map(|mut d| {
             // The action is stored in its own column.
-            let action = p.decision.as_deref().map(|a| serde_json::json!(a));
-            if let Some(a) = action.and_then(|a| serde_json::from_value(a).ok()) {
+            if let Some(a) = p.decision.as_deref().and_then(Action::parse) {
                 d.action = a;
             }
             d
@@ -651,11 +667,29 @@ pub struct Tally {
     pub shown: u64,
 }
 
+/// What a reviewer did with one proposal, as the tally counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Approved,
+    Rejected,
+    Edited,
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Done::Approved => "approved",
+            Done::Rejected => "rejected",
+            Done::Edited => "edited",
+        })
+    }
+}
+
 /// A decision made in this review that `u` can take back.
 struct Made {
     id: i64,
     record: String,
-    verb: &'static str,
+    verb: Done,
 }
 
 pub struct Review<'a> {
@@ -670,34 +704,112 @@ pub struct Review<'a> {
     pub clock: fn() -> String,
 }
 
+/// Reviews what `filter` leaves open on `prompt`, as `actor` under the policy in force, up to
+/// `limit` proposals; each decision is its own transaction, timed by `clock`.
+pub fn review(
+    store: &mut Store,
+    filter: ListFilter,
+    limit: Option<u64>,
+    actor: &str,
+    ui: Ui,
+    clock: fn() -> String,
+    prompt: &Prompt,
+) -> Result<Tally> {
+    let (version, policy) = crate::admin::policy::load(store)?;
+    let review = Review {
+        store,
+        policy: &policy,
+        version,
+        actor,
+        filter,
+        limit,
+        ui,
+        clock,
+    };
+    review.run(prompt)
+}
+
+/// Where a review is: what it has done, what is left to show, and the note for the next screen.
+struct Session {
+    tally: Tally,
+    /// Decisions made in this review, newest last: what `u` takes back.
+    made: Vec<Made>,
+    /// (id, object/record) of what is left to show of the current record, and anything undone.
+    todo: VecDeque<(i64, String)>,
+    /// Undecided proposals left in the queue.
+    left: i64,
+    /// How many the review shows at most.
+    of: u64,
+    group_len: usize,
+    walk: GroupWalk,
+    note: Option<String>,
+}
+
+impl Session {
+    /// Books a decision made in this review: its count, the queue left, and the undo stack.
+    fn book(&mut self, id: i64, record: &str, verb: Done) {
+        *self.tally.of(verb) += 1;
+        self.left -= 1;
+        self.made.push(Made {
+            id,
+            record: record.to_string(),
+            verb,
+        });
+    }
+}
+
+/// What follows a key: the next proposal, the same one again, or the end of the review.
+enum After {
+    Next,
+    Again,
+    Quit,
+}
+
+/// The proposal on screen.
+struct Current {
+    p: Proposal,
+    record: String,
+    /// How many more of its record's proposals are still to show.
+    same_record: usize,
+}
+
 impl Review<'_> {
     /// Runs the review on `prompt` until the queue is done, the limit is reached or the
     /// reviewer quits.
     pub fn run(mut self, prompt: &Prompt) -> Result<Tally> {
         let queued = self.store.open_count(&self.filter)?;
-        let of = match self.limit {
-            Some(l) => (queued as u64).min(l),
-            None => queued as u64,
+        let mut s = Session {
+            tally: Tally::default(),
+            made: Vec::new(),
+            todo: VecDeque::new(),
+            left: queued,
+            of: self.limit.map_or(queued as u64, |l| (queued as u64).min(l)),
+            group_len: 0,
+            walk: GroupWalk::default(),
+            note: None,
         };
-        let mut left = queued;
-        let mut tally = Tally::default();
-        let mut made: Vec<Made> = Vec::new();
-        // (id, object/record) of what is left to show of the current record, and anything undone.
-        let mut todo: VecDeque<(i64, String)> = VecDeque::new();
-        let mut group_len = 0usize;
-        let mut walk = GroupWalk::default();
-        let mut note: Option<String> = None;
-        'walk: loop {
-            if self.limit.is_some_and(|l| tally.shown >= l) {
+        while let Some(current) = self.next(&mut s)? {
+            self.show(&mut s, &current, prompt)?;
+            if let After::Quit = self.ask(&mut s, &current, prompt)? {
                 break;
             }
-            let Some((id, _)) = todo.pop_front() else {
-                let group = self.store.next_open_group(&self.filter, &mut walk)?;
+        }
+        Ok(s.tally)
+    }
+
+    /// The next proposal to show that is still undecided; `None` when the review is over.
+    fn next(&mut self, s: &mut Session) -> Result<Option<Current>> {
+        loop {
+            if self.limit.is_some_and(|l| s.tally.shown >= l) {
+                return Ok(None);
+            }
+            let Some((id, _)) = s.todo.pop_front() else {
+                let group = self.store.next_open_group(&self.filter, &mut s.walk)?;
                 if group.is_empty() {
-                    break;
+                    return Ok(None);
                 }
-                group_len = group.len();
-                todo.extend(group.iter().map(|p| (p.id, p.record_ref())));
+                s.group_len = group.len();
+                s.todo.extend(group.iter().map(|p| (p.id, p.record_ref())));
                 continue;
             };
             // Re-read: a cron job or another reviewer may have decided it meanwhile.
@@ -707,180 +819,227 @@ impl Review<'_> {
             if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
                 continue;
             }
-            tally.shown += 1;
+            s.tally.shown += 1;
             let record = p.record_ref();
-            let same_record = todo.iter().filter(|(_, r)| *r == record).count();
-            let position = Position {
-                n: tally.shown,
-                of: of.max(tally.shown),
-                left,
-                in_group: (
-                    group_len.saturating_sub(same_record).max(1),
-                    group_len.max(1),
-                ),
+            let same_record = s.todo.iter().filter(|(_, r)| *r == record).count();
+            return Ok(Some(Current {
+                p,
+                record,
+                same_record,
+            }));
+        }
+    }
+
+    /// Draws the proposal's screen, after the note on what the last key did.
+    fn show(&mut self, s: &mut Session, c: &Current, prompt: &Prompt) -> Result<()> {
+        let position = Position {
+            n: s.tally.shown,
+            of: s.of.max(s.tally.shown),
+            left: s.left,
+            in_group: (
+                s.group_len.saturating_sub(c.same_record).max(1),
+                s.group_len.max(1),
+            ),
+        };
+        let view = View::load(self.store, self.policy, self.actor, c.p.clone(), position)?;
+        let mut screen = view.render(&self.ui, prompt.width());
+        if let Some(n) = s.note.take() {
+            screen = format!("{}\n{screen}", safe(&n));
+        }
+        prompt.screen(&screen).map_err(term_err)
+    }
+
+    /// Asks for keys until one moves on.
+    fn ask(&mut self, s: &mut Session, c: &Current, prompt: &Prompt) -> Result<After> {
+        loop {
+            let answer = prompt
+                .key(&format!("\nDecide #{} {KEYS}? ", c.p.id))
+                .map_err(term_err)?;
+            let key = match answer {
+                Answer::Char(c) => c,
+                Answer::Quit => return Ok(After::Quit),
+                Answer::Other => '\0',
             };
-            let view = View::load(self.store, self.policy, self.actor, p, position)?;
-            let mut screen = view.render(&self.ui, prompt.width());
-            if let Some(n) = note.take() {
-                screen = format!("{}\n{screen}", safe(&n));
-            }
-            prompt.screen(&screen).map_err(term_err)?;
-            let p = view.p;
-            loop {
-                let answer = prompt
-                    .key(&format!("\nDecide #{} {KEYS}? ", p.id))
-                    .map_err(term_err)?;
-                let key = match answer {
-                    Answer::Char(c) => c,
-                    Answer::Quit => break 'walk,
-                    Answer::Other => '\0',
-                };
-                match key {
-                    'y' => match self.decide(p.id, Verb::Approve { note: None })? {
-                        Ok(()) => {
-                            book(&mut tally, &mut made, &mut left, p.id, &record, "approved");
-                            note = Some(format!("✓ approved #{}", p.id));
-                            break;
-                        }
-                        Err(why) => say(prompt, &format!("not approved: {why}"))?,
-                    },
-                    'n' => {
-                        let Some(reason) = prompt
-                            .line("Reason for rejecting (empty: cancel)")
-                            .map_err(term_err)?
-                        else {
-                            say(prompt, "not rejected: a rejection needs a reason")?;
-                            continue;
-                        };
-                        match self.decide(p.id, Verb::Reject { reason })? {
-                            Ok(()) => {
-                                book(&mut tally, &mut made, &mut left, p.id, &record, "rejected");
-                                note = Some(format!("✗ rejected #{}", p.id));
-                                break;
-                            }
-                            Err(why) => say(prompt, &format!("not rejected: {why}"))?,
-                        }
-                    }
-                    'e' => {
-                        if p.merge_into.is_some() {
-                            say(
-                                prompt,
-                                "a merge cannot be edited here; approve or reject it",
-                            )?;
-                            continue;
-                        }
-                        match self.edit(prompt, &p)? {
-                            Some(Ok(())) => {
-                                book(&mut tally, &mut made, &mut left, p.id, &record, "edited");
-                                note = Some(format!("✎ edited and approved #{}", p.id));
-                                break;
-                            }
-                            Some(Err(why)) => say(prompt, &format!("not approved: {why}"))?,
-                            None => say(prompt, "edit cancelled")?,
-                        }
-                    }
-                    's' => {
-                        tally.skipped += 1;
-                        note = Some(format!("→ skipped #{}", p.id));
-                        break;
-                    }
-                    'a' | 'd' => {
-                        let verb = if key == 'a' {
-                            Verb::Approve { note: None }
-                        } else {
-                            let Some(reason) = prompt
-                                .line(&format!(
-                                    "Reason for rejecting these {} proposals (empty: cancel)",
-                                    same_record + 1
-                                ))
-                                .map_err(term_err)?
-                            else {
-                                say(prompt, "not rejected: a rejection needs a reason")?;
-                                continue;
-                            };
-                            Verb::Reject { reason }
-                        };
-                        let word = if key == 'a' { "approved" } else { "rejected" };
-                        let (group, others): (Vec<_>, Vec<_>) =
-                            todo.drain(..).partition(|(_, r)| *r == record);
-                        todo.extend(others);
-                        let rest: Vec<i64> = std::iter::once(p.id)
-                            .chain(group.into_iter().map(|(id, _)| id))
-                            .collect();
-                        let mut done = 0;
-                        let mut failed = Vec::new();
-                        for id in rest {
-                            match self.decide(id, verb.clone())? {
-                                Ok(()) => {
-                                    done += 1;
-                                    book(&mut tally, &mut made, &mut left, id, &record, word);
-                                }
-                                Err(why) => failed.push(format!("#{id}: {why}")),
-                            }
-                        }
-                        let mut msg = format!("{done} {word} for {}", p.record_ref());
-                        if !failed.is_empty() {
-                            let _ = write!(msg, "; not {word}: {}", failed.join("; "));
-                        }
-                        note = Some(msg);
-                        break;
-                    }
-                    'u' => {
-                        let Some(last) = made.pop() else {
-                            say(prompt, "nothing to undo in this review")?;
-                            continue;
-                        };
-                        match self.undo(last.id)? {
-                            Ok(()) => {
-                                tally.undone += 1;
-                                *tally.of(last.verb) -= 1;
-                                left += 1;
-                                // Show this one again, then the one undone.
-                                todo.push_front((p.id, record.clone()));
-                                todo.push_front((last.id, last.record));
-                                tally.shown -= 1;
-                                note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
-                                break;
-                            }
-                            Err(why) => say(prompt, &format!("cannot undo #{}: {why}", last.id))?,
-                        }
-                    }
-                    'q' => break 'walk,
-                    '?' | 'h' => say(prompt, &format!("\n{HELP}"))?,
-                    _ => say(prompt, "that key does nothing here; ? shows the keys")?,
-                }
+            match self.on_key(s, c, key, prompt)? {
+                After::Again => continue,
+                after => return Ok(after),
             }
         }
-        Ok(tally)
+    }
+
+    fn on_key(
+        &mut self,
+        s: &mut Session,
+        c: &Current,
+        key: char,
+        prompt: &Prompt,
+    ) -> Result<After> {
+        let id = c.p.id;
+        match key {
+            'y' => {
+                let ruling = self.decide(id, Verb::Approve { note: None })?;
+                self.booked(s, c, Some(ruling), Done::Approved, prompt)
+            }
+            'n' => match reason(prompt, "Reason for rejecting (empty: cancel)")? {
+                Some(reason) => {
+                    let ruling = self.decide(id, Verb::Reject { reason })?;
+                    self.booked(s, c, Some(ruling), Done::Rejected, prompt)
+                }
+                None => Ok(After::Again),
+            },
+            'e' if c.p.merge_into.is_some() => {
+                say(
+                    prompt,
+                    "a merge cannot be edited here; approve or reject it",
+                )?;
+                Ok(After::Again)
+            }
+            'e' => {
+                let ruling = self.edit(prompt, &c.p)?;
+                self.booked(s, c, ruling, Done::Edited, prompt)
+            }
+            's' => {
+                s.tally.skipped += 1;
+                s.note = Some(format!("→ skipped #{id}"));
+                Ok(After::Next)
+            }
+            'a' => self.decide_rest(s, c, Verb::Approve { note: None }, Done::Approved),
+            'd' => {
+                let ask = format!(
+                    "Reason for rejecting these {} proposals (empty: cancel)",
+                    c.same_record + 1
+                );
+                match reason(prompt, &ask)? {
+                    Some(reason) => self.decide_rest(s, c, Verb::Reject { reason }, Done::Rejected),
+                    None => Ok(After::Again),
+                }
+            }
+            'u' => self.undo_last(s, c, prompt),
+            'q' => Ok(After::Quit),
+            '?' | 'h' => {
+                say(prompt, &format!("\n{HELP}"))?;
+                Ok(After::Again)
+            }
+            _ => {
+                say(prompt, "that key does nothing here; ? shows the keys")?;
+                Ok(After::Again)
+            }
+        }
+    }
+
+    /// Books a decision on the proposal on screen, or says why it was not made; `None`: an edit
+    /// was cancelled.
+    fn booked(
+        &mut self,
+        s: &mut Session,
+        c: &Current,
+        ruling: Option<Ruling>,
+        done: Done,
+        prompt: &Prompt,
+    ) -> Result<After> {
+        let id = c.p.id;
+        let not = match done {
+            Done::Rejected => "not rejected",
+            Done::Approved | Done::Edited => "not approved",
+        };
+        match ruling {
+            Some(Ruling::Done(_)) => {
+                s.book(id, &c.record, done);
+                s.note = Some(match done {
+                    Done::Approved => format!("✓ approved #{id}"),
+                    Done::Rejected => format!("✗ rejected #{id}"),
+                    Done::Edited => format!("✎ edited and approved #{id}"),
+                });
+                Ok(After::Next)
+            }
+            Some(Ruling::Refused(why)) => {
+                say(prompt, &format!("{not}: {why}"))?;
+                Ok(After::Again)
+            }
+            None => {
+                say(prompt, "edit cancelled")?;
+                Ok(After::Again)
+            }
+        }
+    }
+
+    /// Decides the proposal on screen and the rest of its record's alike.
+    fn decide_rest(
+        &mut self,
+        s: &mut Session,
+        c: &Current,
+        verb: Verb,
+        done: Done,
+    ) -> Result<After> {
+        let (group, others): (Vec<_>, Vec<_>) = s.todo.drain(..).partition(|(_, r)| *r == c.record);
+        s.todo.extend(others);
+        let rest = std::iter::once(c.p.id).chain(group.into_iter().map(|(id, _)| id));
+        let mut decided = 0;
+        let mut failed = Vec::new();
+        for id in rest {
+            match self.decide(id, verb.clone())? {
+                Ruling::Done(_) => {
+                    decided += 1;
+                    s.book(id, &c.record, done);
+                }
+                Ruling::Refused(why) => failed.push(format!("#{id}: {why}")),
+            }
+        }
+        let mut msg = format!("{decided} {done} for {}", c.p.record_ref());
+        if !failed.is_empty() {
+            let _ = write!(msg, "; not {done}: {}", failed.join("; "));
+        }
+        s.note = Some(msg);
+        Ok(After::Next)
+    }
+
+    /// Takes back the last decision of this review, and shows that proposal again first.
+    fn undo_last(&mut self, s: &mut Session, c: &Current, prompt: &Prompt) -> Result<After> {
+        let Some(last) = s.made.pop() else {
+            say(prompt, "nothing to undo in this review")?;
+            return Ok(After::Again);
+        };
+        match self.undo(last.id)? {
+            Ruling::Done(_) => {
+                s.tally.undone += 1;
+                *s.tally.of(last.verb) -= 1;
+                s.left += 1;
+                // Show this one again, then the one undone.
+                s.todo.push_front((c.p.id, c.record.clone()));
+                s.note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
+                s.todo.push_front((last.id, last.record));
+                s.tally.shown -= 1;
+                Ok(After::Next)
+            }
+            Ruling::Refused(why) => {
+                say(prompt, &format!("cannot undo #{}: {why}", last.id))?;
+                Ok(After::Again)
+            }
+        }
     }
 
     /// One decision, in its own transaction.
-    fn decide(&mut self, id: i64, verb: Verb) -> Result<std::result::Result<(), String>> {
+    fn decide(&mut self, id: i64, verb: Verb) -> Result<Ruling> {
         let (policy, version, actor) = (self.policy, self.version, self.actor);
         let now = (self.clock)();
         self.store.write(&now, |w| {
             let out = human::decide(w, policy, version, actor, id, &verb)?;
-            if let (Ok(p), Verb::Reject { .. }) = (&out, &verb) {
+            if let (Ruling::Done(p), Verb::Reject { .. }) = (&out, &verb) {
                 human::circuit_breaker(w, policy, &p.source)?;
             }
-            Ok(out.map(|_| ()))
+            Ok(out)
         })
     }
 
-    fn undo(&mut self, id: i64) -> Result<std::result::Result<(), String>> {
+    fn undo(&mut self, id: i64) -> Result<Ruling> {
         let actor = self.actor;
         let now = (self.clock)();
-        self.store
-            .write(&now, |w| Ok(human::undo(w, actor, id)?.map(|_| ())))
+        self.store.write(&now, |w| human::undo(w, actor, id))
     }
 
     /// Asks for a new value until it passes the checks or the reviewer gives up (an empty
     /// answer); then approves the proposal with it. `None`: cancelled.
-    fn edit(
-        &mut self,
-        prompt: &Prompt,
-        p: &Proposal,
-    ) -> Result<Option<std::result::Result<(), String>>> {
+    fn edit(&mut self, prompt: &Prompt, p: &Proposal) -> Result<Option<Ruling>> {
         say(
             prompt,
             &format!(
@@ -903,40 +1062,33 @@ impl Review<'_> {
                 .store
                 .write(&now, |w| human::check_edit(w, p, Some(&raw)))?;
             match checked {
-                Ok(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
-                Err(why) => say(prompt, &format!("not valid: {}; try again", safe(&why)))?,
+                Edit::Valid(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
+                Edit::Invalid(why) => {
+                    say(prompt, &format!("not valid: {}; try again", safe(&why)))?
+                }
             }
         }
     }
 }
 
 impl Tally {
-    /// The count a decision of `verb` (approved, rejected, edited) goes into.
-    fn of(&mut self, verb: &str) -> &mut u64 {
+    /// The count a decision of `verb` goes into.
+    fn of(&mut self, verb: Done) -> &mut u64 {
         match verb {
-            "approved" => &mut self.approved,
-            "rejected" => &mut self.rejected,
-            _ => &mut self.edited,
+            Done::Approved => &mut self.approved,
+            Done::Rejected => &mut self.rejected,
+            Done::Edited => &mut self.edited,
         }
     }
 }
 
-/// Books a decision made in this review: its count, the queue left, and the undo stack.
-fn book(
-    tally: &mut Tally,
-    made: &mut Vec<Made>,
-    left: &mut i64,
-    id: i64,
-    record: &str,
-    verb: &'static str,
-) {
-    *tally.of(verb) += 1;
-    *left -= 1;
-    made.push(Made {
-        id,
-        record: record.to_string(),
-        verb,
-    });
+/// A reason asked for; `None` (said so) when the reviewer gives none.
+fn reason(prompt: &Prompt, question: &str) -> Result<Option<String>> {
+    let answer = prompt.line(question).map_err(term_err)?;
+    if answer.is_none() {
+        say(prompt, "not rejected: a rejection needs a reason")?;
+    }
+    Ok(answer)
 }
 
 fn say(prompt: &Prompt, text: &str) -> Result<()> {

@@ -7,47 +7,39 @@ use crate::policy::Autonomy;
 /// the source.
 pub const MIN_DECISIONS: u64 = 20;
 
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct SourceStats {
-    pub source: String,
-    pub proposals: u64,
-    pub auto: u64,
-    pub review: u64,
-    pub suggest: u64,
-    pub block: u64,
-    pub applied: u64,
-    /// Human decisions on its proposals.
-    pub approved: u64,
-    pub rejected: u64,
-    pub edited: u64,
-    /// Mean squared gap between its stated confidence and the human outcome (1 approved, 0
-    /// rejected), over decisions where it stated one: 0 is perfect, 0.25 is a coin toss.
-    pub brier: Option<f64>,
+pub use crate::model::SourceStats;
+
+/// What to do with a source's autonomy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Advice {
+    Keep,
+    Promote,
+    Demote,
 }
 
-impl SourceStats {
-    pub fn decided(&self) -> u64 {
-        self.approved + self.rejected
-    }
-
-    /// Share of human decisions that approved; edits count as approvals of a corrected value.
-    pub fn acceptance(&self) -> Option<f64> {
-        (self.decided() > 0).then(|| self.approved as f64 / self.decided() as f64)
+impl std::fmt::Display for Advice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Advice::Keep => "keep",
+            Advice::Promote => "promote",
+            Advice::Demote => "demote",
+        })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Recommendation {
-    /// `keep`, `promote` or `demote`.
-    pub verdict: &'static str,
-    pub to: Option<&'static str>,
+    pub verdict: Advice,
+    /// The autonomy to move it to, unless it is kept.
+    pub to: Option<Autonomy>,
     pub why: String,
 }
 
 /// Promote a source humans almost always approve; demote one they often reject.
 pub fn recommend(autonomy: Autonomy, s: &SourceStats) -> Recommendation {
     let keep = |why: String| Recommendation {
-        verdict: "keep",
+        verdict: Advice::Keep,
         to: None,
         why,
     };
@@ -60,28 +52,28 @@ pub fn recommend(autonomy: Autonomy, s: &SourceStats) -> Recommendation {
     let pct = rate * 100.0;
     match autonomy {
         Autonomy::Autonomous if rate < 0.5 => Recommendation {
-            verdict: "demote",
-            to: Some("assistive"),
+            verdict: Advice::Demote,
+            to: Some(Autonomy::Assistive),
             why: format!("humans approve only {pct:.0}% of its proposals"),
         },
         Autonomy::Autonomous if rate < 0.8 => Recommendation {
-            verdict: "demote",
-            to: Some("supervised"),
+            verdict: Advice::Demote,
+            to: Some(Autonomy::Supervised),
             why: format!("humans approve {pct:.0}%: too many mistakes to apply unseen"),
         },
         Autonomy::Supervised if rate >= 0.95 => Recommendation {
-            verdict: "promote",
-            to: Some("autonomous"),
+            verdict: Advice::Promote,
+            to: Some(Autonomy::Autonomous),
             why: format!("humans approve {pct:.0}% of its proposals"),
         },
         Autonomy::Supervised if rate < 0.5 => Recommendation {
-            verdict: "demote",
-            to: Some("assistive"),
+            verdict: Advice::Demote,
+            to: Some(Autonomy::Assistive),
             why: format!("humans approve only {pct:.0}%"),
         },
         Autonomy::Assistive if rate >= 0.9 => Recommendation {
-            verdict: "promote",
-            to: Some("supervised"),
+            verdict: Advice::Promote,
+            to: Some(Autonomy::Supervised),
             why: format!("humans approve {pct:.0}% of its suggestions"),
         },
         _ => keep(format!(
@@ -106,16 +98,16 @@ mod tests {
     fn recommendations_follow_the_acceptance_rate() {
         use Autonomy::*;
         let cases = [
-            (Supervised, stats(5, 0), "keep", None),
-            (Supervised, stats(19, 0), "keep", None),
-            (Supervised, stats(19, 1), "promote", Some("autonomous")),
-            (Supervised, stats(18, 2), "keep", None),
-            (Supervised, stats(9, 11), "demote", Some("assistive")),
-            (Autonomous, stats(30, 0), "keep", None),
-            (Autonomous, stats(15, 5), "demote", Some("supervised")),
-            (Autonomous, stats(8, 12), "demote", Some("assistive")),
-            (Assistive, stats(18, 2), "promote", Some("supervised")),
-            (Assistive, stats(10, 10), "keep", None),
+            (Supervised, stats(5, 0), Advice::Keep, None),
+            (Supervised, stats(19, 0), Advice::Keep, None),
+            (Supervised, stats(19, 1), Advice::Promote, Some(Autonomous)),
+            (Supervised, stats(18, 2), Advice::Keep, None),
+            (Supervised, stats(9, 11), Advice::Demote, Some(Assistive)),
+            (Autonomous, stats(30, 0), Advice::Keep, None),
+            (Autonomous, stats(15, 5), Advice::Demote, Some(Supervised)),
+            (Autonomous, stats(8, 12), Advice::Demote, Some(Assistive)),
+            (Assistive, stats(18, 2), Advice::Promote, Some(Supervised)),
+            (Assistive, stats(10, 10), Advice::Keep, None),
         ];
         for (autonomy, s, verdict, to) in cases {
             let r = recommend(autonomy, &s);

@@ -75,7 +75,8 @@ impl Ui {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// When human output is coloured; `Auto` colours a terminal unless NO_COLOR is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorMode {
     Auto,
     Always,

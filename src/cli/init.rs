@@ -1,13 +1,10 @@
 //! `crmgate init` and `crmgate demo`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{Ctx, Outcome, print_out};
+use crate::admin::setup::{self, Initialized, Purpose};
 use crate::error::{Error, Result};
-use crate::fixtures;
-use crate::ingest::Input;
-use crate::model::NewEvent;
-use crate::store::{OpenMode, Store};
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -21,42 +18,13 @@ pub struct DemoArgs {}
 
 const DEMO_DB: &str = "crmgate-demo.db";
 
-/// Creates the store and default tables; with `demo`, loads the bundled data.
-fn setup(ctx: &Ctx, demo: bool) -> Result<(Store, Vec<&'static str>)> {
-    let mut store = Store::open(&ctx.db, OpenMode::Create)?;
-    let created = store.create_default_tables()?;
-    // Only the run that creates the store leaves an event, so `init` stays idempotent; a store
-    // created by the demo starts with a `demo` event, which is how the demo recognises its own.
-    if !created.is_empty() {
-        store.write(&ctx.now, |w| {
-            w.append_event(NewEvent {
-                actor: ctx.actor.clone(),
-                actor_kind: "human",
-                action: if demo { "demo" } else { "init" },
-                detail: serde_json::json!({ "created_tables": created }),
-                ..NewEvent::default()
-            })
-            .map(|_| ())
-        })?;
-    }
-    // A new store gets the default policy (the demo's for a demo store); an existing one keeps
-    // whatever policy it has.
-    if store.current_policy()?.is_none() {
-        let p = if demo {
-            &fixtures::DEMO_POLICY
-        } else {
-            &fixtures::DEFAULT_POLICY
-        };
-        let text = std::str::from_utf8(p.data).expect("the bundled policies are UTF-8");
-        store.write(&ctx.now, |w| {
-            super::policy::install(w, p.name, text, &ctx.actor).map(|_| ())
-        })?;
-    }
-    Ok((store, created))
+fn purpose(demo: bool) -> Purpose {
+    if demo { Purpose::Demo } else { Purpose::Plain }
 }
 
 pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
-    let (mut store, created) = setup(ctx, args.demo)?;
+    let Initialized { mut store, created } =
+        setup::init(&ctx.db, purpose(args.demo), &ctx.actor, &ctx.now)?;
     if created.is_empty() {
         ctx.ui.note(format!(
             "{}: store is set up; no tables needed creating",
@@ -70,7 +38,11 @@ pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     if args.demo {
-        load_demo(&mut store, ctx)?;
+        let report = setup::load_demo(&mut store, &ctx.actor, &ctx.now)?;
+        ctx.ui.note(format!(
+            "loaded the demo data and {} proposals",
+            report.ingested
+        ));
     }
     if ctx.ui.json {
         super::print_json(&serde_json::json!({
@@ -82,48 +54,13 @@ pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// Imports the bundled CRM records and ingests the bundled proposals.
-fn load_demo(store: &mut Store, ctx: &Ctx) -> Result<()> {
-    load_crm(store, ctx)?;
-    let report = super::propose::ingest(store, &proposal_inputs()?, None, false, None, ctx)?;
-    ctx.ui.note(format!(
-        "loaded the demo data and {} proposals",
-        report.ingested
-    ));
-    Ok(())
-}
-
-/// Whether an existing file is a store the demo built (and may rebuild).
-fn is_demo_store(path: &Path) -> bool {
-    let Ok(store) = Store::open(path, OpenMode::Existing) else {
-        return false;
-    };
-    store.first_event_action().ok().flatten().as_deref() == Some("demo")
-}
-
 pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     let db = if ctx.db_explicit {
         ctx.db.clone()
     } else {
         PathBuf::from(DEMO_DB)
     };
-    if db.exists() {
-        if !is_demo_store(&db) {
-            return Err(Error::refused_with_hint(
-                format!(
-                    "{} exists and is not a demo store; the demo will not touch it",
-                    db.display()
-                ),
-                "pass --db with a new path, e.g. `crmgate demo --db /tmp/crmgate-demo.db`",
-            ));
-        }
-        for suffix in ["", "-wal", "-shm"] {
-            let p = PathBuf::from(format!("{}{suffix}", db.display()));
-            if p.exists() {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-    }
+    setup::clear_demo_store(&db)?;
     let demo_ctx = Ctx {
         db: db.clone(),
         db_explicit: true,
@@ -143,8 +80,10 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         1,
         &format!("Create a store at {shown} and import a small CRM"),
     )?;
-    let (mut store, _) = setup(&demo_ctx, true)?;
-    for (object, file, n) in load_crm(&mut store, &demo_ctx)? {
+    let (actor, now) = (&ctx.actor, &ctx.now);
+    let mut store = setup::init(&db, Purpose::Demo, actor, now)?.store;
+    for l in setup::import_crm(&mut store, actor, now)? {
+        let (object, file, n) = (l.object, l.file, l.records);
         print_out(format!("  {object:<11} {n:>5} records from {file}"))?;
     }
 
@@ -155,15 +94,15 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     print_out(
         "  Every row is checked against the live schema and the records: unknown fields,\n  invalid values and missing records are refused with FILE:LINE.",
     )?;
-    let inputs = proposal_inputs()?;
-    let report = super::propose::ingest(&mut store, &inputs, None, false, None, &demo_ctx)?;
+    let inputs = setup::proposal_inputs()?;
+    let report = setup::ingest(&mut store, &inputs, actor, now)?;
     print_proposal_report(&report)?;
 
     step(
         3,
         "Re-ingest the same files: idempotent by (source, id), nothing changes",
     )?;
-    let again = super::propose::ingest(&mut store, &inputs, None, false, None, &demo_ctx)?;
+    let again = setup::ingest(&mut store, &inputs, actor, now)?;
     print_out(format!(
         "  {} rows read, {} new, {} already queued",
         again.files.iter().map(|f| f.rows).sum::<u64>(),
@@ -175,8 +114,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         4,
         "A file with one bad row is refused whole, with the line and a hint",
     )?;
-    let bad = Input::embedded(fixtures::BAD.name, fixtures::BAD.data)?;
-    match super::propose::ingest(&mut store, &[bad], None, false, None, &demo_ctx) {
+    match setup::ingest(&mut store, &[setup::bad_input()?], actor, now) {
         Err(e @ Error::Invalid { .. }) => {
             for line in e.to_string().lines() {
                 print_out(format!("  error: {}", crate::ui::safe(line)))?;
@@ -273,25 +211,6 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
         ui.heading("Try it yourself:")
     ))?;
     Ok(Outcome::Done)
-}
-
-/// The bundled proposal files, as inputs.
-fn proposal_inputs() -> Result<Vec<Input>> {
-    fixtures::PROPOSALS
-        .iter()
-        .map(|f| Input::embedded(f.name, f.data))
-        .collect()
-}
-
-/// Imports the bundled CRM tables; returns (object, file, records) for each.
-fn load_crm(store: &mut Store, ctx: &Ctx) -> Result<Vec<(&'static str, &'static str, u64)>> {
-    let mut loaded = Vec::new();
-    for (object, f) in &fixtures::CRM {
-        let input = Input::embedded(f.name, f.data)?;
-        let r = super::records::import_input(store, object, &input, ctx)?;
-        loaded.push((*object, f.name, r.inserted + r.updated + r.unchanged));
-    }
-    Ok(loaded)
 }
 
 fn print_proposal_report(report: &crate::ingest::proposals::Report) -> Result<()> {

@@ -46,7 +46,11 @@ pub fn run(args: LogArgs, ctx: &Ctx) -> Result<Outcome> {
         record,
         source: args.source,
         actor: args.actor,
-        since: args.since.as_deref().map(super::audit::since).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(crate::admin::audit::since)
+            .transpose()?,
         limit: (args.limit > 0).then_some(args.limit),
     };
     let events = store.events(&filter)?;

@@ -23,6 +23,24 @@ use crate::error::{Error, Result};
 use crate::store::{OpenMode, Store};
 use crate::ui::{ColorMode, Ui};
 
+/// `--color`: the command line's spelling of [`ColorMode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<ColorArg> for ColorMode {
+    fn from(c: ColorArg) -> ColorMode {
+        match c {
+            ColorArg::Auto => ColorMode::Auto,
+            ColorArg::Always => ColorMode::Always,
+            ColorArg::Never => ColorMode::Never,
+        }
+    }
+}
+
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -61,8 +79,8 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// Colour in human output (NO_COLOR is honoured by `auto`).
-    #[arg(long, global = true, value_enum, default_value_t = ColorMode::Auto)]
-    pub color: ColorMode,
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -229,7 +247,7 @@ pub fn main() -> i32 {
         db_explicit,
         actor: resolve_actor(cli.actor.clone()),
         now: now(),
-        ui: Ui::new(cli.json, cli.quiet, cli.color),
+        ui: Ui::new(cli.json, cli.quiet, cli.color.into()),
     };
     match run(cli.command, &ctx) {
         Ok(Outcome::Done) => 0,

@@ -1,8 +1,8 @@
 //! `crmgate pause` and `crmgate resume`: the kill switch.
 
 use super::{Ctx, Outcome, print_json};
-use crate::error::{Error, Result};
-use crate::model::NewEvent;
+use crate::admin::pauses::{self, Toggled};
+use crate::error::Result;
 
 #[derive(Debug, clap::Args)]
 pub struct PauseArgs {
@@ -21,19 +21,6 @@ pub struct ResumeArgs {
     pub source: Option<String>,
 }
 
-/// Pausing and resuming take the admin role under the policy in force.
-fn require_admin(store: &crate::store::Store, ctx: &Ctx, what: &str) -> Result<()> {
-    let (_, policy) = super::policy::load(store)?;
-    if policy.has_role(&ctx.actor, "admin") {
-        Ok(())
-    } else {
-        Err(Error::refused(format!(
-            "{} may not {what}: it takes the admin role",
-            ctx.actor
-        )))
-    }
-}
-
 fn scope(source: &Option<String>) -> String {
     match source {
         Some(s) => format!("source {}", crate::ui::safe(s)),
@@ -42,27 +29,16 @@ fn scope(source: &Option<String>) -> String {
 }
 
 pub fn pause(args: PauseArgs, ctx: &Ctx) -> Result<Outcome> {
-    if args.reason.trim().is_empty() {
-        return Err(Error::refused("a pause needs a --reason"));
-    }
     let mut store = ctx.open()?;
-    require_admin(&store, ctx, "pause")?;
-    let source = args.source.as_deref();
-    let changed = store.write(&ctx.now, |w| {
-        let changed = w.pause(source, &args.reason, &ctx.actor)?;
-        if changed {
-            w.append_event(NewEvent {
-                actor: ctx.actor.clone(),
-                actor_kind: "human",
-                action: "pause",
-                source: args.source.clone(),
-                detail: serde_json::json!({ "reason": args.reason }),
-                ..NewEvent::default()
-            })?;
-        }
-        Ok(changed)
-    })?;
+    let toggled = pauses::pause(
+        &mut store,
+        args.source.as_deref(),
+        &args.reason,
+        &ctx.actor,
+        &ctx.now,
+    )?;
     let what = scope(&args.source);
+    let changed = toggled == Toggled::Changed;
     if ctx.ui.json {
         print_json(&serde_json::json!({ "paused": what, "changed": changed }))?;
     } else if changed {
@@ -75,22 +51,9 @@ pub fn pause(args: PauseArgs, ctx: &Ctx) -> Result<Outcome> {
 
 pub fn resume(args: ResumeArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
-    require_admin(&store, ctx, "resume")?;
-    let source = args.source.as_deref();
-    let changed = store.write(&ctx.now, |w| {
-        let changed = w.resume(source)?;
-        if changed {
-            w.append_event(NewEvent {
-                actor: ctx.actor.clone(),
-                actor_kind: "human",
-                action: "resume",
-                source: args.source.clone(),
-                ..NewEvent::default()
-            })?;
-        }
-        Ok(changed)
-    })?;
+    let toggled = pauses::resume(&mut store, args.source.as_deref(), &ctx.actor, &ctx.now)?;
     let what = scope(&args.source);
+    let changed = toggled == Toggled::Changed;
     if ctx.ui.json {
         print_json(&serde_json::json!({ "resumed": what, "changed": changed }))?;
     } else if changed {

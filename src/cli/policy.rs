@@ -1,11 +1,10 @@
 //! `crmgate policy show|set|check`.
 
 use super::{Ctx, Outcome, print_json, print_out};
-use crate::error::{Error, Problems, Result};
-use crate::model::NewEvent;
-use crate::policy::{self, Policy};
-use crate::schema::Schema;
-use crate::store::{Store, Writer};
+use crate::admin::policy::{self as admin, Installed, Replayed, decision_label};
+use crate::error::{Error, Result};
+
+pub use crate::admin::policy::{load, parse};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
@@ -47,76 +46,9 @@ fn read(file: &str) -> Result<String> {
     std::fs::read_to_string(file).map_err(|e| Error::io(file, e))
 }
 
-/// Parses `text` (named `name` in messages) against the store's schema.
-pub fn parse(name: &str, text: &str, schema: &Schema) -> Result<Policy> {
-    policy::parse(text, schema).map_err(|found| {
-        let mut problems = Problems::default();
-        for p in found {
-            problems.push(name, p.line as u64, p.message);
-        }
-        problems.into_error(None, "the policy was not changed; fix the lines above")
-    })
-}
-
-/// The policy in force and its version.
-pub fn load(store: &Store) -> Result<(i64, Policy)> {
-    let v = store.current_policy()?.ok_or_else(|| {
-        Error::refused_with_hint(
-            "this store has no policy",
-            "install one with `crmgate policy set FILE`",
-        )
-    })?;
-    Ok((
-        v.version,
-        parse(
-            &format!("policy version {}", v.version),
-            &v.text,
-            store.schema(),
-        )?,
-    ))
-}
-
-/// Adds `text` as a new policy version unless it is the one in force; returns the version in
-/// force afterwards and whether it is new.
-pub fn install(w: &Writer<'_>, name: &str, text: &str, actor: &str) -> Result<(i64, bool)> {
-    parse(name, text, w.schema())?;
-    let sha = crate::audit::sha256_hex(text.as_bytes());
-    let current = w.current_policy_version()?;
-    if let Some((version, current_sha)) = &current
-        && *current_sha == sha
-    {
-        return Ok((*version, false));
-    }
-    let version = w.add_policy(actor, &sha, text)?;
-    w.append_event(NewEvent {
-        actor: actor.to_string(),
-        actor_kind: "human",
-        action: "policy",
-        detail: serde_json::json!({
-            "version": version,
-            "previous_version": current.map(|c| c.0),
-            "sha256": sha,
-            "file": name,
-        }),
-        ..NewEvent::default()
-    })?;
-    Ok((version, true))
-}
-
 fn show(version: Option<i64>, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    let v = match version {
-        Some(n) => store.policy_version(n)?.ok_or_else(|| Error::NotFound {
-            what: "policy version",
-            id: n.to_string(),
-        })?,
-        None => store.current_policy()?.ok_or_else(|| {
-            Error::refused_with_hint(
-                "this store has no policy",
-                "install one with `crmgate policy set FILE`",
-            )
-        })?,
-    };
+    let v = admin::version(&store, version)?;
     if ctx.ui.json {
         print_json(&v)?;
     } else {
@@ -132,31 +64,12 @@ fn show(version: Option<i64>, ctx: &Ctx) -> Result<Outcome> {
 fn set(file: &str, ctx: &Ctx) -> Result<Outcome> {
     let text = read(file)?;
     let mut store = ctx.open()?;
-    if let Some(current) = store.current_policy()? {
-        let policy = parse("the policy in force", &current.text, store.schema())?;
-        if !policy.has_role(&ctx.actor, "admin") {
-            return Err(Error::refused_with_hint(
-                format!(
-                    "{} may not change the policy: it takes the admin role",
-                    ctx.actor
-                ),
-                format!(
-                    "admins: {}",
-                    policy
-                        .roles
-                        .iter()
-                        .filter(|(_, r)| r.iter().any(|x| x == "admin"))
-                        .map(|(a, _)| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-    }
-    let (version, new) = store.write(&ctx.now, |w| install(w, file, &text, &ctx.actor))?;
+    let installed = admin::set(&mut store, file, &text, &ctx.actor, &ctx.now)?;
+    let version = installed.version();
     if ctx.ui.json {
+        let new = matches!(installed, Installed::New(_));
         print_json(&serde_json::json!({ "version": version, "changed": new }))?;
-    } else if new {
+    } else if let Installed::New(_) = installed {
         ctx.ui
             .note(format!("policy version {version} is now in force"));
     } else {
@@ -179,159 +92,61 @@ fn check(file: &str, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// A decision that `policy test` found would change.
-#[derive(Debug, serde::Serialize)]
-struct Change {
-    id: i64,
-    proposal: String,
-    record: String,
-    field: Option<String>,
-    from: String,
-    to: String,
-    why: Vec<String>,
-}
-
-/// Replays every proposal whose decision still matters through the policy in `file`, against
-/// the records as they are now and with the confidence crmgate gave it, as one run (the
-/// per-run and per-day limits count across the replay). Changes nothing.
+/// Replays the queue through the policy in `file` and prints what would change.
 fn test(file: &str, limit: usize, ctx: &Ctx) -> Result<Outcome> {
-    use crate::model::{Kind, Value};
-    use crate::policy::{Action, Facts, Situation};
-    use std::collections::{BTreeMap, HashMap};
-
     let text = read(file)?;
     let store = ctx.open()?;
     let candidate = parse(file, &text, store.schema())?;
-    let pauses = store.pauses()?;
-    let mut autos: HashMap<String, u64> = HashMap::new();
-    let mut replayed = 0u64;
-    let mut changed = 0u64;
-    let mut moves: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut shown: Vec<Change> = Vec::new();
-    store.for_each_replayable(|r| {
-        let (Some(obj), Some(kind)) = (store.schema().object(&r.object), Kind::parse(&r.kind))
-        else {
-            return Ok(());
-        };
-        let Some(row) = store.record_row(obj, &r.record)? else {
-            return Ok(()); // the record is gone; apply will say so
-        };
-        fn pairs<'a>(
-            obj: &'a crate::schema::Object,
-            row: &'a [Value],
-        ) -> Vec<(&'a str, &'a Value)> {
-            obj.columns
-                .iter()
-                .map(|c| c.name.as_str())
-                .zip(row)
-                .collect()
-        }
-        let second_row = match &r.merge_into {
-            Some(m) => store.record_row(obj, m)?,
-            None => None,
-        };
-        let first = pairs(obj, &row);
-        let second = second_row.as_deref().map(|r| pairs(obj, r));
-        let mut records: Vec<&[(&str, &Value)]> = vec![&first];
-        if let Some(s) = &second {
-            records.push(s);
-        }
-        let current = r
-            .field
-            .as_ref()
-            .and_then(|f| obj.columns.iter().position(|c| &c.name == f))
-            .map(|i| row[i].clone())
-            .unwrap_or(Value::Null);
-        let used = autos.get(&r.source).copied().unwrap_or(0);
-        let situation = Situation {
-            store_paused: pauses.iter().any(|p| p.source.is_none()),
-            source_paused: pauses
-                .iter()
-                .any(|p| p.source.as_deref() == Some(r.source.as_str())),
-            auto_in_run: used,
-            auto_today: used,
-        };
-        let d = crate::policy::decide(
-            &candidate,
-            &Facts {
-                kind,
-                source: &r.source,
-                object: &r.object,
-                field: r.field.as_deref(),
-                value: &r.value,
-                current: &current,
-                trigger: r.trigger.as_deref(),
-                confidence: r.confidence,
-                records: &records,
-            },
-            &situation,
-        );
-        if d.action == Action::Auto {
-            *autos.entry(r.source.clone()).or_default() += 1;
-        }
-        replayed += 1;
-        let from = r.decision.clone().unwrap_or_else(|| "none".into());
-        if from != d.action.as_str() {
-            changed += 1;
-            *moves
-                .entry((from.clone(), d.action.as_str().to_string()))
-                .or_default() += 1;
-            if shown.len() < limit {
-                shown.push(Change {
-                    id: r.id,
-                    proposal: r
-                        .ext_id
-                        .as_ref()
-                        .map(|e| format!("{}:{e}", r.source))
-                        .unwrap_or_else(|| r.id.to_string()),
-                    record: format!("{}/{}", r.object, r.record),
-                    field: r.field.clone(),
-                    from,
-                    to: d.action.as_str().to_string(),
-                    why: d.why(&candidate),
-                });
-            }
-        }
-        Ok(())
-    })?;
-    let summary: Vec<String> = moves
-        .iter()
-        .map(|((f, t), n)| format!("{n} {f} → {t}"))
-        .collect();
+    let r = admin::replay(&store, &candidate, limit)?;
     if ctx.ui.json {
         print_json(&serde_json::json!({
-            "replayed": replayed,
-            "changed": changed,
-            "moves": moves.iter().map(|((f, t), n)| serde_json::json!({"from": f, "to": t, "count": n})).collect::<Vec<_>>(),
-            "changes": shown,
+            "replayed": r.replayed,
+            "changed": r.changed,
+            "moves": r.moves.iter().map(|m| serde_json::json!({
+                "from": decision_label(m.from),
+                "to": m.to,
+                "count": m.count,
+            })).collect::<Vec<_>>(),
+            "changes": r.changes,
         }))?;
-        return Ok(Outcome::Done);
-    }
-    if changed == 0 {
+    } else if r.changed == 0 {
         ctx.ui.note(format!(
-            "{replayed} proposals replayed through {file}: no decision would change"
+            "{} proposals replayed through {file}: no decision would change",
+            r.replayed
         ));
-        return Ok(Outcome::Done);
+    } else {
+        print_changes(&r, file, ctx)?;
     }
+    Ok(Outcome::Done)
+}
+
+fn print_changes(r: &Replayed, file: &str, ctx: &Ctx) -> Result<()> {
     let mut t = ctx.ui.table();
     t.set_header([
         "id", "proposal", "record", "field", "now", "would be", "why",
     ]);
-    for c in &shown {
+    for c in &r.changes {
         t.add_row([
             c.id.to_string(),
             crate::ui::safe(&c.proposal).into_owned(),
             crate::ui::safe(&c.record).into_owned(),
             c.field.clone().unwrap_or_default(),
-            c.from.clone(),
-            c.to.clone(),
+            decision_label(c.from).to_string(),
+            c.to.to_string(),
             c.why.join("; "),
         ]);
     }
     print_out(t)?;
+    let summary: Vec<String> = r
+        .moves
+        .iter()
+        .map(|m| format!("{} {} → {}", m.count, decision_label(m.from), m.to))
+        .collect();
     ctx.ui.note(format!(
-        "{replayed} proposals replayed through {file}: {changed} decisions would change ({}); nothing was changed",
+        "{} proposals replayed through {file}: {} decisions would change ({}); nothing was changed",
+        r.replayed,
+        r.changed,
         summary.join(", ")
     ));
-    Ok(Outcome::Done)
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! `crmgate status`, `crmgate list`, `crmgate show`.
 
 use super::{Ctx, Outcome, print_json, print_out};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Kind, Proposal, State, Value};
-use crate::store::{ListFilter, Store};
-use crate::ui::safe;
+use crate::queue::{self, ChangeView, ProposalView, Shown};
+use crate::store::ListFilter;
+use crate::ui::{Ui, safe};
 
 /// The narrowing the queue commands share: one source, kind or object.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -35,19 +36,6 @@ impl Narrow {
             limit,
         }
     }
-
-    /// As a store filter, with an object that does not exist refused by name.
-    pub fn checked(
-        self,
-        store: &Store,
-        state: Option<State>,
-        limit: Option<u64>,
-    ) -> Result<ListFilter> {
-        if let Some(o) = &self.object {
-            super::records::object(store.schema(), o)?;
-        }
-        Ok(self.filter(state, limit))
-    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,24 +59,20 @@ pub struct ShowArgs {
 
 pub fn status(ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    let by_state = store.count_proposals_by("state")?;
-    let by_kind = store.count_proposals_by("kind")?;
-    let by_source = store.count_proposals_by("source")?;
-    let ingests = store.recent_ingests(5)?;
-    let pauses = store.pauses()?;
+    let s = queue::status(&store)?;
     if ctx.ui.json {
         print_json(&serde_json::json!({
-            "store": store.path(),
-            "paused": pauses,
-            "by_state": by_state,
-            "by_kind": by_kind,
-            "by_source": by_source,
-            "recent_ingests": ingests,
+            "store": s.store,
+            "paused": s.paused,
+            "by_state": s.by_state,
+            "by_kind": s.by_kind,
+            "by_source": s.by_source,
+            "recent_ingests": s.recent_ingests,
         }))?;
         return Ok(Outcome::Done);
     }
-    let total: i64 = by_state.iter().map(|c| c.count).sum();
-    for p in &pauses {
+    let total = s.total();
+    for p in &s.paused {
         print_out(format!(
             "{} {} since {} by {}: {}",
             ctx.ui.heading("PAUSED:"),
@@ -105,7 +89,7 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
         "{} {} proposals in {}",
         ctx.ui.heading("Queue:"),
         total,
-        safe(&store.path().display().to_string())
+        safe(&s.store.display().to_string())
     ))?;
     if total == 0 {
         ctx.ui
@@ -114,6 +98,7 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
     }
     let mut t = ctx.ui.table();
     t.set_header(["by state", "", "by kind", "", "by source", ""]);
+    let (by_state, by_kind, by_source) = (&s.by_state, &s.by_kind, &s.by_source);
     let rows = by_state.len().max(by_kind.len()).max(by_source.len());
     let cell = |v: &[crate::store::CountRow], i: usize| -> [String; 2] {
         v.get(i)
@@ -121,17 +106,18 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
             .unwrap_or_default()
     };
     for i in 0..rows {
-        let [a, b] = cell(&by_state, i);
-        let [c, d] = cell(&by_kind, i);
-        let [e, f] = cell(&by_source, i);
+        let [a, b] = cell(by_state, i);
+        let [c, d] = cell(by_kind, i);
+        let [e, f] = cell(by_source, i);
         t.add_row([a, b, c, d, e, f]);
     }
     print_out(t)?;
+    let ingests = &s.recent_ingests;
     if !ingests.is_empty() {
         print_out(ctx.ui.heading("Recent ingests:"))?;
         let mut t = ctx.ui.table();
         t.set_header(["at", "by", "file", "rows", "new", "superseded"]);
-        for i in &ingests {
+        for i in ingests {
             t.add_row([
                 i.at.clone(),
                 safe(&i.actor).into_owned(),
@@ -148,12 +134,11 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
 
 pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    let filter = args.narrow.checked(
-        &store,
+    let filter = args.narrow.filter(
         args.state.as_deref().and_then(State::parse),
         (args.limit > 0).then_some(args.limit),
-    )?;
-    let (rows, total) = store.list_proposals(&filter)?;
+    );
+    let (rows, total) = queue::list(&store, filter)?;
     if ctx.ui.json {
         print_json(&rows)?;
         return Ok(Outcome::Done);
@@ -210,83 +195,51 @@ pub fn proposal_table(ui: &crate::ui::Ui, rows: &[Proposal]) -> comfy_table::Tab
     t
 }
 
-/// A proposal's address on the command line: crmgate's id, or `SOURCE:ID`.
-pub fn find_proposal(store: &Store, id: &str) -> Result<Proposal> {
-    let found = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
-        store.proposal(n)?
-    } else if let Some((source, ext)) = id.split_once(':') {
-        store.proposal_by_source_id(source, ext)?
-    } else {
-        return Err(Error::refused_with_hint(
-            format!("\"{}\" is not a proposal id", safe(id)),
-            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17)",
-        ));
-    };
-    found.ok_or_else(|| Error::NotFound {
-        what: "proposal",
-        id: safe(id).into_owned(),
-    })
-}
-
 pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    if let Some(n) = args
-        .id
-        .strip_prefix("change:")
-        .and_then(|n| n.parse::<i64>().ok())
-    {
-        return show_change(&store, n, ctx);
+    match queue::show(&store, &args.id)? {
+        Shown::Proposal(v) if ctx.ui.json => print_proposal_json(&v)?,
+        Shown::Proposal(v) => print_proposal(&v, &ctx.ui)?,
+        Shown::Change(c) if ctx.ui.json => print_change_json(&c)?,
+        Shown::Change(c) => print_change(&c, &ctx.ui)?,
     }
-    let p = find_proposal(&store, &args.id)?;
-    let obj = store.schema().object(&p.object);
-    let record = match obj {
-        Some(o) => store.record_row(o, &p.record)?,
-        None => None,
-    };
-    let survivor = match (obj, &p.merge_into) {
-        (Some(o), Some(into)) => store.record_row(o, into)?,
-        _ => None,
-    };
-    let events = store.events_for_proposal(p.id)?;
-    let ingest = store.ingest_event(p.ingest_id)?;
-    let columns: Vec<String> = obj
-        .map(|o| o.column_names().map(str::to_string).collect())
-        .unwrap_or_default();
-    let as_map = |vals: &Option<Vec<Value>>| -> serde_json::Value {
-        match vals {
-            Some(v) => serde_json::Value::Object(
-                columns
-                    .iter()
-                    .cloned()
-                    .zip(v.iter().map(Value::to_json))
-                    .collect(),
-            ),
-            None => serde_json::Value::Null,
-        }
-    };
-    let explained = crate::review::explain(&store, &p)?;
-    if ctx.ui.json {
-        print_json(&serde_json::json!({
-            "proposal": p,
-            "why": explained.why,
-            "signals": explained
-                .signals
-                .iter()
-                .map(|g| serde_json::json!({ "detail": g.detail(), "effect": g.effect() }))
-                .collect::<Vec<_>>(),
-            "record": as_map(&record),
-            "merge_into_record": as_map(&survivor),
-            "ingest": ingest,
-            "events": events,
-        }))?;
-        return Ok(Outcome::Done);
-    }
-    let ui = &ctx.ui;
+    Ok(Outcome::Done)
+}
+
+fn print_proposal_json(v: &ProposalView) -> Result<()> {
+    print_json(&serde_json::json!({
+        "proposal": v.p,
+        "why": v.explained.why,
+        "signals": v.explained
+            .signals
+            .iter()
+            .map(|g| serde_json::json!({ "detail": g.detail(), "effect": g.effect() }))
+            .collect::<Vec<_>>(),
+        "record": v.as_map(&v.record),
+        "merge_into_record": v.as_map(&v.survivor),
+        "ingest": v.ingest,
+        "events": v.events,
+    }))
+}
+
+fn print_proposal(v: &ProposalView, ui: &Ui) -> Result<()> {
+    let p = &v.p;
     let title = match p.source_ref() {
         Some(r) => format!("Proposal {} ({})", p.id, safe(&r)),
         None => format!("Proposal {}", p.id),
     };
     print_out(format!("{}  state: {}", ui.heading(&title), p.state))?;
+    print_out(facts_table(v, ui))?;
+    if !v.columns.is_empty() {
+        print_records(v, ui)?;
+    }
+    print_out(ui.heading("Events:"))?;
+    print_out(events_table(ui, v.story()))
+}
+
+/// The proposal's facts, a row each; empty ones left out.
+fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
+    let p = &v.p;
     let mut t = ui.table();
     let mut add = |k: &str, v: String| {
         if !v.is_empty() {
@@ -296,61 +249,21 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
     add("kind", p.kind.clone());
     add("record", safe(&p.record_ref()).into_owned());
     if p.kind == "merge" {
-        add(
-            "merge into",
-            safe(&format!(
-                "{}/{}",
-                p.object,
-                p.merge_into.clone().unwrap_or_default()
-            ))
-            .into_owned(),
-        );
+        let into = format!("{}/{}", p.object, p.merge_into.clone().unwrap_or_default());
+        add("merge into", safe(&into).into_owned());
     } else {
-        let field = p.field.clone().unwrap_or_default();
-        add("field", safe(&field).into_owned());
-        add("at ingest", quoted(&p.baseline));
-        match &p.proposed_value {
-            Some(original) => {
-                add("proposed", quoted(original));
-                add("edited to", quoted(&p.value));
-            }
-            None => add("proposed", quoted(&p.value)),
-        }
-        let now = match (
-            &record,
-            obj.and_then(|o| o.columns.iter().position(|c| c.name == field)),
-        ) {
-            (Some(r), Some(i)) => quoted(&r[i].to_json()),
-            _ => "(record gone)".into(),
-        };
-        add("now", now);
-        if let Some(e) = &p.expected {
-            add("expected", quoted(e));
-        }
+        field_facts(v, &mut add);
     }
-    add(
-        "stated confidence",
-        p.stated_confidence
-            .map(|c| format!("{c:.2}"))
-            .unwrap_or_else(|| "none".into()),
-    );
-    add(
-        "crmgate confidence",
-        p.confidence
-            .map(|c| format!("{c:.2}"))
-            .unwrap_or_else(|| "not scored yet".into()),
-    );
+    let conf =
+        |c: Option<f64>, none: &str| c.map(|c| format!("{c:.2}")).unwrap_or_else(|| none.into());
+    add("stated confidence", conf(p.stated_confidence, "none"));
+    add("crmgate confidence", conf(p.confidence, "not scored yet"));
     if let Some(d) = &p.decision {
-        add(
-            "decision",
-            format!(
-                "{d} (policy version {})",
-                p.policy_version.unwrap_or_default()
-            ),
-        );
+        let version = p.policy_version.unwrap_or_default();
+        add("decision", format!("{d} (policy version {version})"));
     }
-    add("why", safe_lines(&explained.why));
-    if let Some(d) = &explained.decision
+    add("why", safe_lines(&v.explained.why));
+    if let Some(d) = &v.explained.decision
         && !d.approvers.is_empty()
         && p.state == "pending"
     {
@@ -359,8 +272,7 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
             format!("roles: {}", d.approvers.join(", ")),
         );
     }
-    let signal_lines = explained.signal_lines();
-    add("signals", safe_lines(&signal_lines));
+    add("signals", safe_lines(&v.explained.signal_lines()));
     add(
         "trigger",
         safe(p.trigger.as_deref().unwrap_or("")).into_owned(),
@@ -369,64 +281,83 @@ pub fn show(args: ShowArgs, ctx: &Ctx) -> Result<Outcome> {
         "reason",
         safe(p.reason.as_deref().unwrap_or("")).into_owned(),
     );
-    add(
-        "from",
-        format!(
-            "{}:{} (ingest {}, {})",
-            safe(&p.file),
-            p.line,
-            p.ingest_id,
-            p.created_at
-        ),
+    let from = format!(
+        "{}:{} (ingest {}, {})",
+        safe(&p.file),
+        p.line,
+        p.ingest_id,
+        p.created_at
     );
+    add("from", from);
     if let Some(by) = p.superseded_by {
         add("superseded by", by.to_string());
     }
-    print_out(t)?;
+    t
+}
 
-    if let Some(o) = obj {
-        let mut t = ui.table();
-        if p.kind == "merge" {
-            print_out(ui.heading("Records (duplicate → survivor):"))?;
-            t.set_header([
-                "field",
-                &format!("{} (goes away)", safe(&p.record)),
-                &format!("{} (stays)", safe(p.merge_into.as_deref().unwrap_or(""))),
-            ]);
-            for (i, c) in o.columns.iter().enumerate() {
-                let get = |r: &Option<Vec<Value>>| {
-                    r.as_ref()
-                        .map(|r| safe(&r[i].display()).into_owned())
-                        .unwrap_or_else(|| "(gone)".into())
+/// A field proposal's values: at ingest, proposed (and edited), now, expected.
+fn field_facts(v: &ProposalView, add: &mut impl FnMut(&str, String)) {
+    let p = &v.p;
+    let field = p.field.clone().unwrap_or_default();
+    add("field", safe(&field).into_owned());
+    add("at ingest", quoted(&p.baseline));
+    match &p.proposed_value {
+        Some(original) => {
+            add("proposed", quoted(original));
+            add("edited to", quoted(&p.value));
+        }
+        None => add("proposed", quoted(&p.value)),
+    }
+    let at = v.columns.iter().position(|c| *c == field);
+    let now = match (&v.record, at) {
+        (Some(r), Some(i)) => quoted(&r[i].to_json()),
+        _ => "(record gone)".into(),
+    };
+    add("now", now);
+    if let Some(e) = &p.expected {
+        add("expected", quoted(e));
+    }
+}
+
+/// The record as it is now (a merge: both records, side by side).
+fn print_records(v: &ProposalView, ui: &Ui) -> Result<()> {
+    let p = &v.p;
+    let mut t = ui.table();
+    if p.kind == "merge" {
+        print_out(ui.heading("Records (duplicate → survivor):"))?;
+        t.set_header([
+            "field",
+            &format!("{} (goes away)", safe(&p.record)),
+            &format!("{} (stays)", safe(p.merge_into.as_deref().unwrap_or(""))),
+        ]);
+        for (i, c) in v.columns.iter().enumerate() {
+            let get = |r: &Option<Vec<Value>>| {
+                r.as_ref()
+                    .map(|r| safe(&r[i].display()).into_owned())
+                    .unwrap_or_else(|| "(gone)".into())
+            };
+            t.add_row([c.clone(), get(&v.record), get(&v.survivor)]);
+        }
+        return print_out(t);
+    }
+    print_out(ui.heading(&format!("Record {} now:", safe(&p.record_ref()))))?;
+    t.set_header(["field", "value"]);
+    match &v.record {
+        Some(r) => {
+            for (c, val) in v.columns.iter().zip(r) {
+                let mark = if Some(c) == p.field.as_ref() {
+                    " ◀"
+                } else {
+                    ""
                 };
-                t.add_row([c.name.clone(), get(&record), get(&survivor)]);
-            }
-        } else {
-            print_out(ui.heading(&format!("Record {} now:", safe(&p.record_ref()))))?;
-            t.set_header(["field", "value"]);
-            match &record {
-                Some(r) => {
-                    for (c, v) in o.columns.iter().zip(r) {
-                        let mark = if Some(&c.name) == p.field.as_ref() {
-                            " ◀"
-                        } else {
-                            ""
-                        };
-                        t.add_row([format!("{}{mark}", c.name), safe(&v.display()).into_owned()]);
-                    }
-                }
-                None => {
-                    t.add_row(["(the record no longer exists)".to_string(), String::new()]);
-                }
+                t.add_row([format!("{c}{mark}"), safe(&val.display()).into_owned()]);
             }
         }
-        print_out(t)?;
+        None => {
+            t.add_row(["(the record no longer exists)".to_string(), String::new()]);
+        }
     }
-    print_out(ui.heading("Events:"))?;
-    let mut all: Vec<&crate::audit::EventRow> = ingest.iter().chain(events.iter()).collect();
-    all.sort_by_key(|e| e.seq);
-    print_out(events_table(ui, all))?;
-    Ok(Outcome::Done)
+    print_out(t)
 }
 
 /// Events as a table, a line each: when, who, what, and a one-line summary.
@@ -448,46 +379,32 @@ fn events_table<'e>(
     t
 }
 
+fn print_change_json(v: &ChangeView) -> Result<()> {
+    let c = &v.change;
+    print_json(&serde_json::json!({
+        "change": {
+            "id": c.id,
+            "run": c.run_id,
+            "proposal": c.proposal_id,
+            "reverts": c.reverts,
+            "reverted_by": v.reverted_by,
+            "object": c.object,
+            "record": c.record,
+            "field": c.field,
+            "before": c.before.to_json(),
+            "after": c.after.to_json(),
+            "approved_by": c.approved_by,
+            "at": c.at,
+        },
+        "proposal": v.proposal,
+        "events": v.events,
+    }))
+}
+
 /// One change in full: what it wrote, the run, the change it undid or that undid it, and the
 /// story of its proposal from ingest to now.
-fn show_change(store: &Store, id: i64, ctx: &Ctx) -> Result<Outcome> {
-    let c = store.change(id)?.ok_or_else(|| Error::NotFound {
-        what: "change",
-        id: id.to_string(),
-    })?;
-    let undone_by = store.reverted_by(c.id)?;
-    let proposal = match c.proposal_id {
-        Some(p) => store.proposal(p)?,
-        None => None,
-    };
-    let mut events = Vec::new();
-    if let Some(p) = &proposal {
-        events.extend(store.ingest_event(p.ingest_id)?);
-        events.extend(store.events_for_proposal(p.id)?);
-    }
-    events.sort_by_key(|e| e.seq);
-    if ctx.ui.json {
-        print_json(&serde_json::json!({
-            "change": {
-                "id": c.id,
-                "run": c.run_id,
-                "proposal": c.proposal_id,
-                "reverts": c.reverts,
-                "reverted_by": undone_by,
-                "object": c.object,
-                "record": c.record,
-                "field": c.field,
-                "before": c.before.to_json(),
-                "after": c.after.to_json(),
-                "approved_by": c.approved_by,
-                "at": c.at,
-            },
-            "proposal": proposal,
-            "events": events,
-        }))?;
-        return Ok(Outcome::Done);
-    }
-    let ui = &ctx.ui;
+fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
+    let c = &v.change;
     print_out(ui.heading(&format!("Change {} (run {})", c.id, c.run_id)))?;
     let mut t = ui.table();
     let mut add = |k: &str, v: String| {
@@ -510,23 +427,17 @@ fn show_change(store: &Store, id: i64, ctx: &Ctx) -> Result<Outcome> {
     if let Some(r) = c.reverts {
         add("reverts", format!("change {r}"));
     }
-    match undone_by {
+    match v.reverted_by {
         Some(r) => add("reverted by", format!("change {r}")),
         None => add("reverted by", "not reverted".into()),
     }
-    if let Some(p) = &proposal {
+    if let Some(p) = &v.proposal {
         let title = match p.source_ref() {
             Some(r) => format!("{} ({})", p.id, r),
             None => p.id.to_string(),
         };
-        add(
-            "proposal",
-            safe(&format!(
-                "{title}, {} from {}, now {}",
-                p.kind, p.source, p.state
-            ))
-            .into_owned(),
-        );
+        let about = format!("{title}, {} from {}, now {}", p.kind, p.source, p.state);
+        add("proposal", safe(&about).into_owned());
         add(
             "reason",
             safe(p.reason.as_deref().unwrap_or("")).into_owned(),
@@ -538,8 +449,7 @@ fn show_change(store: &Store, id: i64, ctx: &Ctx) -> Result<Outcome> {
     }
     print_out(t)?;
     print_out(ui.heading("Its story, from ingest:"))?;
-    print_out(events_table(ui, &events))?;
-    Ok(Outcome::Done)
+    print_out(events_table(ui, &v.events))
 }
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a

@@ -1,9 +1,8 @@
 //! `crmgate import` and `crmgate export`.
 
 use super::{Ctx, Outcome, print_json};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ingest::{Format, Input};
-use crate::schema::{Object, Schema, suggestion_suffix};
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -28,37 +27,11 @@ pub struct ExportArgs {
     pub spreadsheet_safe: bool,
 }
 
-/// The object named on the command line, checked against the live schema.
-pub fn object<'s>(schema: &'s Schema, name: &str) -> Result<&'s Object> {
-    schema
-        .object(name)
-        .ok_or_else(|| match schema.unusable.get(name) {
-            Some(why) => Error::refused(format!(
-                "table \"{name}\" cannot be used as an object: {why}"
-            )),
-            None => Error::refused_with_hint(
-                format!(
-                    "unknown object \"{}\"{}",
-                    crate::ui::safe(name),
-                    suggestion_suffix(name, schema.objects.keys().map(String::as_str))
-                ),
-                format!(
-                    "objects in this store: {}",
-                    schema
-                        .objects
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ),
-        })
-}
-
 pub fn import(args: ImportArgs, ctx: &Ctx) -> Result<Outcome> {
     let input = Input::from_arg(&args.file, args.format.as_deref().and_then(Format::parse))?;
     let mut store = ctx.open()?;
-    let report = import_input(&mut store, &args.object, &input, ctx)?;
+    let report =
+        crate::records::import_file(&mut store, &args.object, &input, &ctx.actor, &ctx.now)?;
     if ctx.ui.json {
         print_json(&report)?;
     } else {
@@ -75,22 +48,9 @@ pub fn import(args: ImportArgs, ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-pub fn import_input(
-    store: &mut crate::store::Store,
-    object_name: &str,
-    input: &Input,
-    ctx: &Ctx,
-) -> Result<crate::records::ImportReport> {
-    let obj = object(store.schema(), object_name)?.clone();
-    store.set_cache_kib(64 * 1024)?;
-    store.write(&ctx.now, |w| {
-        crate::records::import(w, &obj, input, &ctx.actor)
-    })
-}
-
 pub fn export(args: ExportArgs, ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    let obj = object(store.schema(), &args.object)?;
+    let obj = crate::records::object(store.schema(), &args.object)?;
     let format = Format::parse(&args.format).expect("clap checked the format");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

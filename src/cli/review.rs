@@ -5,7 +5,6 @@ use super::{Ctx, Outcome, print_json, print_out};
 use crate::error::Result;
 use crate::model::State;
 use crate::prompt::{self, Prompt};
-use crate::review::Review;
 use crate::store::ListFilter;
 
 #[derive(Debug, clap::Args)]
@@ -27,23 +26,21 @@ pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
     let filter = args
         .narrow
-        .checked(&store, args.state.as_deref().and_then(State::parse), None)?;
+        .filter(args.state.as_deref().and_then(State::parse), None);
+    let filter = crate::queue::checked(&store, filter)?;
     if !prompt::attended() || ctx.ui.json {
         return unattended(&store, &filter, ctx);
     }
-    let (version, policy) = super::policy::load(&store)?;
-    let review = Review {
-        store: &mut store,
-        policy: &policy,
-        version,
-        actor: &ctx.actor,
-        filter,
-        limit: args.limit,
-        ui: ctx.ui,
-        clock: super::now,
-    };
     let prompt = Prompt::new();
-    let tally = review.run(&prompt)?;
+    let tally = crate::review::review(
+        &mut store,
+        filter,
+        args.limit,
+        &ctx.actor,
+        ctx.ui,
+        super::now,
+        &prompt,
+    )?;
     let mut done = format!(
         "Review done: {} approved, {} edited and approved, {} rejected, {} skipped",
         tally.approved, tally.edited, tally.rejected, tally.skipped
@@ -64,17 +61,7 @@ pub fn run(args: ReviewArgs, ctx: &Ctx) -> Result<Outcome> {
 
 /// No one to ask: list what waits, say how to decide it from a script, and return at once.
 fn unattended(store: &crate::store::Store, filter: &ListFilter, ctx: &Ctx) -> Result<Outcome> {
-    let total = store.open_count(filter)?;
-    let mut rows = Vec::new();
-    let mut walk = crate::store::GroupWalk::default();
-    while rows.len() < LISTED {
-        let group = store.next_open_group(filter, &mut walk)?;
-        if group.is_empty() {
-            break;
-        }
-        rows.extend(group);
-    }
-    rows.truncate(LISTED);
+    let (total, rows) = crate::review::waiting(store, filter, LISTED)?;
     if ctx.ui.json {
         print_json(&serde_json::json!({ "open": total, "first": rows }))?;
         return Ok(Outcome::Done);

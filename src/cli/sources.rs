@@ -1,31 +1,29 @@
 //! `crmgate sources`.
 
 use super::{Ctx, Outcome, print_json, print_out};
+use crate::admin::sources::{self, SourceReport};
 use crate::error::Result;
-use crate::sources::recommend;
 use crate::ui::safe;
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let store = ctx.open()?;
-    let (_, policy) = super::policy::load(&store)?;
-    let stats = store.source_stats()?;
-    let rows: Vec<serde_json::Value> = stats
-        .iter()
-        .map(|s| {
-            let autonomy = policy.source(&s.source).autonomy;
-            serde_json::json!({
-                "stats": s,
-                "autonomy": autonomy.as_str(),
-                "acceptance": s.acceptance(),
-                "recommendation": recommend(autonomy, s),
-            })
-        })
-        .collect();
+    let reports = sources::report(&store)?;
     if ctx.ui.json {
+        let rows: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "stats": r.stats,
+                    "autonomy": r.autonomy,
+                    "acceptance": r.stats.acceptance(),
+                    "recommendation": r.recommendation,
+                })
+            })
+            .collect();
         print_json(&rows)?;
         return Ok(Outcome::Done);
     }
-    if stats.is_empty() {
+    if reports.is_empty() {
         ctx.ui.note("no proposals yet");
         return Ok(Outcome::Done);
     }
@@ -43,9 +41,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         "calibration",
         "recommendation",
     ]);
-    for s in &stats {
-        let autonomy = policy.source(&s.source).autonomy;
-        let r = recommend(autonomy, s);
+    for SourceReport {
+        stats: s,
+        autonomy,
+        recommendation: r,
+    } in &reports
+    {
         t.add_row([
             safe(&s.source).into_owned(),
             autonomy.as_str().to_string(),

@@ -1,0 +1,279 @@
+//! The policy where it meets the store: the version in force, installing a new one (an admin's
+//! act, recorded as an event), and replaying the queue through a candidate to show what it would
+//! change. Deciding itself stays pure, in [`crate::policy`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::error::{Error, Problems, Result};
+use crate::model::{Action, Kind, NewEvent, Value};
+use crate::policy::{self, Decision, Facts, Policy, Situation};
+use crate::schema::{Object, Schema};
+use crate::store::{Pause, PolicyVersion, Replay, Store, Writer};
+
+/// Parses `text` (named `name` in messages) against the store's schema.
+pub fn parse(name: &str, text: &str, schema: &Schema) -> Result<Policy> {
+    policy::parse(text, schema).map_err(|found| {
+        let mut problems = Problems::default();
+        for p in found {
+            problems.push(name, p.line as u64, p.message);
+        }
+        problems.into_error(None, "the policy was not changed; fix the lines above")
+    })
+}
+
+fn no_policy() -> Error {
+    Error::refused_with_hint(
+        "this store has no policy",
+        "install one with `crmgate policy set FILE`",
+    )
+}
+
+/// The policy in force and its version.
+pub fn load(store: &Store) -> Result<(i64, Policy)> {
+    let v = store.current_policy()?.ok_or_else(no_policy)?;
+    let name = format!("policy version {}", v.version);
+    Ok((v.version, parse(&name, &v.text, store.schema())?))
+}
+
+/// The text of policy version `number`, or of the one in force.
+pub fn version(store: &Store, number: Option<i64>) -> Result<PolicyVersion> {
+    match number {
+        Some(n) => store.policy_version(n)?.ok_or_else(|| Error::NotFound {
+            what: "policy version",
+            id: n.to_string(),
+        }),
+        None => store.current_policy()?.ok_or_else(no_policy),
+    }
+}
+
+/// What installing a policy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// The text became this new version, now in force.
+    New(i64),
+    /// The text is the version in force already; nothing was written.
+    AlreadyInForce(i64),
+}
+
+impl Installed {
+    pub fn version(self) -> i64 {
+        match self {
+            Installed::New(v) | Installed::AlreadyInForce(v) => v,
+        }
+    }
+}
+
+/// Adds `text` as a new policy version, with a `policy` event, unless it is the one in force.
+pub fn install(w: &Writer<'_>, name: &str, text: &str, actor: &str) -> Result<Installed> {
+    parse(name, text, w.schema())?;
+    let sha = crate::audit::sha256_hex(text.as_bytes());
+    let current = w.current_policy_version()?;
+    if let Some((version, current_sha)) = &current
+        && *current_sha == sha
+    {
+        return Ok(Installed::AlreadyInForce(*version));
+    }
+    let version = w.add_policy(actor, &sha, text)?;
+    w.append_event(NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "human",
+        action: "policy",
+        detail: serde_json::json!({
+            "version": version,
+            "previous_version": current.map(|c| c.0),
+            "sha256": sha,
+            "file": name,
+        }),
+        ..NewEvent::default()
+    })?;
+    Ok(Installed::New(version))
+}
+
+/// Installs `text` (from the file `name`) for `actor`, who must be an admin under the policy in
+/// force, if there is one.
+pub fn set(store: &mut Store, name: &str, text: &str, actor: &str, now: &str) -> Result<Installed> {
+    if let Some(current) = store.current_policy()? {
+        let policy = parse("the policy in force", &current.text, store.schema())?;
+        if !policy.has_role(actor, "admin") {
+            return Err(Error::refused_with_hint(
+                format!("{actor} may not change the policy: it takes the admin role"),
+                format!("admins: {}", admins(&policy).join(", ")),
+            ));
+        }
+    }
+    store.write(now, |w| install(w, name, text, actor))
+}
+
+fn admins(policy: &Policy) -> Vec<&str> {
+    policy
+        .roles
+        .iter()
+        .filter(|(_, r)| r.iter().any(|x| x == "admin"))
+        .map(|(a, _)| a.as_str())
+        .collect()
+}
+
+/// A decision that a replay found would change.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WouldChange {
+    pub id: i64,
+    /// `SOURCE:ID`, or crmgate's id when the proposer gave none.
+    pub proposal: String,
+    /// `OBJECT/ID`.
+    pub record: String,
+    pub field: Option<String>,
+    /// The decision now; `None` for a proposal never decided.
+    #[serde(serialize_with = "serialize_decision")]
+    pub from: Option<Action>,
+    pub to: Action,
+    pub why: Vec<String>,
+}
+
+/// How many decisions would move from one action to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub from: Option<Action>,
+    pub to: Action,
+    pub count: u64,
+}
+
+/// What a replay found: how many proposals it replayed, how many decisions would change, the
+/// moves by (from, to), and the first changes in full.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    pub replayed: u64,
+    pub changed: u64,
+    /// In order of the actions' names, as `policy test` lists them.
+    pub moves: Vec<Move>,
+    pub changes: Vec<WouldChange>,
+}
+
+/// A decision as `policy test` names it: its action, or `none`.
+pub fn decision_label(a: Option<Action>) -> &'static str {
+    a.map(Action::as_str).unwrap_or("none")
+}
+
+fn serialize_decision<S: serde::Serializer>(
+    a: &Option<Action>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(decision_label(*a))
+}
+
+/// Replays every proposal whose decision still matters through `candidate`, against the records
+/// as they are now and with the confidence crmgate gave it, as one run (the per-run and per-day
+/// limits count across the replay). Keeps the first `limit` changes in full; changes nothing.
+pub fn replay(store: &Store, candidate: &Policy, limit: usize) -> Result<Replayed> {
+    let pauses = store.pauses()?;
+    let mut autos: HashMap<String, u64> = HashMap::new();
+    let mut moves: BTreeMap<(&str, &str), Move> = BTreeMap::new();
+    let mut out = Replayed::default();
+    store.for_each_replayable(|r| {
+        let used = autos.get(&r.source).copied().unwrap_or(0);
+        let now = situation(&pauses, &r.source, used);
+        let Some(d) = redecide(store, candidate, &r, &now)? else {
+            return Ok(());
+        };
+        if d.action == Action::Auto {
+            *autos.entry(r.source.clone()).or_default() += 1;
+        }
+        out.replayed += 1;
+        let from = r.decision.as_deref().and_then(Action::parse);
+        if from == Some(d.action) {
+            return Ok(());
+        }
+        out.changed += 1;
+        moves
+            .entry((decision_label(from), d.action.as_str()))
+            .or_insert(Move {
+                from,
+                to: d.action,
+                count: 0,
+            })
+            .count += 1;
+        if out.changes.len() < limit {
+            out.changes.push(would_change(&r, from, &d, candidate));
+        }
+        Ok(())
+    })?;
+    out.moves = moves.into_values().collect();
+    Ok(out)
+}
+
+/// The pauses and limits a replayed decision meets, `used` auto decisions into the replay.
+fn situation(pauses: &[Pause], source: &str, used: u64) -> Situation {
+    Situation {
+        store_paused: pauses.iter().any(|p| p.source.is_none()),
+        source_paused: pauses.iter().any(|p| p.source.as_deref() == Some(source)),
+        auto_in_run: used,
+        auto_today: used,
+    }
+}
+
+/// `r` decided afresh by `policy`; `None` when its object or record is gone (apply says so).
+fn redecide(
+    store: &Store,
+    policy: &Policy,
+    r: &Replay,
+    now: &Situation,
+) -> Result<Option<Decision>> {
+    let (Some(obj), Some(kind)) = (store.schema().object(&r.object), Kind::parse(&r.kind)) else {
+        return Ok(None);
+    };
+    let Some(row) = store.record_row(obj, &r.record)? else {
+        return Ok(None);
+    };
+    let second_row = match &r.merge_into {
+        Some(m) => store.record_row(obj, m)?,
+        None => None,
+    };
+    let first = pairs(obj, &row);
+    let second = second_row.as_deref().map(|r| pairs(obj, r));
+    let mut records: Vec<&[(&str, &Value)]> = vec![&first];
+    if let Some(s) = &second {
+        records.push(s);
+    }
+    let current = r
+        .field
+        .as_ref()
+        .and_then(|f| obj.columns.iter().position(|c| &c.name == f))
+        .map(|i| row[i].clone())
+        .unwrap_or(Value::Null);
+    let facts = Facts {
+        kind,
+        source: &r.source,
+        object: &r.object,
+        field: r.field.as_deref(),
+        value: &r.value,
+        current: &current,
+        trigger: r.trigger.as_deref(),
+        confidence: r.confidence,
+        records: &records,
+    };
+    Ok(Some(policy::decide(policy, &facts, now)))
+}
+
+/// A record's fields by name, as the policy's record conditions read them.
+fn pairs<'a>(obj: &'a Object, row: &'a [Value]) -> Vec<(&'a str, &'a Value)> {
+    obj.columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .zip(row)
+        .collect()
+}
+
+fn would_change(r: &Replay, from: Option<Action>, d: &Decision, policy: &Policy) -> WouldChange {
+    WouldChange {
+        id: r.id,
+        proposal: r
+            .ext_id
+            .as_ref()
+            .map(|e| format!("{}:{e}", r.source))
+            .unwrap_or_else(|| r.id.to_string()),
+        record: format!("{}/{}", r.object, r.record),
+        field: r.field.clone(),
+        from,
+        to: d.action,
+        why: d.why(policy),
+    }
+}

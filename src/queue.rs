@@ -1,0 +1,183 @@
+//! The queue as people look at it: a proposal's address on the command line, the counts at a
+//! glance, a filtered list, and everything known about one proposal or one change. Read-only;
+//! each view is gathered here in full so that commands only print it.
+
+use std::path::PathBuf;
+
+use crate::audit::EventRow;
+use crate::error::{Error, Result};
+use crate::model::{Proposal, Value};
+use crate::review::Explained;
+use crate::store::{ChangeRow, CountRow, IngestRow, ListFilter, Pause, Store};
+use crate::ui::safe;
+
+/// A proposal by its address: crmgate's id (`42`, or `#42`) or the proposer's `SOURCE:ID`.
+pub fn find(store: &Store, id: &str) -> Result<Proposal> {
+    let found = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
+        store.proposal(n)?
+    } else if let Some((source, ext)) = id.split_once(':') {
+        store.proposal_by_source_id(source, ext)?
+    } else {
+        return Err(Error::refused_with_hint(
+            format!("\"{}\" is not a proposal id", safe(id)),
+            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17)",
+        ));
+    };
+    found.ok_or_else(|| Error::NotFound {
+        what: "proposal",
+        id: safe(id).into_owned(),
+    })
+}
+
+/// The queue at a glance.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub store: PathBuf,
+    pub paused: Vec<Pause>,
+    pub by_state: Vec<CountRow>,
+    pub by_kind: Vec<CountRow>,
+    pub by_source: Vec<CountRow>,
+    /// The five latest.
+    pub recent_ingests: Vec<IngestRow>,
+}
+
+impl Status {
+    pub fn total(&self) -> i64 {
+        self.by_state.iter().map(|c| c.count).sum()
+    }
+}
+
+pub fn status(store: &Store) -> Result<Status> {
+    Ok(Status {
+        store: store.path().to_path_buf(),
+        paused: store.pauses()?,
+        by_state: store.count_proposals_by("state")?,
+        by_kind: store.count_proposals_by("kind")?,
+        by_source: store.count_proposals_by("source")?,
+        recent_ingests: store.recent_ingests(5)?,
+    })
+}
+
+/// `filter` with its object checked against the live schema: a name that is none is refused.
+pub fn checked(store: &Store, filter: ListFilter) -> Result<ListFilter> {
+    if let Some(o) = &filter.object {
+        crate::records::object(store.schema(), o)?;
+    }
+    Ok(filter)
+}
+
+/// The proposals `filter` matches, newest first, up to its limit; and how many match in all.
+pub fn list(store: &Store, filter: ListFilter) -> Result<(Vec<Proposal>, i64)> {
+    store.list_proposals(&checked(store, filter)?)
+}
+
+/// What `show` shows: a proposal, or a change (`change:N`).
+pub enum Shown {
+    Proposal(Box<ProposalView>),
+    Change(Box<ChangeView>),
+}
+
+/// One proposal in full: its record (and a merge's survivor) as they are now, why it was
+/// decided as it was, and every event about it from its ingest on.
+pub struct ProposalView {
+    pub p: Proposal,
+    /// The object's columns, in order; empty when the object is gone.
+    pub columns: Vec<String>,
+    pub record: Option<Vec<Value>>,
+    pub survivor: Option<Vec<Value>>,
+    pub explained: Explained,
+    pub ingest: Option<EventRow>,
+    pub events: Vec<EventRow>,
+}
+
+impl ProposalView {
+    /// A record's values by column name, as JSON; `null` for a record that is gone.
+    pub fn as_map(&self, values: &Option<Vec<Value>>) -> serde_json::Value {
+        match values {
+            Some(v) => serde_json::Value::Object(
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(v.iter().map(Value::to_json))
+                    .collect(),
+            ),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    /// The ingest event and the proposal's own, in order.
+    pub fn story(&self) -> Vec<&EventRow> {
+        let mut all: Vec<&EventRow> = self.ingest.iter().chain(self.events.iter()).collect();
+        all.sort_by_key(|e| e.seq);
+        all
+    }
+}
+
+/// One change in full: what it wrote, the change that undid it, and its proposal's story.
+pub struct ChangeView {
+    pub change: ChangeRow,
+    pub reverted_by: Option<i64>,
+    pub proposal: Option<Proposal>,
+    /// The proposal's ingest event and its own, in order.
+    pub events: Vec<EventRow>,
+}
+
+/// The proposal or change `id` names.
+pub fn show(store: &Store, id: &str) -> Result<Shown> {
+    if let Some(n) = id
+        .strip_prefix("change:")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
+        return Ok(Shown::Change(Box::new(change(store, n)?)));
+    }
+    Ok(Shown::Proposal(Box::new(proposal(
+        store,
+        find(store, id)?,
+    )?)))
+}
+
+fn proposal(store: &Store, p: Proposal) -> Result<ProposalView> {
+    let obj = store.schema().object(&p.object);
+    let record = match obj {
+        Some(o) => store.record_row(o, &p.record)?,
+        None => None,
+    };
+    let survivor = match (obj, &p.merge_into) {
+        (Some(o), Some(into)) => store.record_row(o, into)?,
+        _ => None,
+    };
+    Ok(ProposalView {
+        columns: obj
+            .map(|o| o.column_names().map(str::to_string).collect())
+            .unwrap_or_default(),
+        record,
+        survivor,
+        explained: crate::review::explain(store, &p)?,
+        ingest: store.ingest_event(p.ingest_id)?,
+        events: store.events_for_proposal(p.id)?,
+        p,
+    })
+}
+
+fn change(store: &Store, id: i64) -> Result<ChangeView> {
+    let change = store.change(id)?.ok_or_else(|| Error::NotFound {
+        what: "change",
+        id: id.to_string(),
+    })?;
+    let proposal = match change.proposal_id {
+        Some(p) => store.proposal(p)?,
+        None => None,
+    };
+    let mut events = Vec::new();
+    if let Some(p) = &proposal {
+        events.extend(store.ingest_event(p.ingest_id)?);
+        events.extend(store.events_for_proposal(p.id)?);
+    }
+    events.sort_by_key(|e| e.seq);
+    Ok(ChangeView {
+        reverted_by: store.reverted_by(change.id)?,
+        change,
+        proposal,
+        events,
+    })
+}
