@@ -328,19 +328,21 @@ fn store_at(dir: &Path, name: &str, layout: Layout) -> PathBuf {
     path
 }
 
+/// A store as crmgate `version` left it, with all it could hold.
+fn store_left_by(dir: &Path, version: usize) -> PathBuf {
+    let layout = Layout {
+        features: version,
+        schema: version,
+    };
+    store_at(dir, &format!("v{version}.db"), layout)
+}
+
 #[test]
 fn a_store_from_every_earlier_version_upgrades_and_answers_as_a_current_one() {
     let dir = tempfile::tempdir().unwrap();
     let current = SCHEMA_VERSION as usize;
     for version in 1..current {
-        let old = store_at(
-            dir.path(),
-            &format!("v{version}.db"),
-            Layout {
-                features: version,
-                schema: version,
-            },
-        );
+        let old = store_left_by(dir.path(), version);
         let reference = store_at(
             dir.path(),
             &format!("ref{version}.db"),
@@ -368,14 +370,7 @@ fn a_store_from_every_earlier_version_upgrades_and_answers_as_a_current_one() {
 #[test]
 fn shared_signals_and_rules_move_back_into_each_proposal_and_their_table_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let path = store_at(
-        dir.path(),
-        "v8.db",
-        Layout {
-            features: 8,
-            schema: 8,
-        },
-    );
+    let path = store_left_by(dir.path(), 8);
     let conn = Connection::open(&path).unwrap();
     let shared: i64 = conn
         .query_row(
@@ -412,14 +407,7 @@ fn shared_signals_and_rules_move_back_into_each_proposal_and_their_table_goes() 
 #[test]
 fn an_upgraded_store_queues_new_proposals() {
     let dir = tempfile::tempdir().unwrap();
-    let path = store_at(
-        dir.path(),
-        "v8.db",
-        Layout {
-            features: 8,
-            schema: 8,
-        },
-    );
+    let path = store_left_by(dir.path(), 8);
     let file = dir.path().join("new.csv");
     std::fs::write(
         &file,

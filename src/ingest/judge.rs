@@ -75,21 +75,26 @@ impl<'p> Judge<'p> {
         judged: Sender<Vec<Judged>>,
     ) -> Result<()> {
         for batch in rows {
-            let mut out = Vec::with_capacity(batch.len());
-            for mut s in batch {
-                out.push(match self.resolve(snapshot, &mut s.p) {
-                    Ok(records) => {
-                        let verdict = self.verdict(snapshot, &s.p, &records)?;
-                        Judged::Decided(s, verdict)
-                    }
-                    Err(msg) => Judged::Rejected(s, msg),
-                });
-            }
+            let out = batch
+                .into_iter()
+                .map(|s| self.judge(snapshot, s))
+                .collect::<Result<Vec<_>>>()?;
             if judged.send(out).is_err() {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// One staged row, judged: its records looked up, then scored and decided.
+    pub(super) fn judge(&mut self, snapshot: &Snapshot, mut s: Staged) -> Result<Judged> {
+        Ok(match self.resolve(snapshot, &mut s.p) {
+            Ok(records) => {
+                let verdict = self.verdict(snapshot, &s.p, &records)?;
+                Judged::Decided(s, verdict)
+            }
+            Err(msg) => Judged::Rejected(s, msg),
+        })
     }
 
     /// The checks that need the store: the records exist, a foreign-key value names a real
