@@ -59,70 +59,12 @@ fn check_row(
     default_source: Option<&str>,
 ) -> Result<NewProposal, String> {
     let c = &row.cells;
-    let required = |i: usize| -> Result<&str, String> {
-        match &c[i] {
-            Cell::Text(s) if !s.trim().is_empty() => Ok(s.trim()),
-            _ => Err(format!("missing \"{}\"", COLUMNS[i])),
-        }
-    };
-    let source = match (c[SOURCE].trimmed(), default_source) {
-        (Some(s), Some(d)) if s != d => {
-            return Err(format!("source \"{}\" differs from --source {d}", short(s)));
-        }
-        (Some(s), _) => s,
-        (None, Some(d)) => d,
-        (None, None) => return Err("missing \"source\" (or pass --source NAME)".into()),
-    };
-    if let Some(p) = source_name_problem(source) {
-        return Err(p);
-    }
-    let ext_id = match &c[ID] {
-        Cell::Text(s) if !s.is_empty() => {
-            if s.len() > MAX_ID_BYTES || s.chars().any(char::is_control) {
-                return Err(format!(
-                    "id \"{}\" is too long or has control characters",
-                    short(s)
-                ));
-            }
-            Some(s.clone())
-        }
-        _ => None,
-    };
-    let kind_s = required(KIND)?;
-    let kind = Kind::parse(kind_s).ok_or_else(|| {
-        format!(
-            "bad kind \"{}\" (one of: update, verify, lifecycle, owner, merge){}",
-            short(kind_s),
-            suggestion_suffix(kind_s, Kind::ALL.iter().map(|k| k.as_str()))
-        )
-    })?;
-    let object_s = required(OBJECT)?;
-    let obj: &Object =
-        schema
-            .object(object_s)
-            .ok_or_else(|| match schema.unusable.get(object_s) {
-                Some(why) => format!("object \"{object_s}\" cannot be used: {why}"),
-                None => format!(
-                    "unknown object \"{}\"{}",
-                    short(object_s),
-                    suggestion_suffix(object_s, schema.objects.keys().map(String::as_str))
-                ),
-            })?;
-    let record = required(RECORD)?.to_string();
-    let confidence = match c[CONFIDENCE].trimmed() {
-        None => None,
-        Some(s) => match s.parse::<f64>() {
-            Ok(f) if f.is_finite() && (0.0..=1.0).contains(&f) => Some(f),
-            Ok(_) => return Err(format!("confidence {s} is outside 0..1")),
-            Err(_) => return Err(format!("confidence \"{}\" is not a number", short(s))),
-        },
-    };
-    let trigger = c[TRIGGER].trimmed().map(str::to_string);
-    let reason = c[REASON]
-        .text()
-        .map(str::to_string)
-        .filter(|s| !s.is_empty());
-
+    let source = row_source(c, default_source)?;
+    let ext_id = row_ext_id(c)?;
+    let kind = row_kind(c)?;
+    let obj = row_object(c, schema)?;
+    let record = required(c, RECORD)?.to_string();
+    let stated_confidence = row_confidence(c)?;
     let mut p = NewProposal {
         line: row.line,
         source: source.to_string(),
@@ -133,10 +75,13 @@ fn check_row(
         field: None,
         value: Value::Null,
         merge_into: None,
-        stated_confidence: confidence,
+        stated_confidence,
         expected: None,
-        trigger,
-        reason,
+        trigger: c[TRIGGER].trimmed().map(str::to_string),
+        reason: c[REASON]
+            .text()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty()),
         baseline: Value::Null,
         baseline_fp: None,
         content_key: 0,
@@ -147,13 +92,98 @@ fn check_row(
     } else {
         check_field_write(obj, row, &mut p)?;
     }
+    set_keys(&mut p);
+    Ok(p)
+}
+
+/// The trimmed text of a column the row must have.
+fn required(c: &[Cell], i: usize) -> Result<&str, String> {
+    match &c[i] {
+        Cell::Text(s) if !s.trim().is_empty() => Ok(s.trim()),
+        _ => Err(format!("missing \"{}\"", COLUMNS[i])),
+    }
+}
+
+/// The row's source, or `--source` for a row that names none.
+fn row_source<'r>(c: &'r [Cell], default: Option<&'r str>) -> Result<&'r str, String> {
+    let source = match (c[SOURCE].trimmed(), default) {
+        (Some(s), Some(d)) if s != d => {
+            return Err(format!("source \"{}\" differs from --source {d}", short(s)));
+        }
+        (Some(s), _) => s,
+        (None, Some(d)) => d,
+        (None, None) => return Err("missing \"source\" (or pass --source NAME)".into()),
+    };
+    match source_name_problem(source) {
+        Some(p) => Err(p),
+        None => Ok(source),
+    }
+}
+
+/// The source's own id for the proposal, when it gives one.
+fn row_ext_id(c: &[Cell]) -> Result<Option<String>, String> {
+    match &c[ID] {
+        Cell::Text(s) if !s.is_empty() => {
+            if s.len() > MAX_ID_BYTES || s.chars().any(char::is_control) {
+                return Err(format!(
+                    "id \"{}\" is too long or has control characters",
+                    short(s)
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn row_kind(c: &[Cell]) -> Result<Kind, String> {
+    let kind = required(c, KIND)?;
+    Kind::parse(kind).ok_or_else(|| {
+        format!(
+            "bad kind \"{}\" (one of: update, verify, lifecycle, owner, merge){}",
+            short(kind),
+            suggestion_suffix(kind, Kind::ALL.iter().map(|k| k.as_str()))
+        )
+    })
+}
+
+/// The object the row names, as the live schema has it.
+fn row_object<'s>(c: &[Cell], schema: &'s Schema) -> Result<&'s Object, String> {
+    let name = required(c, OBJECT)?;
+    schema
+        .object(name)
+        .ok_or_else(|| match schema.unusable.get(name) {
+            Some(why) => format!("object \"{name}\" cannot be used: {why}"),
+            None => format!(
+                "unknown object \"{}\"{}",
+                short(name),
+                suggestion_suffix(name, schema.objects.keys().map(String::as_str))
+            ),
+        })
+}
+
+/// The confidence the source states, when it states one: a number from 0 to 1.
+fn row_confidence(c: &[Cell]) -> Result<Option<f64>, String> {
+    let Some(s) = c[CONFIDENCE].trimmed() else {
+        return Ok(None);
+    };
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.0..=1.0).contains(&f) => Ok(Some(f)),
+        Ok(_) => Err(format!("confidence {s} is outside 0..1")),
+        Err(_) => Err(format!("confidence \"{}\" is not a number", short(s))),
+    }
+}
+
+/// The proposal's content key (over every column as checked) and dedupe key (of the source
+/// and id, or the content key when there is no id).
+fn set_keys(p: &mut NewProposal) {
     // Straight into a buffer (`to_string` would go through `Display`): every row is keyed.
     let json = |v: &Value| serde_json::to_string(&v.to_json()).expect("JSON serializes");
     let json_or_empty = |v: &Option<Value>| v.as_ref().map(json).unwrap_or_default();
     p.content_key = key64(&[
         &p.source,
         p.ext_id.as_deref().unwrap_or(""),
-        kind.as_str(),
+        p.kind.as_str(),
         &p.object,
         &p.record,
         p.field.as_deref().unwrap_or(""),
@@ -170,7 +200,6 @@ fn check_row(
         Some(id) => source_id_key(&p.source, id),
         None => p.content_key,
     };
-    Ok(p)
 }
 
 fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
