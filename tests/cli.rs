@@ -478,7 +478,7 @@ fn proposals_are_queued_pending_with_the_value_at_ingest() {
 }
 
 #[test]
-fn signals_and_rules_that_repeat_are_kept_once_and_read_back_the_same() {
+fn signals_and_rules_that_repeat_are_kept_in_each_row_and_read_back_the_same() {
     let env = Env::with_crm();
     let empty: Vec<String> = env
         .conn()
@@ -501,21 +501,13 @@ fn signals_and_rules_that_repeat_are_kept_once_and_read_back_the_same() {
     env.cmd(&["propose", p.to_str().unwrap()])
         .assert()
         .success();
-    // The first is kept inline; from its second use on, the text is kept once and shared.
+    // Each proposal keeps its own signals and rules, in its own row.
     assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_proposals WHERE signals IS NOT NULL AND signals_shared IS NULL"),
-        1
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE signals IS NOT NULL AND rules IS NOT NULL"
+        ),
+        3
     );
-    assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_proposals WHERE signals IS NULL AND signals_shared IS NOT NULL"),
-        2
-    );
-    // Their rules (the default policy holds an unknown source for review) likewise.
-    assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_proposals WHERE rules IS NULL AND rules_shared IS NOT NULL"),
-        2
-    );
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_shared_texts"), 2);
     let shown = |id: &str| {
         let v = json_of(&mut env.cmd(&["show", id, "--json"]));
         (v["signals"].clone(), v["proposal"]["rules"].clone())
@@ -532,17 +524,6 @@ fn signals_and_rules_that_repeat_are_kept_once_and_read_back_the_same() {
         inline.1
     );
     assert_eq!(shown("clearbit:s-1"), inline);
-    assert_eq!(shown("clearbit:s-2"), inline);
-    // Proposals queued before texts were shared hold them inline, and read the same.
-    env.conn()
-        .execute_batch(
-            "UPDATE crmgate_proposals SET
-                 signals = (SELECT text FROM crmgate_shared_texts WHERE id = signals_shared),
-                 rules = (SELECT text FROM crmgate_shared_texts WHERE id = rules_shared),
-                 signals_shared = NULL, rules_shared = NULL
-             WHERE signals_shared IS NOT NULL",
-        )
-        .unwrap();
     assert_eq!(shown("clearbit:s-2"), inline);
 }
 
@@ -1438,9 +1419,7 @@ fn a_source_past_its_auto_limit_waits_for_review_with_the_limit_named() {
             "3 approved by the policy, 2 wait for review",
         ));
     let over = env.count(
-        "SELECT count(*) FROM crmgate_proposals p WHERE state = 'pending' AND coalesce(p.rules,
-             (SELECT text FROM crmgate_shared_texts t WHERE t.id = p.rules_shared))
-             LIKE '%max_auto_per_run%'",
+        "SELECT count(*) FROM crmgate_proposals p WHERE state = 'pending' AND p.rules LIKE '%max_auto_per_run%'",
     );
     assert_eq!(over, 2);
 }

@@ -6,7 +6,7 @@ use indicatif::ProgressBar;
 
 use super::{Ctx, Outcome, print_json};
 use crate::error::{Error, Result};
-use crate::ingest::proposals::{self, Options, Report};
+use crate::ingest::proposals::{self, Report, Request};
 use crate::ingest::{Format, Input};
 
 #[derive(Debug, clap::Args)]
@@ -64,23 +64,6 @@ pub fn ingest(
     rejects: Option<PathBuf>,
     ctx: &Ctx,
 ) -> Result<Report> {
-    // The rejects file is written beside its destination and moved into place only when the
-    // ingest commits, so a failed run never leaves a half-written one.
-    let mut rejects_tmp = match &rejects {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
-            let file = tmp.reopen().map_err(|e| Error::io(path, e))?;
-            let mut w = csv::Writer::from_writer(file);
-            w.write_record(proposals::rejects_header())
-                .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-            Some((tmp, w))
-        }
-        None => None,
-    };
     let bar = progress_bar(ctx, inputs);
     let progress = |input: &Input, bytes: u64| {
         if let Some(b) = &bar {
@@ -92,33 +75,26 @@ pub fn ingest(
         }
     };
     let (policy_version, policy) = super::policy::load(store)?;
-    // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
-    store.set_bulk_cache()?;
-    let mut opts = Options {
+    let request = Request {
+        inputs,
         source,
         skip_invalid,
+        rejects,
         actor: ctx.actor.clone(),
-        rejects: rejects_tmp.as_mut().map(|(_, w)| w),
-        progress: &progress,
+        now: ctx.now.clone(),
+        policy: &policy,
+        policy_version,
         bulk_min_rows: std::env::var("CRMGATE_BULK_MIN_ROWS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(proposals::BULK_MIN_ROWS),
-        policy: &policy,
-        policy_version,
+        progress: &progress,
     };
-    let now = ctx.now.clone();
-    let result = store.write(&now, |w| proposals::ingest(w, inputs, &mut opts));
+    let report = proposals::propose(store, &request);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let report = result?;
-    if let (Some((tmp, mut w)), Some(path)) = (rejects_tmp, rejects) {
-        w.flush().map_err(|e| Error::io(&path, e))?;
-        drop(w);
-        tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-    }
-    Ok(report)
+    report
 }
 
 fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {

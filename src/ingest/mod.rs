@@ -2,9 +2,14 @@
 //! comes through [`read_rows`], so stdin, line numbers, size limits and the file's SHA-256 behave
 //! the same everywhere. Rows stream to a callback; nothing holds the whole file.
 
+mod check;
 mod csv_rows;
+mod dedupe;
 mod json_rows;
+mod judge;
 pub mod proposals;
+mod queue;
+mod stage;
 
 use std::fs::File;
 use std::io::{self, Read};

@@ -186,6 +186,23 @@ CREATE TABLE crmgate_shared_texts (
 ALTER TABLE crmgate_proposals ADD COLUMN signals_shared INTEGER;
 ALTER TABLE crmgate_proposals ADD COLUMN rules_shared INTEGER;
 "#,
+    // 9: every proposal keeps its own signals and rules, in `signals` and `rules`, as before 8:
+    // the texts kept once go back inline and their table goes, and so do the columns that named
+    // them and `target_key`, which nothing has read since 6. One plain row per proposal is what
+    // every reader (review, apply, export) can rely on.
+    r#"
+UPDATE crmgate_proposals
+SET signals = (SELECT t.text FROM crmgate_shared_texts t WHERE t.id = signals_shared)
+WHERE signals IS NULL AND signals_shared IS NOT NULL;
+UPDATE crmgate_proposals
+SET rules = (SELECT t.text FROM crmgate_shared_texts t WHERE t.id = rules_shared)
+WHERE rules IS NULL AND rules_shared IS NOT NULL;
+DROP INDEX IF EXISTS crmgate_proposals_open_target;
+ALTER TABLE crmgate_proposals DROP COLUMN signals_shared;
+ALTER TABLE crmgate_proposals DROP COLUMN rules_shared;
+ALTER TABLE crmgate_proposals DROP COLUMN target_key;
+DROP TABLE crmgate_shared_texts;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the

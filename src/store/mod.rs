@@ -34,6 +34,12 @@ pub use stage::{KeyRow, Staged};
 /// The newest store schema this build knows.
 pub const SCHEMA_VERSION: i64 = migrations::MIGRATIONS.len() as i64;
 
+/// Every migration's SQL, in order: for tests that build a store as an earlier crmgate left it.
+#[doc(hidden)]
+pub fn migrations() -> &'static [&'static str] {
+    migrations::MIGRATIONS
+}
+
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
 
 /// How long a connection waits for a lock before giving up: `CRMGATE_BUSY_TIMEOUT_MS`, else
@@ -375,7 +381,6 @@ impl Store {
             now: now.to_string(),
             field_sql: std::cell::RefCell::new(Vec::new()),
             other_triggers: std::cell::Cell::new(None),
-            shared_texts: std::cell::RefCell::new(std::collections::HashMap::new()),
         })
     }
 
@@ -479,9 +484,6 @@ pub struct Writer<'s> {
     field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
     /// See [`Writer::other_triggers`].
     other_triggers: std::cell::Cell<Option<bool>>,
-    /// Texts seen in this transaction, and their shared id once they repeat: see
-    /// [`Writer::shared_text`].
-    shared_texts: std::cell::RefCell<std::collections::HashMap<String, Option<i64>>>,
 }
 
 impl<'s> Writer<'s> {

@@ -76,37 +76,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-/// Texts [`Writer::shared_text`] remembers per transaction. A run's common sets of signals are a
-/// few hundred; a text not remembered is kept inline, as before.
-const SHARED_TEXTS_MAX: usize = 16_384;
-
-/// Shorter texts (the empty rules, `{}`) are kept inline: see [`Writer::shared_text`].
-const SHARED_TEXT_MIN_LEN: usize = 8;
-
-/// A proposal's signals as JSON text, wherever they are kept (see migration 8 and
-/// [`Writer::shared_text`]).
-macro_rules! signals_sql {
-    () => {
-        "coalesce(p.signals,
-            (SELECT t.text FROM crmgate_shared_texts t WHERE t.id = p.signals_shared)) AS signals"
-    };
-}
-
-/// A proposal's rules as JSON text, likewise.
-macro_rules! rules_sql {
-    () => {
-        "coalesce(p.rules,
-            (SELECT t.text FROM crmgate_shared_texts t WHERE t.id = p.rules_shared)) AS rules"
-    };
-}
-
-const PROPOSAL_COLUMNS: &str = concat!(
-    "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, ",
-    rules_sql!(),
-    ", ",
-    signals_sql!(),
-    ", p.policy_version, p.baseline_fp, p.edited, p.proposed_value"
-);
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -173,7 +143,7 @@ pub(super) fn proposal_to_apply(
         let columns = PROPOSAL_COLUMNS
             .replace("i.file", "'' AS file")
             .replace("i.at", "'' AS at")
-            .replace(signals_sql!(), "NULL AS signals");
+            .replace("p.signals", "NULL AS signals");
         format!(
             "SELECT {columns}, (SELECT e.actor FROM crmgate_events e WHERE e.proposal_id = p.id
                  AND e.action IN ('approve', 'edit') AND e.actor_kind = 'human'
@@ -195,17 +165,14 @@ fn bind_verdict(
     stmt: &mut rusqlite::Statement<'_>,
     p: &NewProposal,
     v: &Verdict,
-    // Each `None` when it is kept shared (see [`Writer::shared_text`]).
-    inline_signals: Option<&str>,
-    inline_rules: Option<&str>,
 ) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(INPUT_COUNT + 1, &p.baseline)?;
     stmt.raw_bind_parameter(INPUT_COUNT + 2, &p.baseline_fp)?;
     stmt.raw_bind_parameter(INPUT_COUNT + 3, v.state.as_str())?;
     stmt.raw_bind_parameter(INPUT_COUNT + 4, v.confidence)?;
-    stmt.raw_bind_parameter(INPUT_COUNT + 5, inline_signals)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 5, &v.signals)?;
     stmt.raw_bind_parameter(INPUT_COUNT + 6, v.action.as_str())?;
-    stmt.raw_bind_parameter(INPUT_COUNT + 7, inline_rules)?;
+    stmt.raw_bind_parameter(INPUT_COUNT + 7, &v.decision)?;
     stmt.raw_bind_parameter(INPUT_COUNT + 8, v.policy_version)
 }
 
@@ -261,57 +228,19 @@ impl Writer<'_> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_proposals ({INPUT_COLUMNS}, baseline, baseline_fp, state,
-                 confidence, signals, decision, rules, policy_version, id, superseded_by,
-                 signals_shared, rules_shared, target_key)
-                 VALUES ({}, 0)",
-                placeholders(INPUT_COUNT + 12)
+                 confidence, signals, decision, rules, policy_version, id, superseded_by)
+                 VALUES ({})",
+                placeholders(INPUT_COUNT + 10)
             )
         });
-        let shared_signals = self.shared_text(&v.signals)?;
-        let inline_signals = shared_signals.is_none().then_some(v.signals.as_str());
-        let shared_rules = self.shared_text(&v.decision)?;
-        let inline_rules = shared_rules.is_none().then_some(v.decision.as_str());
         let mut stmt = self.prepared(&SQL).map_err(db_err)?;
         bind_input(&mut stmt, p, ingest_id)
-            .and_then(|()| bind_verdict(&mut stmt, p, v, inline_signals, inline_rules))
+            .and_then(|()| bind_verdict(&mut stmt, p, v))
             .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 9, id))
             .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 10, superseded_by))
-            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 11, shared_signals))
-            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 12, shared_rules))
             .and_then(|()| stmt.raw_execute())
             .map_err(db_err)?;
         Ok(())
-    }
-
-    /// The id under which `text` is kept once in `crmgate_shared_texts`, or `None` to keep it
-    /// inline. A text is shared from its second use in the transaction on (one seen once stays
-    /// inline, so the table holds only what repeats), and at most [`SHARED_TEXTS_MAX`] texts are
-    /// remembered per transaction, which bounds both its memory and what one run can add.
-    fn shared_text(&self, text: &str) -> Result<Option<i64>> {
-        // A reference costs a byte or three: a text that short gains nothing from sharing.
-        if text.len() < SHARED_TEXT_MIN_LEN {
-            return Ok(None);
-        }
-        let mut seen = self.shared_texts.borrow_mut();
-        match seen.get_mut(text) {
-            Some(Some(id)) => return Ok(Some(*id)),
-            Some(slot) => {
-                let mut stmt = self
-                    .prepared(
-                        "INSERT INTO crmgate_shared_texts (text) VALUES (?1)
-                         ON CONFLICT (text) DO UPDATE SET text = excluded.text RETURNING id",
-                    )
-                    .map_err(db_err)?;
-                let id: i64 = stmt.query_row([text], |r| r.get(0)).map_err(db_err)?;
-                *slot = Some(id);
-                return Ok(Some(id));
-            }
-            None => {}
-        }
-        if seen.len() < SHARED_TEXTS_MAX {
-            seen.insert(text.to_owned(), None);
-        }
-        Ok(None)
     }
 
     /// Calls `f` with the object and record of every undecided proposal, in index order.

@@ -1,0 +1,349 @@
+//! The first stage of a propose run: each row read from a proposal file, checked on its own
+//! (against the live schema, and each value for its field) into a [`NewProposal`], or the
+//! reason it cannot be one. Nothing here looks at the store's rows, so it runs on the reading
+//! thread, beside the one that stages what passes.
+
+use super::{Cell, Item, Row};
+use crate::model::{Kind, NewProposal, Value, key64, source_id_key};
+use crate::schema::{Column, Object, Schema, suggestion_suffix};
+use crate::validate::{self, short};
+
+/// The columns of a proposal file (SPEC §3), in the order the rejects file repeats them.
+pub const COLUMNS: [&str; 12] = [
+    "id",
+    "source",
+    "kind",
+    "object",
+    "record",
+    "field",
+    "value",
+    "merge_into",
+    "confidence",
+    "expected",
+    "trigger",
+    "reason",
+];
+const ID: usize = 0;
+const SOURCE: usize = 1;
+const KIND: usize = 2;
+const OBJECT: usize = 3;
+const RECORD: usize = 4;
+const FIELD: usize = 5;
+const VALUE: usize = 6;
+const MERGE_INTO: usize = 7;
+const CONFIDENCE: usize = 8;
+const EXPECTED: usize = 9;
+const TRIGGER: usize = 10;
+const REASON: usize = 11;
+
+const MAX_ID_BYTES: usize = 256;
+
+fn source_name_problem(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    (!ok).then(|| {
+        format!(
+            "source \"{}\" is not a valid name (1 to 64 of a-z A-Z 0-9 - _ .)",
+            short(s)
+        )
+    })
+}
+
+/// Every check of SPEC §3 on one row that needs no lookup: against the live schema, and of each
+/// value for its field. The record lookups follow in [`Judge`](super::judge::Judge).
+fn check_row(
+    schema: &Schema,
+    row: &Row,
+    default_source: Option<&str>,
+) -> Result<NewProposal, String> {
+    let c = &row.cells;
+    let source = row_source(c, default_source)?;
+    let ext_id = row_ext_id(c)?;
+    let kind = row_kind(c)?;
+    let obj = row_object(c, schema)?;
+    let record = required(c, RECORD)?.to_string();
+    let stated_confidence = row_confidence(c)?;
+    let mut p = NewProposal {
+        line: row.line,
+        source: source.to_string(),
+        ext_id,
+        kind,
+        object: obj.name.clone(),
+        record,
+        field: None,
+        value: Value::Null,
+        merge_into: None,
+        stated_confidence,
+        expected: None,
+        trigger: c[TRIGGER].trimmed().map(str::to_string),
+        reason: c[REASON]
+            .text()
+            .map(str::to_string)
+            .filter(|s| !s.is_empty()),
+        baseline: Value::Null,
+        baseline_fp: None,
+        content_key: 0,
+        dedupe_key: 0,
+    };
+    if kind == Kind::Merge {
+        check_merge(obj, row, &mut p)?;
+    } else {
+        check_field_write(obj, row, &mut p)?;
+    }
+    set_keys(&mut p);
+    Ok(p)
+}
+
+/// The trimmed text of a column the row must have.
+fn required(c: &[Cell], i: usize) -> Result<&str, String> {
+    match &c[i] {
+        Cell::Text(s) if !s.trim().is_empty() => Ok(s.trim()),
+        _ => Err(format!("missing \"{}\"", COLUMNS[i])),
+    }
+}
+
+/// The row's source, or `--source` for a row that names none.
+fn row_source<'r>(c: &'r [Cell], default: Option<&'r str>) -> Result<&'r str, String> {
+    let source = match (c[SOURCE].trimmed(), default) {
+        (Some(s), Some(d)) if s != d => {
+            return Err(format!("source \"{}\" differs from --source {d}", short(s)));
+        }
+        (Some(s), _) => s,
+        (None, Some(d)) => d,
+        (None, None) => return Err("missing \"source\" (or pass --source NAME)".into()),
+    };
+    match source_name_problem(source) {
+        Some(p) => Err(p),
+        None => Ok(source),
+    }
+}
+
+/// The source's own id for the proposal, when it gives one.
+fn row_ext_id(c: &[Cell]) -> Result<Option<String>, String> {
+    match &c[ID] {
+        Cell::Text(s) if !s.is_empty() => {
+            if s.len() > MAX_ID_BYTES || s.chars().any(char::is_control) {
+                return Err(format!(
+                    "id \"{}\" is too long or has control characters",
+                    short(s)
+                ));
+            }
+            Ok(Some(s.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn row_kind(c: &[Cell]) -> Result<Kind, String> {
+    let kind = required(c, KIND)?;
+    Kind::parse(kind).ok_or_else(|| {
+        format!(
+            "bad kind \"{}\" (one of: update, verify, lifecycle, owner, merge){}",
+            short(kind),
+            suggestion_suffix(kind, Kind::ALL.iter().map(|k| k.as_str()))
+        )
+    })
+}
+
+/// The object the row names, as the live schema has it.
+fn row_object<'s>(c: &[Cell], schema: &'s Schema) -> Result<&'s Object, String> {
+    let name = required(c, OBJECT)?;
+    schema
+        .object(name)
+        .ok_or_else(|| match schema.unusable.get(name) {
+            Some(why) => format!("object \"{name}\" cannot be used: {why}"),
+            None => format!(
+                "unknown object \"{}\"{}",
+                short(name),
+                suggestion_suffix(name, schema.objects.keys().map(String::as_str))
+            ),
+        })
+}
+
+/// The confidence the source states, when it states one: a number from 0 to 1.
+fn row_confidence(c: &[Cell]) -> Result<Option<f64>, String> {
+    let Some(s) = c[CONFIDENCE].trimmed() else {
+        return Ok(None);
+    };
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && (0.0..=1.0).contains(&f) => Ok(Some(f)),
+        Ok(_) => Err(format!("confidence {s} is outside 0..1")),
+        Err(_) => Err(format!("confidence \"{}\" is not a number", short(s))),
+    }
+}
+
+/// The proposal's content key (over every column as checked) and dedupe key (of the source
+/// and id, or the content key when there is no id).
+fn set_keys(p: &mut NewProposal) {
+    // Straight into a buffer (`to_string` would go through `Display`): every row is keyed.
+    let json = |v: &Value| serde_json::to_string(&v.to_json()).expect("JSON serializes");
+    let json_or_empty = |v: &Option<Value>| v.as_ref().map(json).unwrap_or_default();
+    p.content_key = key64(&[
+        &p.source,
+        p.ext_id.as_deref().unwrap_or(""),
+        p.kind.as_str(),
+        &p.object,
+        &p.record,
+        p.field.as_deref().unwrap_or(""),
+        &json(&p.value),
+        p.merge_into.as_deref().unwrap_or(""),
+        &p.stated_confidence
+            .map(|f| f.to_string())
+            .unwrap_or_default(),
+        &json_or_empty(&p.expected),
+        p.trigger.as_deref().unwrap_or(""),
+        p.reason.as_deref().unwrap_or(""),
+    ]);
+    p.dedupe_key = match &p.ext_id {
+        Some(id) => source_id_key(&p.source, id),
+        None => p.content_key,
+    };
+}
+
+fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
+    let c = &row.cells;
+    if c[FIELD].trimmed().is_some() {
+        return Err("a merge takes no \"field\"".into());
+    }
+    if c[VALUE].trimmed().is_some() {
+        return Err("a merge takes no \"value\"".into());
+    }
+    if c[EXPECTED].trimmed().is_some() {
+        return Err("a merge takes no \"expected\"".into());
+    }
+    let into = c[MERGE_INTO]
+        .trimmed()
+        .ok_or("a merge needs \"merge_into\": the id of the record that survives")?;
+    if into == p.record {
+        return Err(format!(
+            "cannot merge {}/{} into itself",
+            obj.name,
+            short(&p.record)
+        ));
+    }
+    p.merge_into = Some(into.to_string());
+    Ok(())
+}
+
+fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
+    let c = &row.cells;
+    if c[MERGE_INTO].trimmed().is_some() {
+        return Err(format!("\"merge_into\" is only for merges, not {}", p.kind));
+    }
+    let given = c[FIELD].trimmed();
+    let field_name = match (p.kind.implied_field(), given) {
+        (None, None) => return Err(format!("{} needs a \"field\"", p.kind)),
+        (None, Some(f)) => f,
+        (Some(implied), Some(f)) if f != implied => {
+            return Err(format!(
+                "{} always writes \"{implied}\", not \"{}\"",
+                p.kind,
+                short(f)
+            ));
+        }
+        (Some(implied), _) => implied,
+    };
+    let column: &Column = obj.column(field_name).ok_or_else(|| {
+        format!(
+            "field \"{}\" does not exist on {}{}",
+            short(field_name),
+            obj.name,
+            suggestion_suffix(field_name, obj.column_names())
+        )
+    })?;
+    if column.primary_key {
+        return Err(format!(
+            "\"{field_name}\" is the primary key of {}; it cannot be changed",
+            obj.name
+        ));
+    }
+    let raw = match &c[VALUE] {
+        Cell::Absent => return Err("missing \"value\" (an empty value clears the field)".into()),
+        Cell::Null => None,
+        Cell::Text(s) if s.is_empty() => None,
+        Cell::Text(s) => Some(s.as_str()),
+    };
+    let value = validate::value_for(column, raw).map_err(|e| format!("{field_name}: {e}"))?;
+    p.expected = c[EXPECTED].text().filter(|s| !s.is_empty()).map(|s| {
+        validate::value_for(column, Some(s)).unwrap_or_else(|_| Value::Text(s.to_string()))
+    });
+    p.field = Some(column.name.clone());
+    p.value = value;
+    Ok(())
+}
+
+/// A row as the reading thread leaves it: a proposal that passed every check needing no
+/// lookup, or why it did not (with its cells, for the rejects file). Nearly every row is the
+/// large variant, so boxing it would only add an allocation per row.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Checked {
+    Good(NewProposal),
+    Bad {
+        line: u64,
+        message: String,
+        cells: Option<Vec<String>>,
+    },
+}
+
+impl Checked {
+    pub(super) fn of(schema: &Schema, item: Item, source: Option<&str>) -> Checked {
+        match item {
+            Item::Unreadable { line, message } => Checked::Bad {
+                line,
+                message,
+                cells: None,
+            },
+            Item::Row(row) if !row.problems.is_empty() => Checked::Bad {
+                line: row.line,
+                message: row.problems.join("; "),
+                cells: Some(row_cells(&row)),
+            },
+            Item::Row(row) => match check_row(schema, &row, source) {
+                Ok(p) => Checked::Good(p),
+                Err(message) => Checked::Bad {
+                    line: row.line,
+                    message,
+                    cells: Some(row_cells(&row)),
+                },
+            },
+        }
+    }
+}
+
+/// A row's cells as read, for the rejects file.
+fn row_cells(row: &Row) -> Vec<String> {
+    row.cells
+        .iter()
+        .map(|c| c.text().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A staged proposal's cells, in `COLUMNS` order, for the rejects file.
+pub(super) fn proposal_cells(p: &NewProposal) -> Vec<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    vec![
+        opt(&p.ext_id),
+        p.source.clone(),
+        p.kind.as_str().to_string(),
+        p.object.clone(),
+        p.record.clone(),
+        opt(&p.field),
+        p.value.display(),
+        opt(&p.merge_into),
+        p.stated_confidence
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        p.expected.as_ref().map(Value::display).unwrap_or_default(),
+        opt(&p.trigger),
+        opt(&p.reason),
+    ]
+}
+
+/// The header of a rejects file.
+pub fn rejects_header() -> Vec<&'static str> {
+    let mut h = vec!["file", "line", "error"];
+    h.extend(COLUMNS);
+    h
+}
