@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fixtures;
 use crate::ingest::Input;
-use crate::ingest::proposals::{self, Options, Report};
+use crate::ingest::proposals::{self, Report, Request};
 use crate::model::NewEvent;
 use crate::store::{OpenMode, Store};
 
@@ -132,17 +132,21 @@ pub fn bad_input() -> Result<Input> {
 /// Ingests `inputs` under the policy in force, in one transaction: all rows or none.
 pub fn ingest(store: &mut Store, inputs: &[Input], actor: &str, now: &str) -> Result<Report> {
     let (policy_version, policy) = super::policy::load(store)?;
-    let mut opts = Options {
-        source: None,
-        skip_invalid: false,
-        actor: actor.to_string(),
-        rejects: None,
-        progress: &|_, _| {},
-        bulk_min_rows: proposals::BULK_MIN_ROWS,
-        policy: &policy,
-        policy_version,
-    };
-    store.write(now, |w| proposals::ingest(w, inputs, &mut opts))
+    proposals::propose(
+        store,
+        &Request {
+            inputs,
+            source: None,
+            skip_invalid: false,
+            rejects: None,
+            actor: actor.to_string(),
+            now: now.to_string(),
+            policy: &policy,
+            policy_version,
+            bulk_min_rows: proposals::BULK_MIN_ROWS,
+            progress: &|_, _| {},
+        },
+    )
 }
 
 /// Loads the demo into a store: the bundled CRM records, then the bundled proposals.
