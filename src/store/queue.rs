@@ -459,8 +459,8 @@ impl Store {
 impl Store {
     /// Per source: volume, decisions, and the human decisions on its proposals (from the audit
     /// log: `approve`, `reject` and `edit` events by humans).
-    pub fn source_stats(&self) -> Result<Vec<crate::sources::SourceStats>> {
-        let mut out: Vec<crate::sources::SourceStats> = Vec::new();
+    pub fn source_stats(&self) -> Result<Vec<crate::model::SourceStats>> {
+        let mut out: Vec<crate::model::SourceStats> = Vec::new();
         let mut stmt = self
             .conn
             .prepare(
@@ -472,7 +472,7 @@ impl Store {
         let mut rows = stmt.query([]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
             let n = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.unwrap_or(0) as u64);
-            out.push(crate::sources::SourceStats {
+            out.push(crate::model::SourceStats {
                 source: r.get(0).map_err(db_err)?,
                 proposals: n(1).map_err(db_err)?,
                 auto: n(2).map_err(db_err)?,
