@@ -97,7 +97,7 @@ pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
         (Some(d), Some(v)) => {
             let policy = store
                 .policy_version(v)?
-                .and_then(|pv| crate::policy::parse(&pv.text, store.schema()).ok());
+                .and_then(|pv| crate::policy::parse_in_force(&pv.text, store.schema()).ok());
             match policy {
                 Some(policy) => d.why(&policy),
                 None => d

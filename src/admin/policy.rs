@@ -6,13 +6,21 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Problems, Result};
 use crate::model::{Action, Kind, NewEvent, Value};
-use crate::policy::{self, Decision, Facts, Policy, Situation};
+use crate::policy::{self, Decision, Facts, Fit, Policy, Situation};
 use crate::schema::{Object, Schema};
 use crate::store::{Pause, PolicyVersion, Replay, Store, Writer};
 
-/// Parses `text` (named `name` in messages) against the store's schema.
+/// Parses a new policy's `text` (named `name` in messages) against the store's schema.
 pub fn parse(name: &str, text: &str, schema: &Schema) -> Result<Policy> {
-    policy::parse(text, schema).map_err(|found| {
+    parse_as(name, text, schema, Fit::Strict)
+}
+
+fn parse_as(name: &str, text: &str, schema: &Schema, fit: Fit) -> Result<Policy> {
+    let parsed = match fit {
+        Fit::Strict => policy::parse(text, schema),
+        Fit::InForce => policy::parse_in_force(text, schema),
+    };
+    parsed.map_err(|found| {
         let mut problems = Problems::default();
         for p in found {
             problems.push(name, p.line as u64, p.message);
@@ -28,11 +36,27 @@ fn no_policy() -> Error {
     )
 }
 
-/// The policy in force and its version.
+/// The policy in force and its version. It is read even when it names columns the store no
+/// longer has: those rules send what they could match to review (see [`Fit::InForce`]).
 pub fn load(store: &Store) -> Result<(i64, Policy)> {
     let v = store.current_policy()?.ok_or_else(no_policy)?;
     let name = format!("policy version {}", v.version);
-    Ok((v.version, parse(&name, &v.text, store.schema())?))
+    let policy = parse_as(&name, &v.text, store.schema(), Fit::InForce)?;
+    Ok((v.version, policy))
+}
+
+/// What in the policy in force the store can no longer evaluate, one line per rule, each naming
+/// the command that fixes it.
+pub fn warnings(policy: &Policy) -> Vec<String> {
+    policy
+        .unevaluable()
+        .filter_map(|r| r.unevaluable())
+        .map(|why| {
+            format!(
+                "{why}: what it could match goes to review; fix the policy and install it with `crmgate policy set FIXED.toml`"
+            )
+        })
+        .collect()
 }
 
 /// The text of policy version `number`, or of the one in force.
@@ -92,8 +116,8 @@ pub fn install(w: &Writer<'_>, name: &str, text: &str, actor: &str) -> Result<In
 /// Installs `text` (from the file `name`) for `actor`, who must be an admin under the policy in
 /// force, if there is one.
 pub fn set(store: &mut Store, name: &str, text: &str, actor: &str, now: &str) -> Result<Installed> {
-    if let Some(current) = store.current_policy()? {
-        let policy = parse("the policy in force", &current.text, store.schema())?;
+    if store.current_policy()?.is_some() {
+        let (_, policy) = load(store)?;
         if !policy.has_role(actor, "admin") {
             return Err(Error::refused_with_hint(
                 format!("{actor} may not change the policy: it takes the admin role"),
