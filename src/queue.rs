@@ -39,6 +39,8 @@ pub struct Status {
     pub by_source: Vec<CountRow>,
     /// The five latest.
     pub recent_ingests: Vec<IngestRow>,
+    /// What is wrong with the policy in force, each with the command that fixes it.
+    pub policy_warnings: Vec<String>,
 }
 
 impl Status {
@@ -55,7 +57,19 @@ pub fn status(store: &Store) -> Result<Status> {
         by_kind: store.count_proposals_by("kind")?,
         by_source: store.count_proposals_by("source")?,
         recent_ingests: store.recent_ingests(5)?,
+        policy_warnings: policy_warnings(store),
     })
+}
+
+/// The policy in force's rules the store can no longer evaluate, or why there is no policy.
+fn policy_warnings(store: &Store) -> Vec<String> {
+    match crate::admin::policy::load(store) {
+        Ok((_, policy)) => crate::admin::policy::warnings(&policy),
+        Err(e) => vec![match e.hint() {
+            Some(h) => format!("{e}; {h}"),
+            None => e.to_string(),
+        }],
+    }
 }
 
 /// `filter` with its object checked against the live schema: a name that is none is refused.

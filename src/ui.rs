@@ -75,6 +75,12 @@ impl Ui {
     }
 }
 
+/// `n` and the noun that fits it: `1 proposal`, `2 proposals`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// When human output is coloured; `Auto` colours a terminal unless NO_COLOR is set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorMode {

@@ -206,10 +206,28 @@ impl Ctx {
 /// The acting user: `--as`, `CRMGATE_USER` (both via clap), else the OS user.
 fn resolve_actor(flag: Option<String>) -> String {
     flag.filter(|s| !s.trim().is_empty())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+        .unwrap_or_else(os_user)
+}
+
+/// The OS user this process runs as, from the password database: not `$USER`, which anyone can
+/// set. A uid the database does not know is named by its number, never as "unknown".
+pub fn os_user() -> String {
+    let uid = unsafe { libc::geteuid() };
+    passwd_name(uid).unwrap_or_else(|| format!("uid-{uid}"))
+}
+
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the size given; on success `found` points to
+    // `pwd`, whose strings live in `buf`, read before either goes out of scope.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.

@@ -68,10 +68,14 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
             "by_kind": s.by_kind,
             "by_source": s.by_source,
             "recent_ingests": s.recent_ingests,
+            "policy_warnings": s.policy_warnings,
         }))?;
         return Ok(Outcome::Done);
     }
     let total = s.total();
+    for w in &s.policy_warnings {
+        print_out(format!("{} {}", ctx.ui.heading("POLICY:"), safe(w)))?;
+    }
     for p in &s.paused {
         print_out(format!(
             "{} {} since {} by {}: {}",
