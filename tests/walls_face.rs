@@ -254,3 +254,28 @@ fn with_no_user_in_the_environment_the_actor_is_the_os_user_not_unknown() {
     let actor: String = env.one("SELECT actor FROM crmgate_events WHERE action = 'pause'");
     assert_eq!(actor, passwd_user());
 }
+
+#[test]
+fn a_store_in_a_missing_directory_names_the_directory_and_a_cause_is_said_once() {
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let missing = env.dir.path().join("no-such-dir").join("crm.db");
+    for args in [["init"], ["status"]] {
+        let out = Command::cargo_bin("crmgate")
+            .unwrap()
+            .arg("--db")
+            .arg(&missing)
+            .args(args)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{e}");
+        assert!(
+            e.contains("no-such-dir does not exist") && e.contains("mkdir -p"),
+            "{e}"
+        );
+    }
+    let e = refused(env.cmd(&["policy", "check", "nowhere.toml"]));
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+}

@@ -23,6 +23,7 @@ fn purpose(demo: bool) -> Purpose {
 }
 
 pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
+    super::store_place(&ctx.db)?;
     let Initialized { mut store, created } =
         setup::init(&ctx.db, purpose(args.demo), &ctx.actor, &ctx.now)?;
     if created.is_empty() {
@@ -60,6 +61,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     } else {
         PathBuf::from(DEMO_DB)
     };
+    super::store_place(&db)?;
     setup::clear_demo_store(&db)?;
     let demo_ctx = Ctx {
         db: db.clone(),

@@ -199,8 +199,42 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
+        store_place(&self.db)?;
         Store::open(&self.db, OpenMode::Existing)
     }
+}
+
+/// Refuses a store path that cannot be a store file, saying why: its directory does not exist,
+/// or it is a directory itself. SQLite would only say it "cannot open" it.
+pub fn store_place(db: &std::path::Path) -> Result<()> {
+    if db.is_dir() {
+        return Err(Error::refused_with_hint(
+            format!("{} is a directory, not a store file", db.display()),
+            format!(
+                "give --db a file in it, e.g. `--db {}`",
+                db.join("crm.db").display()
+            ),
+        ));
+    }
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::refused_with_hint(
+        format!(
+            "the directory {} does not exist, so the store {} cannot be there",
+            dir.display(),
+            db.display()
+        ),
+        format!(
+            "create it with `mkdir -p {}` and then `crmgate init --db {}`, or point --db at an existing store",
+            dir.display(),
+            db.display()
+        ),
+    ))
 }
 
 /// The acting user: `--as`, `CRMGATE_USER` (both via clap), else the OS user.
@@ -293,13 +327,19 @@ pub fn report_error(e: &Error, ui: &Ui) {
         .map(|l| crate::ui::safe(l).into_owned())
         .collect();
     let _ = writeln!(err, "{label} {}", text.join("\n"));
+    // A cause the message already quotes (`FILE: No such file or directory`) is not repeated.
+    let mut said = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        let _ = writeln!(err, "caused by: {}", crate::ui::safe(&s.to_string()));
+        let cause = s.to_string();
+        if !said.contains(&cause) {
+            let _ = writeln!(err, "caused by: {}", crate::ui::safe(&cause));
+            said.push_str(&cause);
+        }
         source = s.source();
     }
     if let Some(h) = e.hint() {
-        let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "hint: {}", crate::ui::safe(&h));
     }
 }
 
