@@ -279,3 +279,23 @@ fn a_store_in_a_missing_directory_names_the_directory_and_a_cause_is_said_once()
     let e = refused(env.cmd(&["policy", "check", "nowhere.toml"]));
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 }
+
+#[test]
+fn piped_tables_fit_columns_else_80() {
+    let env = Env::demo();
+    let widest = |c: &mut Command| {
+        let (out, _) = ok(c);
+        out.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+    };
+    for id in ["3", "34"] {
+        let mut narrow = env.cmd(&["show", id]);
+        narrow.env("COLUMNS", "80");
+        assert!(widest(&mut narrow) <= 80, "show {id} under COLUMNS=80");
+        let mut unset = env.cmd(&["show", id]);
+        unset.env_remove("COLUMNS");
+        assert!(widest(&mut unset) <= 80, "show {id} piped, COLUMNS unset");
+    }
+    let mut list = env.cmd(&["list"]);
+    list.env("COLUMNS", "100");
+    assert!(widest(&mut list) <= 100);
+}
