@@ -905,10 +905,11 @@ impl Review<'_> {
             }
             'a' => self.decide_rest(s, c, Verb::Approve { note: None }, Done::Approved),
             'd' => {
-                let ask = format!(
-                    "Reason for rejecting these {} proposals (empty: cancel)",
-                    c.same_record + 1
-                );
+                let these = match c.same_record + 1 {
+                    1 => "this proposal".to_string(),
+                    n => format!("these {n} proposals"),
+                };
+                let ask = format!("Reason for rejecting {these} (empty: cancel)");
                 match reason(prompt, &ask)? {
                     Some(reason) => self.decide_rest(s, c, Verb::Reject { reason }, Done::Rejected),
                     None => Ok(After::Again),

@@ -299,3 +299,18 @@ fn piped_tables_fit_columns_else_80() {
     list.env("COLUMNS", "100");
     assert!(widest(&mut list) <= 100);
 }
+
+#[test]
+fn counts_read_in_the_singular_for_one() {
+    let env = Env::demo();
+    let (_, said) = ok(env.cmd(&["reject", "hubspot-ai:hs-405", "--reason", "wrong"]));
+    assert!(said.contains("1 proposal rejected"), "{said}");
+    assert!(!said.contains("0 not"), "{said}");
+    let p = env.write(
+        "one.csv",
+        "id,source,kind,object,record,field,value\nq1,apollo,update,contacts,c-1001,title,CTO\n",
+    );
+    ok(env.cmd(&["propose", &p]));
+    let (shown, _) = ok(env.cmd(&["show", "apollo:q1"]));
+    assert!(shown.contains("1 row from"), "{shown}");
+}

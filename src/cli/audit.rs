@@ -7,6 +7,7 @@ use crate::admin::audit::{self, Verified};
 use crate::audit::Checkpoint;
 use crate::error::{Error, Result};
 use crate::ingest::Format;
+use crate::ui::count;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -64,7 +65,8 @@ fn verify(checkpoint: Option<PathBuf>, ctx: &Ctx) -> Result<Outcome> {
                 print_json(&serde_json::json!({ "ok": true, "events": events }))?;
             } else {
                 ctx.ui.note(format!(
-                    "ok: {events} events, the chain is unbroken{}",
+                    "ok: {}, the chain is unbroken{}",
+                    count(events, "event", "events"),
                     if cp.is_some() {
                         " and reaches the checkpoint"
                     } else {
@@ -100,6 +102,7 @@ fn export(format: &str, since: Option<&str>, ctx: &Ctx) -> Result<Outcome> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = audit::export(&store, format, since.as_deref(), &mut out)?;
-    ctx.ui.note(format!("exported {n} events"));
+    ctx.ui
+        .note(format!("exported {}", count(n, "event", "events")));
     Ok(Outcome::Done)
 }

@@ -92,11 +92,11 @@ fn run(ids: Vec<String>, filter: &Filter, verb: Verb, ctx: &Ctx) -> Result<Outco
                 crate::ui::safe(&f.error)
             );
         }
-        ctx.ui.note(format!(
-            "{} {done_word}, {} not",
-            batch.done,
-            batch.refused.len()
-        ));
+        let done = crate::ui::count(batch.done as u64, "proposal", "proposals");
+        ctx.ui.note(match batch.refused.len() {
+            0 => format!("{done} {done_word}"),
+            n => format!("{done} {done_word}; {n} not, for the reasons above"),
+        });
         for p in &batch.paused {
             eprintln!("paused source {}", crate::ui::safe(p));
         }

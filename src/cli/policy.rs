@@ -100,7 +100,8 @@ fn check(file: &str, ctx: &Ctx) -> Result<Outcome> {
     if ctx.ui.json {
         print_json(&serde_json::json!({ "ok": true, "rules": p.rules.len() }))?;
     } else {
-        ctx.ui.note(format!("{file}: ok ({} rules)", p.rules.len()));
+        let rules = count(p.rules.len() as u64, "rule", "rules");
+        ctx.ui.note(format!("{file}: ok ({rules})"));
     }
     Ok(Outcome::Done)
 }

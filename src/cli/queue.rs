@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::model::{Kind, Proposal, State, Value};
 use crate::queue::{self, ChangeView, ProposalView, Shown};
 use crate::store::ListFilter;
-use crate::ui::{Ui, safe};
+use crate::ui::{Ui, count, safe};
 
 /// The narrowing the queue commands share: one source, kind or object.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -90,9 +90,9 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
         ))?;
     }
     print_out(format!(
-        "{} {} proposals in {}",
+        "{} {} in {}",
         ctx.ui.heading("Queue:"),
-        total,
+        count(total as u64, "proposal", "proposals"),
         safe(&s.store.display().to_string())
     ))?;
     if total == 0 {
@@ -476,8 +476,12 @@ fn event_summary(e: &crate::audit::EventRow) -> String {
     let s = |k: &str| detail.get(k).map(json_display).unwrap_or_default();
     match e.action.as_str() {
         "ingest" => format!(
-            "{} rows from {} (sha256 {}…)",
-            s("rows"),
+            "{} from {} (sha256 {}…)",
+            count(
+                detail.get("rows").and_then(|r| r.as_u64()).unwrap_or(0),
+                "row",
+                "rows"
+            ),
             s("file"),
             s("sha256").chars().take(12).collect::<String>()
         ),

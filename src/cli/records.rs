@@ -3,6 +3,7 @@
 use super::{Ctx, Outcome, print_json};
 use crate::error::Result;
 use crate::ingest::{Format, Input};
+use crate::ui::count;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -36,9 +37,9 @@ pub fn import(args: ImportArgs, ctx: &Ctx) -> Result<Outcome> {
         print_json(&report)?;
     } else {
         ctx.ui.note(format!(
-            "{}: {} rows into {}: {} inserted, {} updated, {} unchanged",
+            "{}: {} into {}: {} inserted, {} updated, {} unchanged",
             crate::ui::safe(&report.file),
-            report.rows,
+            count(report.rows, "row", "rows"),
             report.object,
             report.inserted,
             report.updated,
@@ -55,6 +56,10 @@ pub fn export(args: ExportArgs, ctx: &Ctx) -> Result<Outcome> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = crate::records::export(&store, obj, format, args.spreadsheet_safe, &mut out)?;
-    ctx.ui.note(format!("exported {n} {} records", obj.name));
+    ctx.ui.note(format!(
+        "exported {} of {}",
+        count(n, "record", "records"),
+        obj.name
+    ));
     Ok(Outcome::Done)
 }
