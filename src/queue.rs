@@ -12,18 +12,38 @@ use crate::store::{ChangeRow, CountRow, IngestRow, ListFilter, Pause, Store};
 use crate::ui::safe;
 
 /// A proposal by its address: crmgate's id (`42`, or `#42`) or the proposer's `SOURCE:ID`.
+/// An address that finds nothing says what it may have meant (`w4`: `zoominfo:w4`).
 pub fn find(store: &Store, id: &str) -> Result<Proposal> {
     let found = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
         store.proposal(n)?
     } else if let Some((source, ext)) = id.split_once(':') {
         store.proposal_by_source_id(source, ext)?
     } else {
+        None
+    };
+    if let Some(p) = found {
+        return Ok(p);
+    }
+    let ext = id.split_once(':').map(|(_, e)| e).unwrap_or(id);
+    let meant = store.source_ids_for(ext)?;
+    if !meant.is_empty() {
+        let meant: Vec<String> = meant.iter().map(|m| safe(m).into_owned()).collect();
+        return Err(Error::refused_with_hint(
+            format!(
+                "no proposal is \"{}\" (did you mean {}?)",
+                safe(id),
+                meant.join(" or ")
+            ),
+            "a proposer's id goes with its source: SOURCE:ID, e.g. clearbit:p-17",
+        ));
+    }
+    if id.parse::<i64>().is_err() && !id.contains(':') {
         return Err(Error::refused_with_hint(
             format!("\"{}\" is not a proposal id", safe(id)),
-            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17)",
+            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17); `crmgate list` shows both",
         ));
-    };
-    found.ok_or_else(|| Error::NotFound {
+    }
+    Err(Error::NotFound {
         what: "proposal",
         id: safe(id).into_owned(),
     })

@@ -314,3 +314,15 @@ fn counts_read_in_the_singular_for_one() {
     let (shown, _) = ok(env.cmd(&["show", "apollo:q1"]));
     assert!(shown.contains("1 row from"), "{shown}");
 }
+
+#[test]
+fn a_proposers_id_without_its_source_suggests_the_source() {
+    let env = Env::demo();
+    let out = env.cmd(&["approve", "hs-405"]).output().expect("run");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("did you mean hubspot-ai:hs-405?"), "{e}");
+    assert_eq!(env.state("hubspot-ai:hs-405"), "pending");
+    let e = refused(env.cmd(&["show", "hs-405"]));
+    assert!(e.contains("did you mean hubspot-ai:hs-405?"), "{e}");
+}

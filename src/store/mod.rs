@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod lookup;
 mod migrations;
 mod pauses;
 mod policies;
