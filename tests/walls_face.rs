@@ -326,3 +326,34 @@ fn a_proposers_id_without_its_source_suggests_the_source() {
     let e = refused(env.cmd(&["show", "hs-405"]));
     assert!(e.contains("did you mean hubspot-ai:hs-405?"), "{e}");
 }
+
+#[test]
+fn sources_shows_which_sources_are_paused() {
+    let env = Env::demo();
+    ok(env.cmd(&["pause", "--source", "apollo", "--reason", "bad batch"]));
+    ok(env.cmd(&["pause", "--source", "newbot", "--reason", "not yet vetted"]));
+    let mut wide = env.cmd(&["sources"]);
+    wide.env("COLUMNS", "400");
+    let (table, _) = ok(wide);
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+            .to_string()
+    };
+    assert!(table.contains("paused"), "{table}");
+    assert!(row("apollo").contains("bad batch"), "{table}");
+    assert!(row("newbot").contains("not yet vetted"), "{table}");
+    assert!(!row("clearbit").contains("since"), "{table}");
+    let mut json = env.cmd(&["sources", "--json"]);
+    let (out, _) = ok(&mut json);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let apollo = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stats"]["source"] == "apollo")
+        .unwrap();
+    assert_eq!(apollo["paused"]["reason"], "bad batch");
+}
