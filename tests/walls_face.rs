@@ -357,3 +357,27 @@ fn sources_shows_which_sources_are_paused() {
         .unwrap();
     assert_eq!(apollo["paused"]["reason"], "bad batch");
 }
+
+#[test]
+fn export_and_audit_export_take_the_same_three_formats() {
+    let env = Env::demo();
+    let out = |args: &[&str]| ok(env.cmd(args)).0;
+    let lines = out(&["audit", "export"]);
+    let events: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("the default stays JSON Lines"))
+        .collect();
+    let array: Vec<serde_json::Value> =
+        serde_json::from_str(&out(&["audit", "export", "--format", "json"])).unwrap();
+    assert_eq!(array, events);
+    let csv = out(&["audit", "export", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), events.len() + 1);
+
+    let records = out(&["export", "companies"]);
+    assert!(records.starts_with("id,name,"), "the default stays CSV");
+    let array: Vec<serde_json::Value> =
+        serde_json::from_str(&out(&["export", "companies", "--format", "json"])).unwrap();
+    let jsonl = out(&["export", "companies", "--format", "jsonl"]);
+    assert_eq!(jsonl.lines().count(), array.len());
+    assert_eq!(records.lines().count(), array.len() + 1);
+}

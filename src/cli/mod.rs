@@ -41,6 +41,25 @@ impl From<ColorArg> for ColorMode {
     }
 }
 
+/// `--format` of every command that reads or writes records or events: the same three formats
+/// everywhere (each command keeps its own default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+impl From<FormatArg> for crate::ingest::Format {
+    fn from(f: FormatArg) -> crate::ingest::Format {
+        match f {
+            FormatArg::Csv => crate::ingest::Format::Csv,
+            FormatArg::Json => crate::ingest::Format::Json,
+            FormatArg::Jsonl => crate::ingest::Format::Jsonl,
+        }
+    }
+}
+
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
