@@ -154,6 +154,58 @@ pub struct ChangeView {
     pub proposal: Option<Proposal>,
     /// The proposal's ingest event and its own, in order.
     pub events: Vec<EventRow>,
+    /// A whole-record change (a merge's removal of the duplicate, or its revert), field by
+    /// field: empty for a change of one field.
+    pub fields: Vec<FieldImage>,
+}
+
+/// One field of a whole-record change: its value before and after (`Null`: no record).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FieldImage {
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// The fields of a whole-record change, in the record's column order (a column the store no
+/// longer has comes last).
+fn field_images(store: &Store, c: &ChangeRow) -> Vec<FieldImage> {
+    if c.field != crate::apply::WHOLE_RECORD {
+        return Vec::new();
+    }
+    let object = |v: &Value| match v {
+        Value::Text(t) => {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
+        }
+        _ => None,
+    };
+    let (before, after) = (object(&c.before), object(&c.after));
+    let mut names: Vec<String> = store
+        .schema()
+        .object(&c.object)
+        .map(|o| o.column_names().map(str::to_string).collect())
+        .unwrap_or_default();
+    for m in [&before, &after].into_iter().flatten() {
+        for k in m.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let get = |m: &Option<serde_json::Map<String, serde_json::Value>>, k: &str| {
+        m.as_ref()
+            .and_then(|m| m.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    names
+        .into_iter()
+        .map(|field| FieldImage {
+            before: get(&before, &field),
+            after: get(&after, &field),
+            field,
+        })
+        .collect()
 }
 
 /// The proposal or change `id` names.
@@ -209,6 +261,7 @@ fn change(store: &Store, id: i64) -> Result<ChangeView> {
     }
     events.sort_by_key(|e| e.seq);
     Ok(ChangeView {
+        fields: field_images(store, &change),
         reverted_by: store.reverted_by(change.id)?,
         change,
         proposal,

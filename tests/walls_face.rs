@@ -381,3 +381,23 @@ fn export_and_audit_export_take_the_same_three_formats() {
     assert_eq!(jsonl.lines().count(), array.len());
     assert_eq!(records.lines().count(), array.len() + 1);
 }
+
+#[test]
+fn a_merges_whole_record_change_is_shown_field_by_field() {
+    let env = Env::demo();
+    ok(env.cmd(&["approve", "dedupe-bot:dd-201"]));
+    let applied = env.cmd(&["apply"]).output().unwrap();
+    assert!(matches!(applied.status.code(), Some(0 | 3)), "{applied:?}");
+    let id: i64 = env.one("SELECT id FROM crmgate_changes WHERE field = '*'");
+    let (shown, _) = ok(env.cmd(&["show", &format!("change:{id}")]));
+    assert!(shown.contains("The record, field by field:"), "{shown}");
+    let line = shown
+        .lines()
+        .find(|l| l.contains(" first_name "))
+        .unwrap_or_else(|| panic!("no first_name row:\n{shown}"));
+    assert!(
+        line.contains("\"Linh\"") && line.contains("(none)"),
+        "{line}"
+    );
+    assert!(!shown.contains("{\"company_id\""), "{shown}");
+}

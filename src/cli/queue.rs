@@ -400,6 +400,7 @@ fn print_change_json(v: &ChangeView) -> Result<()> {
             "approved_by": c.approved_by,
             "at": c.at,
         },
+        "fields": v.fields,
         "proposal": v.proposal,
         "events": v.events,
     }))
@@ -420,9 +421,13 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
         "record",
         safe(&format!("{}/{}", c.object, c.record)).into_owned(),
     );
-    add("field", safe(&c.field).into_owned());
-    add("before", quoted(&c.before.to_json()));
-    add("after", quoted(&c.after.to_json()));
+    if v.fields.is_empty() {
+        add("field", safe(&c.field).into_owned());
+        add("before", quoted(&c.before.to_json()));
+        add("after", quoted(&c.after.to_json()));
+    } else {
+        add("field", "the whole record".into());
+    }
     add("at", c.at.clone());
     add(
         "approved by",
@@ -452,8 +457,30 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
         );
     }
     print_out(t)?;
+    if !v.fields.is_empty() {
+        print_out(ui.heading("The record, field by field:"))?;
+        print_out(record_image(v, ui))?;
+    }
     print_out(ui.heading("Its story, from ingest:"))?;
     print_out(events_table(ui, &v.events))
+}
+
+/// A whole-record change as a table: each field before and after ("(none)": no record).
+fn record_image(v: &ChangeView, ui: &Ui) -> comfy_table::Table {
+    let mut t = ui.table();
+    t.set_header(["field", "before", "after"]);
+    let none = |x: &serde_json::Value, whole: &Value| match whole {
+        Value::Null => "(none)".to_string(),
+        _ => quoted(x),
+    };
+    for f in &v.fields {
+        t.add_row([
+            safe(&f.field).into_owned(),
+            none(&f.before, &v.change.before),
+            none(&f.after, &v.change.after),
+        ]);
+    }
+    t
 }
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
