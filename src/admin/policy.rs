@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Problems, Result};
-use crate::model::{Action, Kind, NewEvent, State, Value};
+use crate::model::{Action, Kind, NewEvent, Value};
 use crate::policy::{self, Decision, Facts, Fit, Policy, Situation};
 use crate::schema::{Object, Schema};
 use crate::store::{Pause, PolicyVersion, Redecision, Replay, Replaying, Store, Writer};
@@ -182,7 +182,7 @@ fn write_redecision(
     let json = serde_json::to_string(d).expect("decisions serialize");
     let written = w.redecide(&Redecision {
         id: r.id,
-        state: state_for(d.action),
+        state: d.action.state(),
         action: d.action.as_str(),
         decision: &json,
         policy_version: version,
@@ -210,16 +210,6 @@ fn write_redecision(
         ..NewEvent::default()
     })?;
     Ok(())
-}
-
-/// The state a proposal waits in under each decision.
-fn state_for(action: Action) -> State {
-    match action {
-        Action::Auto => State::Approved,
-        Action::Suggest => State::Suggested,
-        Action::Review => State::Pending,
-        Action::Block => State::Blocked,
-    }
 }
 
 fn admins(policy: &Policy) -> Vec<&str> {

@@ -354,16 +354,18 @@ impl Checker<'_> {
 
 // ---------------------------------------------------------------- rules
 
-/// One rule's reading: its name for messages, and the line of its table.
+/// One rule's reading: its name, how messages call it (`rule "x"`, or `rule #2` when it has
+/// no name), and the span of its table.
 struct RuleAt<'t, 'i> {
     t: &'t DeTable<'i>,
     name: String,
+    label: String,
     span: Range<usize>,
 }
 
 impl RuleAt<'_, '_> {
     fn what(&self, key: &str) -> String {
-        format!("rule \"{}\": {key}", self.name)
+        format!("{}: {key}", self.label)
     }
 }
 
@@ -410,9 +412,13 @@ impl Checker<'_> {
         let r = RuleAt {
             t,
             name: name.clone().unwrap_or_else(|| format!("#{nth}")),
+            label: match &name {
+                Some(n) => format!("rule \"{n}\""),
+                None => format!("rule #{nth}"),
+            },
             span,
         };
-        self.known_keys(t, &format!("rule \"{}\"", r.name), RULE);
+        self.known_keys(t, &r.label, RULE);
         let action = self.action(&r);
         let kinds = self.kinds(&r);
         self.never_auto_merges(&r, action, &kinds);
@@ -449,8 +455,8 @@ impl Checker<'_> {
     fn action(&mut self, r: &RuleAt<'_, '_>) -> Option<Action> {
         let Some(v) = r.t.get("action") else {
             let msg = format!(
-                "rule \"{}\" has no action; add action = \"review\" (auto, suggest, review or block)",
-                r.name
+                "{} has no action; add action = \"review\" (auto, suggest, review or block)",
+                r.label
             );
             self.bad(r.span.clone(), msg);
             return None;
@@ -459,8 +465,8 @@ impl Checker<'_> {
         let a = Action::parse(&s);
         if a.is_none() {
             let msg = format!(
-                "rule \"{}\": action \"{s}\" is not one of auto, suggest, review, block",
-                r.name
+                "{}: action \"{s}\" is not one of auto, suggest, review, block",
+                r.label
             );
             self.bad(v.span(), msg);
         }
@@ -478,8 +484,8 @@ impl Checker<'_> {
                 None => self.bad(
                     v.span(),
                     format!(
-                        "rule \"{}\": kind \"{s}\" is not one of update, verify, lifecycle, owner, merge, create{}",
-                        r.name,
+                        "{}: kind \"{s}\" is not one of update, verify, lifecycle, owner, merge, create{}",
+                        r.label,
                         suggestion_suffix(&s, ["update", "verify", "lifecycle", "owner", "merge", "create"])
                     ),
                 ),
@@ -494,8 +500,8 @@ impl Checker<'_> {
             let at = r.t.get("kind").or(r.t.get("action"));
             let span = at.map(|v| v.span()).unwrap_or(r.span.clone());
             let msg = format!(
-                "rule \"{}\": merges are never auto; give the rule a kind list without \"merge\"",
-                r.name
+                "{}: merges are never auto; give the rule a kind list without \"merge\"",
+                r.label
             );
             self.bad(span, msg);
         }
@@ -507,10 +513,7 @@ impl Checker<'_> {
             "empty" => Some(Current::Empty),
             "set" => Some(Current::Set),
             other => {
-                let msg = format!(
-                    "rule \"{}\": current \"{other}\" is not one of empty, set",
-                    r.name
-                );
+                let msg = format!("{}: current \"{other}\" is not one of empty, set", r.label);
                 self.bad(v.span(), msg);
                 None
             }
@@ -578,8 +581,8 @@ impl Checker<'_> {
             for role in &approvers {
                 if !roles.values().any(|rs| rs.contains(role)) {
                     let msg = format!(
-                        "rule \"{}\": no one in [roles] holds the approver role \"{role}\"",
-                        r.name
+                        "{}: no one in [roles] holds the approver role \"{role}\"",
+                        r.label
                     );
                     self.bad(v.span(), msg);
                 }
@@ -604,8 +607,8 @@ impl Checker<'_> {
                         .unwrap_or(r.span.clone());
                 let hint = suggestion_suffix(&obj, self.schema.objects.keys().map(String::as_str));
                 let msg = format!(
-                    "rule \"{}\": object \"{obj}\" does not exist in the store{hint}",
-                    r.name
+                    "{}: object \"{obj}\" does not exist in the store{hint}",
+                    r.label
                 );
                 self.missing(span, msg, rule, obj.clone());
             }
@@ -659,10 +662,7 @@ impl Checker<'_> {
         } else {
             format!("{key} field")
         };
-        let msg = format!(
-            "rule \"{}\": {what} \"{f}\" is not a field of {of}{hint}",
-            r.name
-        );
+        let msg = format!("{}: {what} \"{f}\" is not a field of {of}{hint}", r.label);
         let span = r.t.get(key).map(|v| v.span()).unwrap_or(r.span.clone());
         let gone = if rule.objects.is_empty() {
             f.to_string()
