@@ -39,6 +39,8 @@ impl Env {
             .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
             .env("NO_COLOR", "1")
             .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
+            // Tables as wide as they need: the tests read whole cells.
+            .env("COLUMNS", "400")
             .arg("--db")
             .arg(self.db())
             .args(args);
@@ -332,9 +334,7 @@ fn sources_shows_which_sources_are_paused() {
     let env = Env::demo();
     ok(env.cmd(&["pause", "--source", "apollo", "--reason", "bad batch"]));
     ok(env.cmd(&["pause", "--source", "newbot", "--reason", "not yet vetted"]));
-    let mut wide = env.cmd(&["sources"]);
-    wide.env("COLUMNS", "400");
-    let (table, _) = ok(wide);
+    let (table, _) = ok(env.cmd(&["sources"]));
     let row = |name: &str| {
         table
             .lines()

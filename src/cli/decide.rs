@@ -92,10 +92,12 @@ fn run(ids: Vec<String>, filter: &Filter, verb: Verb, ctx: &Ctx) -> Result<Outco
                 crate::ui::safe(&f.error)
             );
         }
-        let done = crate::ui::count(batch.done as u64, "proposal", "proposals");
         ctx.ui.note(match batch.refused.len() {
-            0 => format!("{done} {done_word}"),
-            n => format!("{done} {done_word}; {n} not, for the reasons above"),
+            0 => format!(
+                "{} {done_word}",
+                crate::ui::count(batch.done as u64, "proposal", "proposals")
+            ),
+            n => format!("{} {done_word}, {n} not", batch.done),
         });
         for p in &batch.paused {
             eprintln!("paused source {}", crate::ui::safe(p));
