@@ -66,7 +66,8 @@ fn render_problems(problems: &[Problem], omitted: u64) -> String {
         out.push_str(&p.to_string());
     }
     if omitted > 0 {
-        out.push_str(&format!("\n... and {omitted} more problems"));
+        let more = if omitted == 1 { "problem" } else { "problems" };
+        out.push_str(&format!("\n... and {omitted} more {more}"));
     }
     out
 }

@@ -376,8 +376,8 @@ pub fn decide_batch(
         let mut sources: Vec<String> = Vec::new();
         for (shown, id) in resolved {
             let ruling = match id {
-                Some(id) => decide(w, &policy, version, actor, id, verb)?,
-                None => Ruling::Refused("no such proposal".into()),
+                Ok(id) => decide(w, &policy, version, actor, id, verb)?,
+                Err(why) => Ruling::Refused(why),
             };
             match ruling {
                 Ruling::Done(p) => {
@@ -400,13 +400,27 @@ pub fn decide_batch(
     })
 }
 
+/// A target's proposal id, or why it names none.
+type Found = std::result::Result<i64, String>;
+
 /// Each target as shown, with its id when it names a proposal that exists.
-fn resolve(store: &Store, targets: &Targets, verb: &Verb) -> Result<Vec<(String, Option<i64>)>> {
+fn resolve(store: &Store, targets: &Targets, verb: &Verb) -> Result<Vec<(String, Found)>> {
     let s = match targets {
         Targets::Ids(ids) => {
             return Ok(ids
                 .iter()
-                .map(|id| (id.clone(), crate::queue::find(store, id).ok().map(|p| p.id)))
+                .map(|id| {
+                    let found =
+                        crate::queue::find(store, id)
+                            .map(|p| p.id)
+                            .map_err(|e| match e.hint() {
+                                Some(h) if matches!(e, Error::Refused { .. }) => {
+                                    format!("{e}; {h}")
+                                }
+                                _ => "no such proposal".to_string(),
+                            });
+                    (id.clone(), found)
+                })
                 .collect());
         }
         Targets::Matching(s) => s,
@@ -416,16 +430,16 @@ fn resolve(store: &Store, targets: &Targets, verb: &Verb) -> Result<Vec<(String,
         if let Some(p) = store.proposal(id)?
             && selected(s, &p)
         {
-            found.push((id.to_string(), Some(id)));
+            found.push((id.to_string(), Ok(id)));
         }
     }
     if !s.confirmed {
         let (word, done) = verb.words();
         return Err(Error::refused_with_hint(
-            format!(
-                "{} pending proposals match; nothing was {done}",
-                found.len()
-            ),
+            match found.len() {
+                1 => format!("1 pending proposal matches; nothing was {done}"),
+                n => format!("{n} pending proposals match; nothing was {done}"),
+            },
             format!("check the filter, then add --yes to {word} exactly these"),
         ));
     }

@@ -194,6 +194,16 @@ impl Action {
             .into_iter()
             .find(|a| a.as_str() == s)
     }
+
+    /// The state a proposal waits in under this decision.
+    pub fn state(self) -> State {
+        match self {
+            Action::Auto => State::Approved,
+            Action::Suggest => State::Suggested,
+            Action::Review => State::Pending,
+            Action::Block => State::Blocked,
+        }
+    }
 }
 
 impl fmt::Display for Action {

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use toml::Spanned;
-
 use crate::model::{Kind, Value};
-use crate::schema::{Schema, suggestion_suffix};
 
 pub use crate::model::Action;
+
+mod parse;
+
+pub use parse::{Fit, parse, parse_in_force};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,6 +72,23 @@ pub struct Rule {
     pub record_max: Vec<(String, f64)>,
     pub action: Action,
     pub approvers: Vec<String>,
+    /// In the policy in force only: the objects and columns (`companies.tier`) it names that
+    /// the store no longer has. Its record conditions on them are left out, so it cannot be
+    /// evaluated: [`decide`] lets nothing it could match through on its own.
+    pub gone: Vec<String>,
+}
+
+impl Rule {
+    /// Why the rule cannot be evaluated, when it names what the store no longer has.
+    pub fn unevaluable(&self) -> Option<String> {
+        (!self.gone.is_empty()).then(|| {
+            format!(
+                "rule \"{}\" names {}, which the store no longer has",
+                self.name,
+                self.gone.join(", ")
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +141,11 @@ impl Policy {
     pub fn may_approve(&self, actor: &str, approvers: &[String]) -> bool {
         approvers.is_empty() || approvers.iter().any(|r| self.has_role(actor, r))
     }
+
+    /// The rules that name what the store no longer has (only in the policy in force).
+    pub fn unevaluable(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| !r.gone.is_empty())
+    }
 }
 
 /// A problem in a policy file, with its 1-based line.
@@ -131,357 +153,6 @@ impl Policy {
 pub struct PolicyProblem {
     pub line: usize,
     pub message: String,
-}
-
-// ---------------------------------------------------------------- parsing
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    #[serde(default)]
-    defaults: RawDefaults,
-    #[serde(default)]
-    sources: BTreeMap<String, Spanned<RawSource>>,
-    circuit_breaker: Option<Spanned<RawBreaker>>,
-    #[serde(default)]
-    rule: Vec<Spanned<RawRule>>,
-    #[serde(default)]
-    roles: BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDefaults {
-    autonomy: Option<Spanned<String>>,
-    auto_min_confidence: Option<Spanned<f64>>,
-    max_auto_per_run: Option<u64>,
-    max_auto_per_day: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    autonomy: Spanned<String>,
-    max_auto_per_run: Option<u64>,
-    max_auto_per_day: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBreaker {
-    window: u32,
-    max_reject_rate: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    name: Spanned<String>,
-    kind: Option<Spanned<Vec<String>>>,
-    source: Option<Vec<String>>,
-    object: Option<Spanned<Vec<String>>>,
-    field: Option<Spanned<Vec<String>>>,
-    value: Option<Vec<String>>,
-    current: Option<Spanned<String>>,
-    min_confidence: Option<Spanned<f64>>,
-    max_confidence: Option<Spanned<f64>>,
-    trigger: Option<Vec<String>>,
-    record: Option<Spanned<BTreeMap<String, toml::Value>>>,
-    record_min: Option<Spanned<BTreeMap<String, f64>>>,
-    record_max: Option<Spanned<BTreeMap<String, f64>>>,
-    action: Spanned<String>,
-    approvers: Option<Spanned<Vec<String>>>,
-}
-
-/// 1-based line of a byte offset in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// Parses and checks a policy. Names of objects and fields are checked against `schema`, so a
-/// policy cannot name what the store does not have. Every problem found is returned, by line.
-pub fn parse(text: &str, schema: &Schema) -> Result<Policy, Vec<PolicyProblem>> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        vec![PolicyProblem {
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-            message: e.message().trim().to_string(),
-        }]
-    })?;
-    let problems = std::cell::RefCell::new(Vec::new());
-    let bad = |span: std::ops::Range<usize>, message: String| {
-        problems.borrow_mut().push(PolicyProblem {
-            line: line_of(text, span.start),
-            message,
-        })
-    };
-    let check_confidence = |v: &Spanned<f64>, what: &str| {
-        if !(0.0..=1.0).contains(v.get_ref()) {
-            bad(v.span(), format!("{what} {} is outside 0..1", v.get_ref()));
-        }
-    };
-
-    let autonomy = |s: &Spanned<String>| {
-        Autonomy::parse(s.get_ref()).unwrap_or_else(|| {
-            bad(
-                s.span(),
-                format!(
-                    "autonomy \"{}\" is not one of autonomous, supervised, assistive",
-                    s.get_ref()
-                ),
-            );
-            Autonomy::Supervised
-        })
-    };
-    let default_autonomy = raw
-        .defaults
-        .autonomy
-        .as_ref()
-        .map(&autonomy)
-        .unwrap_or(Autonomy::Supervised);
-    if let Some(c) = &raw.defaults.auto_min_confidence {
-        check_confidence(c, "auto_min_confidence");
-    }
-    let max_auto_per_run = raw.defaults.max_auto_per_run.unwrap_or(1000);
-    let max_auto_per_day = raw.defaults.max_auto_per_day.unwrap_or(10_000);
-    let mut sources = BTreeMap::new();
-    for (name, s) in &raw.sources {
-        let inner = s.get_ref();
-        sources.insert(
-            name.clone(),
-            SourcePolicy {
-                autonomy: autonomy(&inner.autonomy),
-                max_auto_per_run: inner.max_auto_per_run.unwrap_or(max_auto_per_run),
-                max_auto_per_day: inner.max_auto_per_day.unwrap_or(max_auto_per_day),
-            },
-        );
-    }
-    let circuit_breaker = raw.circuit_breaker.as_ref().map(|b| {
-        let inner = b.get_ref();
-        if inner.window == 0 {
-            bad(b.span(), "circuit_breaker.window must be at least 1".into());
-        }
-        if !(0.0..=1.0).contains(&inner.max_reject_rate) {
-            bad(
-                b.span(),
-                format!(
-                    "circuit_breaker.max_reject_rate {} is outside 0..1",
-                    inner.max_reject_rate
-                ),
-            );
-        }
-        CircuitBreaker {
-            window: inner.window,
-            max_reject_rate: inner.max_reject_rate,
-        }
-    });
-
-    let mut rules: Vec<Rule> = Vec::new();
-    for spanned in &raw.rule {
-        let r = spanned.get_ref();
-        let line = line_of(text, spanned.span().start);
-        let name = r.name.get_ref().clone();
-        if rules.iter().any(|x| x.name == name) {
-            bad(r.name.span(), format!("rule name \"{name}\" is used twice"));
-        }
-        let action = Action::parse(r.action.get_ref()).unwrap_or_else(|| {
-            bad(
-                r.action.span(),
-                format!(
-                    "rule \"{name}\": action \"{}\" is not one of auto, suggest, review, block",
-                    r.action.get_ref()
-                ),
-            );
-            Action::Review
-        });
-        let mut kinds = Vec::new();
-        if let Some(k) = &r.kind {
-            for s in k.get_ref() {
-                match Kind::parse(s) {
-                    Some(kind) => kinds.push(kind),
-                    None => bad(
-                        k.span(),
-                        format!(
-                            "rule \"{name}\": kind \"{s}\" is not one of update, verify, lifecycle, owner, merge"
-                        ),
-                    ),
-                }
-            }
-        }
-        // SPEC §5.3: merge is never auto, and a policy that tries is refused.
-        if action == Action::Auto && (kinds.contains(&Kind::Merge) || kinds.is_empty()) {
-            let span = r.kind.as_ref().map(|k| k.span()).unwrap_or(r.action.span());
-            bad(
-                span,
-                format!(
-                    "rule \"{name}\": merges are never auto; give the rule a kind list without \"merge\""
-                ),
-            );
-        }
-        let objects = r
-            .object
-            .as_ref()
-            .map(|o| o.get_ref().clone())
-            .unwrap_or_default();
-        if let Some(o) = &r.object {
-            for obj in o.get_ref() {
-                if schema.object(obj).is_none() {
-                    bad(
-                        o.span(),
-                        format!(
-                            "rule \"{name}\": object \"{obj}\" does not exist in the store{}",
-                            suggestion_suffix(obj, schema.objects.keys().map(String::as_str))
-                        ),
-                    );
-                }
-            }
-        }
-        // A field (or record condition) must exist on some object the rule can apply to.
-        let candidates: Vec<&crate::schema::Object> = if objects.is_empty() {
-            schema.objects.values().collect()
-        } else {
-            objects.iter().filter_map(|o| schema.object(o)).collect()
-        };
-        let check_field = |f: &str, span: std::ops::Range<usize>, what: &str| {
-            if !candidates.is_empty() && !candidates.iter().any(|o| o.column(f).is_some()) {
-                let all = candidates.iter().flat_map(|o| o.column_names());
-                bad(
-                    span,
-                    format!(
-                        "rule \"{name}\": {what} \"{f}\" is not a field of {}{}",
-                        if objects.is_empty() {
-                            "any object".to_string()
-                        } else {
-                            objects.join(", ")
-                        },
-                        suggestion_suffix(f, all)
-                    ),
-                );
-            }
-        };
-        let fields = r
-            .field
-            .as_ref()
-            .map(|f| f.get_ref().clone())
-            .unwrap_or_default();
-        if let Some(f) = &r.field {
-            for field in f.get_ref() {
-                check_field(field, f.span(), "field");
-            }
-        }
-        let mut record_eq = Vec::new();
-        if let Some(rec) = &r.record {
-            for (k, v) in rec.get_ref() {
-                check_field(k, rec.span(), "record field");
-                let value = match v {
-                    toml::Value::String(s) => Value::Text(s.clone()),
-                    toml::Value::Integer(i) => Value::Integer(*i),
-                    toml::Value::Float(f) => Value::Real(*f),
-                    toml::Value::Boolean(b) => Value::Integer(i64::from(*b)),
-                    _ => {
-                        bad(
-                            rec.span(),
-                            format!(
-                                "rule \"{name}\": record.{k} must be a string, number or boolean"
-                            ),
-                        );
-                        Value::Null
-                    }
-                };
-                record_eq.push((k.clone(), value));
-            }
-        }
-        let thresholds = |m: &Option<Spanned<BTreeMap<String, f64>>>, what: &str| {
-            let mut out = Vec::new();
-            if let Some(m) = m {
-                for (k, v) in m.get_ref() {
-                    check_field(k, m.span(), what);
-                    out.push((k.clone(), *v));
-                }
-            }
-            out
-        };
-        let record_min = thresholds(&r.record_min, "record_min field");
-        let record_max = thresholds(&r.record_max, "record_max field");
-        let current = r.current.as_ref().map(|c| match c.get_ref().as_str() {
-            "empty" => Current::Empty,
-            "set" => Current::Set,
-            other => {
-                bad(
-                    c.span(),
-                    format!("rule \"{name}\": current \"{other}\" is not one of empty, set"),
-                );
-                Current::Empty
-            }
-        });
-        for (c, what) in [
-            (&r.min_confidence, "min_confidence"),
-            (&r.max_confidence, "max_confidence"),
-        ] {
-            if let Some(c) = c {
-                check_confidence(c, &format!("rule \"{name}\": {what}"));
-            }
-        }
-        let approvers = r
-            .approvers
-            .as_ref()
-            .map(|a| a.get_ref().clone())
-            .unwrap_or_default();
-        if let Some(a) = &r.approvers
-            && !raw.roles.is_empty()
-        {
-            for role in a.get_ref() {
-                if !raw.roles.values().any(|rs| rs.contains(role)) {
-                    bad(
-                        a.span(),
-                        format!(
-                            "rule \"{name}\": no one in [roles] holds the approver role \"{role}\""
-                        ),
-                    );
-                }
-            }
-        }
-        rules.push(Rule {
-            name,
-            line,
-            kinds,
-            sources: r.source.clone().unwrap_or_default(),
-            objects,
-            fields,
-            values: r.value.clone().unwrap_or_default(),
-            current,
-            min_confidence: r.min_confidence.as_ref().map(|c| *c.get_ref()),
-            max_confidence: r.max_confidence.as_ref().map(|c| *c.get_ref()),
-            triggers: r.trigger.clone().unwrap_or_default(),
-            record_eq,
-            record_min,
-            record_max,
-            action,
-            approvers,
-        });
-    }
-    let mut problems = problems.into_inner();
-    if !problems.is_empty() {
-        problems.sort_by_key(|p| p.line);
-        return Err(problems);
-    }
-    Ok(Policy {
-        default_autonomy,
-        auto_min_confidence: raw
-            .defaults
-            .auto_min_confidence
-            .map(|c| *c.get_ref())
-            .unwrap_or(0.90),
-        max_auto_per_run,
-        max_auto_per_day,
-        sources,
-        circuit_breaker,
-        rules,
-        roles: raw.roles,
-    })
 }
 
 // ---------------------------------------------------------------- deciding
@@ -540,7 +211,9 @@ impl Decision {
     /// The decision in plain words, one reason a line, given the policy it was made under.
     pub fn why(&self, policy: &Policy) -> Vec<String> {
         if self.rules.is_empty() {
-            return vec!["no rule matched: review".into()];
+            let mut why = vec!["no rule matched: review".to_string()];
+            why.extend(self.held.iter().map(|h| format!("and {h}")));
+            return why;
         }
         let matched: Vec<&Rule> = self
             .rules
@@ -606,7 +279,12 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
 
 /// The policy's decision on one proposal (SPEC §5, decision semantics).
 pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
-    let matched: Vec<&Rule> = policy.rules.iter().filter(|r| matches(r, f)).collect();
+    // A rule that cannot be evaluated "could match" when all it can still check holds.
+    let (matched, could): (Vec<&Rule>, Vec<&Rule>) = policy
+        .rules
+        .iter()
+        .filter(|r| matches(r, f))
+        .partition(|r| r.gone.is_empty());
     let mut approvers: Vec<String> = Vec::new();
     for r in &matched {
         for a in &r.approvers {
@@ -624,10 +302,21 @@ pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
     };
     // 1. The most restrictive matching action; no rule means review: the gate never guesses.
     let Some(strictest) = matched.iter().map(|r| r.action).max() else {
-        return decision(Action::Review, None);
+        return decision(Action::Review, could.first().and_then(|r| r.unevaluable()));
     };
     if strictest != Action::Auto {
         return decision(strictest, None);
+    }
+    // A rule that could match but cannot be evaluated: nothing it could match is auto, and its
+    // approvers are the ones who may let it through.
+    if let Some(first) = could.first() {
+        let mut d = decision(Action::Review, first.unevaluable());
+        for a in could.iter().flat_map(|r| &r.approvers) {
+            if !d.approvers.contains(a) {
+                d.approvers.push(a.clone());
+            }
+        }
+        return d;
     }
     // 2. Auto needs everything below; the first that fails sends the proposal on, and says why.
     let source = policy.source(f.source);

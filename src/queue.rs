@@ -12,18 +12,38 @@ use crate::store::{ChangeRow, CountRow, IngestRow, ListFilter, Pause, Store};
 use crate::ui::safe;
 
 /// A proposal by its address: crmgate's id (`42`, or `#42`) or the proposer's `SOURCE:ID`.
+/// An address that finds nothing says what it may have meant (`w4`: `zoominfo:w4`).
 pub fn find(store: &Store, id: &str) -> Result<Proposal> {
     let found = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
         store.proposal(n)?
     } else if let Some((source, ext)) = id.split_once(':') {
         store.proposal_by_source_id(source, ext)?
     } else {
+        None
+    };
+    if let Some(p) = found {
+        return Ok(p);
+    }
+    let ext = id.split_once(':').map(|(_, e)| e).unwrap_or(id);
+    let meant = store.source_ids_for(ext)?;
+    if !meant.is_empty() {
+        let meant: Vec<String> = meant.iter().map(|m| safe(m).into_owned()).collect();
+        return Err(Error::refused_with_hint(
+            format!(
+                "no proposal is \"{}\" (did you mean {}?)",
+                safe(id),
+                meant.join(" or ")
+            ),
+            "a proposer's id goes with its source: SOURCE:ID, e.g. clearbit:p-17",
+        ));
+    }
+    if id.parse::<i64>().is_err() && !id.contains(':') {
         return Err(Error::refused_with_hint(
             format!("\"{}\" is not a proposal id", safe(id)),
-            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17)",
+            "give crmgate's number (e.g. 42) or the proposer's SOURCE:ID (e.g. clearbit:p-17); `crmgate list` shows both",
         ));
-    };
-    found.ok_or_else(|| Error::NotFound {
+    }
+    Err(Error::NotFound {
         what: "proposal",
         id: safe(id).into_owned(),
     })
@@ -39,6 +59,8 @@ pub struct Status {
     pub by_source: Vec<CountRow>,
     /// The five latest.
     pub recent_ingests: Vec<IngestRow>,
+    /// What is wrong with the policy in force, each with the command that fixes it.
+    pub policy_warnings: Vec<String>,
 }
 
 impl Status {
@@ -55,7 +77,19 @@ pub fn status(store: &Store) -> Result<Status> {
         by_kind: store.count_proposals_by("kind")?,
         by_source: store.count_proposals_by("source")?,
         recent_ingests: store.recent_ingests(5)?,
+        policy_warnings: policy_warnings(store),
     })
+}
+
+/// The policy in force's rules the store can no longer evaluate, or why there is no policy.
+fn policy_warnings(store: &Store) -> Vec<String> {
+    match crate::admin::policy::load(store) {
+        Ok((_, policy)) => crate::admin::policy::warnings(&policy),
+        Err(e) => vec![match e.hint() {
+            Some(h) => format!("{e}; {h}"),
+            None => e.to_string(),
+        }],
+    }
 }
 
 /// `filter` with its object checked against the live schema: a name that is none is refused.
@@ -120,6 +154,58 @@ pub struct ChangeView {
     pub proposal: Option<Proposal>,
     /// The proposal's ingest event and its own, in order.
     pub events: Vec<EventRow>,
+    /// A whole-record change (a merge's removal of the duplicate, or its revert), field by
+    /// field: empty for a change of one field.
+    pub fields: Vec<FieldImage>,
+}
+
+/// One field of a whole-record change: its value before and after (`Null`: no record).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FieldImage {
+    pub field: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+}
+
+/// The fields of a whole-record change, in the record's column order (a column the store no
+/// longer has comes last).
+fn field_images(store: &Store, c: &ChangeRow) -> Vec<FieldImage> {
+    if c.field != crate::apply::WHOLE_RECORD {
+        return Vec::new();
+    }
+    let object = |v: &Value| match v {
+        Value::Text(t) => {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
+        }
+        _ => None,
+    };
+    let (before, after) = (object(&c.before), object(&c.after));
+    let mut names: Vec<String> = store
+        .schema()
+        .object(&c.object)
+        .map(|o| o.column_names().map(str::to_string).collect())
+        .unwrap_or_default();
+    for m in [&before, &after].into_iter().flatten() {
+        for k in m.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let get = |m: &Option<serde_json::Map<String, serde_json::Value>>, k: &str| {
+        m.as_ref()
+            .and_then(|m| m.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    names
+        .into_iter()
+        .map(|field| FieldImage {
+            before: get(&before, &field),
+            after: get(&after, &field),
+            field,
+        })
+        .collect()
 }
 
 /// The proposal or change `id` names.
@@ -175,6 +261,7 @@ fn change(store: &Store, id: i64) -> Result<ChangeView> {
     }
     events.sort_by_key(|e| e.seq);
     Ok(ChangeView {
+        fields: field_images(store, &change),
         reverted_by: store.reverted_by(change.id)?,
         change,
         proposal,

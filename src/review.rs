@@ -97,7 +97,7 @@ pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
         (Some(d), Some(v)) => {
             let policy = store
                 .policy_version(v)?
-                .and_then(|pv| crate::policy::parse(&pv.text, store.schema()).ok());
+                .and_then(|pv| crate::policy::parse_in_force(&pv.text, store.schema()).ok());
             match policy {
                 Some(policy) => d.why(&policy),
                 None => d
@@ -643,10 +643,9 @@ pub fn lookalikes(ty: FieldType, value: &str) -> Vec<String> {
     )]
 }
 
-pub const HELP: &str = "\
-  y  approve this proposal
+pub const HELP: &str = "  y  approve this proposal
   n  reject it (asks a reason)
-  e  edit the value, then approve it (the value is checked like an ingested one)
+  e  edit the value, then approve it (checked like an ingested one; a lone - clears the field)
   s  skip it for now (it stays in the queue)
   a  approve it and the rest of this record's proposals
   d  reject it and the rest of this record's proposals (asks one reason)
@@ -690,7 +689,14 @@ struct Made {
     id: i64,
     record: String,
     verb: Done,
+    /// It was decided on its own screen (not as the rest of its record's group), so that
+    /// screen was counted.
+    on_screen: bool,
 }
+
+/// At most this many proposals the reviewer may not decide are held back to show after the
+/// rest; beyond it they are shown in place.
+const HELD_BACK_MAX: usize = 10_000;
 
 pub struct Review<'a> {
     pub store: &'a mut Store,
@@ -742,18 +748,26 @@ struct Session {
     of: u64,
     group_len: usize,
     walk: GroupWalk,
+    /// Proposals the reviewer may not decide, shown once the walk is over: a review starts
+    /// with what its reviewer can act on.
+    held_back: VecDeque<(i64, String)>,
+    /// The walk is over; what was held back is being shown.
+    walked: bool,
+    /// The reviewer was told why the rest is shown.
+    walked_note_given: bool,
     note: Option<String>,
 }
 
 impl Session {
     /// Books a decision made in this review: its count, the queue left, and the undo stack.
-    fn book(&mut self, id: i64, record: &str, verb: Done) {
+    fn book(&mut self, id: i64, record: &str, verb: Done, on_screen: bool) {
         *self.tally.of(verb) += 1;
         self.left -= 1;
         self.made.push(Made {
             id,
             record: record.to_string(),
             verb,
+            on_screen,
         });
     }
 }
@@ -786,6 +800,9 @@ impl Review<'_> {
             of: self.limit.map_or(queued as u64, |l| (queued as u64).min(l)),
             group_len: 0,
             walk: GroupWalk::default(),
+            held_back: VecDeque::new(),
+            walked: false,
+            walked_note_given: false,
             note: None,
         };
         while let Some(current) = self.next(&mut s)? {
@@ -803,10 +820,25 @@ impl Review<'_> {
             if self.limit.is_some_and(|l| s.tally.shown >= l) {
                 return Ok(None);
             }
-            let Some((id, _)) = s.todo.pop_front() else {
-                let group = self.store.next_open_group(&self.filter, &mut s.walk)?;
+            let Some((id, record)) = s.todo.pop_front() else {
+                let group = match s.walked {
+                    true => Vec::new(),
+                    false => self.store.next_open_group(&self.filter, &mut s.walk)?,
+                };
                 if group.is_empty() {
-                    return Ok(None);
+                    s.walked = true;
+                    match s.held_back.pop_front() {
+                        Some(held) => s.todo.push_back(held),
+                        None => return Ok(None),
+                    }
+                    if !s.walked_note_given {
+                        s.walked_note_given = true;
+                        let said = s.note.take().map(|n| format!("{n}\n")).unwrap_or_default();
+                        s.note = Some(format!(
+                            "{said}What is left waits for someone else: you may not decide it (s skips, q quits)."
+                        ));
+                    }
+                    continue;
                 }
                 s.group_len = group.len();
                 s.todo.extend(group.iter().map(|p| (p.id, p.record_ref())));
@@ -819,6 +851,10 @@ impl Review<'_> {
             if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
                 continue;
             }
+            if !s.walked && s.held_back.len() < HELD_BACK_MAX && !self.may_decide(&p) {
+                s.held_back.push_back((id, record));
+                continue;
+            }
             s.tally.shown += 1;
             let record = p.record_ref();
             let same_record = s.todo.iter().filter(|(_, r)| *r == record).count();
@@ -828,6 +864,13 @@ impl Review<'_> {
                 same_record,
             }));
         }
+    }
+
+    /// Whether the reviewer may approve or reject `p` under the policy in force.
+    fn may_decide(&self, p: &Proposal) -> bool {
+        let d: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
+        let approvers = d.map(|d| d.approvers).unwrap_or_default();
+        self.policy.may_approve(self.actor, &approvers)
     }
 
     /// Draws the proposal's screen, after the note on what the last key did.
@@ -905,10 +948,11 @@ impl Review<'_> {
             }
             'a' => self.decide_rest(s, c, Verb::Approve { note: None }, Done::Approved),
             'd' => {
-                let ask = format!(
-                    "Reason for rejecting these {} proposals (empty: cancel)",
-                    c.same_record + 1
-                );
+                let these = match c.same_record + 1 {
+                    1 => "this proposal".to_string(),
+                    n => format!("these {n} proposals"),
+                };
+                let ask = format!("Reason for rejecting {these} (empty: cancel)");
                 match reason(prompt, &ask)? {
                     Some(reason) => self.decide_rest(s, c, Verb::Reject { reason }, Done::Rejected),
                     None => Ok(After::Again),
@@ -944,7 +988,7 @@ impl Review<'_> {
         };
         match ruling {
             Some(Ruling::Done(_)) => {
-                s.book(id, &c.record, done);
+                s.book(id, &c.record, done, true);
                 s.note = Some(match done {
                     Done::Approved => format!("✓ approved #{id}"),
                     Done::Rejected => format!("✗ rejected #{id}"),
@@ -980,7 +1024,7 @@ impl Review<'_> {
             match self.decide(id, verb.clone())? {
                 Ruling::Done(_) => {
                     decided += 1;
-                    s.book(id, &c.record, done);
+                    s.book(id, &c.record, done, id == c.p.id);
                 }
                 Ruling::Refused(why) => failed.push(format!("#{id}: {why}")),
             }
@@ -1008,7 +1052,10 @@ impl Review<'_> {
                 s.todo.push_front((c.p.id, c.record.clone()));
                 s.note = Some(format!("↶ undid: {} #{}", last.verb, last.id));
                 s.todo.push_front((last.id, last.record));
-                s.tally.shown -= 1;
+                // Both screens come again, and each is counted again when it does: the one
+                // undone is back at the number it had.
+                let again = 1 + u64::from(last.on_screen);
+                s.tally.shown = s.tally.shown.saturating_sub(again);
                 Ok(After::Next)
             }
             Ruling::Refused(why) => {
@@ -1038,19 +1085,20 @@ impl Review<'_> {
     }
 
     /// Asks for a new value until it passes the checks or the reviewer gives up (an empty
-    /// answer); then approves the proposal with it. `None`: cancelled.
+    /// answer); then approves the proposal with it. A lone `-` clears the field. `None`:
+    /// cancelled.
     fn edit(&mut self, prompt: &Prompt, p: &Proposal) -> Result<Option<Ruling>> {
         say(
             prompt,
             &format!(
-                "The source proposed {}. Type the value to apply instead.",
+                "The source proposed {}. Type the value to apply instead, or - to clear the field.",
                 shown_value(&p.value)
             ),
         )?;
         loop {
             let Some(raw) = prompt
                 .line(&format!(
-                    "New {} (empty: cancel)",
+                    "New {} (-: clear it; empty: cancel)",
                     safe(p.field.as_deref().unwrap_or("value"))
                 ))
                 .map_err(term_err)?
@@ -1060,7 +1108,7 @@ impl Review<'_> {
             let now = (self.clock)();
             let checked = self
                 .store
-                .write(&now, |w| human::check_edit(w, p, Some(&raw)))?;
+                .write(&now, |w| human::check_edit(w, p, cleared(&raw)))?;
             match checked {
                 Edit::Valid(value) => return self.decide(p.id, Verb::Edit { value }).map(Some),
                 Edit::Invalid(why) => {
@@ -1080,6 +1128,11 @@ impl Tally {
             Done::Edited => &mut self.edited,
         }
     }
+}
+
+/// An edited value as typed: a lone `-` clears the field.
+fn cleared(raw: &str) -> Option<&str> {
+    (raw.trim() != "-").then_some(raw)
 }
 
 /// A reason asked for; `None` (said so) when the reviewer gives none.

@@ -13,6 +13,9 @@ pub struct Ui {
     pub color: bool,
     /// stderr is a terminal: progress bars may be drawn.
     pub interactive_err: bool,
+    /// How wide tables may be: `$COLUMNS`, else the terminal's width, else 80 (piped output
+    /// too, so `show 42 | head` stays readable).
+    pub width: u16,
 }
 
 impl Ui {
@@ -28,6 +31,7 @@ impl Ui {
             quiet,
             color,
             interactive_err: std::io::stderr().is_terminal(),
+            width: width(),
         }
     }
 
@@ -71,8 +75,26 @@ impl Ui {
         if !self.color {
             t.force_no_tty();
         }
+        t.set_width(self.width);
         t
     }
+}
+
+/// `$COLUMNS` when it is a number, else the terminal's width, else 80.
+fn width() -> u16 {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse().ok());
+    columns
+        .filter(|&c: &u16| c >= 20)
+        .or_else(|| Table::new().width())
+        .unwrap_or(80)
+}
+
+/// `n` and the noun that fits it: `1 proposal`, `2 proposals`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// When human output is coloured; `Auto` colours a terminal unless NO_COLOR is set.

@@ -126,7 +126,7 @@ fn cells(e: &EventRow) -> [String; 21] {
 }
 
 /// Writes every event at or after `since` to `out`, as CSV (cells a spreadsheet would run made
-/// inert) or JSON Lines; returns how many.
+/// inert), one JSON array, or JSON Lines; returns how many.
 pub fn export(
     store: &Store,
     format: Format,
@@ -146,11 +146,27 @@ pub fn export(
         })?;
         w.flush().map_err(io)?;
     } else {
+        let array = format == Format::Json;
+        if array {
+            out.write_all(b"[").map_err(io)?;
+        }
         store.for_each_event(since, |e| {
+            let sep: &[u8] = match (array, n) {
+                (true, 0) => b"\n",
+                (true, _) => b",\n",
+                (false, _) => b"",
+            };
             n += 1;
+            out.write_all(sep).map_err(io)?;
             serde_json::to_writer(&mut *out, e).map_err(|e| io(e.into()))?;
-            out.write_all(b"\n").map_err(io)
+            if !array {
+                out.write_all(b"\n").map_err(io)?;
+            }
+            Ok(())
         })?;
+        if array {
+            out.write_all(b"\n]\n").map_err(io)?;
+        }
     }
     out.flush().map_err(io)?;
     Ok(n)

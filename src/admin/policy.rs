@@ -6,13 +6,21 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Problems, Result};
 use crate::model::{Action, Kind, NewEvent, Value};
-use crate::policy::{self, Decision, Facts, Policy, Situation};
+use crate::policy::{self, Decision, Facts, Fit, Policy, Situation};
 use crate::schema::{Object, Schema};
-use crate::store::{Pause, PolicyVersion, Replay, Store, Writer};
+use crate::store::{Pause, PolicyVersion, Redecision, Replay, Replaying, Store, Writer};
 
-/// Parses `text` (named `name` in messages) against the store's schema.
+/// Parses a new policy's `text` (named `name` in messages) against the store's schema.
 pub fn parse(name: &str, text: &str, schema: &Schema) -> Result<Policy> {
-    policy::parse(text, schema).map_err(|found| {
+    parse_as(name, text, schema, Fit::Strict)
+}
+
+fn parse_as(name: &str, text: &str, schema: &Schema, fit: Fit) -> Result<Policy> {
+    let parsed = match fit {
+        Fit::Strict => policy::parse(text, schema),
+        Fit::InForce => policy::parse_in_force(text, schema),
+    };
+    parsed.map_err(|found| {
         let mut problems = Problems::default();
         for p in found {
             problems.push(name, p.line as u64, p.message);
@@ -28,11 +36,27 @@ fn no_policy() -> Error {
     )
 }
 
-/// The policy in force and its version.
+/// The policy in force and its version. It is read even when it names columns the store no
+/// longer has: those rules send what they could match to review (see [`Fit::InForce`]).
 pub fn load(store: &Store) -> Result<(i64, Policy)> {
     let v = store.current_policy()?.ok_or_else(no_policy)?;
     let name = format!("policy version {}", v.version);
-    Ok((v.version, parse(&name, &v.text, store.schema())?))
+    let policy = parse_as(&name, &v.text, store.schema(), Fit::InForce)?;
+    Ok((v.version, policy))
+}
+
+/// What in the policy in force the store can no longer evaluate, one line per rule, each naming
+/// the command that fixes it.
+pub fn warnings(policy: &Policy) -> Vec<String> {
+    policy
+        .unevaluable()
+        .filter_map(|r| r.unevaluable())
+        .map(|why| {
+            format!(
+                "{why}: what it could match goes to review; fix the policy and install it with `crmgate policy set FIXED.toml`"
+            )
+        })
+        .collect()
 }
 
 /// The text of policy version `number`, or of the one in force.
@@ -90,18 +114,102 @@ pub fn install(w: &Writer<'_>, name: &str, text: &str, actor: &str) -> Result<In
 }
 
 /// Installs `text` (from the file `name`) for `actor`, who must be an admin under the policy in
-/// force, if there is one.
+/// force, if there is one, and decides the queue again under it (see [`set_and_redecide`]).
 pub fn set(store: &mut Store, name: &str, text: &str, actor: &str, now: &str) -> Result<Installed> {
-    if let Some(current) = store.current_policy()? {
-        let policy = parse("the policy in force", &current.text, store.schema())?;
+    Ok(set_and_redecide(store, name, text, actor, now, 0)?.installed)
+}
+
+/// What `policy set` did: the version it installed, and the queue decided again under it, in
+/// the words of [`replay`] (the first `keep` changes in full).
+#[derive(Debug, Clone)]
+pub struct SetReport {
+    pub installed: Installed,
+    pub redecided: Replayed,
+}
+
+/// Installs `text` and, in the same transaction, decides again every proposal no person has
+/// decided yet (pending, suggested, blocked, approved by the policy and not applied) under it:
+/// the very replay `policy test` shows, now written, with a `redecide` event for each proposal
+/// whose decision changed. A person's decision never changes.
+pub fn set_and_redecide(
+    store: &mut Store,
+    name: &str,
+    text: &str,
+    actor: &str,
+    now: &str,
+    keep: usize,
+) -> Result<SetReport> {
+    if store.current_policy()?.is_some() {
+        let (_, policy) = load(store)?;
         if !policy.has_role(actor, "admin") {
             return Err(Error::refused_with_hint(
                 format!("{actor} may not change the policy: it takes the admin role"),
-                format!("admins: {}", admins(&policy).join(", ")),
+                format!(
+                    "ask an admin ({}) to run `crmgate --as ADMIN policy set {name}`",
+                    admins(&policy).join(", ")
+                ),
             ));
         }
     }
-    store.write(now, |w| install(w, name, text, actor))
+    let candidate = parse(name, text, store.schema())?;
+    store.write(now, |w| {
+        let installed = install(w, name, text, actor)?;
+        let mut moved: Vec<(Replay, Option<Action>, Decision)> = Vec::new();
+        let redecided = replay_with(w, &candidate, keep, &mut |r, from, d| {
+            moved.push((r.clone(), from, d.clone()));
+            Ok(())
+        })?;
+        for (r, from, d) in &moved {
+            write_redecision(w, &candidate, installed.version(), actor, r, *from, d)?;
+        }
+        Ok(SetReport {
+            installed,
+            redecided,
+        })
+    })
+}
+
+/// Writes one proposal's new decision and the event that records the move.
+fn write_redecision(
+    w: &Writer<'_>,
+    policy: &Policy,
+    version: i64,
+    actor: &str,
+    r: &Replay,
+    from: Option<Action>,
+    d: &Decision,
+) -> Result<()> {
+    let json = serde_json::to_string(d).expect("decisions serialize");
+    let written = w.redecide(&Redecision {
+        id: r.id,
+        state: d.action.state(),
+        action: d.action.as_str(),
+        decision: &json,
+        policy_version: version,
+    })?;
+    if !written {
+        return Ok(());
+    }
+    w.append_event(NewEvent {
+        actor: actor.to_string(),
+        actor_kind: "policy",
+        action: "redecide",
+        proposal_id: Some(r.id),
+        object: Some(r.object.clone()),
+        record: Some(r.record.clone()),
+        field: r.field.clone(),
+        source: Some(r.source.clone()),
+        confidence: Some(r.confidence),
+        policy_version: Some(version),
+        rules: Some(serde_json::to_string(&d.rules).expect("names serialize")),
+        detail: serde_json::json!({
+            "from": decision_label(from),
+            "to": d.action,
+            "why": d.why(policy),
+        }),
+        ..NewEvent::default()
+    })?;
+    Ok(())
 }
 
 fn admins(policy: &Policy) -> Vec<&str> {
@@ -160,41 +268,55 @@ fn serialize_decision<S: serde::Serializer>(
     s.serialize_str(decision_label(*a))
 }
 
-/// Replays every proposal whose decision still matters through `candidate`, against the records
+/// Replays every proposal no person has decided yet through `candidate`, against the records
 /// as they are now and with the confidence crmgate gave it, as one run (the per-run and per-day
 /// limits count across the replay). Keeps the first `limit` changes in full; changes nothing.
-pub fn replay(store: &Store, candidate: &Policy, limit: usize) -> Result<Replayed> {
-    let pauses = store.pauses()?;
+pub fn replay(from: &impl Replaying, candidate: &Policy, limit: usize) -> Result<Replayed> {
+    replay_with(from, candidate, limit, &mut |_, _, _| Ok(()))
+}
+
+/// What a replay does with a proposal whose decision changes: its row, the decision it had, the
+/// new one.
+type OnChange<'a> = dyn FnMut(&Replay, Option<Action>, &Decision) -> Result<()> + 'a;
+
+/// [`replay`], calling `changed` with each proposal whose decision would change.
+fn replay_with(
+    from: &impl Replaying,
+    candidate: &Policy,
+    limit: usize,
+    changed: &mut OnChange<'_>,
+) -> Result<Replayed> {
+    let pauses = from.pauses()?;
     let mut autos: HashMap<String, u64> = HashMap::new();
     let mut moves: BTreeMap<(&str, &str), Move> = BTreeMap::new();
     let mut out = Replayed::default();
-    store.for_each_replayable(|r| {
+    from.for_each_undecided(&mut |r| {
         let used = autos.get(&r.source).copied().unwrap_or(0);
         let now = situation(&pauses, &r.source, used);
-        let Some(d) = redecide(store, candidate, &r, &now)? else {
+        let Some(d) = redecide(from, candidate, &r, &now)? else {
             return Ok(());
         };
         if d.action == Action::Auto {
             *autos.entry(r.source.clone()).or_default() += 1;
         }
         out.replayed += 1;
-        let from = r.decision.as_deref().and_then(Action::parse);
-        if from == Some(d.action) {
+        let was = r.decision.as_deref().and_then(Action::parse);
+        if was == Some(d.action) {
             return Ok(());
         }
         out.changed += 1;
         moves
-            .entry((decision_label(from), d.action.as_str()))
+            .entry((decision_label(was), d.action.as_str()))
             .or_insert(Move {
-                from,
+                from: was,
                 to: d.action,
                 count: 0,
             })
             .count += 1;
         if out.changes.len() < limit {
-            out.changes.push(would_change(&r, from, &d, candidate));
+            out.changes.push(would_change(&r, was, &d, candidate));
         }
-        Ok(())
+        changed(&r, was, &d)
     })?;
     out.moves = moves.into_values().collect();
     Ok(out)
@@ -212,7 +334,7 @@ fn situation(pauses: &[Pause], source: &str, used: u64) -> Situation {
 
 /// `r` decided afresh by `policy`; `None` when its object or record is gone (apply says so).
 fn redecide(
-    store: &Store,
+    store: &impl Replaying,
     policy: &Policy,
     r: &Replay,
     now: &Situation,

@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use super::{Ctx, Outcome, print_json, print_out};
+use super::{Ctx, FormatArg, Outcome, print_json, print_out};
 use crate::admin::audit::{self, Verified};
 use crate::audit::Checkpoint;
 use crate::error::{Error, Result};
 use crate::ingest::Format;
+use crate::ui::count;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
@@ -28,8 +29,9 @@ pub enum AuditCommand {
         after_help = "Example:\n  crmgate audit export --format jsonl --since 2026-11-01 > events.jsonl\n  crmgate audit export --format csv > events.csv"
     )]
     Export {
-        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
-        format: String,
+        /// jsonl (the default: one event a line), json (one array) or csv.
+        #[arg(long, value_enum, default_value_t = FormatArg::Jsonl)]
+        format: FormatArg,
         /// Only events at or after this time (RFC 3339, or a date).
         #[arg(long, value_name = "T")]
         since: Option<String>,
@@ -40,7 +42,7 @@ pub fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         AuditCommand::Verify { checkpoint } => verify(checkpoint, ctx),
         AuditCommand::Checkpoint => checkpoint(ctx),
-        AuditCommand::Export { format, since } => export(&format, since.as_deref(), ctx),
+        AuditCommand::Export { format, since } => export(format.into(), since.as_deref(), ctx),
     }
 }
 
@@ -64,7 +66,8 @@ fn verify(checkpoint: Option<PathBuf>, ctx: &Ctx) -> Result<Outcome> {
                 print_json(&serde_json::json!({ "ok": true, "events": events }))?;
             } else {
                 ctx.ui.note(format!(
-                    "ok: {events} events, the chain is unbroken{}",
+                    "ok: {}, the chain is unbroken{}",
+                    count(events, "event", "events"),
                     if cp.is_some() {
                         " and reaches the checkpoint"
                     } else {
@@ -93,13 +96,13 @@ fn checkpoint(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn export(format: &str, since: Option<&str>, ctx: &Ctx) -> Result<Outcome> {
+fn export(format: Format, since: Option<&str>, ctx: &Ctx) -> Result<Outcome> {
     let since = since.map(audit::since).transpose()?;
-    let format = Format::parse(format).expect("clap checked the format");
     let store = ctx.open()?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let n = audit::export(&store, format, since.as_deref(), &mut out)?;
-    ctx.ui.note(format!("exported {n} events"));
+    ctx.ui
+        .note(format!("exported {}", count(n, "event", "events")));
     Ok(Outcome::Done)
 }

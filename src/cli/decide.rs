@@ -92,11 +92,13 @@ fn run(ids: Vec<String>, filter: &Filter, verb: Verb, ctx: &Ctx) -> Result<Outco
                 crate::ui::safe(&f.error)
             );
         }
-        ctx.ui.note(format!(
-            "{} {done_word}, {} not",
-            batch.done,
-            batch.refused.len()
-        ));
+        ctx.ui.note(match batch.refused.len() {
+            0 => format!(
+                "{} {done_word}",
+                crate::ui::count(batch.done as u64, "proposal", "proposals")
+            ),
+            n => format!("{} {done_word}, {n} not", batch.done),
+        });
         for p in &batch.paused {
             eprintln!("paused source {}", crate::ui::safe(p));
         }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::{Ctx, Outcome, print_out};
 use crate::admin::setup::{self, Initialized, Purpose};
 use crate::error::{Error, Result};
+use crate::ui::count;
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -23,6 +24,7 @@ fn purpose(demo: bool) -> Purpose {
 }
 
 pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
+    super::store_place(&ctx.db)?;
     let Initialized { mut store, created } =
         setup::init(&ctx.db, purpose(args.demo), &ctx.actor, &ctx.now)?;
     if created.is_empty() {
@@ -40,8 +42,8 @@ pub fn init(args: InitArgs, ctx: &Ctx) -> Result<Outcome> {
     if args.demo {
         let report = setup::load_demo(&mut store, &ctx.actor, &ctx.now)?;
         ctx.ui.note(format!(
-            "loaded the demo data and {} proposals",
-            report.ingested
+            "loaded the demo data and {}",
+            count(report.ingested, "proposal", "proposals")
         ));
     }
     if ctx.ui.json {
@@ -60,6 +62,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     } else {
         PathBuf::from(DEMO_DB)
     };
+    super::store_place(&db)?;
     setup::clear_demo_store(&db)?;
     let demo_ctx = Ctx {
         db: db.clone(),
@@ -104,8 +107,12 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     )?;
     let again = setup::ingest(&mut store, &inputs, actor, now)?;
     print_out(format!(
-        "  {} rows read, {} new, {} already queued",
-        again.files.iter().map(|f| f.rows).sum::<u64>(),
+        "  {} read, {} new, {} already queued",
+        count(
+            again.files.iter().map(|f| f.rows).sum::<u64>(),
+            "row",
+            "rows"
+        ),
         again.ingested,
         again.duplicates
     ))?;
@@ -216,8 +223,11 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
 fn print_proposal_report(report: &crate::ingest::proposals::Report) -> Result<()> {
     for f in &report.files {
         print_out(format!(
-            "  {:<34} {:>4} rows, {:>4} queued, {} superseded",
-            f.file, f.rows, f.ingested, f.superseded
+            "  {:<34} {:>9}, {:>4} queued, {} superseded",
+            f.file,
+            count(f.rows, "row", "rows"),
+            f.ingested,
+            f.superseded
         ))?;
     }
     let kinds: Vec<String> = report
@@ -226,8 +236,8 @@ fn print_proposal_report(report: &crate::ingest::proposals::Report) -> Result<()
         .map(|(k, n)| format!("{n} {k}"))
         .collect();
     print_out(format!(
-        "  {} proposals queued: {}",
-        report.ingested,
+        "  {} queued: {}",
+        count(report.ingested, "proposal", "proposals"),
         kinds.join(", ")
     ))?;
     let decisions: Vec<String> = report

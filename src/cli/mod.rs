@@ -41,6 +41,25 @@ impl From<ColorArg> for ColorMode {
     }
 }
 
+/// `--format` of every command that reads or writes records or events: the same three formats
+/// everywhere (each command keeps its own default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+impl From<FormatArg> for crate::ingest::Format {
+    fn from(f: FormatArg) -> crate::ingest::Format {
+        match f {
+            FormatArg::Csv => crate::ingest::Format::Csv,
+            FormatArg::Json => crate::ingest::Format::Json,
+            FormatArg::Jsonl => crate::ingest::Format::Jsonl,
+        }
+    }
+}
+
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -199,17 +218,69 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
+        store_place(&self.db)?;
         Store::open(&self.db, OpenMode::Existing)
     }
+}
+
+/// Refuses a store path that cannot be a store file, saying why: its directory does not exist,
+/// or it is a directory itself. SQLite would only say it "cannot open" it.
+pub fn store_place(db: &std::path::Path) -> Result<()> {
+    if db.is_dir() {
+        return Err(Error::refused_with_hint(
+            format!("{} is a directory, not a store file", db.display()),
+            format!(
+                "give --db a file in it, e.g. `--db {}`",
+                db.join("crm.db").display()
+            ),
+        ));
+    }
+    let dir = match db.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => return Ok(()),
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::refused_with_hint(
+        format!(
+            "the directory {} does not exist, so the store {} cannot be there",
+            dir.display(),
+            db.display()
+        ),
+        format!(
+            "create it with `mkdir -p {}` and then `crmgate init --db {}`, or point --db at an existing store",
+            dir.display(),
+            db.display()
+        ),
+    ))
 }
 
 /// The acting user: `--as`, `CRMGATE_USER` (both via clap), else the OS user.
 fn resolve_actor(flag: Option<String>) -> String {
     flag.filter(|s| !s.trim().is_empty())
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+        .unwrap_or_else(os_user)
+}
+
+/// The OS user this process runs as, from the password database: not `$USER`, which anyone can
+/// set. A uid the database does not know is named by its number, never as "unknown".
+pub fn os_user() -> String {
+    let uid = unsafe { libc::geteuid() };
+    passwd_name(uid).unwrap_or_else(|| format!("uid-{uid}"))
+}
+
+fn passwd_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the size given; on success `found` points to
+    // `pwd`, whose strings live in `buf`, read before either goes out of scope.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.
@@ -275,13 +346,19 @@ pub fn report_error(e: &Error, ui: &Ui) {
         .map(|l| crate::ui::safe(l).into_owned())
         .collect();
     let _ = writeln!(err, "{label} {}", text.join("\n"));
+    // A cause the message already quotes (`FILE: No such file or directory`) is not repeated.
+    let mut said = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        let _ = writeln!(err, "caused by: {}", crate::ui::safe(&s.to_string()));
+        let cause = s.to_string();
+        if !said.contains(&cause) {
+            let _ = writeln!(err, "caused by: {}", crate::ui::safe(&cause));
+            said.push_str(&cause);
+        }
         source = s.source();
     }
     if let Some(h) = e.hint() {
-        let _ = writeln!(err, "hint: {h}");
+        let _ = writeln!(err, "hint: {}", crate::ui::safe(&h));
     }
 }
 

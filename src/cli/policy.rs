@@ -3,6 +3,7 @@
 use super::{Ctx, Outcome, print_json, print_out};
 use crate::admin::policy::{self as admin, Installed, Replayed, decision_label};
 use crate::error::{Error, Result};
+use crate::ui::{count, safe};
 
 pub use crate::admin::policy::{load, parse};
 
@@ -58,18 +59,30 @@ fn show(version: Option<i64>, ctx: &Ctx) -> Result<Outcome> {
         ));
         print_out(crate::ui::safe(v.text.trim_end()).replace("\\u{a}", "\n"))?;
     }
+    if version.is_none() {
+        for w in admin::warnings(&load(&store)?.1) {
+            ctx.ui.note(format!("warning: {}", crate::ui::safe(&w)));
+        }
+    }
     Ok(Outcome::Done)
 }
 
 fn set(file: &str, ctx: &Ctx) -> Result<Outcome> {
     let text = read(file)?;
     let mut store = ctx.open()?;
-    let installed = admin::set(&mut store, file, &text, &ctx.actor, &ctx.now)?;
+    let report = admin::set_and_redecide(&mut store, file, &text, &ctx.actor, &ctx.now, 50)?;
+    let (installed, r) = (report.installed, &report.redecided);
     let version = installed.version();
     if ctx.ui.json {
         let new = matches!(installed, Installed::New(_));
-        print_json(&serde_json::json!({ "version": version, "changed": new }))?;
-    } else if let Installed::New(_) = installed {
+        print_json(&serde_json::json!({
+            "version": version,
+            "changed": new,
+            "redecided": replay_json(r),
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    if let Installed::New(_) = installed {
         ctx.ui
             .note(format!("policy version {version} is now in force"));
     } else {
@@ -77,7 +90,7 @@ fn set(file: &str, ctx: &Ctx) -> Result<Outcome> {
             "unchanged: {file} is policy version {version}, already in force"
         ));
     }
-    Ok(Outcome::Done)
+    print_replay(r, &format!("policy version {version}"), Tense::Done, ctx)
 }
 
 fn check(file: &str, ctx: &Ctx) -> Result<Outcome> {
@@ -87,7 +100,8 @@ fn check(file: &str, ctx: &Ctx) -> Result<Outcome> {
     if ctx.ui.json {
         print_json(&serde_json::json!({ "ok": true, "rules": p.rules.len() }))?;
     } else {
-        ctx.ui.note(format!("{file}: ok ({} rules)", p.rules.len()));
+        let rules = count(p.rules.len() as u64, "rule", "rules");
+        ctx.ui.note(format!("{file}: ok ({rules})"));
     }
     Ok(Outcome::Done)
 }
@@ -99,37 +113,56 @@ fn test(file: &str, limit: usize, ctx: &Ctx) -> Result<Outcome> {
     let candidate = parse(file, &text, store.schema())?;
     let r = admin::replay(&store, &candidate, limit)?;
     if ctx.ui.json {
-        print_json(&serde_json::json!({
-            "replayed": r.replayed,
-            "changed": r.changed,
-            "moves": r.moves.iter().map(|m| serde_json::json!({
-                "from": decision_label(m.from),
-                "to": m.to,
-                "count": m.count,
-            })).collect::<Vec<_>>(),
-            "changes": r.changes,
-        }))?;
-    } else if r.changed == 0 {
-        ctx.ui.note(format!(
-            "{} proposals replayed through {file}: no decision would change",
-            r.replayed
-        ));
-    } else {
-        print_changes(&r, file, ctx)?;
+        print_json(&replay_json(&r))?;
+        return Ok(Outcome::Done);
     }
-    Ok(Outcome::Done)
+    print_replay(&r, file, Tense::Would, ctx)
 }
 
-fn print_changes(r: &Replayed, file: &str, ctx: &Ctx) -> Result<()> {
+fn replay_json(r: &Replayed) -> serde_json::Value {
+    serde_json::json!({
+        "replayed": r.replayed,
+        "changed": r.changed,
+        "moves": r.moves.iter().map(|m| serde_json::json!({
+            "from": decision_label(m.from),
+            "to": m.to,
+            "count": m.count,
+        })).collect::<Vec<_>>(),
+        "changes": r.changes,
+    })
+}
+
+/// Whether a replay's decisions would change (`policy test`) or did (`policy set`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tense {
+    Would,
+    Done,
+}
+
+/// The table of changed decisions, then one line: how many were replayed and how they moved.
+fn print_replay(r: &Replayed, through: &str, tense: Tense, ctx: &Ctx) -> Result<Outcome> {
+    let replayed = count(r.replayed, "proposal", "proposals");
+    let (verb, header) = match tense {
+        Tense::Would => ("replayed through", "would be"),
+        Tense::Done => ("decided again under", "now"),
+    };
+    if r.changed == 0 {
+        let none = match tense {
+            Tense::Would => "no decision would change",
+            Tense::Done => "no decision changed",
+        };
+        ctx.ui
+            .note(format!("{replayed} {verb} {}: {none}", safe(through)));
+        return Ok(Outcome::Done);
+    }
     let mut t = ctx.ui.table();
-    t.set_header([
-        "id", "proposal", "record", "field", "now", "would be", "why",
-    ]);
+    let was = if tense == Tense::Would { "now" } else { "was" };
+    t.set_header(["id", "proposal", "record", "field", was, header, "why"]);
     for c in &r.changes {
         t.add_row([
             c.id.to_string(),
-            crate::ui::safe(&c.proposal).into_owned(),
-            crate::ui::safe(&c.record).into_owned(),
+            safe(&c.proposal).into_owned(),
+            safe(&c.record).into_owned(),
             c.field.clone().unwrap_or_default(),
             decision_label(c.from).to_string(),
             c.to.to_string(),
@@ -137,16 +170,27 @@ fn print_changes(r: &Replayed, file: &str, ctx: &Ctx) -> Result<()> {
         ]);
     }
     print_out(t)?;
+    if (r.changes.len() as u64) < r.changed {
+        ctx.ui.note(format!(
+            "showing the first {} of {} changes",
+            r.changes.len(),
+            r.changed
+        ));
+    }
     let summary: Vec<String> = r
         .moves
         .iter()
         .map(|m| format!("{} {} → {}", m.count, decision_label(m.from), m.to))
         .collect();
+    let (changed, tail) = match tense {
+        Tense::Would => ("would change", "; nothing was changed"),
+        Tense::Done => ("changed", ""),
+    };
     ctx.ui.note(format!(
-        "{} proposals replayed through {file}: {} decisions would change ({}); nothing was changed",
-        r.replayed,
-        r.changed,
+        "{replayed} {verb} {}: {} {changed} ({}){tail}",
+        safe(through),
+        count(r.changed, "decision", "decisions"),
         summary.join(", ")
     ));
-    Ok(())
+    Ok(Outcome::Done)
 }

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::model::{Kind, Proposal, State, Value};
 use crate::queue::{self, ChangeView, ProposalView, Shown};
 use crate::store::ListFilter;
-use crate::ui::{Ui, safe};
+use crate::ui::{Ui, count, safe};
 
 /// The narrowing the queue commands share: one source, kind or object.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -68,10 +68,14 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
             "by_kind": s.by_kind,
             "by_source": s.by_source,
             "recent_ingests": s.recent_ingests,
+            "policy_warnings": s.policy_warnings,
         }))?;
         return Ok(Outcome::Done);
     }
     let total = s.total();
+    for w in &s.policy_warnings {
+        print_out(format!("{} {}", ctx.ui.heading("POLICY:"), safe(w)))?;
+    }
     for p in &s.paused {
         print_out(format!(
             "{} {} since {} by {}: {}",
@@ -86,9 +90,9 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
         ))?;
     }
     print_out(format!(
-        "{} {} proposals in {}",
+        "{} {} in {}",
         ctx.ui.heading("Queue:"),
-        total,
+        count(total as u64, "proposal", "proposals"),
         safe(&s.store.display().to_string())
     ))?;
     if total == 0 {
@@ -396,6 +400,7 @@ fn print_change_json(v: &ChangeView) -> Result<()> {
             "approved_by": c.approved_by,
             "at": c.at,
         },
+        "fields": v.fields,
         "proposal": v.proposal,
         "events": v.events,
     }))
@@ -416,9 +421,13 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
         "record",
         safe(&format!("{}/{}", c.object, c.record)).into_owned(),
     );
-    add("field", safe(&c.field).into_owned());
-    add("before", quoted(&c.before.to_json()));
-    add("after", quoted(&c.after.to_json()));
+    if v.fields.is_empty() {
+        add("field", safe(&c.field).into_owned());
+        add("before", quoted(&c.before.to_json()));
+        add("after", quoted(&c.after.to_json()));
+    } else {
+        add("field", "the whole record".into());
+    }
     add("at", c.at.clone());
     add(
         "approved by",
@@ -448,8 +457,30 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
         );
     }
     print_out(t)?;
+    if !v.fields.is_empty() {
+        print_out(ui.heading("The record, field by field:"))?;
+        print_out(record_image(v, ui))?;
+    }
     print_out(ui.heading("Its story, from ingest:"))?;
     print_out(events_table(ui, &v.events))
+}
+
+/// A whole-record change as a table: each field before and after ("(none)": no record).
+fn record_image(v: &ChangeView, ui: &Ui) -> comfy_table::Table {
+    let mut t = ui.table();
+    t.set_header(["field", "before", "after"]);
+    let none = |x: &serde_json::Value, whole: &Value| match whole {
+        Value::Null => "(none)".to_string(),
+        _ => quoted(x),
+    };
+    for f in &v.fields {
+        t.add_row([
+            safe(&f.field).into_owned(),
+            none(&f.before, &v.change.before),
+            none(&f.after, &v.change.after),
+        ]);
+    }
+    t
 }
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
@@ -472,8 +503,12 @@ fn event_summary(e: &crate::audit::EventRow) -> String {
     let s = |k: &str| detail.get(k).map(json_display).unwrap_or_default();
     match e.action.as_str() {
         "ingest" => format!(
-            "{} rows from {} (sha256 {}…)",
-            s("rows"),
+            "{} from {} (sha256 {}…)",
+            count(
+                detail.get("rows").and_then(|r| r.as_u64()).unwrap_or(0),
+                "row",
+                "rows"
+            ),
             s("file"),
             s("sha256").chars().take(12).collect::<String>()
         ),

@@ -73,11 +73,16 @@ fn unattended(store: &crate::store::Store, filter: &ListFilter, ctx: &Ctx) -> Re
     }
     print_out(super::queue::proposal_table(&ctx.ui, &rows))?;
     ctx.ui.note(format!(
-        "{total} proposals wait for review{}.\n\
+        "{} for review{}.\n\
          `crmgate review` is interactive and needs a terminal. From a script, decide by id:\n  \
          crmgate approve ID... [--note TEXT]\n  crmgate reject ID... --reason TEXT\n\
          or by filter (it prints the count; add --yes to go ahead):\n  \
          crmgate approve --source NAME --kind KIND --yes",
+        if total == 1 {
+            "1 proposal waits".to_string()
+        } else {
+            format!("{total} proposals wait")
+        },
         if total as usize > rows.len() {
             format!(" (the first {} by record above)", rows.len())
         } else {

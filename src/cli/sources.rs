@@ -17,6 +17,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                     "autonomy": r.autonomy,
                     "acceptance": r.stats.acceptance(),
                     "recommendation": r.recommendation,
+                    "paused": r.paused,
                 })
             })
             .collect();
@@ -31,6 +32,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     t.set_header([
         "source",
         "autonomy",
+        "paused",
         "proposals",
         "auto",
         "review",
@@ -45,11 +47,16 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         stats: s,
         autonomy,
         recommendation: r,
+        paused,
     } in &reports
     {
         t.add_row([
             safe(&s.source).into_owned(),
             autonomy.as_str().to_string(),
+            paused
+                .as_ref()
+                .map(|p| format!("since {} by {}: {}", p.at, safe(&p.actor), safe(&p.reason)))
+                .unwrap_or_else(|| "–".into()),
             s.proposals.to_string(),
             s.auto.to_string(),
             s.review.to_string(),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::schema::{Affinity, Column, Object};
+use crate::schema::{Affinity, Column, Object, Schema};
 
 const DEMO: &str = include_str!("../../fixtures/policy/demo.toml");
 const DEFAULT: &str = include_str!("../../fixtures/policy/default.toml");
@@ -761,7 +761,7 @@ fn bad_policies_are_refused_with_the_line() {
         ),
         (
             "[circuit_breaker]\nwindow = 50\nmax_reject_rate = 3.0\n",
-            1,
+            3,
             "max_reject_rate",
         ),
         ("[[rule]\nname = \"x\"\n", 1, ""),
@@ -774,4 +774,112 @@ fn bad_policies_are_refused_with_the_line() {
             "expected line {line} `{words}` in {ps:?} for:\n{text}"
         );
     }
+}
+
+#[test]
+fn every_problem_in_a_policy_is_reported_in_one_pass_each_with_its_line() {
+    let text = "\
+[defaults]
+autonomy = \"supervised\"
+auto_min_confidnce = 0.9
+max_auto_per_run = -1
+
+[[rule]]
+name = \"a\"
+kinds = [\"update\"]
+action = \"auto\"
+
+[[rule]]
+name = \"b\"
+min_confidence = \"high\"
+action = \"review\"
+
+[[rule]]
+object = [\"contacts\"]
+action = \"review\"
+
+[[rule]]
+name = \"d\"
+object = [\"deals\"]
+record_min = { amout = 100 }
+action = \"aprove\"
+
+[rolse]
+";
+    let ps = problems(text);
+    let expect: &[(usize, &str)] = &[
+        (
+            3,
+            "unknown field `auto_min_confidnce` (did you mean \"auto_min_confidence\"?)",
+        ),
+        (4, "max_auto_per_run must be a whole number"),
+        (8, "unknown field `kinds` (did you mean \"kind\"?)"),
+        (9, "merges are never auto"),
+        (13, "min_confidence must be a number, not a string"),
+        (16, "rule #3 has no name"),
+        (
+            23,
+            "\"amout\" is not a field of deals (did you mean \"amount\"?)",
+        ),
+        (24, "action \"aprove\" is not one of"),
+        (26, "unknown field `rolse`"),
+    ];
+    for (line, words) in expect {
+        assert!(
+            ps.iter()
+                .any(|p| p.line == *line && p.message.contains(words)),
+            "expected line {line} `{words}` in:\n{ps:#?}"
+        );
+    }
+    assert_eq!(ps.len(), expect.len(), "one problem each: {ps:#?}");
+}
+
+#[test]
+fn a_rule_naming_a_dropped_column_is_kept_in_force_and_lets_nothing_it_could_match_through() {
+    let mut dropped = schema();
+    dropped
+        .objects
+        .get_mut("companies")
+        .unwrap()
+        .columns
+        .retain(|c| c.name != "tier");
+    // A new policy naming the column is refused, as before.
+    assert!(
+        parse(DEMO, &dropped)
+            .unwrap_err()
+            .iter()
+            .any(|p| p.message.contains("\"tier\""))
+    );
+    // The policy in force is read; the rule is marked, and says why.
+    let p = parse_in_force(DEMO, &dropped).expect("the policy in force is read");
+    let gone: Vec<&str> = p.unevaluable().map(|r| r.name.as_str()).collect();
+    assert_eq!(gone, ["high-value-accounts"]);
+    let company = F {
+        source: "clearbit",
+        object: "companies",
+        field: Some("industry"),
+        record: vec![("legal_hold".into(), Value::Integer(0))],
+        ..F::default()
+    };
+    let d = decide_on(&p, &company, Situation::default());
+    assert_eq!(d.action, Action::Review, "{d:?}");
+    assert_eq!(d.approvers, ["manager"]);
+    assert!(d.why(&p).iter().any(|w| w.contains(
+        "rule \"high-value-accounts\" names companies.tier, which the store no longer has"
+    )));
+    // What the rule could never match (another object) is decided as before.
+    let contact = F::default();
+    assert_eq!(
+        decide_on(&p, &contact, Situation::default()).action,
+        Action::Auto
+    );
+    // A stop rule that still holds still stops.
+    let held = F {
+        record: vec![("legal_hold".into(), Value::Integer(1))],
+        ..company
+    };
+    assert_eq!(
+        decide_on(&p, &held, Situation::default()).action,
+        Action::Block
+    );
 }

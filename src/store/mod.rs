@@ -3,12 +3,14 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod lookup;
 mod migrations;
 mod pauses;
 mod policies;
 mod prepared;
 mod queue;
 mod records;
+mod redecide;
 mod snapshot;
 mod stage;
 
@@ -28,6 +30,7 @@ pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
 pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
+pub use redecide::{Redecision, Replaying};
 pub use snapshot::Snapshot;
 pub use stage::{KeyRow, Staged};
 
