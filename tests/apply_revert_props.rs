@@ -2,18 +2,16 @@
 //! run restores the CRM tables exactly; and reverting after a later edit is refused and changes
 //! nothing. Drives the real binary.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
 
-const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-
 fn crmgate(db: &Path) -> Command {
-    let mut c = Command::new(CRMGATE);
-    c.env_remove("CRMGATE_DB")
-        .env("CRMGATE_USER", "alice")
-        .env("NO_COLOR", "1")
+    let mut c = common::crmgate();
+    c.env("CRMGATE_USER", "alice")
         .arg("--db")
         .arg(db)
         .arg("--quiet");
