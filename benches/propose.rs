@@ -13,7 +13,7 @@
 //!    table and, in the same transaction, joins every proposal to its record's current value
 //!    into `raw_queue` — roughly the floor for "ingest and look up the record";
 //! 5. reference: `sqlite3 .import` alone on a third copy;
-//! 6. a summary with the targets (crmgate no slower than raw SQL, peak RSS under 100 MB).
+//! 6. a summary with the ceilings (crmgate at most 1.5x raw SQL, peak RSS under 100 MB).
 //!
 //! Phases 3 to 5 run `CRMGATE_BENCH_TRIALS` times (default 3), alternating, each from a fresh
 //! copy of the base store; the summary compares each contender's best run.
@@ -40,7 +40,7 @@ use measure::{Measured, run_ok};
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-const TARGET_RATIO: f64 = 1.0;
+const TARGET_RATIO: f64 = 1.5;
 const TARGET_PEAK_MB: f64 = 100.0;
 
 fn main() {
