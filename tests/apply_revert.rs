@@ -6,7 +6,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use common::{Env, HEADER, fixture, json_of, stdout_of};
+use common::{Env, HEADER, crm_dump, fixture, json_of, stdout_of};
 
 fn sha256_of(path: &Path) -> String {
     use std::io::Read;
@@ -14,15 +14,6 @@ fn sha256_of(path: &Path) -> String {
     let mut buf = Vec::new();
     f.read_to_end(&mut buf).unwrap();
     crmgate::audit::sha256_hex(&buf)
-}
-
-/// The CRM tables only (not crmgate's own), row by row: what a revert must restore exactly.
-fn crm_dump(env: &Env) -> String {
-    env.dump()
-        .split("== ")
-        .filter(|t| !t.starts_with("crmgate_") && !t.starts_with("sqlite_"))
-        .collect::<Vec<_>>()
-        .join("== ")
 }
 
 /// A store of 800 contacts with a title and a phone proposed for each, all let through by the

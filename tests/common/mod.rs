@@ -110,6 +110,22 @@ impl Env {
 
 /// Every row of every table of the store at `db`, in a stable order.
 pub fn dump(db: &Path) -> String {
+    dump_tables(db, |_| true)
+}
+
+/// The CRM tables only (not crmgate's own), row by row: what a revert must restore exactly.
+pub fn crm_dump_of(db: &Path) -> String {
+    dump_tables(db, |t| {
+        !t.starts_with("crmgate_") && !t.starts_with("sqlite_")
+    })
+}
+
+pub fn crm_dump(env: &Env) -> String {
+    crm_dump_of(&env.db())
+}
+
+/// Every row of the tables `keep` names, table by table, in a stable order.
+fn dump_tables(db: &Path, keep: impl Fn(&str) -> bool) -> String {
     let conn = rusqlite::Connection::open(db).expect("open store");
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -119,7 +135,7 @@ pub fn dump(db: &Path) -> String {
         .collect::<Result<_, _>>()
         .unwrap();
     let mut out = String::new();
-    for t in tables {
+    for t in tables.into_iter().filter(|t| keep(t)) {
         out.push_str(&format!("== {t}\n"));
         let mut stmt = conn
             .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
