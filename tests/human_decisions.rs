@@ -1,4 +1,6 @@
-//! Human decisions: approving, rejecting and editing proposals from the command line.
+//! Human decisions and the limits around them: approver roles, filter-wide decisions, the
+//! circuit breaker, per-run auto limits, review without a terminal, and how a merge and a
+//! lifecycle move are judged.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! `status`, `list` and `show`: what the queue holds, read back.
+//! `status`, `list` and `show`: what the queue holds, read back as JSON and as text.
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! The store: `init`, opening, migrating, and refusing what is not a crmgate store.
+//! The store: `init`, existing CRM files, refusing what is not a store or is from a newer
+//! crmgate, a write that does not read back, and a locked store.
 
 mod common;
 
