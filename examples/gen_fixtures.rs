@@ -10,14 +10,11 @@
 //! `--proposals N` alone keeps the demo tables. The proposals go to DIR/proposals.csv,
 //! DIR/proposals.json or DIR/proposals.jsonl according to `--format` (default csv).
 
-#[path = "../gen/generator.rs"]
-mod generator;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use generator::{GenConfig, Summary};
+use crmgate_gen::{GenConfig, Summary};
 
 const USAGE: &str = "usage: gen_fixtures --out DIR [--contacts N] [--proposals N] [--seed S] [--format csv|json|jsonl]";
 
@@ -97,11 +94,11 @@ fn config(args: &Args) -> GenConfig {
 fn run(args: &Args) -> std::io::Result<Summary> {
     let cfg = config(args);
     if args.format == "csv" {
-        return generator::write_dataset(&args.out, &cfg);
+        return crmgate_gen::write_dataset(&args.out, &cfg);
     }
-    let mut summary = generator::write_tables(&args.out, &cfg)?;
+    let mut summary = crmgate_gen::write_tables(&args.out, &cfg)?;
     let path = args.out.join(format!("proposals.{}", args.format));
-    summary.bytes += generator::write_proposals(&path, &cfg, &args.format)?;
+    summary.bytes += crmgate_gen::write_proposals(&path, &cfg, &args.format)?;
     summary.proposals = cfg.proposals;
     Ok(summary)
 }

@@ -2,18 +2,18 @@
 //! run restores the CRM tables exactly; and reverting after a later edit is refused and changes
 //! nothing. Drives the real binary.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use proptest::prelude::*;
 
-const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
+use common::crm_dump_of;
 
 fn crmgate(db: &Path) -> Command {
-    let mut c = Command::new(CRMGATE);
-    c.env_remove("CRMGATE_DB")
-        .env("CRMGATE_USER", "alice")
-        .env("NO_COLOR", "1")
+    let mut c = common::crmgate();
+    c.env("CRMGATE_USER", "alice")
         .arg("--db")
         .arg(db)
         .arg("--quiet");
@@ -22,26 +22,6 @@ fn crmgate(db: &Path) -> Command {
 
 fn code(c: &mut Command) -> Option<i32> {
     c.output().expect("run crmgate").status.code()
-}
-
-/// Every row of the CRM tables, in a stable order.
-fn crm(db: &Path) -> String {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut out = String::new();
-    for t in ["companies", "contacts", "deals", "activities"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {t} ORDER BY id"))
-            .unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
-                .collect();
-            out.push_str(&format!("{t}|{}\n", cells.join("|")));
-        }
-    }
-    out
 }
 
 #[derive(Debug, Clone)]
@@ -142,7 +122,7 @@ proptest! {
         prop_assert_eq!(code(crmgate(&db).arg("propose").arg(dir.path().join("ops.csv"))), Some(0));
         // Approve whatever is still undecided (superseded twins are not), then apply.
         let _ = code(crmgate(&db).args(["approve", "--source", "bot", "--yes"]));
-        let before = crm(&db);
+        let before = crm_dump_of(&db);
         prop_assert!(matches!(code(crmgate(&db).arg("apply")), Some(0 | 3)));
         let changed = rusqlite::Connection::open(&db).unwrap()
             .query_row("SELECT count(*) FROM crmgate_changes", [], |r| r.get::<_, i64>(0)).unwrap();
@@ -171,12 +151,12 @@ proptest! {
                 .query_row(&format!("SELECT {field} FROM contacts WHERE id = ?1"), [&rec], |r| r.get(0))
                 .unwrap();
             later.execute(&format!("UPDATE contacts SET {field} = 'Edited later' WHERE id = ?1"), [&rec]).unwrap();
-            let edited = crm(&db);
+            let edited = crm_dump_of(&db);
             prop_assert_eq!(code(crmgate(&db).args(["revert", "--run", "1"])), Some(1));
-            prop_assert_eq!(crm(&db), edited, "a refused revert changes nothing");
+            prop_assert_eq!(crm_dump_of(&db), edited, "a refused revert changes nothing");
             later.execute(&format!("UPDATE contacts SET {field} = ?2 WHERE id = ?1"), rusqlite::params![rec, old]).unwrap();
         }
         prop_assert_eq!(code(crmgate(&db).args(["revert", "--run", "1"])), Some(0));
-        prop_assert_eq!(crm(&db), before);
+        prop_assert_eq!(crm_dump_of(&db), before);
     }
 }

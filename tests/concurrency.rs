@@ -2,21 +2,15 @@
 //! approves proposals one by one. For `CRMGATE_RACE_SECS` seconds (default 30): no decision is
 //! lost, no change is applied twice, and no raw SQLITE_BUSY reaches either of them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
-
 fn crmgate(db: &Path, actor: &str) -> Command {
-    let mut c = Command::new(CRMGATE);
-    c.env_remove("CRMGATE_DB")
-        .env_remove("CRMGATE_BUSY_TIMEOUT_MS")
-        .env("NO_COLOR", "1")
-        .arg("--db")
-        .arg(db)
-        .arg("--as")
-        .arg(actor);
+    let mut c = common::crmgate();
+    c.arg("--db").arg(db).arg("--as").arg(actor);
     c
 }
 

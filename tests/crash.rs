@@ -5,13 +5,13 @@
 //! (`CRMGATE_APPLY_CHUNK`, here a quarter of the run unless `CRMGATE_CRASH_CHUNK` says), so a
 //! kill may leave whole chunks committed, never part of one.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-
-const CRMGATE: &str = env!("CARGO_BIN_EXE_crmgate");
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -28,11 +28,9 @@ fn chunk() -> usize {
 }
 
 fn crmgate(db: &Path) -> Command {
-    let mut c = Command::new(CRMGATE);
-    c.env_remove("CRMGATE_DB")
-        .env("CRMGATE_APPLY_CHUNK", chunk().to_string())
+    let mut c = common::crmgate();
+    c.env("CRMGATE_APPLY_CHUNK", chunk().to_string())
         .env("CRMGATE_USER", "cron")
-        .env("NO_COLOR", "1")
         .arg("--db")
         .arg(db)
         .arg("--quiet");
@@ -53,13 +51,10 @@ fn run_ok(c: &mut Command) {
 fn base_store(dir: &Path, n: usize) -> std::path::PathBuf {
     let db = dir.join("base.db");
     run_ok(crmgate(&db).args(["init"]));
-    let policy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/policy/demo.toml"
-    ))
-    .unwrap()
-    .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 1000000 ")
-    .replace("max_auto_per_day = 10000", "max_auto_per_day = 1000000");
+    let policy = std::fs::read_to_string(common::fixture("policy/demo.toml"))
+        .unwrap()
+        .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 1000000 ")
+        .replace("max_auto_per_day = 10000", "max_auto_per_day = 1000000");
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     run_ok(
         crmgate(&db)

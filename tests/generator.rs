@@ -1,13 +1,11 @@
-//! Tests of the dataset generator in gen/generator.rs (used by examples/gen_fixtures.rs
-//! and the benchmark): determinism, the committed fixtures, referential integrity.
-
-#[path = "../gen/generator.rs"]
-mod generator;
+//! Tests of the dataset generator, the crmgate-gen crate in gen/ (used by
+//! examples/gen_fixtures.rs and the benchmarks): determinism, the committed fixtures,
+//! referential integrity.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use generator::{GenConfig, TABLES, write_dataset, write_proposals};
+use crmgate_gen::{GenConfig, TABLES, write_dataset, write_proposals};
 
 /// One CSV row by column name.
 type Row = BTreeMap<String, String>;
@@ -131,10 +129,10 @@ fn counts_headers_and_references_hold() {
 
     let mut tables: BTreeMap<&str, Table> = BTreeMap::new();
     let expected_headers: [&[&str]; 4] = [
-        &generator::COMPANY_COLUMNS,
-        &generator::CONTACT_COLUMNS,
-        &generator::DEAL_COLUMNS,
-        &generator::ACTIVITY_COLUMNS,
+        &crmgate_gen::COMPANY_COLUMNS,
+        &crmgate_gen::CONTACT_COLUMNS,
+        &crmgate_gen::DEAL_COLUMNS,
+        &crmgate_gen::ACTIVITY_COLUMNS,
     ];
     let prefixes = ["co-", "c-", "d-", "a-"];
     let counts = [cfg.companies, cfg.contacts, cfg.deals, cfg.activities];
@@ -173,7 +171,7 @@ fn counts_headers_and_references_hold() {
     }
 
     let (headers, proposals) = csv_rows(&dir.path().join("proposals.csv"));
-    assert_eq!(headers, generator::PROPOSAL_COLUMNS);
+    assert_eq!(headers, crmgate_gen::PROPOSAL_COLUMNS);
     assert_eq!(proposals.len(), cfg.proposals);
     let mut seen = BTreeSet::new();
     let mut kinds = BTreeMap::<String, usize>::new();
@@ -217,7 +215,7 @@ fn counts_headers_and_references_hold() {
                 }
                 if kind == "lifecycle" {
                     assert!(
-                        generator::TRIGGERS.contains(&p["trigger"].as_str()),
+                        crmgate_gen::TRIGGERS.contains(&p["trigger"].as_str()),
                         "{p:?}"
                     );
                 }
@@ -257,7 +255,7 @@ fn json_and_jsonl_match_csv() {
     assert_eq!(array, lines);
     for (obj, row) in array.iter().zip(&csv_props) {
         let obj = obj.as_object().unwrap();
-        for column in generator::PROPOSAL_COLUMNS {
+        for column in crmgate_gen::PROPOSAL_COLUMNS {
             let cell = &row[column];
             let cell_json = match obj.get(column) {
                 None => {

@@ -1,13 +1,15 @@
 //! The interactive review, driven through a pseudo-terminal like a person at the keyboard:
 //! the real binary, `TERM` fixed, colours off; the store is checked after every key.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use rexpect::session::{PtySession, spawn_command};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const BIN: &str = env!("CARGO_BIN_EXE_crmgate");
+use common::fixture;
+
 /// Generous: CI machines are slow, and a failed expectation should say what was on screen.
 const TIMEOUT_MS: u64 = 20_000;
 
@@ -52,12 +54,10 @@ impl Store {
     }
 
     fn cmd(&self, actor: &str) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = common::crmgate();
         c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
             .env("CRMGATE_USER", actor)
-            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
-            .env("NO_COLOR", "1")
+            .env("CRMGATE_NOW", common::NOW)
             .env("TERM", "xterm")
             .env("COLUMNS", "120")
             .env("LINES", "50")
@@ -121,14 +121,6 @@ impl Store {
             )
             .expect("contact")
     }
-}
-
-fn fixture(rel: &str) -> String {
-    Path::new(ROOT)
-        .join("fixtures")
-        .join(rel)
-        .display()
-        .to_string()
 }
 
 /// The bundled CRM, the policy above, and the proposals above, all pending.

@@ -419,44 +419,6 @@ pub struct Replay {
 }
 
 impl Store {
-    /// Every proposal whose decision still matters (pending, suggested, approved, blocked), in
-    /// id order.
-    pub fn for_each_replayable(&self, mut f: impl FnMut(Replay) -> Result<()>) -> Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, source, ext_id, kind, object, record, field, value, merge_into,
-                        coalesce(confidence, stated_confidence, 0.5), trigger, decision
-                 FROM crmgate_proposals
-                 WHERE state IN ('pending', 'suggested', 'approved', 'blocked') ORDER BY id",
-            )
-            .map_err(db_err)?;
-        let mut rows = stmt.query([]).map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let replay = (|| -> rusqlite::Result<Replay> {
-                Ok(Replay {
-                    id: r.get(0)?,
-                    source: r.get(1)?,
-                    ext_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    object: r.get(4)?,
-                    record: r.get(5)?,
-                    field: r.get(6)?,
-                    value: value_from(r.get_ref(7)?),
-                    merge_into: r.get(8)?,
-                    confidence: r.get(9)?,
-                    trigger: r.get(10)?,
-                    decision: r.get(11)?,
-                })
-            })()
-            .map_err(db_err)?;
-            f(replay)?;
-        }
-        Ok(())
-    }
-}
-
-impl Store {
     /// Per source: volume, decisions, and the human decisions on its proposals (from the audit
     /// log: `approve`, `reject` and `edit` events by humans).
     pub fn source_stats(&self) -> Result<Vec<crate::model::SourceStats>> {

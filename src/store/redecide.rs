@@ -101,7 +101,7 @@ impl Writer<'_> {
             .tx
             .execute(
                 "UPDATE crmgate_proposals
-                 SET state = ?2, decision = ?3, rules = ?4, rules_shared = NULL, policy_version = ?5
+                 SET state = ?2, decision = ?3, rules = ?4, policy_version = ?5
                  WHERE id = ?1 AND (state IN ('pending', 'suggested', 'blocked')
                     OR (state = 'approved' AND decision = 'auto'))",
                 rusqlite::params![

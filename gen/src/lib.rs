@@ -1,8 +1,7 @@
 //! Deterministic, seeded generator of CRM datasets and proposal files for crmgate.
 //!
-//! Included with `#[path = "../gen/generator.rs"] mod generator;` by the fixture
-//! example, the generator tests and the benchmark, so it depends on nothing from the
-//! crate itself (only std, rand, rand_chacha, csv and serde_json).
+//! Used by the fixture example (`examples/gen_fixtures.rs`), the generator tests and the
+//! benchmarks. From crmgate it takes only the proposal columns.
 //!
 //! Every record is a pure function of `(seed, table, index)` and of the table sizes: each
 //! one draws from its own `ChaCha8Rng::seed_from_u64(..)` stream. Nothing is kept per
@@ -10,7 +9,6 @@
 //! look at "its" record's current values (for `expected`, fill-vs-overwrite, ...) by
 //! regenerating that record. Near-duplicate contacts are derived from the earlier
 //! contact they duplicate, so merge proposals have real targets.
-#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

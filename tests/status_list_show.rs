@@ -1,0 +1,104 @@
+//! `status`, `list` and `show`: what the queue holds, read back as JSON and as text.
+
+mod common;
+
+use predicates::prelude::*;
+
+use common::{Env, contact_where, fixture, json_of};
+
+#[test]
+fn status_list_and_show_speak_json() {
+    let env = Env::with_crm();
+    env.cmd(&["propose", &fixture("proposals/generated.csv")])
+        .assert()
+        .success();
+    let status = json_of(&mut env.cmd(&["status", "--json"]));
+    let pending = status["by_state"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "pending")
+        .unwrap()["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        pending,
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'pending'")
+    );
+
+    let list = json_of(&mut env.cmd(&["list", "--json", "--kind", "merge", "--limit", "0"]));
+    let merges = list.as_array().unwrap();
+    assert_eq!(
+        merges.len() as i64,
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE kind = 'merge'")
+    );
+    assert!(
+        merges
+            .iter()
+            .all(|m| m["kind"] == "merge" && m["merge_into"].is_string())
+    );
+    let ids: Vec<i64> = merges.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first");
+
+    let limited = json_of(&mut env.cmd(&["list", "--json", "--limit", "5", "--state", "pending"]));
+    assert_eq!(limited.as_array().unwrap().len(), 5);
+
+    let shown = json_of(&mut env.cmd(&["show", &ids[0].to_string(), "--json"]));
+    assert_eq!(shown["proposal"]["id"], ids[0]);
+    assert!(shown["record"].is_object());
+    assert!(shown["merge_into_record"].is_object());
+    assert_eq!(shown["ingest"]["action"], "ingest");
+}
+
+#[test]
+fn show_refuses_unknown_ids_clearly() {
+    let env = Env::with_crm();
+    env.cmd(&["show", "999"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("proposal not found: 999"));
+    env.cmd(&["show", "nonsense"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("SOURCE:ID"));
+}
+
+#[test]
+fn escape_sequences_in_values_never_reach_the_terminal_raw() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let f = env.write(
+        "evil.jsonl",
+        format!(
+            "{{\"id\": \"e-1\", \"source\": \"sdr-agent\", \"kind\": \"update\", \"object\": \"contacts\", \"record\": \"{id}\", \"field\": \"title\", \"value\": \"VP\\u001b[2J\\u001b]0;pwned\\u0007 Sales\\u202e\", \"reason\": \"\\u001b[31mtrust me\"}}\n"
+        ),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    for args in [vec!["list"], vec!["show", "1"]] {
+        let out = env.cmd(&args).output().unwrap();
+        let all = [out.stdout, out.stderr].concat();
+        assert!(
+            !all.contains(&0x1b),
+            "raw ESC in `{}` output",
+            args.join(" ")
+        );
+        assert!(
+            !all.contains(&0x07),
+            "raw BEL in `{}` output",
+            args.join(" ")
+        );
+        let text = String::from_utf8(all).unwrap();
+        assert!(
+            !text.contains('\u{202e}'),
+            "raw bidi override in `{}`",
+            args.join(" ")
+        );
+        assert!(
+            text.contains("\\u{1b}"),
+            "escape shown visibly in `{}`",
+            args.join(" ")
+        );
+    }
+}
