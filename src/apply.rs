@@ -7,9 +7,6 @@ use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{self, Action, Facts, Policy, Situation};
 use crate::store::Writer;
 
-mod read_ahead;
-pub use read_ahead::{Ahead, ReadAhead, Written};
-
 /// What happened to one proposal in an apply run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Item {
@@ -124,74 +121,16 @@ pub fn apply(
         version,
         actor,
         &ids,
-        Ahead::none(),
         &mut RunState::default(),
         &mut report,
     )?;
     Ok(report)
 }
 
-/// What apply reads for one proposal: the proposal with the human who approved it (none if the
-/// policy did), `None` if there is no such proposal; and, when read ahead, the record it targets
-/// as the chunk found it (`Some(None)`: no such record).
-pub struct ToApply {
-    pub found: Option<(Proposal, Option<String>)>,
-    pub record: Option<Option<Vec<Value>>>,
-}
-
-impl ToApply {
-    /// How a [`ReadAhead`] reads a proposal: the record too, for one it will write.
-    pub fn read_ahead(s: &crate::store::Snapshot, id: i64) -> Result<ToApply> {
-        use crate::store::ReadRecords as _;
-        let found = s.proposal_to_apply(id)?;
-        let record = match &found {
-            Some((p, _)) if p.state == State::Approved.as_str() && p.merge_into.is_none() => {
-                match s.schema().object(&p.object) {
-                    Some(obj) => Some(s.record_row(obj, &p.record)?),
-                    None => None,
-                }
-            }
-            _ => None,
-        };
-        Ok(ToApply { found, record })
-    }
-}
-
-/// What revert reads for one change: the change with the change that already reverted it, if
-/// one did, `None` if there is no such change; and, when read ahead, what its field holds as the
-/// chunk found it (`Some(None)`: no such record).
-pub struct ToRevert {
-    pub found: Option<(crate::store::ChangeRow, Option<i64>)>,
-    pub current: Option<Option<Value>>,
-}
-
-impl ToRevert {
-    /// How a [`ReadAhead`] reads a change: its field's value too, for a change of one field.
-    pub fn read_ahead(s: &crate::store::Snapshot, id: i64) -> Result<ToRevert> {
-        use crate::store::ReadRecords as _;
-        let found = s.change_to_revert(id)?;
-        let current = match &found {
-            Some((c, None)) => match s.schema().object(&c.object) {
-                Some(obj) => match obj.columns.iter().position(|col| col.name == c.field) {
-                    Some(at) => Some(
-                        s.record_row(obj, &c.record)?
-                            .map(|mut row| row.swap_remove(at)),
-                    ),
-                    None => None,
-                },
-                None => None,
-            },
-            _ => None,
-        };
-        Ok(ToRevert { found, current })
-    }
-}
-
 /// Applies these proposals as part of the run in `state` (begun here if it has not been).
 /// A large run calls this once per chunk, each in its own transaction: every proposal is
 /// applied with its change and events or not at all, and a crash loses at most the chunk in
 /// flight. Pauses are read again for every chunk, so a pause stops a long run at the next one.
-/// `proposals` yields the chunk's proposals as a [`ReadAhead`] read them, or none at all.
 #[allow(clippy::too_many_arguments)]
 pub fn apply_ids(
     w: &Writer<'_>,
@@ -199,7 +138,6 @@ pub fn apply_ids(
     version: i64,
     actor: &str,
     ids: &[i64],
-    mut proposals: Ahead<ToApply>,
     state: &mut RunState,
     report: &mut Report,
 ) -> Result<()> {
@@ -216,15 +154,8 @@ pub fn apply_ids(
     };
     report.run = Some(run);
     let pauses = w.pauses()?;
-    let mut written = Written::default();
     for &id in ids {
-        let ToApply { found, record } = proposals.next(|| {
-            Ok(ToApply {
-                found: w.proposal_to_apply(id)?,
-                record: None,
-            })
-        })?;
-        let Some((p, approver)) = found else {
+        let Some((p, approver)) = w.proposal_to_apply(id)? else {
             continue;
         };
         // Listed before this chunk's transaction: someone may have moved it on since.
@@ -250,7 +181,6 @@ pub fn apply_ids(
             });
             continue;
         }
-        let record = written.take(&p.object, &p.record, record);
         let outcome = apply_one(
             w,
             policy,
@@ -258,13 +188,9 @@ pub fn apply_ids(
             actor,
             &p,
             approver,
-            record,
             run,
             &mut state.auto_in_run,
         )?;
-        if p.merge_into.is_some() {
-            written.beyond(); // deletes the duplicate, re-points the rows that named it
-        }
         match outcome {
             Ok(change) => report.push("applied", || item("applied", None, Some(change))),
             Err((result, why)) => report.push(result, || item(result, Some(why), None)),
@@ -355,7 +281,6 @@ fn apply_one(
     actor: &str,
     p: &Proposal,
     approver: Option<String>,
-    read_ahead: Option<Option<Vec<Value>>>,
     run: i64,
     auto_in_run: &mut std::collections::HashMap<String, u64>,
 ) -> Result<std::result::Result<i64, Refusal>> {
@@ -385,11 +310,8 @@ fn apply_one(
             format!("the field {field} no longer exists"),
         );
     };
-    let row = match read_ahead {
-        Some(row) => row,
-        None => w.record_row(obj, &p.record)?,
-    };
-    let Some(row) = row else {
+    // Read now, at its turn: what earlier writes of the run did to it, named or not, is seen.
+    let Some(row) = w.record_row(obj, &p.record)? else {
         return refuse(
             w,
             actor,
@@ -619,7 +541,7 @@ pub fn revert(
     ids: &[i64],
     force: bool,
 ) -> Result<(i64, RevertSummary)> {
-    revert_chunk(w, actor, ids, force, None, Ahead::none())
+    revert_chunk(w, actor, ids, force, None)
 }
 
 /// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
@@ -630,7 +552,6 @@ pub fn revert_chunk(
     ids: &[i64],
     force: bool,
     run: Option<i64>,
-    mut changes: Ahead<ToRevert>,
 ) -> Result<(i64, RevertSummary)> {
     let first_chunk = run.is_none();
     let run = match run {
@@ -639,16 +560,9 @@ pub fn revert_chunk(
     };
     let mut refusals = Vec::new();
     let mut done = RevertSummary::default();
-    let mut written = Written::default();
     for &id in ids {
         // One change at a time: a run of a million changes is never all in memory.
-        let ToRevert { found, current } = changes.next(|| {
-            Ok(ToRevert {
-                found: w.change_to_revert(id)?,
-                current: None,
-            })
-        })?;
-        let Some((change, reverted_by)) = found else {
+        let Some((change, reverted_by)) = w.change_to_revert(id)? else {
             refusals.push(format!("change {id} does not exist"));
             continue;
         };
@@ -667,11 +581,7 @@ pub fn revert_chunk(
             ));
             continue;
         };
-        let read_ahead = written.take(&c.object, &c.record, current);
-        if c.field == WHOLE_RECORD {
-            written.beyond(); // a deletion may go further, under a foreign key's ON DELETE
-        }
-        let current = match current_of(w, obj, &c.record, &c.field, read_ahead)? {
+        let current = match current_of(w, obj, &c.record, &c.field)? {
             Ok(v) => v,
             Err(why) => {
                 refusals.push(format!("change {}: {why}", c.id));
@@ -809,7 +719,6 @@ fn current_of(
     obj: &crate::schema::Object,
     record: &str,
     field: &str,
-    read_ahead: Option<Option<Value>>,
 ) -> Result<std::result::Result<Value, String>> {
     if field == WHOLE_RECORD {
         let row = w.record_row(obj, record)?;
@@ -818,11 +727,7 @@ fn current_of(
     if obj.column(field).is_none() {
         return Ok(Err(format!("the field {field} no longer exists")));
     }
-    let value = match read_ahead {
-        Some(value) => value,
-        None => w.read_field(obj, record, field)?,
-    };
-    Ok(match value {
+    Ok(match w.read_field(obj, record, field)? {
         Some(v) => Ok(v),
         None => Err(format!("{}/{record} no longer exists", obj.name)),
     })

@@ -149,7 +149,6 @@ fn apply_in_chunks(
     let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
     let mut report = Report::default();
     let mut state = apply::RunState::default();
-    let mut read_ahead = apply::ReadAhead::new(apply::ToApply::read_ahead);
     let stopped = in_chunks(
         store,
         ctx,
@@ -158,10 +157,7 @@ fn apply_in_chunks(
         "applying",
         |w, chunk| {
             let mut part = Report::default();
-            let proposals = read_ahead.start(w, chunk)?;
-            apply::apply_ids(
-                w, policy, version, &ctx.actor, chunk, proposals, &mut state, &mut part,
-            )?;
+            apply::apply_ids(w, policy, version, &ctx.actor, chunk, &mut state, &mut part)?;
             Ok(part)
         },
         |part| report.absorb(part),
@@ -370,7 +366,6 @@ fn revert_in_chunks(
 ) -> Result<Option<Outcome>> {
     let run = std::cell::Cell::new(None);
     let mut done = apply::RevertSummary::default();
-    let mut read_ahead = apply::ReadAhead::new(apply::ToRevert::read_ahead);
     let not_in_chunks = std::cell::Cell::new(false);
     let stopped = in_chunks(
         store,
@@ -388,10 +383,7 @@ fn revert_in_chunks(
                 }
                 Some(_) => None,
             };
-            let changes = read_ahead.start(w, chunk);
-            let reverted = changes.and_then(|changes| {
-                apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
-            });
+            let reverted = apply::revert_chunk(w, &ctx.actor, chunk, force, run.get());
             // The check is waited for whatever the chunk met. If it finds a record moved on,
             // the chunk rolls back and the run goes in one transaction, which names every
             // change it cannot undo.
