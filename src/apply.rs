@@ -405,9 +405,10 @@ fn apply_one(
         );
     }
     // Write and verify. A write that does not read back as written is undone alone: by writing
-    // the value it replaced, or, where triggers fire on the table and may have done more, by a
-    // savepoint (which costs a copy of every page it touches, so it is not the default).
-    let guarded = obj.has_triggers;
+    // the value it replaced, or, where the write may have reached other records (a trigger, a
+    // foreign key's action), by a savepoint (which costs a copy of every page it touches, so it
+    // is not the default).
+    let guarded = obj.reach.beyond();
     if guarded {
         w.savepoint("crmgate_apply_one")?;
     }
@@ -733,8 +734,8 @@ fn current_of(
     })
 }
 
-/// Makes a change's target hold `value`: writes the field, or for [`WHOLE_RECORD`] deletes the
-/// record (`Null`) or re-creates it exactly from its snapshot.
+/// Makes a change's target hold `value`: writes the field (and checks it holds), or for
+/// [`WHOLE_RECORD`] deletes the record (`Null`) or re-creates it exactly from its snapshot.
 fn put(
     w: &Writer<'_>,
     obj: &crate::schema::Object,
@@ -743,10 +744,15 @@ fn put(
     value: &Value,
 ) -> Result<std::result::Result<(), String>> {
     if field != WHOLE_RECORD {
-        return Ok(if w.write_field(obj, record, field, value)? {
-            Ok(())
-        } else {
-            Err(format!("{}/{record} no longer exists", obj.name))
+        return Ok(match w.write_and_read_back(obj, record, field, value)? {
+            Some(back) if crate::store::same(&back, value) => Ok(()),
+            Some(back) => Err(format!(
+                "{}/{record} {field} reads back {} instead of {}",
+                obj.name,
+                show(&back.to_json()),
+                show(&value.to_json())
+            )),
+            None => Err(format!("{}/{record} no longer exists", obj.name)),
         });
     }
     match value {
@@ -882,14 +888,26 @@ fn merge_one(
     w.savepoint("crmgate_merge_one")?;
     let mut changes = Vec::new();
     let mut steps = || -> Result<std::result::Result<(), String>> {
-        let from = Value::Text(p.record.clone());
-        let to = Value::Text(into.clone());
+        // A row names the duplicate by the column its foreign key references (the primary key,
+        // or another unique one): it is pointed at the survivor's value of that column, so that
+        // deleting the duplicate leaves no row for a foreign key's ON DELETE to act on.
         for (table, column) in w.schema().referencing(&obj.name) {
-            for id in w.referencing_ids(table, &column.name, &p.record)? {
-                if let Err(why) = put(w, table, &id, &column.name, &to)? {
+            let Some(at) = column
+                .foreign_key
+                .as_ref()
+                .and_then(|fk| obj.columns.iter().position(|c| c.name == fk.column))
+            else {
+                continue;
+            };
+            let (from, to) = (&dup[at], &survivor[at]);
+            if *from == Value::Null {
+                continue; // NULL names no row
+            }
+            for id in w.referencing_ids(table, &column.name, from)? {
+                if let Err(why) = put(w, table, &id, &column.name, to)? {
                     return Ok(Err(why));
                 }
-                changes.push(change(&table.name, &id, &column.name, &from, &to)?);
+                changes.push(change(&table.name, &id, &column.name, from, to)?);
             }
         }
         if let Err(why) = put(w, obj, &p.record, WHOLE_RECORD, &Value::Null)? {

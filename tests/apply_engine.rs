@@ -195,3 +195,102 @@ fn a_write_cascaded_to_a_record_earlier_in_the_run_makes_its_proposal_a_conflict
     assert_eq!(env.dump(&["teams", "people"]), original);
     env.cmd(&["audit", "verify"]).assert().success();
 }
+
+#[test]
+fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_reverts_exactly() {
+    let mut rows = String::from(
+        "INSERT INTO teams VALUES ('t1', 'A', 'Alpha'); INSERT INTO teams VALUES ('t2', 'C', NULL);",
+    );
+    for i in 0..5 {
+        rows.push_str(&format!(
+            "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
+        ));
+    }
+    let env = Env::new(
+        "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+         CREATE TABLE people (
+             id TEXT PRIMARY KEY,
+             team_code TEXT REFERENCES teams(code) ON DELETE SET NULL,
+             title TEXT
+         );",
+        &rows,
+    );
+    let original = env.dump(&["teams", "people"]);
+    env.propose("m-1,bot,merge,teams,t1,,,t2,0.9,,,\n");
+    env.cmd(&["--as", "alice", "approve", "bot:m-1"])
+        .assert()
+        .success();
+    // Queued after the merge, against the team code the merge moves.
+    env.propose("r-1,bot,update,people,p-001,team_code,C,,0.9,,,\n");
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(
+        env.changes(1),
+        [
+            "people/p-000 team_code 'A' 'C'",
+            "people/p-001 team_code 'A' 'C'",
+            "people/p-002 team_code 'A' 'C'",
+            "people/p-003 team_code 'A' 'C'",
+            "people/p-004 team_code 'A' 'C'",
+            "teams/t1 * '{\"code\":\"A\",\"id\":\"t1\",\"name\":\"Alpha\"}' NULL",
+            "teams/t2 name NULL 'Alpha'",
+        ]
+    );
+    assert_eq!(
+        env.text("SELECT count(*) FROM people WHERE team_code = 'C'"),
+        "5"
+    );
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r-1'"),
+        "conflict"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(env.dump(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_field_a_user_trigger_wrote_earlier_in_the_run_is_a_conflict_and_the_run_reverts_exactly() {
+    let mut rows = String::from("INSERT INTO teams VALUES ('t1', 'A', 0);");
+    for i in 0..600 {
+        rows.push_str(&format!(
+            "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
+        ));
+    }
+    let env = Env::new(
+        "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, titled INTEGER NOT NULL);
+         CREATE TABLE people (id TEXT PRIMARY KEY, team_code TEXT REFERENCES teams(code),
+             title TEXT);
+         CREATE TRIGGER people_titled AFTER UPDATE OF title ON people BEGIN
+             UPDATE teams SET titled = (SELECT count(*) FROM people p
+                 WHERE p.team_code = teams.code AND p.title IS NOT NULL)
+             WHERE code = new.team_code;
+         END;",
+        &rows,
+    );
+    let original = env.dump(&["teams", "people"]);
+    let mut titles = String::new();
+    for i in 0..600 {
+        titles.push_str(&format!(
+            "r-{i},bot,update,people,p-{i:03},title,Title {i},,0.9,,,\n"
+        ));
+    }
+    env.propose(&titles);
+    // Proposed when no one had a title; the titles written first move it on.
+    env.propose("r-t1,bot,update,teams,t1,titled,42,,0.9,,,\n");
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(env.text("SELECT titled FROM teams"), "600");
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r-t1'"),
+        "conflict"
+    );
+    let changes = env.changes(1);
+    assert_eq!(changes.len(), 600);
+    assert_eq!(changes[599], "people/p-599 title NULL 'Title 599'");
+    // Chunks of 100 would split the run; a run whose writes reach further goes in one.
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "100")
+        .assert()
+        .success();
+    assert_eq!(env.dump(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}

@@ -88,8 +88,8 @@ fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
 
 /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
 /// queries can tell: only field writes (no merge), none undone yet, every object and field
-/// still there, and (unless `force`) every record still holding what the run's last change
-/// to it left. A large run that passes is reverted in chunks, one transaction each; any
+/// still there, no object whose writes reach other records, and (unless `force`) every record
+/// still holding what the run's last change to it left. A large run that passes is reverted in chunks, one transaction each; any
 /// other is reverted in one transaction, which names every change that cannot be undone.
 pub(super) fn run_revertible_in_chunks(
     conn: &rusqlite::Connection,
@@ -126,6 +126,11 @@ pub(super) fn run_revertible_in_chunks(
         let Some(obj) = schema.object(object) else {
             return Ok(false);
         };
+        // Undoing one change may change records other changes of the run name: each must be
+        // checked at its turn, which only one transaction can promise.
+        if obj.reach.beyond() {
+            return Ok(false);
+        }
         let Some(column) = obj.column(field) else {
             return Ok(false); // also a merge's whole-record change, field "*"
         };
@@ -274,9 +279,9 @@ impl Writer<'_> {
         if !self.write_field(obj, record, field, value)? {
             return Ok(None);
         }
-        // Nothing to read where nothing can have changed the value: no trigger anywhere in
-        // the store, and a column whose affinity stores it as given.
-        if !self.other_triggers()? && obj.column(field).is_some_and(|c| c.stores_as_given(value)) {
+        // Nothing to read where nothing can have changed the value: a write that reaches
+        // nothing it does not name, into a column whose affinity stores the value as given.
+        if !obj.reach.beyond() && obj.column(field).is_some_and(|c| c.stores_as_given(value)) {
             return Ok(Some(value.clone()));
         }
         self.read_field(obj, record, field)
@@ -364,7 +369,7 @@ impl Writer<'_> {
         &self,
         table: &Object,
         column: &str,
-        value: &str,
+        value: &Value,
     ) -> Result<Vec<String>> {
         let sql = format!(
             "SELECT CAST({} AS TEXT) FROM {} WHERE {} = ?1 ORDER BY 1",

@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod live_schema;
 mod migrations;
 mod pauses;
 mod policies;
@@ -21,7 +22,7 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use crate::audit::{self, EventRow};
 use crate::error::{Error, Result};
 use crate::model::{NewEvent, Value};
-use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
+use crate::schema::Schema;
 
 pub use changes::ChangeRow;
 pub use pauses::Pause;
@@ -61,6 +62,7 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     schema: Schema,
+    row_sql: live_schema::RowSql,
 }
 
 impl Store {
@@ -109,6 +111,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             schema: Schema::default(),
+            row_sql: live_schema::RowSql::default(),
         };
         store.migrate(mode)?;
         store.reload_schema()?;
@@ -216,147 +219,9 @@ impl Store {
         Ok(created)
     }
 
-    /// Whether any trigger fires on `table`: a write there may do more than it says.
-    fn has_triggers(&self, table: &str) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1",
-                [table],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(db_err)
-    }
-
     /// Reads the CRM objects from the live schema.
     fn reload_schema(&mut self) -> Result<()> {
-        let mut schema = Schema::default();
-        let tables: Vec<(String, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'
-                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-                     AND name NOT LIKE 'crmgate\\_%' ESCAPE '\\' ORDER BY name",
-                )
-                .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db_err)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(db_err)?
-        };
-        for (name, sql) in tables {
-            if sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
-                schema.unusable.insert(name, "it is a virtual table".into());
-                continue;
-            }
-            let mut columns: Vec<Column> = Vec::new();
-            let mut pks = Vec::new();
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1) ORDER BY cid",
-                    )
-                    .map_err(db_err)?;
-                let mut rows = stmt.query([&name]).map_err(db_err)?;
-                while let Some(r) = rows.next().map_err(db_err)? {
-                    let decl: String = r
-                        .get::<_, Option<String>>(1)
-                        .map_err(db_err)?
-                        .unwrap_or_default();
-                    let pk: i64 = r.get(4).map_err(db_err)?;
-                    if pk > 0 {
-                        pks.push(columns.len());
-                    }
-                    columns.push(Column {
-                        name: r.get(0).map_err(db_err)?,
-                        affinity: Affinity::from_decl(&decl),
-                        decl_type: decl,
-                        not_null: r.get(2).map_err(db_err)?,
-                        has_default: r.get(3).map_err(db_err)?,
-                        primary_key: pk > 0,
-                        foreign_key: None,
-                    });
-                }
-            }
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT id, \"from\", \"table\", \"to\" FROM pragma_foreign_key_list(?1)",
-                    )
-                    .map_err(db_err)?;
-                let fks: Vec<(i64, String, String, Option<String>)> = stmt
-                    .query_map([&name], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(db_err)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(db_err)?;
-                for (id, from, table, to) in &fks {
-                    // Composite foreign keys are left to SQLite to enforce.
-                    if fks.iter().filter(|f| f.0 == *id).count() > 1 {
-                        continue;
-                    }
-                    if let Some(c) = columns.iter_mut().find(|c| &c.name == from) {
-                        c.foreign_key = Some(ForeignKey {
-                            table: table.clone(),
-                            column: to.clone().unwrap_or_default(),
-                        });
-                    }
-                }
-            }
-            match pks.len() {
-                1 => {
-                    schema.objects.insert(
-                        name.clone(),
-                        Object {
-                            has_triggers: self.has_triggers(&name)?,
-                            select_row: format!(
-                                "SELECT {} FROM {} WHERE {} = ?1",
-                                columns
-                                    .iter()
-                                    .map(|c| ident(&c.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                ident(&name),
-                                ident(&columns[pks[0]].name)
-                            ),
-                            name,
-                            columns,
-                            pk: pks[0],
-                        },
-                    );
-                }
-                0 => {
-                    schema.unusable.insert(name, "it has no primary key".into());
-                }
-                _ => {
-                    schema.unusable.insert(
-                        name,
-                        "it has a composite primary key; crmgate addresses records by one id column".into(),
-                    );
-                }
-            }
-        }
-        // A foreign key that names no column refers to the parent's primary key.
-        let pk_of: Vec<(String, String)> = schema
-            .objects
-            .values()
-            .map(|o| (o.name.clone(), o.pk_column().name.clone()))
-            .collect();
-        for o in schema.objects.values_mut() {
-            for c in &mut o.columns {
-                if let Some(fk) = &mut c.foreign_key
-                    && fk.column.is_empty()
-                    && let Some((_, pk)) = pk_of.iter().find(|(t, _)| *t == fk.table)
-                {
-                    fk.column = pk.clone();
-                }
-            }
-        }
-        self.schema = schema;
+        (self.schema, self.row_sql) = live_schema::load(&self.conn)?;
         Ok(())
     }
 
@@ -370,11 +235,11 @@ impl Store {
             prepared: prepared::Prepared::new(&self.conn),
             tx,
             schema: &self.schema,
+            row_sql: &self.row_sql,
             path: &self.path,
             head: std::cell::RefCell::new(None),
             now: now.to_string(),
             field_sql: std::cell::RefCell::new(Vec::new()),
-            other_triggers: std::cell::Cell::new(None),
             shared_texts: std::cell::RefCell::new(std::collections::HashMap::new()),
         })
     }
@@ -470,6 +335,7 @@ pub struct Writer<'s> {
     prepared: prepared::Prepared<'s>,
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
+    row_sql: &'s live_schema::RowSql,
     path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
@@ -477,8 +343,6 @@ pub struct Writer<'s> {
     /// The SQL that writes and reads one field, by (object, field): built once per
     /// transaction, not once per write (a chunk of an apply writes ten thousand).
     field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
-    /// See [`Writer::other_triggers`].
-    other_triggers: std::cell::Cell<Option<bool>>,
     /// Texts seen in this transaction, and their shared id once they repeat: see
     /// [`Writer::shared_text`].
     shared_texts: std::cell::RefCell<std::collections::HashMap<String, Option<i64>>>,
@@ -498,34 +362,6 @@ impl Writer<'_> {
 
     pub fn now(&self) -> &str {
         &self.now
-    }
-
-    /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
-    /// store: then a write may change more than it names. Asked once per transaction: no one
-    /// else can add a trigger while this one holds the write lock.
-    pub fn other_triggers(&self) -> Result<bool> {
-        if let Some(known) = self.other_triggers.get() {
-            return Ok(known);
-        }
-        let found = self.has_other_triggers()?;
-        self.other_triggers.set(Some(found));
-        Ok(found)
-    }
-
-    fn has_other_triggers(&self) -> Result<bool> {
-        // By exact name: a trigger someone else named like these is still someone else's.
-        self.tx
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger'
-                     AND name NOT IN (
-                         'crmgate_events_append_only_update', 'crmgate_events_append_only_delete',
-                         'crmgate_policies_append_only_update', 'crmgate_policies_append_only_delete',
-                         'crmgate_runs_append_only_update', 'crmgate_runs_append_only_delete',
-                         'crmgate_changes_append_only_update', 'crmgate_changes_append_only_delete'))",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db_err)
     }
 
     /// Appends one event to the hash-chained audit log.

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::live_schema::RowSql;
 use super::{Store, Writer, db_err, ident, value_from};
 use crate::error::Result;
 use crate::model::Value;
@@ -20,7 +21,7 @@ impl ReadRecords for Store {
         Store::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, obj, record)
+        record_row(&self.conn, &self.row_sql, obj, record)
     }
 }
 
@@ -29,7 +30,7 @@ impl ReadRecords for Writer<'_> {
         Writer::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, obj, record)
+        record_row(&self.tx, self.row_sql, obj, record)
     }
 }
 
@@ -118,12 +119,17 @@ pub(super) fn missing_parent<'a>(
     Ok(found.is_none().then_some(parent))
 }
 
+/// The whole record, column by column in schema order, or `None` if there is no such record.
 pub(super) fn record_row(
     conn: &Connection,
+    rows: &RowSql,
     obj: &Object,
     record: &str,
 ) -> Result<Option<Vec<Value>>> {
-    let mut stmt = conn.prepare_cached(&obj.select_row).map_err(db_err)?;
+    let sql = rows.get(&obj.name).ok_or_else(|| {
+        crate::error::Error::Store(format!("{} is not an object of this store", obj.name))
+    })?;
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
     stmt.query_row([record], |r| {
         (0..obj.columns.len())
             .map(|i| r.get_ref(i).map(value_from))
@@ -135,7 +141,7 @@ pub(super) fn record_row(
 
 impl Writer<'_> {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, obj, record)
+        record_row(&self.tx, self.row_sql, obj, record)
     }
 
     /// For a value of a foreign-key column, the parent table when the value is not one of its
@@ -157,7 +163,7 @@ impl Writer<'_> {
             .position(|&c| c == obj.pk)
             .expect("upsert needs the primary key");
         let id = values[pk_pos].display();
-        let outcome = match record_row(&self.tx, obj, &id)? {
+        let outcome = match record_row(&self.tx, self.row_sql, obj, &id)? {
             None => {
                 let names: Vec<String> =
                     cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
@@ -215,7 +221,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, obj, record)
+        record_row(&self.conn, &self.row_sql, obj, record)
     }
 
     /// How many rows of `table` hold `value` in `column` (a column from the live schema): the
