@@ -3,7 +3,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{Store, Writer, db_err, ident, value_from};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Value;
 use crate::schema::Object;
 
@@ -48,15 +48,6 @@ fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
     ))
     .and_then(|mut stmt| stmt.query_row([id], from_row).optional())
     .map_err(db_err)
-}
-
-/// See [`Writer::field_sql`].
-#[derive(Clone)]
-pub(super) struct FieldSql {
-    object: String,
-    field: String,
-    update: std::rc::Rc<str>,
-    select: std::rc::Rc<str>,
 }
 
 /// A change and the change that reverted it, if one did: what a revert checks first, in one
@@ -216,24 +207,15 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// The statements that write and read `field` of `obj` (a column from the live schema).
-    fn field_sql(&self, obj: &Object, field: &str) -> FieldSql {
-        let mut cache = self.field_sql.borrow_mut();
-        if let Some(f) = cache
+    /// The statements that write and read `field` of `obj`.
+    fn field_sql(&self, obj: &Object, field: &str) -> Result<(&str, &str)> {
+        let sql = super::live_schema::of(self.sql, obj)?;
+        let at = obj
+            .columns
             .iter()
-            .find(|f| f.object == obj.name && f.field == field)
-        {
-            return f.clone();
-        }
-        let (table, column, pk) = (ident(&obj.name), ident(field), ident(&obj.pk_column().name));
-        let f = FieldSql {
-            object: obj.name.clone(),
-            field: field.to_string(),
-            update: format!("UPDATE {table} SET {column} = ?1 WHERE {pk} = ?2").into(),
-            select: format!("SELECT {column} FROM {table} WHERE {pk} = ?1").into(),
-        };
-        cache.push(f.clone());
-        f
+            .position(|c| c.name == field)
+            .ok_or_else(|| Error::Store(format!("{} has no field {field}", obj.name)))?;
+        Ok((&sql.update[at], &sql.select[at]))
     }
 
     /// Writes `value` into one field of one record. Returns false when there is no such record;
@@ -245,8 +227,9 @@ impl Writer<'_> {
         field: &str,
         value: &Value,
     ) -> Result<bool> {
-        let sql = self.field_sql(obj, field);
-        let mut stmt = self.prepared(&sql.update).map_err(db_err)?;
+        let mut stmt = self
+            .prepared(self.field_sql(obj, field)?.0)
+            .map_err(db_err)?;
         let n = stmt
             .execute(rusqlite::params![value, record])
             .map_err(db_err)?;
@@ -256,8 +239,9 @@ impl Writer<'_> {
     /// One field of a record (`field` a column of `obj`, from the live schema), or `None` if
     /// there is no such record.
     pub fn read_field(&self, obj: &Object, record: &str, field: &str) -> Result<Option<Value>> {
-        let sql = self.field_sql(obj, field);
-        let mut stmt = self.prepared(&sql.select).map_err(db_err)?;
+        let mut stmt = self
+            .prepared(self.field_sql(obj, field)?.1)
+            .map_err(db_err)?;
         stmt.query_row([record], |r| r.get_ref(0).map(value_from))
             .optional()
             .map_err(db_err)

@@ -1,7 +1,7 @@
 //! Reading the CRM objects from the live schema: tables, columns, foreign keys, and what a
 //! write to each may reach besides what it names (foreign-key actions, user triggers). Also
-//! builds the SQL that reads a whole record, once per object, since apply and revert read a
-//! record per change.
+//! builds, once per object, the SQL that reads a record and reads or writes one of its fields:
+//! apply and revert run these once per change.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -11,11 +11,27 @@ use super::{db_err, ident};
 use crate::error::Result;
 use crate::schema::{Affinity, Column, ForeignKey, Object, Reach, Schema};
 
-/// The statement that reads one whole record by primary key, by object name.
-pub(super) type RowSql = HashMap<String, String>;
+/// The statements of one object, by primary key: read the whole record; read or write one
+/// field (by column index).
+#[derive(Clone)]
+pub(super) struct ObjectSql {
+    pub row: String,
+    pub select: Vec<String>,
+    pub update: Vec<String>,
+}
 
-/// The schema of the CRM objects and how to read their records.
-pub(super) fn load(conn: &Connection) -> Result<(Schema, RowSql)> {
+/// Every object's statements, by object name.
+pub(super) type Sql = HashMap<String, ObjectSql>;
+
+/// `obj`'s statements.
+pub(super) fn of<'a>(sql: &'a Sql, obj: &Object) -> Result<&'a ObjectSql> {
+    sql.get(&obj.name).ok_or_else(|| {
+        crate::error::Error::Store(format!("{} is not an object of this store", obj.name))
+    })
+}
+
+/// The schema of the CRM objects and the statements that read and write their records.
+pub(super) fn load(conn: &Connection) -> Result<(Schema, Sql)> {
     let mut schema = Schema::default();
     let acted_on = parents_acted_on(conn)?;
     let triggered = triggered_tables(conn)?;
@@ -60,12 +76,12 @@ pub(super) fn load(conn: &Connection) -> Result<(Schema, RowSql)> {
         }
     }
     point_at_primary_keys(&mut schema);
-    let rows = schema
+    let sql = schema
         .objects
         .values()
-        .map(|o| (o.name.clone(), select_row(o)))
+        .map(|o| (o.name.clone(), object_sql(o)))
         .collect();
-    Ok((schema, rows))
+    Ok((schema, sql))
 }
 
 /// Every table but SQLite's and crmgate's own, with its `CREATE` statement.
@@ -174,17 +190,20 @@ fn point_at_primary_keys(schema: &mut Schema) {
     }
 }
 
-fn select_row(obj: &Object) -> String {
-    format!(
-        "SELECT {} FROM {} WHERE {} = ?1",
-        obj.columns
+fn object_sql(obj: &Object) -> ObjectSql {
+    let (table, pk) = (ident(&obj.name), ident(&obj.pk_column().name));
+    let columns: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
+    ObjectSql {
+        row: format!("SELECT {} FROM {table} WHERE {pk} = ?1", columns.join(", ")),
+        select: columns
             .iter()
-            .map(|c| ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", "),
-        ident(&obj.name),
-        ident(&obj.pk_column().name)
-    )
+            .map(|c| format!("SELECT {c} FROM {table} WHERE {pk} = ?1"))
+            .collect(),
+        update: columns
+            .iter()
+            .map(|c| format!("UPDATE {table} SET {c} = ?1 WHERE {pk} = ?2"))
+            .collect(),
+    }
 }
 
 #[cfg(test)]

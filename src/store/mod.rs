@@ -7,7 +7,6 @@ mod live_schema;
 mod migrations;
 mod pauses;
 mod policies;
-mod prepared;
 mod queue;
 mod records;
 mod snapshot;
@@ -55,6 +54,9 @@ pub enum OpenMode {
     Create,
 }
 
+/// How many prepared statements a connection keeps: see [`Store::open`].
+const STATEMENT_CACHE: usize = 128;
+
 /// The page cache of a bulk command, in KiB: see [`Store::set_bulk_cache`].
 pub const BULK_CACHE_KIB: i64 = 32 * 1024;
 
@@ -62,7 +64,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     schema: Schema,
-    row_sql: live_schema::RowSql,
+    sql: live_schema::Sql,
+    /// SQLite's `schema_version` when `schema` was read: see [`Store::writer`].
+    schema_version: i64,
 }
 
 impl Store {
@@ -83,7 +87,9 @@ impl Store {
             other => db_err(other),
         })?;
         conn.busy_timeout(busy_timeout()).map_err(db_err)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        // More distinct statements than one transaction uses (apply: a few per object and
+        // field it writes; propose: a few dozen), so none is prepared twice in one.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // The same plan whatever the bound values. Without it, SQLite marks some statements to
         // be re-planned when a parameter's value changes, and rusqlite's statement cache clears
         // the bindings of every statement it takes back: those statements were compiled anew on
@@ -111,7 +117,8 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             schema: Schema::default(),
-            row_sql: live_schema::RowSql::default(),
+            sql: live_schema::Sql::default(),
+            schema_version: 0,
         };
         store.migrate(mode)?;
         store.reload_schema()?;
@@ -221,25 +228,31 @@ impl Store {
 
     /// Reads the CRM objects from the live schema.
     fn reload_schema(&mut self) -> Result<()> {
-        (self.schema, self.row_sql) = live_schema::load(&self.conn)?;
+        self.schema_version = schema_version(&self.conn)?;
+        (self.schema, self.sql) = live_schema::load(&self.conn)?;
         Ok(())
     }
 
-    /// A writer over a new `BEGIN IMMEDIATE` transaction.
+    /// A writer over a new `BEGIN IMMEDIATE` transaction. The schema is read again if it
+    /// changed since it was read (a table, trigger or foreign key added between two chunks of
+    /// a run): every decision in the transaction is taken on the schema as it is.
     fn writer(&mut self, now: &str) -> Result<Writer<'_>> {
-        // Unchecked only in that it takes `&Connection`: the statements kept for the
-        // transaction borrow the connection too. `&mut self` still keeps it the only one.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err)?;
+        let version = schema_version(&tx)?;
+        if version != self.schema_version {
+            (self.schema, self.sql) = live_schema::load(&tx)?;
+            self.schema_version = version;
+        }
         Ok(Writer {
-            prepared: prepared::Prepared::new(&self.conn),
             tx,
             schema: &self.schema,
-            row_sql: &self.row_sql,
+            sql: &self.sql,
             path: &self.path,
             head: std::cell::RefCell::new(None),
             now: now.to_string(),
-            field_sql: std::cell::RefCell::new(Vec::new()),
             shared_texts: std::cell::RefCell::new(std::collections::HashMap::new()),
         })
     }
@@ -330,28 +343,22 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 
 /// The open write transaction handed to [`Store::write`]'s closure.
 pub struct Writer<'s> {
-    /// Declared before `tx`, so that a writer dropped on an error finalizes its statements
-    /// before the transaction rolls back. At a commit they are all reset, none mid-step.
-    prepared: prepared::Prepared<'s>,
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
-    row_sql: &'s live_schema::RowSql,
+    sql: &'s live_schema::Sql,
     path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
     now: String,
-    /// The SQL that writes and reads one field, by (object, field): built once per
-    /// transaction, not once per write (a chunk of an apply writes ten thousand).
-    field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
     /// Texts seen in this transaction, and their shared id once they repeat: see
     /// [`Writer::shared_text`].
     shared_texts: std::cell::RefCell<std::collections::HashMap<String, Option<i64>>>,
 }
 
-impl<'s> Writer<'s> {
-    /// A statement kept for the rest of the transaction: see [`prepared`].
-    fn prepared(&self, sql: &str) -> rusqlite::Result<prepared::Held<'_, 's>> {
-        self.prepared.get(sql)
+impl Writer<'_> {
+    /// The statement for `sql`, from the connection's statement cache.
+    fn prepared(&self, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+        self.tx.prepare_cached(sql)
     }
 }
 
@@ -447,6 +454,12 @@ impl Writer<'_> {
         *self.head.borrow_mut() = Some((row.seq, row.hash));
         Ok(seq + 1)
     }
+}
+
+/// Bumped by SQLite on every change to the schema.
+fn schema_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .map_err(db_err)
 }
 
 /// Quotes an identifier for SQL. Only ever called with names taken from the live schema.

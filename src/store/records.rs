@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::live_schema::RowSql;
+use super::live_schema::{self, Sql};
 use super::{Store, Writer, db_err, ident, value_from};
 use crate::error::Result;
 use crate::model::Value;
@@ -21,7 +21,7 @@ impl ReadRecords for Store {
         Store::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, &self.row_sql, obj, record)
+        record_row(&self.conn, &self.sql, obj, record)
     }
 }
 
@@ -30,7 +30,7 @@ impl ReadRecords for Writer<'_> {
         Writer::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, self.row_sql, obj, record)
+        record_row(&self.tx, self.sql, obj, record)
     }
 }
 
@@ -122,14 +122,13 @@ pub(super) fn missing_parent<'a>(
 /// The whole record, column by column in schema order, or `None` if there is no such record.
 pub(super) fn record_row(
     conn: &Connection,
-    rows: &RowSql,
+    sql: &Sql,
     obj: &Object,
     record: &str,
 ) -> Result<Option<Vec<Value>>> {
-    let sql = rows.get(&obj.name).ok_or_else(|| {
-        crate::error::Error::Store(format!("{} is not an object of this store", obj.name))
-    })?;
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let mut stmt = conn
+        .prepare_cached(&live_schema::of(sql, obj)?.row)
+        .map_err(db_err)?;
     stmt.query_row([record], |r| {
         (0..obj.columns.len())
             .map(|i| r.get_ref(i).map(value_from))
@@ -141,7 +140,7 @@ pub(super) fn record_row(
 
 impl Writer<'_> {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, self.row_sql, obj, record)
+        record_row(&self.tx, self.sql, obj, record)
     }
 
     /// For a value of a foreign-key column, the parent table when the value is not one of its
@@ -163,7 +162,7 @@ impl Writer<'_> {
             .position(|&c| c == obj.pk)
             .expect("upsert needs the primary key");
         let id = values[pk_pos].display();
-        let outcome = match record_row(&self.tx, self.row_sql, obj, &id)? {
+        let outcome = match record_row(&self.tx, self.sql, obj, &id)? {
             None => {
                 let names: Vec<String> =
                     cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
@@ -221,7 +220,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, &self.row_sql, obj, record)
+        record_row(&self.conn, &self.sql, obj, record)
     }
 
     /// How many rows of `table` hold `value` in `column` (a column from the live schema): the

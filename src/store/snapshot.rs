@@ -23,19 +23,19 @@ const SNAPSHOT_CACHE_KIB: i64 = 4 * 1024;
 pub struct Snapshot {
     conn: Connection,
     schema: Schema,
-    row_sql: super::live_schema::RowSql,
+    sql: super::live_schema::Sql,
 }
 
 impl Writer<'_> {
     /// Opens a [`Snapshot`] of the store as this transaction found it. Its records are the
     /// writer's only while the writer has changed none: propose, which writes only the queue.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::open(self.path, self.schema.clone(), self.row_sql.clone())
+        Snapshot::open(self.path, self.schema.clone(), self.sql.clone())
     }
 }
 
 impl Snapshot {
-    fn open(path: &Path, schema: Schema, row_sql: super::live_schema::RowSql) -> Result<Snapshot> {
+    fn open(path: &Path, schema: Schema, sql: super::live_schema::Sql) -> Result<Snapshot> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -44,11 +44,7 @@ impl Snapshot {
         conn.busy_timeout(super::busy_timeout()).map_err(db_err)?;
         conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
             .map_err(db_err)?;
-        let mut snapshot = Snapshot {
-            conn,
-            schema,
-            row_sql,
-        };
+        let mut snapshot = Snapshot { conn, schema, sql };
         snapshot.renew()?;
         Ok(snapshot)
     }
@@ -134,6 +130,6 @@ impl ReadRecords for Snapshot {
         &self.schema
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        records::record_row(&self.conn, &self.row_sql, obj, record)
+        records::record_row(&self.conn, &self.sql, obj, record)
     }
 }
