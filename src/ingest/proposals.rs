@@ -318,7 +318,7 @@ pub fn ingest(w: &mut Writer<'_>, inputs: &[Input], opts: &mut Options<'_>) -> R
         if s.p
             .expected
             .as_ref()
-            .is_some_and(|e| !loosely_equal(e, &s.p.baseline))
+            .is_some_and(|e| !crate::validate::loosely_equal(e, &s.p.baseline))
         {
             stale += 1;
         }
@@ -670,12 +670,6 @@ impl RecordFilter {
         let (i, m) = Self::slot(object, record);
         self.bits[i] & m != 0
     }
-}
-
-/// Whether an expected value matches the record's: compared as typed when both parse the same
-/// way, else as text (a proposer writes "5" for the integer 5).
-pub fn loosely_equal(a: &Value, b: &Value) -> bool {
-    a == b || (!matches!(a, Value::Null) && !matches!(b, Value::Null) && a.display() == b.display())
 }
 
 fn source_name_problem(s: &str) -> Option<String> {

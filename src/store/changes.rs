@@ -178,15 +178,28 @@ impl Store {
         run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }
 
-    /// A run's change ids, newest first: the order a revert undoes them in.
-    pub fn run_change_ids(&self, run: i64) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM crmgate_changes WHERE run_id = ?1 ORDER BY id DESC")
-            .map_err(db_err)?;
-        stmt.query_map([run], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
+    /// How many changes run `run` made.
+    pub fn run_change_count(&self, run: i64) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM crmgate_changes WHERE run_id = ?1",
+                [run],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(db_err)
+    }
+
+    /// How many proposals are approved (of `source`, when given): an apply's queue.
+    pub fn count_approved(&self, source: Option<&str>) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'
+                 AND (?1 IS NULL OR source = ?1)",
+                [source],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
             .map_err(db_err)
     }
 }
@@ -307,17 +320,44 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Approved proposals, oldest first: the apply queue.
-    pub fn approved_ids(&self, source: Option<&str>) -> Result<Vec<i64>> {
-        let mut stmt = self.prepared(
-                "SELECT id FROM crmgate_proposals WHERE state = 'approved' AND (?1 IS NULL OR source = ?1)
-                 ORDER BY id",
+    /// The next `n` approved proposals (of `source`, when given) after proposal `after`,
+    /// oldest first: the apply queue, a chunk at a time.
+    pub fn approved_ids_after(
+        &self,
+        source: Option<&str>,
+        after: i64,
+        n: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT id FROM crmgate_proposals WHERE id > ?2 AND state = 'approved'
+                 AND (?1 IS NULL OR source = ?1) ORDER BY id LIMIT ?3",
             )
             .map_err(db_err)?;
-        stmt.query_map([source], |r| r.get(0))
+        stmt.query_map(rusqlite::params![source, after, n as i64], |r| r.get(0))
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)
+    }
+
+    /// The next `n` changes of run `run` before change `before`, newest first: the order a
+    /// revert undoes them in, a chunk at a time.
+    pub fn run_change_ids_before(&self, run: i64, before: i64, n: usize) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT id FROM crmgate_changes WHERE run_id = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(db_err)?;
+        stmt.query_map(rusqlite::params![run, before, n as i64], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
+    /// See [`run_revertible_in_chunks`]: asked in the transaction that begins the revert.
+    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
+        run_revertible_in_chunks(&self.tx, self.schema, run, force)
     }
 }
 

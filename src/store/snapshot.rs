@@ -68,12 +68,6 @@ impl Snapshot {
         Ok(())
     }
 
-    /// See [`Store::run_revertible_in_chunks`](super::Store::run_revertible_in_chunks): the
-    /// same check, over the store as the writer's transaction found it.
-    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
-        super::changes::run_revertible_in_chunks(&self.conn, &self.schema, run, force)
-    }
-
     /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
     /// such record.
     pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<Vec<Value>>> {
