@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::store::{Store, Writer};
 
-/// How many proposals or changes one transaction of a run takes: `CRMGATE_APPLY_CHUNK`, else
-/// ten thousand.
+/// How many proposals or changes one transaction of a run takes by default:
+/// `CRMGATE_APPLY_CHUNK`, else ten thousand.
 pub fn chunk_size() -> usize {
     std::env::var("CRMGATE_APPLY_CHUNK")
         .ok()
@@ -58,6 +58,8 @@ pub struct ApplyRequest<'a> {
     pub dry_run: bool,
     /// The time each transaction records.
     pub now: fn() -> String,
+    /// How many proposals one transaction takes: see [`chunk_size`].
+    pub chunk: usize,
 }
 
 /// What an apply did.
@@ -159,7 +161,7 @@ fn apply_in_chunks(
     let mut stopped = None;
     while left > 0 {
         let chunk = |w: &mut Writer<'_>| {
-            let ids = w.approved_ids_after(source, after, left.min(chunk_size()))?;
+            let ids = w.approved_ids_after(source, after, left.min(req.chunk.max(1)))?;
             let mut part = Report::new(false);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
@@ -200,6 +202,8 @@ pub struct RevertRequest<'a> {
     pub force: bool,
     pub actor: &'a str,
     pub now: fn() -> String,
+    /// How many changes one transaction takes, when the run can go in chunks.
+    pub chunk: usize,
 }
 
 /// What a revert did.
@@ -262,7 +266,7 @@ fn revert_run(
     total: usize,
     progress: &mut dyn Progress,
 ) -> Result<RevertedRun> {
-    let chunk = chunk_size();
+    let chunk = req.chunk.max(1);
     let first = |w: &mut Writer<'_>| {
         let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
         let mut reverting = Reverting::begin(w, req.actor, req.force, None)?;
@@ -298,7 +302,7 @@ fn revert_rest(
     loop {
         let next = |w: &mut Writer<'_>| {
             let mut reverting = Reverting::begin(w, req.actor, req.force, Some(run))?;
-            let last = undo_before(w, &mut reverting, of, Some(before), chunk_size())?;
+            let last = undo_before(w, &mut reverting, of, Some(before), req.chunk.max(1))?;
             let (_, part) = reverting.finish(false)?;
             Ok((part, last))
         };

@@ -75,6 +75,7 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         make_plan: args.plan_out.is_some(),
         dry_run: args.dry_run,
         now: super::now,
+        chunk: apply::chunk_size(),
     };
     let applied = apply::run(&mut store, &req, &mut Bar::new(ctx, "applying"))?;
     if let (Some(path), Some(plan)) = (&args.plan_out, &applied.plan) {
@@ -252,6 +253,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         force: args.force,
         actor: &ctx.actor,
         now: super::now,
+        chunk: apply::chunk_size(),
     };
     let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
     let run = reverted.run;
