@@ -8,10 +8,13 @@
 //!                      live schema and records               limits, pauses    its reasons
 //!
 //!  queue ──human──▶ approved / rejected (approver roles, staleness, circuit breaker)
+//!
+//!  approved ──apply──▶ Change (before, after) + event     each record re-checked and read at
+//!  run / change ──revert──▶ inverse Change, as a new run  its turn, a chunk per transaction
 //! ```
 //!
-//! Apply and revert will follow the same shape. Only ingest, human decisions, policy and pause
-//! changes write to the store, always inside one transaction, always with an audit event.
+//! Only ingest, human decisions, policy and pause changes, apply and revert write to the store,
+//! always inside a transaction, always with an audit event.
 
 // The types that flow through, and the store's shape.
 pub mod error;
