@@ -420,17 +420,7 @@ impl Writer<'_> {
 
     /// Inserts a whole record, every column given in schema order.
     pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
-        let names: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
-        let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            ident(&obj.name),
-            names.join(", "),
-            marks.join(", ")
-        );
-        self.tx
-            .execute(&sql, rusqlite::params_from_iter(values.iter()))
-            .map_err(db_err)?;
-        Ok(())
+        let all: Vec<usize> = (0..obj.columns.len()).collect();
+        self.insert_columns(obj, &all, values)
     }
 }

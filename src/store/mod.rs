@@ -373,54 +373,34 @@ impl Writer<'_> {
 
     /// Appends one event to the hash-chained audit log.
     pub fn append_event(&self, ev: NewEvent) -> Result<i64> {
-        let cached = self.head.borrow_mut().take();
-        let (seq, prev_hash) = match cached {
-            Some(h) => h,
-            None => self
-                .tx
-                .query_row(
-                    "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok((0, audit::GENESIS.to_string())),
-                    e => Err(e),
-                })
-                .map_err(db_err)?,
-        };
-        // Straight into a buffer: `Display` (`to_string`) goes through the formatting
-        // machinery a piece at a time, and an apply writes one event per change.
-        let json_text = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON serializes");
-        let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(json_text);
-        let mut row = EventRow {
-            seq: seq + 1,
-            at: self.now.clone(),
-            actor: ev.actor,
-            actor_kind: ev.actor_kind.to_string(),
-            action: ev.action.to_string(),
-            proposal_id: ev.proposal_id,
-            change_id: ev.change_id,
-            run_id: ev.run_id,
-            object: ev.object,
-            record: ev.record,
-            field: ev.field,
-            prev_value: json_text(&ev.prev_value),
-            new_value: json_text(&ev.new_value),
-            source: ev.source,
-            confidence: ev.confidence,
-            rules: ev.rules,
-            policy_version: ev.policy_version,
-            approver: ev.approver,
-            detail: if ev.detail.is_null() {
-                None
-            } else {
-                json_text(&Some(ev.detail))
-            },
-            prev_hash,
-            hash: String::new(),
-        };
+        let (seq, prev_hash) = self.chain_head()?;
+        let mut row = event_row(ev, seq + 1, &self.now, prev_hash);
         row.hash = row.compute_hash();
+        self.insert_event(&row)?;
+        *self.head.borrow_mut() = Some((row.seq, row.hash));
+        Ok(seq + 1)
+    }
+
+    /// (seq, hash) of the newest event: kept from the last append in this transaction, else
+    /// read (the genesis hash when there is none).
+    fn chain_head(&self) -> Result<(i64, String)> {
+        if let Some(h) = self.head.borrow_mut().take() {
+            return Ok(h);
+        }
+        self.tx
+            .query_row(
+                "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok((0, audit::GENESIS.to_string())),
+                e => Err(e),
+            })
+            .map_err(db_err)
+    }
+
+    fn insert_event(&self, row: &EventRow) -> Result<()> {
         static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
@@ -451,8 +431,7 @@ impl Writer<'_> {
             row.hash,
         ])
         .map_err(db_err)?;
-        *self.head.borrow_mut() = Some((row.seq, row.hash));
-        Ok(seq + 1)
+        Ok(())
     }
 }
 
@@ -460,6 +439,41 @@ impl Writer<'_> {
 fn schema_version(conn: &Connection) -> Result<i64> {
     conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
         .map_err(db_err)
+}
+
+/// The row of an event, its hash not yet computed.
+fn event_row(ev: NewEvent, seq: i64, now: &str, prev_hash: String) -> EventRow {
+    // Straight into a buffer: `Display` (`to_string`) goes through the formatting
+    // machinery a piece at a time, and an apply writes one event per change.
+    let json_text = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON serializes");
+    let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(json_text);
+    EventRow {
+        seq,
+        at: now.to_string(),
+        actor: ev.actor,
+        actor_kind: ev.actor_kind.to_string(),
+        action: ev.action.to_string(),
+        proposal_id: ev.proposal_id,
+        change_id: ev.change_id,
+        run_id: ev.run_id,
+        object: ev.object,
+        record: ev.record,
+        field: ev.field,
+        prev_value: json_text(&ev.prev_value),
+        new_value: json_text(&ev.new_value),
+        source: ev.source,
+        confidence: ev.confidence,
+        rules: ev.rules,
+        policy_version: ev.policy_version,
+        approver: ev.approver,
+        detail: if ev.detail.is_null() {
+            None
+        } else {
+            json_text(&Some(ev.detail))
+        },
+        prev_hash,
+        hash: String::new(),
+    }
 }
 
 /// Quotes an identifier for SQL. Only ever called with names taken from the live schema.

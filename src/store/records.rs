@@ -162,51 +162,72 @@ impl Writer<'_> {
             .position(|&c| c == obj.pk)
             .expect("upsert needs the primary key");
         let id = values[pk_pos].display();
-        let outcome = match record_row(&self.tx, self.sql, obj, &id)? {
+        match record_row(&self.tx, self.sql, obj, &id)? {
             None => {
-                let names: Vec<String> =
-                    cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
-                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
-                    ident(&obj.name),
-                    names.join(", "),
-                    marks.join(", ")
-                );
-                let mut stmt = self.prepared(&sql).map_err(db_err)?;
-                stmt.execute(rusqlite::params_from_iter(values.iter()))
-                    .map_err(db_err)?;
-                UpsertOutcome::Inserted
+                self.insert_columns(obj, cols, values)?;
+                Ok(UpsertOutcome::Inserted)
             }
-            Some(current) => {
-                let same = cols
+            Some(current)
+                if cols
                     .iter()
                     .zip(values)
-                    .all(|(&c, v)| same_value(&current[c], v));
-                if same {
-                    UpsertOutcome::Unchanged
-                } else {
-                    let sets: Vec<String> = cols
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| **c != obj.pk)
-                        .map(|(i, &c)| format!("{} = ?{}", ident(&obj.columns[c].name), i + 1))
-                        .collect();
-                    let sql = format!(
-                        "UPDATE {} SET {} WHERE {} = ?{}",
-                        ident(&obj.name),
-                        sets.join(", "),
-                        ident(&obj.pk_column().name),
-                        pk_pos + 1
-                    );
-                    let mut stmt = self.prepared(&sql).map_err(db_err)?;
-                    stmt.execute(rusqlite::params_from_iter(values.iter()))
-                        .map_err(db_err)?;
-                    UpsertOutcome::Updated
-                }
+                    .all(|(&c, v)| same_value(&current[c], v)) =>
+            {
+                Ok(UpsertOutcome::Unchanged)
             }
-        };
-        Ok(outcome)
+            Some(_) => {
+                self.update_columns(obj, cols, pk_pos, values)?;
+                Ok(UpsertOutcome::Updated)
+            }
+        }
+    }
+
+    /// Inserts a record of the given columns (`cols` index `obj.columns`).
+    pub(super) fn insert_columns(
+        &self,
+        obj: &Object,
+        cols: &[usize],
+        values: &[Value],
+    ) -> Result<()> {
+        let names: Vec<String> = cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            ident(&obj.name),
+            names.join(", "),
+            marks.join(", ")
+        );
+        let mut stmt = self.prepared(&sql).map_err(db_err)?;
+        stmt.execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Updates the given columns of the record whose primary key is `values[pk_pos]`.
+    fn update_columns(
+        &self,
+        obj: &Object,
+        cols: &[usize],
+        pk_pos: usize,
+        values: &[Value],
+    ) -> Result<()> {
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != obj.pk)
+            .map(|(i, &c)| format!("{} = ?{}", ident(&obj.columns[c].name), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = ?{}",
+            ident(&obj.name),
+            sets.join(", "),
+            ident(&obj.pk_column().name),
+            pk_pos + 1
+        );
+        let mut stmt = self.prepared(&sql).map_err(db_err)?;
+        stmt.execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(db_err)?;
+        Ok(())
     }
 }
 
