@@ -384,7 +384,7 @@ fn apply_with(
         follow: None,
         make_plan: false,
         dry_run,
-        now,
+        clock: now,
         chunk,
     };
     apply::run(store, &req, progress).unwrap()
@@ -432,7 +432,7 @@ fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_co
         target: RevertTarget::Run(1),
         force: false,
         actor: "tester",
-        now,
+        clock: now,
         chunk: 4,
     };
     let reverted = apply::run_revert(&mut store, &req, &mut progress).unwrap();
@@ -502,7 +502,7 @@ fn a_run_with_a_record_moved_on_is_refused_whole_and_nothing_is_reverted() {
         target: RevertTarget::Run(1),
         force: false,
         actor: "tester",
-        now,
+        clock: now,
         chunk: 5,
     };
     let e = match apply::run_revert(&mut store, &req, &mut apply::NoProgress) {

@@ -57,7 +57,7 @@ pub struct ApplyRequest<'a> {
     /// Go through every check and write, then roll it all back.
     pub dry_run: bool,
     /// The time each transaction records.
-    pub now: fn() -> String,
+    pub clock: fn() -> String,
     /// How many proposals one transaction takes: see [`chunk_size`].
     pub chunk: usize,
 }
@@ -86,9 +86,9 @@ pub fn run(
     if req.dry_run || req.follow.is_some() || req.make_plan {
         let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req);
         let (report, plan) = if req.dry_run {
-            store.write_and_roll_back(&(req.now)(), whole)?
+            store.write_and_roll_back(&(req.clock)(), whole)?
         } else {
-            store.write(&(req.now)(), whole)?
+            store.write(&(req.clock)(), whole)?
         };
         let plan = req.make_plan.then_some(plan);
         return Ok(Applied {
@@ -166,7 +166,7 @@ fn apply_in_chunks(
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
         };
-        match store.write(&(req.now)(), chunk) {
+        match store.write(&(req.clock)(), chunk) {
             Ok((_, None, _)) => break,
             Ok((n, Some(last), part)) => {
                 (after, left, committed) = (last, left - n, true);
@@ -201,7 +201,8 @@ pub struct RevertRequest<'a> {
     /// Undo even where the record moved on since.
     pub force: bool,
     pub actor: &'a str,
-    pub now: fn() -> String,
+    /// The time each transaction records.
+    pub clock: fn() -> String,
     /// How many changes one transaction takes, when the run can go in chunks.
     pub chunk: usize,
 }
@@ -231,7 +232,7 @@ pub fn run_revert(
                 what: "change",
                 id: c.to_string(),
             })?;
-            let (run, done) = store.write(&(req.now)(), |w| {
+            let (run, done) = store.write(&(req.clock)(), |w| {
                 revert_chunk(w, req.actor, &[c], req.force, None)
             })?;
             return Ok(RevertedRun {
@@ -275,7 +276,7 @@ fn revert_run(
         let (run, done) = reverting.finish(true)?;
         Ok((chunked, run, done, last))
     };
-    let (chunked, run, mut done, before) = store.write(&(req.now)(), first)?;
+    let (chunked, run, mut done, before) = store.write(&(req.clock)(), first)?;
     progress.advance(done.count as u64);
     let stopped = match before {
         Some(before) if chunked => revert_rest(store, req, (of, run), before, &mut done, progress),
@@ -306,7 +307,7 @@ fn revert_rest(
             let (_, part) = reverting.finish(false)?;
             Ok((part, last))
         };
-        match store.write(&(req.now)(), next) {
+        match store.write(&(req.clock)(), next) {
             Ok((_, None)) => return None,
             Ok((part, Some(last))) => {
                 progress.advance(part.count as u64);

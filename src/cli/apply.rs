@@ -74,7 +74,7 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         follow,
         make_plan: args.plan_out.is_some(),
         dry_run: args.dry_run,
-        now: super::now,
+        clock: super::now,
         chunk: apply::chunk_size(),
     };
     let applied = apply::run(&mut store, &req, &mut Bar::new(ctx, "applying"))?;
@@ -252,7 +252,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         target,
         force: args.force,
         actor: &ctx.actor,
-        now: super::now,
+        clock: super::now,
         chunk: apply::chunk_size(),
     };
     let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
