@@ -173,7 +173,9 @@ impl Store {
         reverted_by(&self.conn, id)
     }
 
-    /// See [`run_revertible_in_chunks`].
+    /// Whether every change of `run` can be undone as things stand, a chunk at a time: only
+    /// field writes, none undone yet, no object whose writes reach further, and (unless `force`)
+    /// every record holding what the run left.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }
@@ -205,7 +207,7 @@ impl Store {
 }
 
 impl Writer<'_> {
-    /// See [`change_to_revert`].
+    /// A change and the change that reverted it, if one did.
     pub fn change_to_revert(&self, id: i64) -> Result<Option<(ChangeRow, Option<i64>)>> {
         change_to_revert(&self.tx, id)
     }
@@ -355,7 +357,7 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
-    /// See [`run_revertible_in_chunks`]: asked in the transaction that begins the revert.
+    /// See [`Store::run_revertible_in_chunks`]: asked in the transaction that begins the revert.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.tx, self.schema, run, force)
     }
