@@ -4,9 +4,12 @@
 //! come through here.
 
 use crate::error::{Error, Result};
-use crate::model::{NewEvent, Proposal, State, Value, merge_fingerprint};
+use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{Decision, Policy};
-use crate::store::{ListFilter, ReadRecords, Store, Writer};
+use crate::store::{ListFilter, Store, Writer};
+
+/// Whether the record still holds what the proposal was made against: apply owns the check.
+pub use crate::apply::staleness;
 
 /// How one decision on one proposal went: made, or refused for a reason the caller shows (and
 /// then goes on with the rest). A failure of the store is an `Err` around it.
@@ -90,50 +93,6 @@ pub fn check_edit(w: &Writer<'_>, p: &Proposal, raw: Option<&str>) -> Result<Edi
         )));
     }
     Ok(Edit::Valid(value))
-}
-
-/// Whether the record still holds what the proposal was made against; `Some(why)` if not.
-pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
-    let Some(obj) = w.schema().object(&p.object) else {
-        return Ok(Some(format!("the object {} no longer exists", p.object)));
-    };
-    let Some(row) = w.record_row(obj, &p.record)? else {
-        return Ok(Some(format!(
-            "the record {}/{} no longer exists",
-            p.object, p.record
-        )));
-    };
-    if let Some(into) = &p.merge_into {
-        let Some(survivor) = w.record_row(obj, into)? else {
-            return Ok(Some(format!(
-                "the record {}/{into} no longer exists",
-                p.object
-            )));
-        };
-        let now = merge_fingerprint(&row, &survivor);
-        return Ok((p.baseline_fp.as_deref() != Some(now.as_str()))
-            .then(|| "one of the two records changed since the merge was proposed".to_string()));
-    }
-    let field = p.field.as_deref().unwrap_or_default();
-    let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
-        return Ok(Some(format!("the field {field} no longer exists")));
-    };
-    let now = row[at].to_json();
-    Ok((now != p.baseline).then(|| {
-        format!(
-            "stale: {field} is now {} but was {} when proposed",
-            shown(&now),
-            shown(&p.baseline)
-        )
-    }))
-}
-
-fn shown(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "empty".into(),
-        serde_json::Value::String(s) => format!("\"{}\"", crate::validate::short(s)),
-        other => other.to_string(),
-    }
 }
 
 /// Decides one proposal for `actor`.

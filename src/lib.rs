@@ -9,7 +9,8 @@
 //!
 //!  queue ──human──▶ approved / rejected (approver roles, staleness, circuit breaker)
 //!
-//!  approved ──apply──▶ Change rows, in runs ──revert──▶ inverse changes, as a new run
+//!  approved ──apply──▶ Change (before, after) + event     each record re-checked and read at
+//!  run / change ──revert──▶ inverse Change, as a new run  its turn, a chunk per transaction
 //! ```
 //!
 //! Around it, `admin` runs the gate: setting a store up, the policy in force, pauses, the audit

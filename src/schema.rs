@@ -74,6 +74,29 @@ impl Column {
     }
 }
 
+/// What a write to an object's records may change besides the field or record it names.
+/// Apply and revert read every record at its turn, so what a write reached is seen when the
+/// run comes to it; this says where more than that is needed: a savepoint to undo a write
+/// that did not hold, a value read back rather than assumed, a revert in one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reach {
+    /// Nothing else: no trigger fires on the table and no foreign key acts on its rows.
+    #[default]
+    Named,
+    /// Rows of other records: a foreign key that references the table cascades, or sets null
+    /// or its default, when a referenced row is updated or deleted.
+    ForeignKeyAction,
+    /// Anything: a trigger fires on the table.
+    Trigger,
+}
+
+impl Reach {
+    /// Whether a write may change more than it names.
+    pub fn beyond(self) -> bool {
+        self != Reach::Named
+    }
+}
+
 /// A CRM table with a single-column primary key.
 #[derive(Debug, Clone)]
 pub struct Object {
@@ -81,11 +104,8 @@ pub struct Object {
     pub columns: Vec<Column>,
     /// Index into `columns` of the primary key.
     pub pk: usize,
-    /// Triggers fire on its writes: undoing a write then takes a savepoint, not a write back.
-    pub has_triggers: bool,
-    /// The statement that reads one whole record by primary key, built once by the store
-    /// (apply and revert read a record per change).
-    pub select_row: String,
+    /// What its writes may change besides what they name.
+    pub reach: Reach,
 }
 
 impl Object {

@@ -1,7 +1,7 @@
 //! `crmgate apply` and `crmgate revert`.
 
 use super::{Ctx, Outcome, print_json, print_out};
-use crate::apply::{self, Options, Report};
+use crate::apply::{self, ApplyRequest, Ending, Options, Report, RevertRequest, RevertTarget};
 use crate::error::{Error, Result};
 use crate::ui::safe;
 
@@ -59,115 +59,37 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
     store.set_bulk_cache()?;
     let (version, policy) = super::policy::load(&store)?;
-    let plan: Option<apply::Plan> = match &args.plan {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-            Some(serde_json::from_str(&text).map_err(|e| {
-                Error::refused(format!(
-                    "{}: not a plan from `crmgate apply --plan-out`: {e}",
-                    path.display()
-                ))
-            })?)
-        }
-        None => None,
+    let follow = args.plan.as_deref().map(read_plan).transpose()?;
+    let req = ApplyRequest {
+        policy: &policy,
+        version,
+        actor: &ctx.actor,
+        opts: Options {
+            source: args.source,
+            limit: args.limit,
+            only: follow
+                .as_ref()
+                .map(|p| p.items.iter().map(|i| i.proposal).collect()),
+        },
+        follow,
+        make_plan: args.plan_out.is_some(),
+        dry_run: args.dry_run,
+        clock: super::now,
+        chunk: apply::chunk_size(),
     };
-    let opts = Options {
-        source: args.source,
-        limit: args.limit,
-        only: plan
-            .as_ref()
-            .map(|p| p.items.iter().map(|i| i.proposal).collect()),
-        keep_all: args.plan_out.is_some(),
-    };
-    let now = ctx.now.clone();
-    // A plain apply commits in chunks; a dry run, and a run that makes or follows a plan, are
-    // one transaction (the plan describes, and is checked against, one moment of the store).
-    if !args.dry_run && plan.is_none() && args.plan_out.is_none() {
-        return apply_in_chunks(&mut store, &policy, version, &opts, ctx);
-    }
-    let run = |w: &mut crate::store::Writer<'_>| -> Result<(Report, apply::Plan)> {
-        if let Some(plan) = &plan {
-            let changed = plan.changes_since(w)?;
-            if !changed.is_empty() {
-                return Err(Error::Refused {
-                    message: format!(
-                        "the plan was not applied; it changed since it was made:\n{}",
-                        changed
-                            .iter()
-                            .map(|c| safe(c).into_owned())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    ),
-                    hint: Some(
-                        "make a new plan with `crmgate apply --dry-run --plan-out FILE`".into(),
-                    ),
-                });
-            }
-        }
-        let report = apply::apply(w, &policy, version, &ctx.actor, &opts)?;
-        let made = apply::Plan::of(&report, w)?;
-        Ok((report, made))
-    };
-    let (report, made) = if args.dry_run {
-        store.write_and_roll_back(&now, run)?
-    } else {
-        store.write(&now, run)?
-    };
-    if let Some(path) = &args.plan_out {
-        let text = serde_json::to_string_pretty(&made).expect("plans serialize");
+    let applied = apply::run(&mut store, &req, &mut Bar::new(ctx, "applying"))?;
+    if let (Some(path), Some(plan)) = (&args.plan_out, &applied.plan) {
+        let text = serde_json::to_string_pretty(plan).expect("plans serialize");
         std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
         ctx.ui.note(format!(
             "plan of {} changes saved to {}",
-            made.items.len(),
+            plan.items.len(),
             path.display()
         ));
     }
-    print_report(&report, args.dry_run, ctx)?;
-    Ok(outcome(&report))
-}
-
-/// How many proposals one transaction of an apply run takes.
-fn chunk_size() -> usize {
-    std::env::var("CRMGATE_APPLY_CHUNK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(10_000)
-}
-
-/// Applies the queue a chunk per transaction, with a progress bar on a terminal. The store is
-/// locked only one chunk at a time, so a reviewer's decisions get in between. If the lock
-/// cannot be had for a later chunk, what was committed stays (each proposal whole) and the
-/// rest waits for the next run: exit 3, not 75, because something did change.
-fn apply_in_chunks(
-    store: &mut crate::store::Store,
-    policy: &crate::policy::Policy,
-    version: i64,
-    opts: &Options,
-    ctx: &Ctx,
-) -> Result<Outcome> {
-    let ids = store.write(&ctx.now, |w| apply::queue(w, opts))?;
-    let mut report = Report::default();
-    let mut state = apply::RunState::default();
-    let mut read_ahead = apply::ReadAhead::new(apply::ToApply::read_ahead);
-    let stopped = in_chunks(
-        store,
-        ctx,
-        &ids,
-        chunk_size(),
-        "applying",
-        |w, chunk| {
-            let mut part = Report::default();
-            let proposals = read_ahead.start(w, chunk)?;
-            apply::apply_ids(
-                w, policy, version, &ctx.actor, chunk, proposals, &mut state, &mut part,
-            )?;
-            Ok(part)
-        },
-        |part| report.absorb(part),
-    )?;
-    print_report(&report, false, ctx)?;
-    if let Some(e) = stopped {
+    let report = &applied.report;
+    print_report(report, args.dry_run, ctx)?;
+    if let Some(e) = applied.stopped {
         eprintln!(
             "error: the run stopped after {} proposals were committed: {e}",
             report.total()
@@ -177,59 +99,62 @@ fn apply_in_chunks(
         );
         return Ok(Outcome::Partial);
     }
-    Ok(outcome(&report))
+    Ok(outcome(report))
 }
 
-/// Runs `f` on `ids` a chunk per transaction (the first `first` long, then `CRMGATE_APPLY_CHUNK`
-/// each), with a progress bar on a terminal, and hands what each chunk returns to `committed`
-/// once its transaction has committed. An error before any chunk committed is returned as it
-/// is: nothing changed. A later one stops the run and comes back as `Ok(Some(error))`: what was
-/// committed stays.
-fn in_chunks<T>(
-    store: &mut crate::store::Store,
-    ctx: &Ctx,
-    ids: &[i64],
-    first: usize,
-    verb: &str,
-    mut f: impl FnMut(&crate::store::Writer<'_>, &[i64]) -> Result<T>,
-    mut committed: impl FnMut(T),
-) -> Result<Option<Error>> {
-    let bar = if ids.len() > 1 {
-        ctx.ui.progress(
-            ids.len() as u64,
-            &format!("{verb} [{{bar:30}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}})"),
-        )
-    } else {
-        None
-    };
-    let mut any = false;
-    let mut stopped = None;
-    let (head, rest) = ids.split_at(first.min(ids.len()));
-    let chunks = std::iter::once(head)
-        .filter(|c| !c.is_empty())
-        .chain(rest.chunks(chunk_size()));
-    for chunk in chunks {
-        match store.write(&super::now(), |w| f(w, chunk)) {
-            Ok(out) => {
-                committed(out);
-                any = true;
-                if let Some(b) = &bar {
-                    b.inc(chunk.len() as u64);
-                }
-            }
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
+fn read_plan(path: &std::path::Path) -> Result<apply::Plan> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::refused(format!(
+            "{}: not a plan from `crmgate apply --plan-out`: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// A progress bar on a terminal.
+struct Bar<'a> {
+    ctx: &'a Ctx,
+    verb: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<'a> Bar<'a> {
+    fn new(ctx: &'a Ctx, verb: &'static str) -> Self {
+        Bar {
+            ctx,
+            verb,
+            bar: None,
         }
     }
-    // Cleared before any message, whichever way the run ended.
-    if let Some(b) = bar {
-        b.finish_and_clear();
+}
+
+impl apply::Progress for Bar<'_> {
+    fn shown(&self) -> bool {
+        let ui = &self.ctx.ui;
+        !ui.quiet && !ui.json && ui.interactive_err
     }
-    match stopped {
-        Some(e) if !any => Err(e),
-        stopped => Ok(stopped),
+    fn start(&mut self, total: u64) {
+        if total > 1 {
+            self.bar = self.ctx.ui.progress(
+                total,
+                &format!(
+                    "{} [{{bar:30}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}})",
+                    self.verb
+                ),
+            );
+        }
+    }
+    fn advance(&mut self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(done);
+        }
+    }
+    fn finish(&mut self) {
+        // Cleared before any message, whichever way the run ended.
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -268,10 +193,10 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
             i.field.clone().unwrap_or_default(),
             safe(&crate::validate::short(&shown(&i.before))).into_owned(),
             safe(&crate::validate::short(&shown(&i.after))).into_owned(),
-            if dry_run && i.result == "applied" {
+            if dry_run && i.result == Ending::Applied {
                 "would apply".into()
             } else {
-                i.result.to_string()
+                i.result.as_str().to_string()
             },
             i.change
                 .filter(|_| !dry_run)
@@ -281,15 +206,13 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         ]);
     }
     print_out(t)?;
-    let counts = [
-        "applied", "conflict", "blocked", "held", "failed", "paused", "skipped",
-    ]
-    .iter()
-    .map(|k| (k, r.count(k)))
-    .filter(|(_, n)| *n > 0)
-    .map(|(k, n)| format!("{n} {k}"))
-    .collect::<Vec<_>>()
-    .join(", ");
+    let counts = Ending::ALL
+        .iter()
+        .map(|&k| (k, r.count(k)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {}", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     if dry_run {
         ctx.ui
             .note(format!("dry run: {counts}; nothing was changed"));
@@ -297,7 +220,7 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         ctx.ui.note(format!(
             "run {}: {counts}{}",
             r.run.unwrap_or_default(),
-            if r.count("applied") > 0 {
+            if r.count(Ending::Applied) > 0 {
                 format!(
                     "; undo with `crmgate revert --run {}`",
                     r.run.unwrap_or_default()
@@ -319,113 +242,33 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
             ctx.actor
         )));
     }
-    let ids = match (args.change, args.run) {
-        (Some(c), _) => {
-            store.change(c)?.ok_or_else(|| Error::NotFound {
-                what: "change",
-                id: c.to_string(),
-            })?;
-            vec![c]
-        }
-        (None, Some(run)) => {
-            let all = store.run_change_ids(run)?;
-            if all.is_empty() {
-                return Err(Error::NotFound {
-                    what: "run with changes",
-                    id: run.to_string(),
-                });
-            }
-            all
-        }
+    let target = match (args.change, args.run) {
+        (Some(c), _) => RevertTarget::Change(c),
+        (None, Some(run)) => RevertTarget::Run(run),
         (None, None) => unreachable!("clap requires one"),
     };
     store.set_bulk_cache()?;
-    if let Some(of) = args.run
-        && ids.len() > chunk_size()
-        && let Some(outcome) = revert_in_chunks(&mut store, of, &ids, args.force, ctx)?
-    {
-        return Ok(outcome);
-    }
-    let (run, done) = store.write(&ctx.now, |w| apply::revert(w, &ctx.actor, &ids, args.force))?;
-    print_reverted(run, &done, ctx)?;
-    Ok(Outcome::Done)
-}
-
-/// A large run reverted a chunk per transaction as apply does, so the write-ahead log never
-/// holds the whole run, if the whole run can be undone (see `Store::run_revertible_in_chunks`);
-/// `None`, with nothing written, if it cannot. A chunk is still all or nothing. Only a record
-/// changed by someone else between two chunks can stop it part way: what was undone stays, as
-/// one revert run that can itself be reverted (exit 3).
-///
-/// The check reads every change of the run against its record, about a twentieth of the work
-/// of the revert itself, so it runs on a second core over a snapshot taken in the first
-/// chunk's transaction, while that chunk is reverted; the chunk commits only once the check
-/// has passed. The first chunk is made long enough that the check is usually done first.
-fn revert_in_chunks(
-    store: &mut crate::store::Store,
-    of: i64,
-    ids: &[i64],
-    force: bool,
-    ctx: &Ctx,
-) -> Result<Option<Outcome>> {
-    let run = std::cell::Cell::new(None);
-    let mut done = apply::RevertSummary::default();
-    let mut read_ahead = apply::ReadAhead::new(apply::ToRevert::read_ahead);
-    let not_in_chunks = std::cell::Cell::new(false);
-    let stopped = in_chunks(
-        store,
-        ctx,
-        ids,
-        chunk_size().max(ids.len() / 12),
-        "reverting",
-        |w, chunk| {
-            let check = match run.get() {
-                None => {
-                    let snapshot = w.snapshot()?;
-                    Some(std::thread::spawn(move || {
-                        snapshot.run_revertible_in_chunks(of, force)
-                    }))
-                }
-                Some(_) => None,
-            };
-            let changes = read_ahead.start(w, chunk);
-            let reverted = changes.and_then(|changes| {
-                apply::revert_chunk(w, &ctx.actor, chunk, force, run.get(), changes)
-            });
-            // The check is waited for whatever the chunk met. If it finds a record moved on,
-            // the chunk rolls back and the run goes in one transaction, which names every
-            // change it cannot undo.
-            if let Some(check) = check
-                && !check.join().expect("the check does not panic")?
-            {
-                not_in_chunks.set(true);
-                return Err(Error::Store("not revertible in chunks".into()));
-            }
-            reverted
-        },
-        |(r, part)| {
-            run.set(Some(r));
-            done.absorb(part);
-        },
-    );
-    if not_in_chunks.get() {
-        return Ok(None);
-    }
-    let stopped = stopped?;
-    let run = run.get().expect("the first chunk committed");
-    print_reverted(run, &done, ctx)?;
-    if let Some(e) = stopped {
+    let req = RevertRequest {
+        target,
+        force: args.force,
+        actor: &ctx.actor,
+        clock: super::now,
+        chunk: apply::chunk_size(),
+    };
+    let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
+    let run = reverted.run;
+    print_reverted(run, &reverted.done, ctx)?;
+    if let (Some(e), Some(of)) = (reverted.stopped, args.run) {
         eprintln!(
             "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",
-            done.count,
-            ids.len()
+            reverted.done.count, reverted.total
         );
         eprintln!(
             "hint: what was undone stays, as run {run}; `crmgate revert --run {run}` puts it back"
         );
-        return Ok(Some(Outcome::Partial));
+        return Ok(Outcome::Partial);
     }
-    Ok(Some(Outcome::Done))
+    Ok(Outcome::Done)
 }
 
 fn print_reverted(run: i64, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {

@@ -24,7 +24,7 @@ use super::Input;
 pub use super::check::{COLUMNS, rejects_header};
 use super::queue::Tally;
 use crate::error::{Error, Problem, Problems, Result};
-use crate::model::{Kind, NewEvent, Value};
+use crate::model::{Kind, NewEvent};
 use crate::policy::{Action, Policy};
 use crate::store::{IngestCounts, Store, Writer};
 
@@ -302,10 +302,4 @@ fn counted<'n>(
         .filter(|(_, n)| *n > 0)
         .map(|(name, n)| (name.to_string(), n))
         .collect()
-}
-
-/// Whether an expected value matches the record's: compared as typed when both parse the same
-/// way, else as text (a proposer writes "5" for the integer 5).
-pub fn loosely_equal(a: &Value, b: &Value) -> bool {
-    a == b || (!matches!(a, Value::Null) && !matches!(b, Value::Null) && a.display() == b.display())
 }

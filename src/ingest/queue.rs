@@ -7,10 +7,11 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use super::check::proposal_cells;
 use super::judge::{JUDGE_BATCH, Judge, Judged};
-use super::proposals::{Run, loosely_equal};
+use super::proposals::Run;
 use crate::error::{Error, Result};
 use crate::model::{Kind, NewEvent, NewProposal, State, Verdict};
 use crate::store::{Snapshot, Staged, Writer};
+use crate::validate::loosely_equal;
 
 /// The writer's page cache while it queues, in KiB. The queue grows at its right edge, in
 /// order, so the writer needs few pages cached while it writes; the memory goes to the

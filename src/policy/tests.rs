@@ -8,8 +8,7 @@ fn schema() -> Schema {
     let obj = |name: &str, cols: &[(&str, &str)]| Object {
         name: name.into(),
         pk: 0,
-        has_triggers: false,
-        select_row: String::new(),
+        reach: crate::schema::Reach::Named,
         columns: cols
             .iter()
             .map(|(n, t)| Column {

@@ -3,7 +3,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{Store, Writer, db_err, ident, value_from};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Value;
 use crate::schema::Object;
 
@@ -50,15 +50,6 @@ fn change(conn: &rusqlite::Connection, id: i64) -> Result<Option<ChangeRow>> {
     .map_err(db_err)
 }
 
-/// See [`Writer::field_sql`].
-#[derive(Clone)]
-pub(super) struct FieldSql {
-    object: String,
-    field: String,
-    update: std::rc::Rc<str>,
-    select: std::rc::Rc<str>,
-}
-
 /// A change and the change that reverted it, if one did: what a revert checks first, in one
 /// step (a revert of a run reads a million of these).
 pub(super) fn change_to_revert(
@@ -88,8 +79,8 @@ fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
 
 /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
 /// queries can tell: only field writes (no merge), none undone yet, every object and field
-/// still there, and (unless `force`) every record still holding what the run's last change
-/// to it left. A large run that passes is reverted in chunks, one transaction each; any
+/// still there, no object whose writes reach other records, and (unless `force`) every record
+/// still holding what the run's last change to it left. A large run that passes is reverted in chunks, one transaction each; any
 /// other is reverted in one transaction, which names every change that cannot be undone.
 pub(super) fn run_revertible_in_chunks(
     conn: &rusqlite::Connection,
@@ -126,6 +117,11 @@ pub(super) fn run_revertible_in_chunks(
         let Some(obj) = schema.object(object) else {
             return Ok(false);
         };
+        // Undoing one change may change records other changes of the run name: each must be
+        // checked at its turn, which only one transaction can promise.
+        if obj.reach.beyond() {
+            return Ok(false);
+        }
         let Some(column) = obj.column(field) else {
             return Ok(false); // also a merge's whole-record change, field "*"
         };
@@ -177,26 +173,41 @@ impl Store {
         reverted_by(&self.conn, id)
     }
 
-    /// See [`run_revertible_in_chunks`].
+    /// Whether every change of `run` can be undone as things stand, a chunk at a time: only
+    /// field writes, none undone yet, no object whose writes reach further, and (unless `force`)
+    /// every record holding what the run left.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }
 
-    /// A run's change ids, newest first: the order a revert undoes them in.
-    pub fn run_change_ids(&self, run: i64) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id FROM crmgate_changes WHERE run_id = ?1 ORDER BY id DESC")
-            .map_err(db_err)?;
-        stmt.query_map([run], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
+    /// How many changes run `run` made.
+    pub fn run_change_count(&self, run: i64) -> Result<usize> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM crmgate_changes WHERE run_id = ?1",
+                [run],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+            .map_err(db_err)
+    }
+
+    /// How many proposals are approved (of `source`, when given): an apply's queue.
+    pub fn count_approved(&self, source: Option<&str>) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'
+                 AND (?1 IS NULL OR source = ?1)",
+                [source],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
             .map_err(db_err)
     }
 }
 
 impl Writer<'_> {
-    /// See [`change_to_revert`].
+    /// A change and the change that reverted it, if one did.
     pub fn change_to_revert(&self, id: i64) -> Result<Option<(ChangeRow, Option<i64>)>> {
         change_to_revert(&self.tx, id)
     }
@@ -211,24 +222,15 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// The statements that write and read `field` of `obj` (a column from the live schema).
-    fn field_sql(&self, obj: &Object, field: &str) -> FieldSql {
-        let mut cache = self.field_sql.borrow_mut();
-        if let Some(f) = cache
+    /// The statements that write and read `field` of `obj`.
+    fn field_sql(&self, obj: &Object, field: &str) -> Result<(&str, &str)> {
+        let sql = super::live_schema::of(self.sql, obj)?;
+        let at = obj
+            .columns
             .iter()
-            .find(|f| f.object == obj.name && f.field == field)
-        {
-            return f.clone();
-        }
-        let (table, column, pk) = (ident(&obj.name), ident(field), ident(&obj.pk_column().name));
-        let f = FieldSql {
-            object: obj.name.clone(),
-            field: field.to_string(),
-            update: format!("UPDATE {table} SET {column} = ?1 WHERE {pk} = ?2").into(),
-            select: format!("SELECT {column} FROM {table} WHERE {pk} = ?1").into(),
-        };
-        cache.push(f.clone());
-        f
+            .position(|c| c.name == field)
+            .ok_or_else(|| Error::Store(format!("{} has no field {field}", obj.name)))?;
+        Ok((&sql.update[at], &sql.select[at]))
     }
 
     /// Writes `value` into one field of one record. Returns false when there is no such record;
@@ -240,8 +242,9 @@ impl Writer<'_> {
         field: &str,
         value: &Value,
     ) -> Result<bool> {
-        let sql = self.field_sql(obj, field);
-        let mut stmt = self.prepared(&sql.update).map_err(db_err)?;
+        let mut stmt = self
+            .prepared(self.field_sql(obj, field)?.0)
+            .map_err(db_err)?;
         let n = stmt
             .execute(rusqlite::params![value, record])
             .map_err(db_err)?;
@@ -251,8 +254,9 @@ impl Writer<'_> {
     /// One field of a record (`field` a column of `obj`, from the live schema), or `None` if
     /// there is no such record.
     pub fn read_field(&self, obj: &Object, record: &str, field: &str) -> Result<Option<Value>> {
-        let sql = self.field_sql(obj, field);
-        let mut stmt = self.prepared(&sql.select).map_err(db_err)?;
+        let mut stmt = self
+            .prepared(self.field_sql(obj, field)?.1)
+            .map_err(db_err)?;
         stmt.query_row([record], |r| r.get_ref(0).map(value_from))
             .optional()
             .map_err(db_err)
@@ -274,9 +278,9 @@ impl Writer<'_> {
         if !self.write_field(obj, record, field, value)? {
             return Ok(None);
         }
-        // Nothing to read where nothing can have changed the value: no trigger anywhere in
-        // the store, and a column whose affinity stores it as given.
-        if !self.other_triggers()? && obj.column(field).is_some_and(|c| c.stores_as_given(value)) {
+        // Nothing to read where nothing can have changed the value: a write that reaches
+        // nothing it does not name, into a column whose affinity stores the value as given.
+        if !obj.reach.beyond() && obj.column(field).is_some_and(|c| c.stores_as_given(value)) {
             return Ok(Some(value.clone()));
         }
         self.read_field(obj, record, field)
@@ -318,17 +322,44 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Approved proposals, oldest first: the apply queue.
-    pub fn approved_ids(&self, source: Option<&str>) -> Result<Vec<i64>> {
-        let mut stmt = self.prepared(
-                "SELECT id FROM crmgate_proposals WHERE state = 'approved' AND (?1 IS NULL OR source = ?1)
-                 ORDER BY id",
+    /// The next `n` approved proposals (of `source`, when given) after proposal `after`,
+    /// oldest first: the apply queue, a chunk at a time.
+    pub fn approved_ids_after(
+        &self,
+        source: Option<&str>,
+        after: i64,
+        n: usize,
+    ) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT id FROM crmgate_proposals WHERE id > ?2 AND state = 'approved'
+                 AND (?1 IS NULL OR source = ?1) ORDER BY id LIMIT ?3",
             )
             .map_err(db_err)?;
-        stmt.query_map([source], |r| r.get(0))
+        stmt.query_map(rusqlite::params![source, after, n as i64], |r| r.get(0))
             .map_err(db_err)?
             .collect::<rusqlite::Result<_>>()
             .map_err(db_err)
+    }
+
+    /// The next `n` changes of run `run` before change `before`, newest first: the order a
+    /// revert undoes them in, a chunk at a time.
+    pub fn run_change_ids_before(&self, run: i64, before: i64, n: usize) -> Result<Vec<i64>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT id FROM crmgate_changes WHERE run_id = ?1 AND id < ?2
+                 ORDER BY id DESC LIMIT ?3",
+            )
+            .map_err(db_err)?;
+        stmt.query_map(rusqlite::params![run, before, n as i64], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
+    /// See [`Store::run_revertible_in_chunks`]: asked in the transaction that begins the revert.
+    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
+        run_revertible_in_chunks(&self.tx, self.schema, run, force)
     }
 }
 
@@ -364,7 +395,7 @@ impl Writer<'_> {
         &self,
         table: &Object,
         column: &str,
-        value: &str,
+        value: &Value,
     ) -> Result<Vec<String>> {
         let sql = format!(
             "SELECT CAST({} AS TEXT) FROM {} WHERE {} = ?1 ORDER BY 1",
@@ -391,17 +422,7 @@ impl Writer<'_> {
 
     /// Inserts a whole record, every column given in schema order.
     pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
-        let names: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
-        let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            ident(&obj.name),
-            names.join(", "),
-            marks.join(", ")
-        );
-        self.tx
-            .execute(&sql, rusqlite::params_from_iter(values.iter()))
-            .map_err(db_err)?;
-        Ok(())
+        let all: Vec<usize> = (0..obj.columns.len()).collect();
+        self.insert_columns(obj, &all, values)
     }
 }

@@ -3,11 +3,11 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod live_schema;
 mod lookup;
 mod migrations;
 mod pauses;
 mod policies;
-mod prepared;
 mod queue;
 mod records;
 mod redecide;
@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 use crate::audit::{self, EventRow};
 use crate::error::{Error, Result};
 use crate::model::{NewEvent, Value};
-use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
+use crate::schema::Schema;
 
 pub use changes::ChangeRow;
 pub use pauses::Pause;
@@ -63,6 +63,9 @@ pub enum OpenMode {
     Create,
 }
 
+/// How many prepared statements a connection keeps: see [`Store::open`].
+const STATEMENT_CACHE: usize = 128;
+
 /// The page cache of a bulk command, in KiB: see [`Store::set_bulk_cache`].
 pub const BULK_CACHE_KIB: i64 = 32 * 1024;
 
@@ -70,6 +73,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     schema: Schema,
+    sql: live_schema::Sql,
+    /// SQLite's `schema_version` when `schema` was read: see [`Store::writer`].
+    schema_version: i64,
 }
 
 impl Store {
@@ -90,7 +96,9 @@ impl Store {
             other => db_err(other),
         })?;
         conn.busy_timeout(busy_timeout()).map_err(db_err)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        // More distinct statements than one transaction uses (apply: a few per object and
+        // field it writes; propose: a few dozen), so none is prepared twice in one.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // The same plan whatever the bound values. Without it, SQLite marks some statements to
         // be re-planned when a parameter's value changes, and rusqlite's statement cache clears
         // the bindings of every statement it takes back: those statements were compiled anew on
@@ -118,6 +126,8 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             schema: Schema::default(),
+            sql: live_schema::Sql::default(),
+            schema_version: 0,
         };
         store.migrate(mode)?;
         store.reload_schema()?;
@@ -225,165 +235,33 @@ impl Store {
         Ok(created)
     }
 
-    /// Whether any trigger fires on `table`: a write there may do more than it says.
-    fn has_triggers(&self, table: &str) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1",
-                [table],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-            .map_err(db_err)
-    }
-
     /// Reads the CRM objects from the live schema.
     fn reload_schema(&mut self) -> Result<()> {
-        let mut schema = Schema::default();
-        let tables: Vec<(String, String)> = {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'table'
-                     AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-                     AND name NOT LIKE 'crmgate\\_%' ESCAPE '\\' ORDER BY name",
-                )
-                .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db_err)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(db_err)?
-        };
-        for (name, sql) in tables {
-            if sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
-                schema.unusable.insert(name, "it is a virtual table".into());
-                continue;
-            }
-            let mut columns: Vec<Column> = Vec::new();
-            let mut pks = Vec::new();
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk FROM pragma_table_info(?1) ORDER BY cid",
-                    )
-                    .map_err(db_err)?;
-                let mut rows = stmt.query([&name]).map_err(db_err)?;
-                while let Some(r) = rows.next().map_err(db_err)? {
-                    let decl: String = r
-                        .get::<_, Option<String>>(1)
-                        .map_err(db_err)?
-                        .unwrap_or_default();
-                    let pk: i64 = r.get(4).map_err(db_err)?;
-                    if pk > 0 {
-                        pks.push(columns.len());
-                    }
-                    columns.push(Column {
-                        name: r.get(0).map_err(db_err)?,
-                        affinity: Affinity::from_decl(&decl),
-                        decl_type: decl,
-                        not_null: r.get(2).map_err(db_err)?,
-                        has_default: r.get(3).map_err(db_err)?,
-                        primary_key: pk > 0,
-                        foreign_key: None,
-                    });
-                }
-            }
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT id, \"from\", \"table\", \"to\" FROM pragma_foreign_key_list(?1)",
-                    )
-                    .map_err(db_err)?;
-                let fks: Vec<(i64, String, String, Option<String>)> = stmt
-                    .query_map([&name], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(db_err)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(db_err)?;
-                for (id, from, table, to) in &fks {
-                    // Composite foreign keys are left to SQLite to enforce.
-                    if fks.iter().filter(|f| f.0 == *id).count() > 1 {
-                        continue;
-                    }
-                    if let Some(c) = columns.iter_mut().find(|c| &c.name == from) {
-                        c.foreign_key = Some(ForeignKey {
-                            table: table.clone(),
-                            column: to.clone().unwrap_or_default(),
-                        });
-                    }
-                }
-            }
-            match pks.len() {
-                1 => {
-                    schema.objects.insert(
-                        name.clone(),
-                        Object {
-                            has_triggers: self.has_triggers(&name)?,
-                            select_row: format!(
-                                "SELECT {} FROM {} WHERE {} = ?1",
-                                columns
-                                    .iter()
-                                    .map(|c| ident(&c.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", "),
-                                ident(&name),
-                                ident(&columns[pks[0]].name)
-                            ),
-                            name,
-                            columns,
-                            pk: pks[0],
-                        },
-                    );
-                }
-                0 => {
-                    schema.unusable.insert(name, "it has no primary key".into());
-                }
-                _ => {
-                    schema.unusable.insert(
-                        name,
-                        "it has a composite primary key; crmgate addresses records by one id column".into(),
-                    );
-                }
-            }
-        }
-        // A foreign key that names no column refers to the parent's primary key.
-        let pk_of: Vec<(String, String)> = schema
-            .objects
-            .values()
-            .map(|o| (o.name.clone(), o.pk_column().name.clone()))
-            .collect();
-        for o in schema.objects.values_mut() {
-            for c in &mut o.columns {
-                if let Some(fk) = &mut c.foreign_key
-                    && fk.column.is_empty()
-                    && let Some((_, pk)) = pk_of.iter().find(|(t, _)| *t == fk.table)
-                {
-                    fk.column = pk.clone();
-                }
-            }
-        }
-        self.schema = schema;
+        self.schema_version = schema_version(&self.conn)?;
+        (self.schema, self.sql) = live_schema::load(&self.conn)?;
         Ok(())
     }
 
-    /// A writer over a new `BEGIN IMMEDIATE` transaction.
+    /// A writer over a new `BEGIN IMMEDIATE` transaction. The schema is read again if it
+    /// changed since it was read (a table, trigger or foreign key added between two chunks of
+    /// a run): every decision in the transaction is taken on the schema as it is.
     fn writer(&mut self, now: &str) -> Result<Writer<'_>> {
-        // Unchecked only in that it takes `&Connection`: the statements kept for the
-        // transaction borrow the connection too. `&mut self` still keeps it the only one.
-        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db_err)?;
+        let version = schema_version(&tx)?;
+        if version != self.schema_version {
+            (self.schema, self.sql) = live_schema::load(&tx)?;
+            self.schema_version = version;
+        }
         Ok(Writer {
-            prepared: prepared::Prepared::new(&self.conn),
             tx,
             schema: &self.schema,
+            sql: &self.sql,
             path: &self.path,
             head: std::cell::RefCell::new(None),
             now: now.to_string(),
-            field_sql: std::cell::RefCell::new(Vec::new()),
-            other_triggers: std::cell::Cell::new(None),
         })
     }
 
@@ -473,26 +351,19 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 
 /// The open write transaction handed to [`Store::write`]'s closure.
 pub struct Writer<'s> {
-    /// Declared before `tx`, so that a writer dropped on an error finalizes its statements
-    /// before the transaction rolls back. At a commit they are all reset, none mid-step.
-    prepared: prepared::Prepared<'s>,
     tx: rusqlite::Transaction<'s>,
     schema: &'s Schema,
+    sql: &'s live_schema::Sql,
     path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
     now: String,
-    /// The SQL that writes and reads one field, by (object, field): built once per
-    /// transaction, not once per write (a chunk of an apply writes ten thousand).
-    field_sql: std::cell::RefCell<Vec<changes::FieldSql>>,
-    /// See [`Writer::other_triggers`].
-    other_triggers: std::cell::Cell<Option<bool>>,
 }
 
-impl<'s> Writer<'s> {
-    /// A statement kept for the rest of the transaction: see [`prepared`].
-    fn prepared(&self, sql: &str) -> rusqlite::Result<prepared::Held<'_, 's>> {
-        self.prepared.get(sql)
+impl Writer<'_> {
+    /// The statement for `sql`, from the connection's statement cache.
+    fn prepared(&self, sql: &str) -> rusqlite::Result<rusqlite::CachedStatement<'_>> {
+        self.tx.prepare_cached(sql)
     }
 }
 
@@ -505,84 +376,36 @@ impl Writer<'_> {
         &self.now
     }
 
-    /// Whether a trigger other than crmgate's own (which only refuse) fires anywhere in the
-    /// store: then a write may change more than it names. Asked once per transaction: no one
-    /// else can add a trigger while this one holds the write lock.
-    pub fn other_triggers(&self) -> Result<bool> {
-        if let Some(known) = self.other_triggers.get() {
-            return Ok(known);
-        }
-        let found = self.has_other_triggers()?;
-        self.other_triggers.set(Some(found));
-        Ok(found)
+    /// Appends one event to the hash-chained audit log.
+    pub fn append_event(&self, ev: NewEvent) -> Result<i64> {
+        let (seq, prev_hash) = self.chain_head()?;
+        let mut row = event_row(ev, seq + 1, &self.now, prev_hash);
+        row.hash = row.compute_hash();
+        self.insert_event(&row)?;
+        *self.head.borrow_mut() = Some((row.seq, row.hash));
+        Ok(seq + 1)
     }
 
-    fn has_other_triggers(&self) -> Result<bool> {
-        // By exact name: a trigger someone else named like these is still someone else's.
+    /// (seq, hash) of the newest event: kept from the last append in this transaction, else
+    /// read (the genesis hash when there is none).
+    fn chain_head(&self) -> Result<(i64, String)> {
+        if let Some(h) = self.head.borrow_mut().take() {
+            return Ok(h);
+        }
         self.tx
             .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger'
-                     AND name NOT IN (
-                         'crmgate_events_append_only_update', 'crmgate_events_append_only_delete',
-                         'crmgate_policies_append_only_update', 'crmgate_policies_append_only_delete',
-                         'crmgate_runs_append_only_update', 'crmgate_runs_append_only_delete',
-                         'crmgate_changes_append_only_update', 'crmgate_changes_append_only_delete'))",
+                "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok((0, audit::GENESIS.to_string())),
+                e => Err(e),
+            })
             .map_err(db_err)
     }
 
-    /// Appends one event to the hash-chained audit log.
-    pub fn append_event(&self, ev: NewEvent) -> Result<i64> {
-        let cached = self.head.borrow_mut().take();
-        let (seq, prev_hash) = match cached {
-            Some(h) => h,
-            None => self
-                .tx
-                .query_row(
-                    "SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok((0, audit::GENESIS.to_string())),
-                    e => Err(e),
-                })
-                .map_err(db_err)?,
-        };
-        // Straight into a buffer: `Display` (`to_string`) goes through the formatting
-        // machinery a piece at a time, and an apply writes one event per change.
-        let json_text = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON serializes");
-        let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(json_text);
-        let mut row = EventRow {
-            seq: seq + 1,
-            at: self.now.clone(),
-            actor: ev.actor,
-            actor_kind: ev.actor_kind.to_string(),
-            action: ev.action.to_string(),
-            proposal_id: ev.proposal_id,
-            change_id: ev.change_id,
-            run_id: ev.run_id,
-            object: ev.object,
-            record: ev.record,
-            field: ev.field,
-            prev_value: json_text(&ev.prev_value),
-            new_value: json_text(&ev.new_value),
-            source: ev.source,
-            confidence: ev.confidence,
-            rules: ev.rules,
-            policy_version: ev.policy_version,
-            approver: ev.approver,
-            detail: if ev.detail.is_null() {
-                None
-            } else {
-                json_text(&Some(ev.detail))
-            },
-            prev_hash,
-            hash: String::new(),
-        };
-        row.hash = row.compute_hash();
+    fn insert_event(&self, row: &EventRow) -> Result<()> {
         static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
@@ -613,8 +436,48 @@ impl Writer<'_> {
             row.hash,
         ])
         .map_err(db_err)?;
-        *self.head.borrow_mut() = Some((row.seq, row.hash));
-        Ok(seq + 1)
+        Ok(())
+    }
+}
+
+/// Bumped by SQLite on every change to the schema.
+fn schema_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .map_err(db_err)
+}
+
+/// The row of an event, its hash not yet computed.
+fn event_row(ev: NewEvent, seq: i64, now: &str, prev_hash: String) -> EventRow {
+    // Straight into a buffer: `Display` (`to_string`) goes through the formatting
+    // machinery a piece at a time, and an apply writes one event per change.
+    let json_text = |v: &serde_json::Value| serde_json::to_string(v).expect("JSON serializes");
+    let json_text = |v: &Option<serde_json::Value>| v.as_ref().map(json_text);
+    EventRow {
+        seq,
+        at: now.to_string(),
+        actor: ev.actor,
+        actor_kind: ev.actor_kind.to_string(),
+        action: ev.action.to_string(),
+        proposal_id: ev.proposal_id,
+        change_id: ev.change_id,
+        run_id: ev.run_id,
+        object: ev.object,
+        record: ev.record,
+        field: ev.field,
+        prev_value: json_text(&ev.prev_value),
+        new_value: json_text(&ev.new_value),
+        source: ev.source,
+        confidence: ev.confidence,
+        rules: ev.rules,
+        policy_version: ev.policy_version,
+        approver: ev.approver,
+        detail: if ev.detail.is_null() {
+            None
+        } else {
+            json_text(&Some(ev.detail))
+        },
+        prev_hash,
+        hash: String::new(),
     }
 }
 

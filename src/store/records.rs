@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::live_schema::{self, Sql};
 use super::{Store, Writer, db_err, ident, value_from};
 use crate::error::Result;
 use crate::model::Value;
@@ -20,7 +21,7 @@ impl ReadRecords for Store {
         Store::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, obj, record)
+        record_row(&self.conn, &self.sql, obj, record)
     }
 }
 
@@ -29,7 +30,7 @@ impl ReadRecords for Writer<'_> {
         Writer::schema(self)
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, obj, record)
+        record_row(&self.tx, self.sql, obj, record)
     }
 }
 
@@ -118,12 +119,16 @@ pub(super) fn missing_parent<'a>(
     Ok(found.is_none().then_some(parent))
 }
 
+/// The whole record, column by column in schema order, or `None` if there is no such record.
 pub(super) fn record_row(
     conn: &Connection,
+    sql: &Sql,
     obj: &Object,
     record: &str,
 ) -> Result<Option<Vec<Value>>> {
-    let mut stmt = conn.prepare_cached(&obj.select_row).map_err(db_err)?;
+    let mut stmt = conn
+        .prepare_cached(&live_schema::of(sql, obj)?.row)
+        .map_err(db_err)?;
     stmt.query_row([record], |r| {
         (0..obj.columns.len())
             .map(|i| r.get_ref(i).map(value_from))
@@ -135,7 +140,7 @@ pub(super) fn record_row(
 
 impl Writer<'_> {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.tx, obj, record)
+        record_row(&self.tx, self.sql, obj, record)
     }
 
     /// For a value of a foreign-key column, the parent table when the value is not one of its
@@ -157,51 +162,72 @@ impl Writer<'_> {
             .position(|&c| c == obj.pk)
             .expect("upsert needs the primary key");
         let id = values[pk_pos].display();
-        let outcome = match record_row(&self.tx, obj, &id)? {
+        match record_row(&self.tx, self.sql, obj, &id)? {
             None => {
-                let names: Vec<String> =
-                    cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
-                let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {} ({}) VALUES ({})",
-                    ident(&obj.name),
-                    names.join(", "),
-                    marks.join(", ")
-                );
-                let mut stmt = self.prepared(&sql).map_err(db_err)?;
-                stmt.execute(rusqlite::params_from_iter(values.iter()))
-                    .map_err(db_err)?;
-                UpsertOutcome::Inserted
+                self.insert_columns(obj, cols, values)?;
+                Ok(UpsertOutcome::Inserted)
             }
-            Some(current) => {
-                let same = cols
+            Some(current)
+                if cols
                     .iter()
                     .zip(values)
-                    .all(|(&c, v)| same_value(&current[c], v));
-                if same {
-                    UpsertOutcome::Unchanged
-                } else {
-                    let sets: Vec<String> = cols
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, c)| **c != obj.pk)
-                        .map(|(i, &c)| format!("{} = ?{}", ident(&obj.columns[c].name), i + 1))
-                        .collect();
-                    let sql = format!(
-                        "UPDATE {} SET {} WHERE {} = ?{}",
-                        ident(&obj.name),
-                        sets.join(", "),
-                        ident(&obj.pk_column().name),
-                        pk_pos + 1
-                    );
-                    let mut stmt = self.prepared(&sql).map_err(db_err)?;
-                    stmt.execute(rusqlite::params_from_iter(values.iter()))
-                        .map_err(db_err)?;
-                    UpsertOutcome::Updated
-                }
+                    .all(|(&c, v)| same_value(&current[c], v)) =>
+            {
+                Ok(UpsertOutcome::Unchanged)
             }
-        };
-        Ok(outcome)
+            Some(_) => {
+                self.update_columns(obj, cols, pk_pos, values)?;
+                Ok(UpsertOutcome::Updated)
+            }
+        }
+    }
+
+    /// Inserts a record of the given columns (`cols` index `obj.columns`).
+    pub(super) fn insert_columns(
+        &self,
+        obj: &Object,
+        cols: &[usize],
+        values: &[Value],
+    ) -> Result<()> {
+        let names: Vec<String> = cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            ident(&obj.name),
+            names.join(", "),
+            marks.join(", ")
+        );
+        let mut stmt = self.prepared(&sql).map_err(db_err)?;
+        stmt.execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Updates the given columns of the record whose primary key is `values[pk_pos]`.
+    fn update_columns(
+        &self,
+        obj: &Object,
+        cols: &[usize],
+        pk_pos: usize,
+        values: &[Value],
+    ) -> Result<()> {
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c != obj.pk)
+            .map(|(i, &c)| format!("{} = ?{}", ident(&obj.columns[c].name), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {} = ?{}",
+            ident(&obj.name),
+            sets.join(", "),
+            ident(&obj.pk_column().name),
+            pk_pos + 1
+        );
+        let mut stmt = self.prepared(&sql).map_err(db_err)?;
+        stmt.execute(rusqlite::params_from_iter(values.iter()))
+            .map_err(db_err)?;
+        Ok(())
     }
 }
 
@@ -215,7 +241,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
 
 impl Store {
     pub fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        record_row(&self.conn, obj, record)
+        record_row(&self.conn, &self.sql, obj, record)
     }
 
     /// How many rows of `table` hold `value` in `column` (a column from the live schema): the

@@ -3,9 +3,8 @@
 //! store exactly as the writer found it; the writer's own changes, which it does not see, are to
 //! crmgate's queue, never to CRM records. That lets the reads a decision needs (records, parent
 //! keys, track records) run on a second core while the writer queues on the first. Apply and
-//! revert read ahead on one too: the proposals or changes of the chunk in hand, which the writer
-//! changes one at a time, each only when it reaches it, and the records they name, used only
-//! until the chunk writes them.
+//! revert never read through one: they write records, and read each at its turn in their own
+//! transaction.
 
 use std::path::Path;
 
@@ -14,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::records::{self, ColumnPlan, ReadRecords};
 use super::{Writer, db_err};
 use crate::error::Result;
-use crate::model::{Proposal, Value};
+use crate::model::Value;
 use crate::schema::{Column, Object, Schema};
 
 /// The snapshot's page cache, in KiB: enough for the upper levels of the indexes it descends
@@ -24,21 +23,19 @@ const SNAPSHOT_CACHE_KIB: i64 = 4 * 1024;
 pub struct Snapshot {
     conn: Connection,
     schema: Schema,
+    sql: super::live_schema::Sql,
 }
 
 impl Writer<'_> {
     /// Opens a [`Snapshot`] of the store as this transaction found it. Its records are the
     /// writer's only while the writer has changed none: propose, which writes only the queue.
-    /// Apply and revert read their chunk's proposals or changes, and the records these name, on
-    /// one (see [`ReadAhead`](crate::apply::ReadAhead)): a proposal or change is the writer's
-    /// until the writer reaches it, a record until the chunk writes it.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::open(self.path, self.schema.clone())
+        Snapshot::open(self.path, self.schema.clone(), self.sql.clone())
     }
 }
 
 impl Snapshot {
-    fn open(path: &Path, schema: Schema) -> Result<Snapshot> {
+    fn open(path: &Path, schema: Schema, sql: super::live_schema::Sql) -> Result<Snapshot> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -47,14 +44,14 @@ impl Snapshot {
         conn.busy_timeout(super::busy_timeout()).map_err(db_err)?;
         conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
             .map_err(db_err)?;
-        let mut snapshot = Snapshot { conn, schema };
+        let mut snapshot = Snapshot { conn, schema, sql };
         snapshot.renew()?;
         Ok(snapshot)
     }
 
     /// Begins a new read transaction, which sees what was committed since the last one. A read
     /// transaction starts at its first read and keeps its view until it ends.
-    pub fn renew(&mut self) -> Result<()> {
+    fn renew(&mut self) -> Result<()> {
         self.release()?;
         self.conn.execute_batch("BEGIN").map_err(db_err)?;
         self.conn
@@ -64,27 +61,11 @@ impl Snapshot {
 
     /// Ends the read transaction. A reader that keeps one open holds back the checkpoint of
     /// everything committed after it began, and the write-ahead log grows until it ends.
-    pub fn release(&mut self) -> Result<()> {
+    fn release(&mut self) -> Result<()> {
         if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT").map_err(db_err)?;
         }
         Ok(())
-    }
-
-    /// See [`Writer::proposal_to_apply`].
-    pub fn proposal_to_apply(&self, id: i64) -> Result<Option<(Proposal, Option<String>)>> {
-        super::queue::proposal_to_apply(&self.conn, id)
-    }
-
-    /// See [`Store::run_revertible_in_chunks`](super::Store::run_revertible_in_chunks): the
-    /// same check, over the store as the writer's transaction found it.
-    pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
-        super::changes::run_revertible_in_chunks(&self.conn, &self.schema, run, force)
-    }
-
-    /// See [`Writer::change_to_revert`].
-    pub fn change_to_revert(&self, id: i64) -> Result<Option<(super::ChangeRow, Option<i64>)>> {
-        super::changes::change_to_revert(&self.conn, id)
     }
 
     /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
@@ -143,6 +124,6 @@ impl ReadRecords for Snapshot {
         &self.schema
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        records::record_row(&self.conn, obj, record)
+        records::record_row(&self.conn, &self.sql, obj, record)
     }
 }

@@ -1,0 +1,371 @@
+//! One proposal at a time: re-check it against the record as it is now, write, verify, record.
+
+use super::{Ending, Item, Report};
+use crate::error::Result;
+use crate::model::{NewEvent, Proposal, State, Value};
+use crate::policy::{self, Action, Facts, Policy, Situation};
+use crate::store::Writer;
+
+/// What a run carries from one chunk (one transaction) to the next.
+#[derive(Debug, Default)]
+pub struct RunState {
+    run: Option<i64>,
+    /// Proposals of each source applied on the policy's word alone, for `max_auto_per_run`.
+    auto_in_run: std::collections::HashMap<String, u64>,
+}
+
+/// The policy every proposal of a run is checked against again, and who runs it.
+#[derive(Clone, Copy)]
+pub struct Judge<'a> {
+    pub policy: &'a Policy,
+    pub version: i64,
+    pub actor: &'a str,
+}
+
+/// Applies these proposals as part of the run in `state` (begun here if it has not been).
+/// A large run calls this once per chunk, each in its own transaction: every proposal is
+/// applied with its change and events or not at all, and a crash loses at most the chunk in
+/// flight. Pauses are read again for every chunk, so a pause stops a long run at the next one.
+pub fn apply_ids(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    ids: &[i64],
+    state: &mut RunState,
+    report: &mut Report,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let run = match state.run {
+        Some(run) => run,
+        None => *state.run.insert(w.begin_run("apply", judge.actor)?),
+    };
+    report.run = Some(run);
+    let pauses = w.pauses()?;
+    for &id in ids {
+        let Some((p, approver)) = w.proposal_to_apply(id)? else {
+            continue;
+        };
+        // A plan names proposals that may have moved on since.
+        if p.state != State::Approved.as_str() {
+            continue;
+        }
+        let item = |result: Ending, why: Option<String>, change: Option<i64>| Item {
+            proposal: p.id,
+            record: p.record_ref(),
+            field: p.field.clone(),
+            before: p.baseline.clone(),
+            after: p.value.clone(),
+            result,
+            why,
+            change,
+        };
+        let paused = pauses
+            .iter()
+            .find(|x| x.source.is_none() || x.source.as_deref() == Some(p.source.as_str()));
+        if let Some(x) = paused {
+            report.push(Ending::Paused, || {
+                item(Ending::Paused, Some(format!("paused: {}", x.reason)), None)
+            });
+            continue;
+        }
+        match apply_one(w, judge, &p, approver, run, &mut state.auto_in_run)? {
+            Outcome::Applied(change) => report.push(Ending::Applied, || {
+                item(Ending::Applied, None, Some(change))
+            }),
+            Outcome::Refused(stop, why) => {
+                let ending = stop.ending();
+                report.push(ending, || item(ending, Some(why), None))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What became of one approved proposal. Either way its state has moved and an event says so.
+pub(super) enum Outcome {
+    /// Written, with this change (a merge: its last).
+    Applied(i64),
+    /// Not written, and why.
+    Refused(Stop, String),
+}
+
+/// Why an approved proposal was not applied, and what that makes of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// The record moved on since the proposal: never applied as is.
+    Conflict,
+    /// A stop rule holds now.
+    Block,
+    /// Approved by the policy alone, which would no longer let it through: back to review.
+    Hold,
+    /// The write did not hold (read back wrong, or refused by the store).
+    Fail,
+}
+
+impl Stop {
+    fn state(self) -> State {
+        match self {
+            Stop::Conflict => State::Conflict,
+            Stop::Block => State::Blocked,
+            Stop::Hold => State::Pending,
+            Stop::Fail => State::Failed,
+        }
+    }
+
+    /// The event's action.
+    fn action(self) -> &'static str {
+        match self {
+            Stop::Conflict => "conflict",
+            Stop::Block => "block",
+            Stop::Hold => "hold",
+            Stop::Fail => "failed",
+        }
+    }
+
+    fn ending(self) -> Ending {
+        match self {
+            Stop::Conflict => Ending::Conflict,
+            Stop::Block => Ending::Blocked,
+            Stop::Hold => Ending::Held,
+            Stop::Fail => Ending::Failed,
+        }
+    }
+}
+
+/// Moves an approved proposal to what `stop` makes of it, with an event saying why.
+pub(super) fn refuse(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    p: &Proposal,
+    stop: Stop,
+    why: String,
+) -> Result<Outcome> {
+    w.set_state(p.id, &[State::Approved], stop.state())?;
+    w.append_event(NewEvent {
+        actor: judge.actor.to_string(),
+        actor_kind: "system",
+        action: stop.action(),
+        proposal_id: Some(p.id),
+        object: Some(p.object.clone()),
+        record: Some(p.record.clone()),
+        field: p.field.clone(),
+        source: Some(p.source.clone()),
+        policy_version: Some(judge.version),
+        detail: serde_json::json!({ "why": why, "merge_into": p.merge_into }),
+        ..NewEvent::default()
+    })?;
+    Ok(Outcome::Refused(stop, why))
+}
+
+/// One proposal: re-check, write, verify, record. `Err` is a failure of the store.
+fn apply_one(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    p: &Proposal,
+    approver: Option<String>,
+    run: i64,
+    auto_in_run: &mut std::collections::HashMap<String, u64>,
+) -> Result<Outcome> {
+    if p.merge_into.is_some() {
+        return super::merge::merge_one(w, judge, p, approver, run);
+    }
+    let field = p.field.as_deref().unwrap_or_default();
+    let Some(obj) = w.schema().object(&p.object) else {
+        let why = format!("the object {} no longer exists", p.object);
+        return refuse(w, judge, p, Stop::Conflict, why);
+    };
+    let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
+        let why = format!("the field {field} no longer exists");
+        return refuse(w, judge, p, Stop::Conflict, why);
+    };
+    // Read now, at its turn: what earlier writes of the run did to it, named or not, is seen.
+    let Some(row) = w.record_row(obj, &p.record)? else {
+        let why = format!("{} no longer exists", p.record_ref());
+        return refuse(w, judge, p, Stop::Conflict, why);
+    };
+    let by_policy = p.decision.as_deref() == Some("auto") && approver.is_none();
+    let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
+    if let Some((stop, why)) = judge_now(judge.policy, obj, p, &row, at, by_policy, used) {
+        return refuse(w, judge, p, stop, why);
+    }
+    let (current, value) = (&row[at], json_to_value(&p.value));
+    if let Some(why) = write_verified(w, obj, p, field, current, &value)? {
+        return refuse(w, judge, p, Stop::Fail, why);
+    }
+    let approved_by = approver.unwrap_or_else(|| "policy".into());
+    let change = w.add_change(
+        run,
+        Some(p.id),
+        None,
+        &p.object,
+        &p.record,
+        field,
+        current,
+        &value,
+        Some(&approved_by),
+        p.policy_version,
+    )?;
+    w.set_state(p.id, &[State::Approved], State::Applied)?;
+    w.append_event(applied_event(
+        judge,
+        p,
+        by_policy,
+        current,
+        approved_by,
+        change,
+        run,
+    ))?;
+    if obj.reach.beyond() {
+        w.release(GUARD)?;
+    }
+    if by_policy {
+        *auto_in_run.entry(p.source.clone()).or_default() += 1;
+    }
+    Ok(Outcome::Applied(change))
+}
+
+/// Why the proposal may not be applied to the record as it is now (`row`, its field at `at`),
+/// if it may not: a stop rule, a policy that would no longer let it through on its own, or a
+/// record that moved on since it was proposed (SPEC §5.4).
+fn judge_now(
+    policy: &Policy,
+    obj: &crate::schema::Object,
+    p: &Proposal,
+    row: &[Value],
+    at: usize,
+    by_policy: bool,
+    auto_in_run: u64,
+) -> Option<(Stop, String)> {
+    let current = &row[at];
+    let pairs: Vec<(&str, &Value)> = obj.column_names().zip(row).collect();
+    let records: Vec<&[(&str, &Value)]> = vec![&pairs];
+    let value = json_to_value(&p.value);
+    let now = policy::decide(
+        policy,
+        &Facts {
+            kind: crate::model::Kind::parse(&p.kind).unwrap_or(crate::model::Kind::Update),
+            source: &p.source,
+            object: &p.object,
+            field: p.field.as_deref(),
+            value: &value,
+            current,
+            trigger: p.trigger.as_deref(),
+            confidence: p.confidence.unwrap_or(0.0),
+            records: &records,
+        },
+        &Situation {
+            auto_in_run,
+            auto_today: auto_in_run,
+            ..Situation::default()
+        },
+    );
+    if now.action == Action::Block {
+        let why = format!("blocked now: {}", now.why(policy).join("; "));
+        return Some((Stop::Block, why));
+    }
+    // Approved by the policy alone: it must still be let through on its own now.
+    if by_policy && now.action != Action::Auto {
+        let why = format!("sent to review now: {}", now.why(policy).join("; "));
+        return Some((Stop::Hold, why));
+    }
+    super::plan::field_moved_on(p, current).map(|why| (Stop::Conflict, why))
+}
+
+/// The savepoint that guards a write whose effects reach further than its field.
+const GUARD: &str = "crmgate_apply_one";
+
+/// Writes the field and checks that it holds `value`; `Some(why)` if not, with the write
+/// undone alone: by writing the value it replaced, or, where the write may have reached other
+/// records (a trigger, a foreign key's action), by a savepoint (which costs a copy of every
+/// page it touches, so it is not the default). A guarded write that holds leaves its savepoint
+/// open, for the caller to release once the change is recorded.
+fn write_verified(
+    w: &Writer<'_>,
+    obj: &crate::schema::Object,
+    p: &Proposal,
+    field: &str,
+    current: &Value,
+    value: &Value,
+) -> Result<Option<String>> {
+    let guarded = obj.reach.beyond();
+    if guarded {
+        w.savepoint(GUARD)?;
+    }
+    let mut wrote = false;
+    let why = match w.write_and_read_back(obj, &p.record, field, value) {
+        Ok(Some(v)) if crate::store::same(&v, value) => return Ok(None),
+        Ok(Some(v)) => {
+            wrote = true;
+            let (back, want) = (show(&v.to_json()), show(&p.value));
+            format!("read back {back} instead of {want}")
+        }
+        Ok(None) => "the record vanished during the write".into(),
+        // A statement that fails is rolled back by SQLite on its own.
+        Err(e) => format!("the store refused the write: {e}"),
+    };
+    if guarded {
+        w.rollback_to(GUARD)?;
+    } else if wrote {
+        w.write_field(obj, &p.record, field, current)?;
+    }
+    Ok(Some(why))
+}
+
+/// The event of an applied field write.
+fn applied_event(
+    judge: Judge<'_>,
+    p: &Proposal,
+    by_policy: bool,
+    current: &Value,
+    approved_by: String,
+    change: i64,
+    run: i64,
+) -> NewEvent {
+    NewEvent {
+        actor: judge.actor.to_string(),
+        actor_kind: if by_policy { "policy" } else { "human" },
+        action: "apply",
+        proposal_id: Some(p.id),
+        object: Some(p.object.clone()),
+        record: Some(p.record.clone()),
+        field: p.field.clone(),
+        prev_value: Some(current.to_json()),
+        new_value: Some(p.value.clone()),
+        source: Some(p.source.clone()),
+        confidence: p.confidence,
+        policy_version: Some(judge.version),
+        // The rules that let it through (or sent it to the human who approved it).
+        rules: p
+            .rules
+            .as_ref()
+            .and_then(|r| r.get("rules"))
+            .map(|r| serde_json::to_string(r).expect("JSON serializes")),
+        approver: Some(approved_by),
+        change_id: Some(change),
+        run_id: Some(run),
+        ..NewEvent::default()
+    }
+}
+
+pub(super) fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "empty".into(),
+        serde_json::Value::String(s) => format!("\"{}\"", crate::validate::short(s)),
+        other => other.to_string(),
+    }
+}
+
+/// A stored proposal's JSON value, back as the SQLite value it was validated to.
+pub fn json_to_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Integer(i64::from(*b)),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}

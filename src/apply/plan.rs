@@ -1,0 +1,129 @@
+//! Saved plans, and the staleness check every path to a write shares: whether the record still
+//! holds what a proposal was made against.
+
+use super::one::{json_to_value, show};
+use super::{Ending, Report};
+use crate::error::Result;
+use crate::model::{Proposal, State, Value, merge_fingerprint};
+use crate::store::{ReadRecords, Writer};
+
+/// A saved plan: exactly what an apply would do, to be applied later only if nothing in it
+/// changed (`apply --plan-out`, `apply --plan`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlanItem {
+    pub proposal: i64,
+    pub record: String,
+    pub field: Option<String>,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    /// For merges: both records' fingerprint.
+    pub fingerprint: Option<String>,
+}
+
+impl Plan {
+    /// The plan of an apply run: its applied items.
+    pub fn of(report: &Report, w: &Writer<'_>) -> Result<Plan> {
+        let mut items = Vec::new();
+        for i in report.items.iter().filter(|i| i.result == Ending::Applied) {
+            let fingerprint = w.proposal(i.proposal)?.and_then(|p| p.baseline_fp);
+            items.push(PlanItem {
+                proposal: i.proposal,
+                record: i.record.clone(),
+                field: i.field.clone(),
+                before: i.before.clone(),
+                after: i.after.clone(),
+                fingerprint,
+            });
+        }
+        Ok(Plan { items })
+    }
+
+    /// Why each item can no longer be applied as planned: not approved any more, a different
+    /// proposal, or a record that moved on.
+    pub fn changes_since(&self, w: &Writer<'_>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            let Some(p) = w.proposal(item.proposal)? else {
+                out.push(format!("proposal {} no longer exists", item.proposal));
+                continue;
+            };
+            if p.state != State::Approved.as_str() {
+                out.push(format!("proposal {} is now {}", p.id, p.state));
+                continue;
+            }
+            if p.value != item.after
+                || p.baseline != item.before
+                || p.baseline_fp != item.fingerprint
+            {
+                out.push(format!("proposal {} is not the one planned", p.id));
+                continue;
+            }
+            if let Some(why) = staleness(w, &p)? {
+                out.push(format!("proposal {} ({}): {why}", p.id, p.record_ref()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether the record still holds what the proposal was made against; `Some(why)` if not.
+/// Review shows it, approve refuses on it, and a plan is checked with it before it is applied.
+pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
+    let Some(obj) = w.schema().object(&p.object) else {
+        return Ok(Some(format!("the object {} no longer exists", p.object)));
+    };
+    let Some(row) = w.record_row(obj, &p.record)? else {
+        return Ok(Some(format!(
+            "the record {}/{} no longer exists",
+            p.object, p.record
+        )));
+    };
+    if let Some(into) = &p.merge_into {
+        let Some(survivor) = w.record_row(obj, into)? else {
+            return Ok(Some(format!(
+                "the record {}/{into} no longer exists",
+                p.object
+            )));
+        };
+        let now = merge_fingerprint(&row, &survivor);
+        return Ok((p.baseline_fp.as_deref() != Some(now.as_str()))
+            .then(|| "one of the two records changed since the merge was proposed".to_string()));
+    }
+    let field = p.field.as_deref().unwrap_or_default();
+    let Some(at) = obj.columns.iter().position(|c| c.name == field) else {
+        return Ok(Some(format!("the field {field} no longer exists")));
+    };
+    Ok(baseline_moved(p, &row[at]).map(|why| format!("stale: {why}")))
+}
+
+/// Why the field's value now (`current`) is not what the proposal was made against: not the
+/// baseline it held when proposed, or not what the proposer said it expected.
+pub(super) fn field_moved_on(p: &Proposal, current: &Value) -> Option<String> {
+    baseline_moved(p, current).or_else(|| {
+        let expected = p.expected.as_ref()?;
+        (!crate::validate::loosely_equal(&json_to_value(expected), current)).then(|| {
+            format!(
+                "the proposer expected {} but the record holds {}",
+                show(expected),
+                show(&current.to_json())
+            )
+        })
+    })
+}
+
+fn baseline_moved(p: &Proposal, current: &Value) -> Option<String> {
+    let now = current.to_json();
+    (now != p.baseline).then(|| {
+        format!(
+            "{} is now {} but was {} when proposed",
+            p.field.as_deref().unwrap_or_default(),
+            show(&now),
+            show(&p.baseline)
+        )
+    })
+}

@@ -1,0 +1,340 @@
+//! A whole apply or revert command: which transactions it takes, and what it reports.
+//!
+//! A plain apply, and the revert of a large run that can be undone as a whole, go a chunk per
+//! transaction: the store is locked one chunk at a time, so a reviewer's decisions get in
+//! between, the write-ahead log never holds the whole run, and a crash loses at most the chunk
+//! in flight. Ids are read a chunk at a time (by id, after the last one taken), so memory does
+//! not grow with the queue or the run. A dry run, and an apply that makes or follows a plan,
+//! are one transaction: the plan describes, and is checked against, one moment of the store.
+
+use super::one::{Judge, RunState, apply_ids};
+use super::revert::{RevertSummary, Reverting, revert_chunk};
+use super::{Options, Plan, Report};
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+use crate::store::{Store, Writer};
+
+/// How many proposals or changes one transaction of a run takes by default:
+/// `CRMGATE_APPLY_CHUNK`, else ten thousand.
+pub fn chunk_size() -> usize {
+    std::env::var("CRMGATE_APPLY_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(10_000)
+}
+
+/// How many ids are read at a time within one transaction.
+const IDS_AT_ONCE: usize = 10_000;
+
+/// Where a run reports how far it got. Told only of what has committed.
+pub trait Progress {
+    /// Whether anyone is watching: the total costs a pass over the queue, made only then.
+    fn shown(&self) -> bool {
+        false
+    }
+    fn start(&mut self, _total: u64) {}
+    fn advance(&mut self, _done: u64) {}
+    /// Called once, however the run ended, before its outcome is returned.
+    fn finish(&mut self) {}
+}
+
+/// Nobody is watching.
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// An apply command.
+pub struct ApplyRequest<'a> {
+    pub policy: &'a Policy,
+    pub version: i64,
+    pub actor: &'a str,
+    pub opts: Options,
+    /// Apply exactly this saved plan, refused whole if anything in it changed since.
+    pub follow: Option<Plan>,
+    /// Keep every item, and return the plan of what was (or would be) applied.
+    pub make_plan: bool,
+    /// Go through every check and write, then roll it all back.
+    pub dry_run: bool,
+    /// The time each transaction records.
+    pub clock: fn() -> String,
+    /// How many proposals one transaction takes: see [`chunk_size`].
+    pub chunk: usize,
+}
+
+/// What an apply did.
+pub struct Applied {
+    pub report: Report,
+    /// The plan of the run, when asked for.
+    pub plan: Option<Plan>,
+    /// What stopped a chunked run after some chunks committed: those stay, each proposal whole.
+    pub stopped: Option<Error>,
+}
+
+/// Runs an apply command. An error before anything committed is returned as it is: nothing
+/// changed.
+pub fn run(
+    store: &mut Store,
+    req: &ApplyRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Applied> {
+    let judge = Judge {
+        policy: req.policy,
+        version: req.version,
+        actor: req.actor,
+    };
+    if req.dry_run || req.follow.is_some() || req.make_plan {
+        let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req);
+        let (report, plan) = if req.dry_run {
+            store.write_and_roll_back(&(req.clock)(), whole)?
+        } else {
+            store.write(&(req.clock)(), whole)?
+        };
+        let plan = req.make_plan.then_some(plan);
+        return Ok(Applied {
+            report,
+            plan,
+            stopped: None,
+        });
+    }
+    if progress.shown() {
+        let queued = store.count_approved(req.opts.source.as_deref())?;
+        progress.start(req.opts.limit.map_or(queued, |l| queued.min(l as u64)));
+    }
+    let applied = apply_in_chunks(store, judge, req, progress);
+    progress.finish();
+    applied
+}
+
+/// The apply run in one transaction, and its plan.
+fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Result<(Report, Plan)> {
+    if let Some(plan) = &req.follow {
+        let changed = plan.changes_since(w)?;
+        if !changed.is_empty() {
+            let lines: Vec<String> = changed
+                .iter()
+                .map(|c| crate::ui::safe(c).into_owned())
+                .collect();
+            return Err(Error::Refused {
+                message: format!(
+                    "the plan was not applied; it changed since it was made:\n{}",
+                    lines.join("\n")
+                ),
+                hint: Some("make a new plan with `crmgate apply --dry-run --plan-out FILE`".into()),
+            });
+        }
+    }
+    let mut report = Report::new(req.make_plan);
+    let mut state = RunState::default();
+    if let Some(only) = &req.opts.only {
+        let mut ids = only.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        apply_ids(w, judge, &ids, &mut state, &mut report)?;
+    } else {
+        let (mut after, mut left) = (0, req.opts.limit.unwrap_or(usize::MAX));
+        while left > 0 {
+            let ids =
+                w.approved_ids_after(req.opts.source.as_deref(), after, left.min(IDS_AT_ONCE))?;
+            let Some(&last) = ids.last() else { break };
+            apply_ids(w, judge, &ids, &mut state, &mut report)?;
+            (after, left) = (last, left - ids.len());
+        }
+    }
+    let plan = Plan::of(&report, w)?;
+    Ok((report, plan))
+}
+
+/// The queue a chunk per transaction, each chunk's ids read in its own transaction. Pauses
+/// are read again in every chunk; a proposal left approved (paused) is not taken twice.
+fn apply_in_chunks(
+    store: &mut Store,
+    judge: Judge<'_>,
+    req: &ApplyRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Applied> {
+    let source = req.opts.source.as_deref();
+    let mut report = Report::new(false);
+    let mut state = RunState::default();
+    let (mut after, mut left) = (0, req.opts.limit.unwrap_or(usize::MAX));
+    let mut committed = false;
+    let mut stopped = None;
+    while left > 0 {
+        let chunk = |w: &mut Writer<'_>| {
+            let ids = w.approved_ids_after(source, after, left.min(req.chunk.max(1)))?;
+            let mut part = Report::new(false);
+            apply_ids(w, judge, &ids, &mut state, &mut part)?;
+            Ok((ids.len(), ids.last().copied(), part))
+        };
+        match store.write(&(req.clock)(), chunk) {
+            Ok((_, None, _)) => break,
+            Ok((n, Some(last), part)) => {
+                (after, left, committed) = (last, left - n, true);
+                report.absorb(part);
+                progress.advance(n as u64);
+            }
+            Err(e) if !committed => return Err(e),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    Ok(Applied {
+        report,
+        plan: None,
+        stopped,
+    })
+}
+
+/// What a revert undoes.
+#[derive(Debug, Clone, Copy)]
+pub enum RevertTarget {
+    Change(i64),
+    /// Every change of the run, newest first.
+    Run(i64),
+}
+
+/// A revert command.
+pub struct RevertRequest<'a> {
+    pub target: RevertTarget,
+    /// Undo even where the record moved on since.
+    pub force: bool,
+    pub actor: &'a str,
+    /// The time each transaction records.
+    pub clock: fn() -> String,
+    /// How many changes one transaction takes, when the run can go in chunks.
+    pub chunk: usize,
+}
+
+/// What a revert did.
+pub struct RevertedRun {
+    /// The revert run, which can itself be reverted.
+    pub run: i64,
+    pub done: RevertSummary,
+    /// How many changes there were to undo.
+    pub total: usize,
+    /// What stopped a chunked revert after some chunks committed: what was undone stays.
+    pub stopped: Option<Error>,
+}
+
+/// Runs a revert command. A change or a run is undone in one transaction, refused whole if
+/// any change cannot be undone; a run larger than a chunk that can be undone as a whole (the
+/// check comes first, in the first chunk's transaction) goes a chunk per transaction.
+pub fn run_revert(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<RevertedRun> {
+    let of = match req.target {
+        RevertTarget::Change(c) => {
+            store.change(c)?.ok_or_else(|| Error::NotFound {
+                what: "change",
+                id: c.to_string(),
+            })?;
+            let (run, done) = store.write(&(req.clock)(), |w| {
+                revert_chunk(w, req.actor, &[c], req.force, None)
+            })?;
+            return Ok(RevertedRun {
+                run,
+                done,
+                total: 1,
+                stopped: None,
+            });
+        }
+        RevertTarget::Run(of) => of,
+    };
+    let total = store.run_change_count(of)?;
+    if total == 0 {
+        return Err(Error::NotFound {
+            what: "run with changes",
+            id: of.to_string(),
+        });
+    }
+    if progress.shown() {
+        progress.start(total as u64);
+    }
+    let reverted = revert_run(store, req, of, total, progress);
+    progress.finish();
+    reverted
+}
+
+/// Reverts run `of`: in chunks if it passes the check, else whole, in the first transaction.
+fn revert_run(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    of: i64,
+    total: usize,
+    progress: &mut dyn Progress,
+) -> Result<RevertedRun> {
+    let chunk = req.chunk.max(1);
+    let first = |w: &mut Writer<'_>| {
+        let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
+        let mut reverting = Reverting::begin(w, req.actor, req.force, None)?;
+        let limit = if chunked { chunk } else { usize::MAX };
+        let last = undo_before(w, &mut reverting, of, None, limit)?;
+        let (run, done) = reverting.finish(true)?;
+        Ok((chunked, run, done, last))
+    };
+    let (chunked, run, mut done, before) = store.write(&(req.clock)(), first)?;
+    progress.advance(done.count as u64);
+    let stopped = match before {
+        Some(before) if chunked => revert_rest(store, req, (of, run), before, &mut done, progress),
+        _ => None,
+    };
+    Ok(RevertedRun {
+        run,
+        done,
+        total,
+        stopped,
+    })
+}
+
+/// The chunks of run `of` after the first, older than change `before`, as part of revert
+/// run `run`; what stopped them part way, if anything did.
+fn revert_rest(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    (of, run): (i64, i64),
+    mut before: i64,
+    done: &mut RevertSummary,
+    progress: &mut dyn Progress,
+) -> Option<Error> {
+    loop {
+        let next = |w: &mut Writer<'_>| {
+            let mut reverting = Reverting::begin(w, req.actor, req.force, Some(run))?;
+            let last = undo_before(w, &mut reverting, of, Some(before), req.chunk.max(1))?;
+            let (_, part) = reverting.finish(false)?;
+            Ok((part, last))
+        };
+        match store.write(&(req.clock)(), next) {
+            Ok((_, None)) => return None,
+            Ok((part, Some(last))) => {
+                progress.advance(part.count as u64);
+                done.absorb(part);
+                before = last;
+            }
+            Err(e) => return Some(e),
+        }
+    }
+}
+
+/// Undoes up to `limit` changes of run `of` older than `before`, newest first, reading their
+/// ids a batch at a time; returns the last (oldest) one taken, `None` if none was left.
+fn undo_before(
+    w: &Writer<'_>,
+    reverting: &mut Reverting<'_>,
+    of: i64,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Option<i64>> {
+    let mut before = before.unwrap_or(i64::MAX);
+    let (mut taken, mut last) = (0, None);
+    while taken < limit {
+        let ids = w.run_change_ids_before(of, before, (limit - taken).min(IDS_AT_ONCE))?;
+        let Some(&oldest) = ids.last() else { break };
+        reverting.undo(w, &ids)?;
+        (before, last, taken) = (oldest, Some(oldest), taken + ids.len());
+    }
+    Ok(last)
+}

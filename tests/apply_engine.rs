@@ -1,0 +1,569 @@
+//! Apply and revert, checked in the store: the change log's before and after, the proposals'
+//! states, and that reverting the run puts the CRM tables back exactly. First where a write
+//! reaches records it does not name (foreign-key actions, user triggers), through the binary;
+//! then through the library (`apply::run`, `apply::run_revert`), as a program embedding crmgate
+//! would call it, on a store the binary set up.
+
+use assert_cmd::Command;
+use crmgate::apply::{self, ApplyRequest, Ending, Options, Progress, RevertRequest, RevertTarget};
+use crmgate::store::{OpenMode, Store};
+
+const HEADER: &str =
+    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+
+/// Every update goes through on the policy's word; a merge needs alice, of ops.
+const POLICY: &str = r#"
+[defaults]
+autonomy = "autonomous"
+auto_min_confidence = 0.5
+max_auto_per_run = 1000000
+max_auto_per_day = 1000000
+
+[[rule]]
+name = "everything"
+kind = ["update"]
+action = "auto"
+
+[[rule]]
+name = "merges"
+kind = ["merge"]
+action = "review"
+approvers = ["ops"]
+
+[roles]
+alice = ["ops", "admin"]
+"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A store holding the CRM tables `schema` creates, filled by `rows`, under [`POLICY`].
+    fn new(schema: &str, rows: &str) -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        let conn = env.conn();
+        conn.execute_batch(schema).expect("schema");
+        conn.execute_batch(rows).expect("rows");
+        drop(conn);
+        env.cmd(&["init"]).assert().success();
+        let p = env.write("policy.toml", POLICY);
+        env.cmd(&["policy", "set", &p]).assert().success();
+        env
+    }
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("crm.db")
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, content).expect("write");
+        p.display().to_string()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("crmgate").expect("binary");
+        c.current_dir(self.dir.path())
+            .env_remove("CRMGATE_DB")
+            .env_remove("CRMGATE_APPLY_CHUNK")
+            .env("CRMGATE_USER", "tester")
+            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
+            .env("NO_COLOR", "1")
+            .arg("--db")
+            .arg(self.db())
+            .args(args);
+        c
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.db()).expect("open store");
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        conn
+    }
+
+    fn propose(&self, rows: &str) {
+        let p = self.write("proposals.csv", &format!("{HEADER}{rows}"));
+        self.cmd(&["propose", &p]).assert().success();
+    }
+
+    /// The one value `sql` selects, as text (`NULL` for none).
+    fn text(&self, sql: &str) -> String {
+        use rusqlite::types::Value;
+        match self.conn().query_row(sql, [], |r| r.get(0)).expect(sql) {
+            Value::Null => "NULL".into(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(t) => t,
+            Value::Blob(b) => format!("{b:?}"),
+        }
+    }
+
+    /// Every row of the given tables, in a stable order.
+    fn dump(&self, tables: &[&str]) -> String {
+        let conn = self.conn();
+        let mut out = String::new();
+        for t in tables {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {t} ORDER BY 1"))
+                .unwrap();
+            let n = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            while let Some(r) = rows.next().unwrap() {
+                let cells: Vec<String> = (0..n)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect();
+                out.push_str(&format!("{t}: {}\n", cells.join("|")));
+            }
+        }
+        out
+    }
+
+    /// `record field before after` of every change of `run`, in order.
+    fn changes(&self, run: i64) -> Vec<String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT object || '/' || record || ' ' || field || ' ' || quote(before) || ' ' ||
+                 quote(after) FROM crmgate_changes WHERE run_id = ?1 ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([run], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+const TEAMS: &str = "
+CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE);
+CREATE TABLE people (
+    id TEXT PRIMARY KEY,
+    team_code TEXT REFERENCES teams(code) ON UPDATE CASCADE,
+    title TEXT
+);";
+
+/// Teams A and C; `people` people in team A, with no title.
+fn teams(people: usize) -> Env {
+    let mut rows =
+        String::from("INSERT INTO teams VALUES ('t1', 'A'); INSERT INTO teams VALUES ('t2', 'C');");
+    for i in 0..people {
+        rows.push_str(&format!(
+            "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
+        ));
+    }
+    Env::new(TEAMS, &rows)
+}
+
+#[test]
+fn a_write_cascaded_to_a_record_earlier_in_the_run_makes_its_proposal_a_conflict() {
+    let env = teams(600);
+    let original = env.dump(&["teams", "people"]);
+    // Two ingests, so that the team's proposal is queued (and applied) first.
+    env.propose("r-t1,bot,update,teams,t1,code,B,,0.9,,,\n");
+    let mut rows = String::from("r-team,bot,update,people,p-000,team_code,C,,0.9,,,\n");
+    for i in 1..600 {
+        rows.push_str(&format!(
+            "r-{i},bot,update,people,p-{i:03},title,Title {i},,0.9,,,\n"
+        ));
+    }
+    env.propose(&rows);
+    assert_eq!(
+        env.text("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
+        "601"
+    );
+    // One run, one chunk: the team's new code cascades to p-000 before its turn comes.
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(
+        env.text("SELECT team_code FROM people WHERE id = 'p-000'"),
+        "B"
+    );
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r-team' AND source = 'bot'"),
+        "conflict"
+    );
+    let changes = env.changes(1);
+    assert_eq!(changes.len(), 600);
+    assert_eq!(changes[0], "teams/t1 code 'A' 'B'");
+    assert!(
+        !changes
+            .iter()
+            .any(|c| c.starts_with("people/p-000 team_code")),
+        "p-000 was written from a stale read: {changes:?}"
+    );
+    assert_eq!(changes[1], "people/p-001 title NULL 'Title 1'");
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(env.dump(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_reverts_exactly() {
+    let mut rows = String::from(
+        "INSERT INTO teams VALUES ('t1', 'A', 'Alpha'); INSERT INTO teams VALUES ('t2', 'C', NULL);",
+    );
+    for i in 0..5 {
+        rows.push_str(&format!(
+            "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
+        ));
+    }
+    let env = Env::new(
+        "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
+         CREATE TABLE people (
+             id TEXT PRIMARY KEY,
+             team_code TEXT REFERENCES teams(code) ON DELETE SET NULL,
+             title TEXT
+         );",
+        &rows,
+    );
+    let original = env.dump(&["teams", "people"]);
+    env.propose("m-1,bot,merge,teams,t1,,,t2,0.9,,,\n");
+    env.cmd(&["--as", "alice", "approve", "bot:m-1"])
+        .assert()
+        .success();
+    // Queued after the merge, against the team code the merge moves.
+    env.propose("r-1,bot,update,people,p-001,team_code,C,,0.9,,,\n");
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(
+        env.changes(1),
+        [
+            "people/p-000 team_code 'A' 'C'",
+            "people/p-001 team_code 'A' 'C'",
+            "people/p-002 team_code 'A' 'C'",
+            "people/p-003 team_code 'A' 'C'",
+            "people/p-004 team_code 'A' 'C'",
+            "teams/t1 * '{\"code\":\"A\",\"id\":\"t1\",\"name\":\"Alpha\"}' NULL",
+            "teams/t2 name NULL 'Alpha'",
+        ]
+    );
+    assert_eq!(
+        env.text("SELECT count(*) FROM people WHERE team_code = 'C'"),
+        "5"
+    );
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r-1'"),
+        "conflict"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(env.dump(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_field_a_user_trigger_wrote_earlier_in_the_run_is_a_conflict_and_the_run_reverts_exactly() {
+    let mut rows = String::from("INSERT INTO teams VALUES ('t1', 'A', 0);");
+    for i in 0..600 {
+        rows.push_str(&format!(
+            "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
+        ));
+    }
+    let env = Env::new(
+        "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, titled INTEGER NOT NULL);
+         CREATE TABLE people (id TEXT PRIMARY KEY, team_code TEXT REFERENCES teams(code),
+             title TEXT);
+         CREATE TRIGGER people_titled AFTER UPDATE OF title ON people BEGIN
+             UPDATE teams SET titled = (SELECT count(*) FROM people p
+                 WHERE p.team_code = teams.code AND p.title IS NOT NULL)
+             WHERE code = new.team_code;
+         END;",
+        &rows,
+    );
+    let original = env.dump(&["teams", "people"]);
+    let mut titles = String::new();
+    for i in 0..600 {
+        titles.push_str(&format!(
+            "r-{i},bot,update,people,p-{i:03},title,Title {i},,0.9,,,\n"
+        ));
+    }
+    env.propose(&titles);
+    // Proposed when no one had a title; the titles written first move it on.
+    env.propose("r-t1,bot,update,teams,t1,titled,42,,0.9,,,\n");
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(env.text("SELECT titled FROM teams"), "600");
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r-t1'"),
+        "conflict"
+    );
+    let changes = env.changes(1);
+    assert_eq!(changes.len(), 600);
+    assert_eq!(changes[599], "people/p-599 title NULL 'Title 599'");
+    // Chunks of 100 would split the run; a run whose writes reach further goes in one.
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "100")
+        .assert()
+        .success();
+    assert_eq!(env.dump(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+const NOW: &str = "2026-01-02T03:04:05.000Z";
+
+fn now() -> String {
+    NOW.into()
+}
+
+/// A store of `n` contacts with no title, and a title proposed (and approved) for each.
+fn store_with_titles(n: usize) -> Env {
+    let env = Env::new("", "");
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::new();
+    for i in 0..n {
+        contacts.push_str(&format!("k-{i:03},Kim\n"));
+        proposals.push_str(&format!(
+            "t-{i},bot,update,contacts,k-{i:03},title,Engineer {i},,0.9,,,\n"
+        ));
+    }
+    let c = env.write("contacts.csv", &contacts);
+    env.cmd(&["import", "contacts", &c]).assert().success();
+    env.propose(&proposals);
+    env
+}
+
+fn open(env: &Env) -> Store {
+    Store::open(&env.db(), OpenMode::Existing).unwrap()
+}
+
+fn conn(env: &Env) -> rusqlite::Connection {
+    env.conn()
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    conn(env).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Every contact, in id order.
+fn contacts(dir: &Env) -> Vec<String> {
+    let conn = conn(dir);
+    let mut stmt = conn
+        .prepare("SELECT id || '|' || coalesce(title, 'NULL') FROM contacts ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Records what a run reported, and that it was finished once.
+#[derive(Default)]
+struct Counted {
+    total: u64,
+    done: u64,
+    finished: u32,
+}
+
+impl Progress for Counted {
+    fn shown(&self) -> bool {
+        true
+    }
+    fn start(&mut self, total: u64) {
+        self.total = total;
+    }
+    fn advance(&mut self, done: u64) {
+        self.done += done;
+    }
+    fn finish(&mut self) {
+        self.finished += 1;
+    }
+}
+
+fn apply_with(
+    store: &mut Store,
+    chunk: usize,
+    dry_run: bool,
+    progress: &mut dyn Progress,
+) -> apply::Applied {
+    let v = store.current_policy().unwrap().unwrap();
+    let policy = crmgate::policy::parse(&v.text, store.schema()).unwrap();
+    let req = ApplyRequest {
+        policy: &policy,
+        version: v.version,
+        actor: "tester",
+        opts: Options::default(),
+        follow: None,
+        make_plan: false,
+        dry_run,
+        clock: now,
+        chunk,
+    };
+    apply::run(store, &req, progress).unwrap()
+}
+
+#[test]
+fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_contacts() {
+    let dir = store_with_titles(25);
+    let original = contacts(&dir);
+    let mut store = open(&dir);
+    let applied = apply_with(&mut store, 7, false, &mut apply::NoProgress);
+    assert!(applied.stopped.is_none());
+    assert_eq!(applied.report.count(Ending::Applied), 25);
+    assert_eq!(applied.report.run, Some(1));
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"
+        ),
+        25
+    );
+    // One change and one apply event per proposal, all of run 1, each before = NULL.
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_changes WHERE run_id = 1 AND before IS NULL
+             AND after = 'Engineer ' || CAST(substr(record, 3) AS INTEGER)"
+        ),
+        25
+    );
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_events WHERE action = 'apply' AND run_id = 1"
+        ),
+        25
+    );
+    assert_eq!(
+        count(&dir, "SELECT count(*) FROM contacts WHERE title IS NULL"),
+        0
+    );
+
+    let mut progress = Counted::default();
+    let req = RevertRequest {
+        target: RevertTarget::Run(1),
+        force: false,
+        actor: "tester",
+        clock: now,
+        chunk: 4,
+    };
+    let reverted = apply::run_revert(&mut store, &req, &mut progress).unwrap();
+    assert!(reverted.stopped.is_none());
+    assert_eq!(
+        (reverted.run, reverted.done.count, reverted.total),
+        (2, 25, 25)
+    );
+    assert_eq!(
+        (progress.total, progress.done, progress.finished),
+        (25, 25, 1)
+    );
+    assert_eq!(contacts(&dir), original);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"
+        ),
+        25
+    );
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND reverts IS NOT NULL"
+        ),
+        25
+    );
+}
+
+#[test]
+fn a_dry_run_through_the_library_changes_nothing_and_reports_what_it_would_apply() {
+    let dir = store_with_titles(5);
+    let before = (
+        contacts(&dir),
+        count(&dir, "SELECT count(*) FROM crmgate_events"),
+    );
+    let mut store = open(&dir);
+    let applied = apply_with(&mut store, 2, true, &mut apply::NoProgress);
+    assert_eq!(applied.report.count(Ending::Applied), 5);
+    let after = (
+        contacts(&dir),
+        count(&dir, "SELECT count(*) FROM crmgate_events"),
+    );
+    assert_eq!(after, before);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"
+        ),
+        5
+    );
+}
+
+#[test]
+fn a_run_with_a_record_moved_on_is_refused_whole_and_nothing_is_reverted() {
+    let dir = store_with_titles(12);
+    let mut store = open(&dir);
+    apply_with(&mut store, 5, false, &mut apply::NoProgress);
+    conn(&dir)
+        .execute(
+            "UPDATE contacts SET title = 'Edited' WHERE id = 'k-003'",
+            [],
+        )
+        .unwrap();
+    let applied = contacts(&dir);
+    let req = RevertRequest {
+        target: RevertTarget::Run(1),
+        force: false,
+        actor: "tester",
+        clock: now,
+        chunk: 5,
+    };
+    let e = match apply::run_revert(&mut store, &req, &mut apply::NoProgress) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a moved-on record must refuse the revert"),
+    };
+    assert!(e.contains("nothing was reverted"), "{e}");
+    assert!(e.contains("k-003"), "{e}");
+    assert_eq!(contacts(&dir), applied);
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_runs WHERE kind = 'revert'"
+        ),
+        0
+    );
+}
+
+/// Adds a trigger that rewrites every title written, once the first chunk has committed.
+struct TriggerAfterFirstChunk {
+    db: std::path::PathBuf,
+    added: bool,
+}
+
+impl Progress for TriggerAfterFirstChunk {
+    fn advance(&mut self, _done: u64) {
+        if !self.added {
+            self.added = true;
+            rusqlite::Connection::open(&self.db)
+                .unwrap()
+                .execute_batch(
+                    "CREATE TRIGGER shout AFTER UPDATE OF title ON contacts BEGIN
+                         UPDATE contacts SET title = upper(new.title) WHERE id = new.id;
+                     END;",
+                )
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_trigger_added_between_two_chunks_is_seen_by_the_next_one() {
+    let dir = store_with_titles(10);
+    let mut store = open(&dir);
+    let mut progress = TriggerAfterFirstChunk {
+        db: dir.db(),
+        added: false,
+    };
+    let applied = apply_with(&mut store, 5, false, &mut progress);
+    // The second chunk's writes read back upper-cased: each is undone, under a savepoint.
+    assert_eq!(applied.report.count(Ending::Applied), 5);
+    assert_eq!(applied.report.count(Ending::Failed), 5);
+    assert_eq!(
+        count(&dir, "SELECT count(*) FROM contacts WHERE title IS NULL"),
+        5
+    );
+    assert_eq!(
+        count(
+            &dir,
+            "SELECT count(*) FROM crmgate_changes WHERE after <> before OR before IS NULL"
+        ),
+        5
+    );
+}
