@@ -122,9 +122,8 @@ impl Writer<'_> {
     /// Drops the staged rows once they are queued. With the temporary database in `auto_vacuum`
     /// mode its file is truncated at commit, so the OS's cache pages the staged rows held are
     /// free before the commit's checkpoint copies the run into the store, and the checkpoint
-    /// writes into them. On the virtual machines we measured, writing into page cache just
-    /// freed was three to four times cheaper than into memory not touched before; the
-    /// checkpoint after a million proposals went from 2.0–2.2 s to 1.25 s.
+    /// writes into them rather than into memory not touched before, which costs several times
+    /// more (benches/README.md has the figures).
     pub fn stage_drop(&self) -> Result<()> {
         self.tx
             .execute_batch("DROP TABLE temp.crmgate_skipped; DROP TABLE temp.crmgate_stage")
