@@ -1,4 +1,4 @@
-//! One error type for the whole library. Each variant knows its exit code (SPEC §7) and, where
+//! One error type for the whole library. Each variant knows its exit code and, where
 //! there is something the user can do about it, a hint.
 
 use std::fmt;
@@ -94,7 +94,7 @@ impl Error {
         }
     }
 
-    /// The process exit code for this error (SPEC §7). Usage errors (2) come from the argument
+    /// The process exit code for this error. Usage errors (2) come from the argument
     /// parser, in `cli`.
     pub fn exit_code(&self) -> i32 {
         match self {

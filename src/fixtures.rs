@@ -31,8 +31,8 @@ pub const PROPOSALS: [Fixture; 3] = [
 /// A file with one bad row, to show what a refused ingest looks like.
 pub const BAD: Fixture = fixture!("fixtures/bad/unknown-field.csv");
 
-/// The policy a plain `init` installs: the SPEC's rules, no sources, single-user mode.
+/// The policy a plain `init` installs: the demo policy's rules, no sources, single-user mode.
 pub const DEFAULT_POLICY: Fixture = fixture!("fixtures/policy/default.toml");
 
-/// The policy `init --demo` and `demo` install: the SPEC §5 example.
+/// The policy `init --demo` and `demo` install: named sources and roles.
 pub const DEMO_POLICY: Fixture = fixture!("fixtures/policy/demo.toml");

@@ -112,7 +112,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Proposal states (SPEC §1).
+/// Proposal states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
     Pending,

@@ -1,5 +1,5 @@
 //! The policy: a TOML file that says what may apply on its own and what a human must approve
-//! (SPEC §5). Parsing and checking happen once, at the edge, and yield a [`Policy`] whose rules
+//! (docs/policy.md). Parsing and checking happen once, at the edge, and yield a [`Policy`] whose rules
 //! hold checked values; [`decide`] is then a pure function of a proposal's facts, so every
 //! decision is deterministic and explained by the rules that produced it.
 
@@ -277,7 +277,7 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
             }))
 }
 
-/// The policy's decision on one proposal (SPEC §5, decision semantics).
+/// The policy's decision on one proposal (docs/policy.md, "How a decision is made").
 pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
     // A rule that cannot be evaluated "could match" when all it can still check holds.
     let (matched, could): (Vec<&Rule>, Vec<&Rule>) = policy

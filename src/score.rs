@@ -1,4 +1,4 @@
-//! crmgate's own confidence in a proposal, and the signals behind it (SPEC §4). Pure: the same
+//! crmgate's own confidence in a proposal, and the signals behind it. Pure: the same
 //! proposal, record and track record always give the same score, so a policy threshold means
 //! the same thing tomorrow as today.
 //!

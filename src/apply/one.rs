@@ -227,7 +227,7 @@ fn apply_one(
 
 /// Why the proposal may not be applied to the record as it is now (`row`, its field at `at`),
 /// if it may not: a stop rule, a policy that would no longer let it through on its own, or a
-/// record that moved on since it was proposed (SPEC §5.4).
+/// record that moved on since it was proposed.
 fn judge_now(
     policy: &Policy,
     obj: &crate::schema::Object,

@@ -1,5 +1,5 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
-//! and hands those to the library. `main` maps the outcome to an exit code (SPEC §7).
+//! and hands those to the library. `main` maps the outcome to an exit code (docs/commands.md lists them).
 
 mod apply;
 mod audit;

@@ -8,7 +8,7 @@ use crate::model::{Kind, NewProposal, Value, key64, source_id_key};
 use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::validate::{self, short};
 
-/// The columns of a proposal file (SPEC §3), in the order the rejects file repeats them.
+/// The columns of a proposal file (docs/formats.md), in the order the rejects file repeats them.
 pub const COLUMNS: [&str; 12] = [
     "id",
     "source",
@@ -51,7 +51,7 @@ fn source_name_problem(s: &str) -> Option<String> {
     })
 }
 
-/// Every check of SPEC §3 on one row that needs no lookup: against the live schema, and of each
+/// Every check of a proposal row that needs no lookup: against the live schema, and of each
 /// value for its field. The record lookups follow in [`Judge`](super::judge::Judge).
 fn check_row(
     schema: &Schema,

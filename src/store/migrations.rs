@@ -205,7 +205,7 @@ DROP TABLE crmgate_shared_texts;
 "#,
 ];
 
-/// The CRM tables `crmgate init` creates when they do not exist (SPEC §2). They belong to the
+/// The CRM tables `crmgate init` creates when they do not exist. They belong to the
 /// user, not to crmgate, so they are created by `init`, never by a migration.
 pub const DEFAULT_CRM_TABLES: &[(&str, &str)] = &[
     (
