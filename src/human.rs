@@ -107,7 +107,7 @@ pub fn decide(
     let Some(p) = w.proposal(id)? else {
         return Ok(Ruling::Refused(format!("proposal {id} does not exist")));
     };
-    if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
+    if p.state != State::Pending && p.state != State::Suggested {
         return Ok(Ruling::Refused(format!("already {}", p.state)));
     }
     let decision: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());

@@ -63,7 +63,8 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     Update,
     Verify,
@@ -113,7 +114,8 @@ impl fmt::Display for Kind {
 }
 
 /// Proposal states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     Pending,
     Suggested,
@@ -277,7 +279,7 @@ pub struct Proposal {
     pub id: i64,
     pub source: String,
     pub ext_id: Option<String>,
-    pub kind: String,
+    pub kind: Kind,
     pub object: String,
     pub record: String,
     pub field: Option<String>,
@@ -289,7 +291,7 @@ pub struct Proposal {
     pub reason: Option<String>,
     /// The field's value when the proposal was ingested.
     pub baseline: serde_json::Value,
-    pub state: String,
+    pub state: State,
     pub confidence: Option<f64>,
     pub superseded_by: Option<i64>,
     pub ingest_id: i64,
@@ -297,8 +299,8 @@ pub struct Proposal {
     pub line: i64,
     /// When its ingest ran.
     pub created_at: String,
-    /// The policy's decision: auto, suggest, review or block.
-    pub decision: Option<String>,
+    /// The policy's decision.
+    pub decision: Option<Action>,
     /// The decision in full: the rules that matched, who may approve, and why.
     pub rules: Option<serde_json::Value>,
     /// The signals behind crmgate's confidence.

@@ -83,7 +83,7 @@ pub fn explain(store: &Store, p: &Proposal) -> Result<Explained> {
         .and_then(|v| serde_json::from_value::<Decision>(v).ok())
         .map(|mut d| {
             // The action is stored in its own column.
-            if let Some(a) = p.decision.as_deref().and_then(Action::parse) {
+            if let Some(a) = p.decision {
                 d.action = a;
             }
             d
@@ -290,7 +290,7 @@ impl View {
         for line in self.explained.signal_lines() {
             let _ = writeln!(out, "  {}", safe(&line));
         }
-        let decision = p.decision.as_deref().unwrap_or("undecided");
+        let decision = p.decision.map_or("undecided", Action::as_str);
         let _ = writeln!(
             out,
             "{}",
@@ -848,7 +848,7 @@ impl Review<'_> {
             let Some(p) = self.store.proposal(id)? else {
                 continue;
             };
-            if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
+            if p.state != State::Pending && p.state != State::Suggested {
                 continue;
             }
             if !s.walked && s.held_back.len() < HELD_BACK_MAX && !self.may_decide(&p) {

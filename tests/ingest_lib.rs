@@ -96,7 +96,11 @@ impl Env {
             .proposal_by_source_id(source, id)
             .unwrap()
             .unwrap_or_else(|| panic!("{source}:{id} is queued"));
-        (p.state, p.decision.unwrap_or_default(), p.baseline)
+        (
+            p.state.to_string(),
+            p.decision.map(|d| d.to_string()).unwrap_or_default(),
+            p.baseline,
+        )
     }
 
     fn audit_verifies(&self) -> u64 {

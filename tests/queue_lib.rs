@@ -28,7 +28,7 @@ fn demo() -> (tempfile::TempDir, Store) {
 }
 
 fn state_of(store: &Store, address: &str) -> String {
-    queue::find(store, address).unwrap().state
+    queue::find(store, address).unwrap().state.to_string()
 }
 
 /// The events about proposal `address`, oldest first.

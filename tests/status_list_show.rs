@@ -102,3 +102,24 @@ fn escape_sequences_in_values_never_reach_the_terminal_raw() {
         );
     }
 }
+
+#[test]
+fn a_state_the_store_should_not_hold_is_named_not_guessed() {
+    let env = Env::with_crm();
+    env.cmd(&["propose", &fixture("proposals/clearbit.csv")])
+        .assert()
+        .success();
+    // States, kinds and decisions are read as the model's enums: a word edited into the file
+    // is refused by name, with its escapes neutralised, never taken for another state.
+    env.conn()
+        .execute(
+            "UPDATE crmgate_proposals SET state = 'approved\u{1b}[2J' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    env.cmd(&["show", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unknown proposal state"))
+        .stderr(predicate::str::contains("\u{1b}").not());
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Problems, Result};
-use crate::model::{Action, Kind, NewEvent, Value};
+use crate::model::{Action, NewEvent, Value};
 use crate::policy::{self, Decision, Facts, Fit, Policy, Situation};
 use crate::schema::{Object, Schema};
 use crate::store::{Pause, PolicyVersion, Redecision, Replay, Replaying, Store, Writer};
@@ -300,7 +300,7 @@ fn replay_with(
             *autos.entry(r.source.clone()).or_default() += 1;
         }
         out.replayed += 1;
-        let was = r.decision.as_deref().and_then(Action::parse);
+        let was = r.decision;
         if was == Some(d.action) {
             return Ok(());
         }
@@ -339,7 +339,7 @@ fn redecide(
     r: &Replay,
     now: &Situation,
 ) -> Result<Option<Decision>> {
-    let (Some(obj), Some(kind)) = (store.schema().object(&r.object), Kind::parse(&r.kind)) else {
+    let (Some(obj), kind) = (store.schema().object(&r.object), r.kind) else {
         return Ok(None);
     };
     let Some(row) = store.record_row(obj, &r.record)? else {

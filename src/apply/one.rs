@@ -47,7 +47,7 @@ pub fn apply_ids(
             continue;
         };
         // A plan names proposals that may have moved on since.
-        if p.state != State::Approved.as_str() {
+        if p.state != State::Approved {
             continue;
         }
         let item = |result: Ending, why: Option<String>, change: Option<i64>| Item {
@@ -184,7 +184,7 @@ fn apply_one(
         let why = format!("{} no longer exists", p.record_ref());
         return refuse(w, judge, p, Stop::Conflict, why);
     };
-    let by_policy = p.decision.as_deref() == Some("auto") && approver.is_none();
+    let by_policy = p.decision == Some(Action::Auto) && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
     if let Some((stop, why)) = judge_now(judge.policy, obj, p, &row, at, by_policy, used) {
         return refuse(w, judge, p, stop, why);
@@ -244,7 +244,7 @@ fn judge_now(
     let now = policy::decide(
         policy,
         &Facts {
-            kind: crate::model::Kind::parse(&p.kind).unwrap_or(crate::model::Kind::Update),
+            kind: p.kind,
             source: &p.source,
             object: &p.object,
             field: p.field.as_deref(),

@@ -52,7 +52,7 @@ impl Plan {
                 out.push(format!("proposal {} no longer exists", item.proposal));
                 continue;
             };
-            if p.state != State::Approved.as_str() {
+            if p.state != State::Approved {
                 out.push(format!("proposal {} is now {}", p.id, p.state));
                 continue;
             }

@@ -168,7 +168,7 @@ pub fn proposal_table(ui: &crate::ui::Ui, rows: &[Proposal]) -> comfy_table::Tab
         "id", "source", "kind", "record", "field", "now", "proposed", "conf", "state",
     ]);
     for p in rows {
-        let (field, now, proposed) = if p.kind == "merge" {
+        let (field, now, proposed) = if p.kind == Kind::Merge {
             (
                 String::new(),
                 String::new(),
@@ -184,7 +184,7 @@ pub fn proposal_table(ui: &crate::ui::Ui, rows: &[Proposal]) -> comfy_table::Tab
         t.add_row([
             p.id.to_string(),
             safe(&p.source).into_owned(),
-            p.kind.clone(),
+            p.kind.to_string(),
             safe(&p.record_ref()).into_owned(),
             field,
             safe(&now).into_owned(),
@@ -193,7 +193,7 @@ pub fn proposal_table(ui: &crate::ui::Ui, rows: &[Proposal]) -> comfy_table::Tab
                 .or(p.stated_confidence)
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or_default(),
-            p.state.clone(),
+            p.state.to_string(),
         ]);
     }
     t
@@ -250,9 +250,9 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
             t.add_row([k.to_string(), v]);
         }
     };
-    add("kind", p.kind.clone());
+    add("kind", p.kind.to_string());
     add("record", safe(&p.record_ref()).into_owned());
-    if p.kind == "merge" {
+    if p.kind == Kind::Merge {
         let into = format!("{}/{}", p.object, p.merge_into.clone().unwrap_or_default());
         add("merge into", safe(&into).into_owned());
     } else {
@@ -269,7 +269,7 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
     add("why", safe_lines(&v.explained.why));
     if let Some(d) = &v.explained.decision
         && !d.approvers.is_empty()
-        && p.state == "pending"
+        && p.state == State::Pending
     {
         add(
             "who may approve",
@@ -327,7 +327,7 @@ fn field_facts(v: &ProposalView, add: &mut impl FnMut(&str, String)) {
 fn print_records(v: &ProposalView, ui: &Ui) -> Result<()> {
     let p = &v.p;
     let mut t = ui.table();
-    if p.kind == "merge" {
+    if p.kind == Kind::Merge {
         print_out(ui.heading("Records (duplicate → survivor):"))?;
         t.set_header([
             "field",

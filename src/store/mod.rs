@@ -17,12 +17,12 @@ mod stage;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
 
 use crate::audit::{self, EventRow};
 use crate::error::{Error, Result};
-use crate::model::{NewEvent, Value};
+use crate::model::{Action, Kind, NewEvent, State, Value};
 use crate::schema::Schema;
 
 pub use changes::ChangeRow;
@@ -650,5 +650,62 @@ impl Store {
         let out = f(&mut w);
         w.tx.rollback().map_err(db_err)?;
         out
+    }
+}
+
+/// Reads a stored word as one of the model's enums; a word the model does not know (a store
+/// edited by hand, or written by a newer crmgate) is an error that names it, never a guess.
+fn stored_word<T>(v: ValueRef<'_>, what: &str, parse: fn(&str) -> Option<T>) -> FromSqlResult<T> {
+    let word = v.as_str()?;
+    parse(word).ok_or_else(|| {
+        FromSqlError::Other(
+            format!(
+                "the store holds an unknown {what} \"{}\"",
+                crate::ui::safe(word)
+            )
+            .into(),
+        )
+    })
+}
+
+impl FromSql for State {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        stored_word(v, "proposal state", State::parse)
+    }
+}
+
+impl FromSql for Kind {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        stored_word(v, "proposal kind", Kind::parse)
+    }
+}
+
+impl FromSql for Action {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        stored_word(v, "decision", Action::parse)
+    }
+}
+
+impl ToSql for State {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.as_str().as_bytes(),
+        )))
+    }
+}
+
+impl ToSql for Kind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.as_str().as_bytes(),
+        )))
+    }
+}
+
+impl ToSql for Action {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.as_str().as_bytes(),
+        )))
     }
 }

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params_from_iter};
 use super::stage::{INPUT_COLUMNS, INPUT_COUNT, bind_input, placeholders};
 use super::{Store, Writer, db_err, value_from};
 use crate::error::Result;
-use crate::model::{NewProposal, Proposal, State, Value, Verdict, source_id_key};
+use crate::model::{Action, Kind, NewProposal, Proposal, State, Value, Verdict, source_id_key};
 
 /// An undecided proposal for the same target key as one being ingested.
 #[derive(Debug)]
@@ -407,7 +407,7 @@ pub struct Replay {
     pub id: i64,
     pub source: String,
     pub ext_id: Option<String>,
-    pub kind: String,
+    pub kind: Kind,
     pub object: String,
     pub record: String,
     pub field: Option<String>,
@@ -415,7 +415,7 @@ pub struct Replay {
     pub merge_into: Option<String>,
     pub confidence: f64,
     pub trigger: Option<String>,
-    pub decision: Option<String>,
+    pub decision: Option<Action>,
 }
 
 impl Store {
