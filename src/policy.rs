@@ -331,6 +331,8 @@ pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
     };
     let refusal = if f.kind == Kind::Merge {
         Some("merges are never auto".to_string())
+    } else if f.kind == Kind::Owner {
+        Some("owner changes are never auto".to_string())
     } else if source.autonomy != Autonomy::Autonomous {
         Some(format!(
             "source {} is {}",

@@ -421,7 +421,7 @@ impl Checker<'_> {
         self.known_keys(t, &r.label, RULE);
         let action = self.action(&r);
         let kinds = self.kinds(&r);
-        self.never_auto_merges(&r, action, &kinds);
+        self.never_auto(&r, action, &kinds);
         let mut rule = Rule {
             name: r.name.clone(),
             line: self.line(r.span.clone()),
@@ -494,17 +494,32 @@ impl Checker<'_> {
         kinds
     }
 
-    /// Merges are never auto, and a policy that tries is refused.
-    fn never_auto_merges(&mut self, r: &RuleAt<'_, '_>, action: Option<Action>, kinds: &[Kind]) {
-        if action == Some(Action::Auto) && (kinds.contains(&Kind::Merge) || kinds.is_empty()) {
-            let at = r.t.get("kind").or(r.t.get("action"));
-            let span = at.map(|v| v.span()).unwrap_or(r.span.clone());
-            let msg = format!(
-                "{}: merges are never auto; give the rule a kind list without \"merge\"",
-                r.label
-            );
-            self.bad(span, msg);
+    /// Merges and owner changes are never auto, and a policy whose auto rule could match one is
+    /// refused: a rule without a kind list matches every kind.
+    fn never_auto(&mut self, r: &RuleAt<'_, '_>, action: Option<Action>, kinds: &[Kind]) {
+        if action != Some(Action::Auto) {
+            return;
         }
+        let never: Vec<Kind> = [Kind::Merge, Kind::Owner]
+            .into_iter()
+            .filter(|k| kinds.is_empty() || kinds.contains(k))
+            .collect();
+        let said = match never.as_slice() {
+            [] => return,
+            [Kind::Merge] => "merges are never auto; give the rule a kind list without \"merge\"",
+            [Kind::Owner] => {
+                "owner changes are never auto; give the rule a kind list without \"owner\""
+            }
+            _ if kinds.is_empty() => {
+                "merges are never auto, nor are owner changes; give the rule a kind list, like kind = [\"update\"]"
+            }
+            _ => {
+                "merges are never auto, nor are owner changes; give the rule a kind list without \"merge\" and \"owner\""
+            }
+        };
+        let at = r.t.get("kind").or(r.t.get("action"));
+        let span = at.map(|v| v.span()).unwrap_or(r.span.clone());
+        self.bad(span, format!("{}: {said}", r.label));
     }
 
     fn current(&mut self, r: &RuleAt<'_, '_>) -> Option<Current> {

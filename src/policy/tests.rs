@@ -670,6 +670,53 @@ fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
 }
 
 #[test]
+fn an_owner_change_is_never_auto_and_a_policy_that_tries_is_refused() {
+    for (text, words) in [
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"owner\"]\naction = \"auto\"\n",
+            "owner changes are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"update\", \"owner\"]\naction = \"auto\"\n",
+            "owner changes are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"auto\"\n",
+            "nor are owner changes",
+        ),
+    ] {
+        let ps = problems(text);
+        assert!(
+            ps.iter().any(|p| p.line == 3 && p.message.contains(words)),
+            "{text}: {ps:?}"
+        );
+    }
+    // Decide refuses auto for owner changes whatever the rules say.
+    let mut p = policy("[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n");
+    p.rules[0].kinds.push(Kind::Owner);
+    p.sources.insert(
+        "clearbit".into(),
+        SourcePolicy {
+            autonomy: Autonomy::Autonomous,
+            max_auto_per_run: 10,
+            max_auto_per_day: 10,
+        },
+    );
+    let owner = F {
+        kind: Kind::Owner,
+        field: Some("owner"),
+        ..F::default()
+    };
+    let d = decide_on(&p, &owner, Situation::default());
+    assert_eq!(d.action, Action::Review);
+    assert!(
+        d.why(&p)
+            .iter()
+            .any(|w| w.contains("owner changes are never auto"))
+    );
+}
+
+#[test]
 fn approvers_come_from_every_matched_rule_and_single_user_mode_allows_all() {
     let p = policy(DEMO);
     let f = F {
