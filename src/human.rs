@@ -136,6 +136,36 @@ fn shown(v: &serde_json::Value) -> String {
     }
 }
 
+/// The roles that may approve `p` under `policy` (the one in force): its rules' approvers when
+/// it is decided again now, not those stored when it was ingested under an older version. A
+/// proposal whose record is gone keeps its stored ones (staleness refuses it anyway).
+pub fn approvers_now(r: &impl ReadRecords, policy: &Policy, p: &Proposal) -> Result<Vec<String>> {
+    if let Some(d) = crate::admin::policy::decide_again(r, policy, p)? {
+        return Ok(d.approvers);
+    }
+    let stored: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
+    Ok(stored.map(|d| d.approvers).unwrap_or_default())
+}
+
+/// Whether a person's approval of a proposal still holds under the policy in force, given
+/// `now`, the policy's decision on it against the record as it is at apply: `approver` must hold
+/// one of the roles its matched rules name. `Err` says why not, for the event that sends the
+/// proposal back to review.
+pub fn approval_holds(
+    policy: &Policy,
+    now: &Decision,
+    approver: &str,
+) -> std::result::Result<(), String> {
+    if policy.may_approve(approver, &now.approvers) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} approved it, but under the policy in force approving it takes the role {}; it is back in review for `crmgate approve` by one who holds it",
+        crate::ui::safe(approver),
+        now.approvers.join(" or ")
+    ))
+}
+
 /// Decides one proposal for `actor`.
 pub fn decide(
     w: &Writer<'_>,
@@ -151,8 +181,7 @@ pub fn decide(
     if p.state != State::Pending.as_str() && p.state != State::Suggested.as_str() {
         return Ok(Ruling::Refused(format!("already {}", p.state)));
     }
-    let decision: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
-    let approvers = decision.map(|d| d.approvers).unwrap_or_default();
+    let approvers = approvers_now(w, policy, &p)?;
     if !policy.may_approve(actor, &approvers) {
         return Ok(Ruling::Refused(format!(
             "{actor} may not {} it: that takes the role {}",
