@@ -48,6 +48,7 @@ pub mod apply;
 
 // Around the pipeline: setting the gate up and running it (policy, pauses), import/export of
 // CRM records, the audit log, the store, the terminal.
+pub mod actor;
 pub mod admin;
 pub mod audit;
 pub mod prompt;

@@ -133,3 +133,109 @@ fn approvals_are_checked_against_the_policy_in_force_not_the_one_at_ingest() {
     ok(env.cmd(&["--as", "mia", "approve", "clearbit:cb-108"]));
     assert_eq!(env.state("clearbit:cb-108"), "approved");
 }
+
+/// The OS user running the tests, as the password database names it.
+fn os_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The policy in force without the line that makes the OS user an admin.
+fn without_os_admin(env: &Env) -> String {
+    let me = format!("\"{}\" = ", os_user());
+    env.policy_text()
+        .lines()
+        .filter(|l| !l.starts_with(&me))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn with_roles_set_an_actor_holding_no_role_decides_nothing_and_exports_take_admin_or_auditor() {
+    let env = Env::demo();
+    for args in [
+        &["--as", "mallory", "approve", "clearbit:cb-108"][..],
+        &[
+            "--as",
+            "mallory",
+            "reject",
+            "clearbit:cb-108",
+            "--reason",
+            "x",
+        ],
+        &["--as", "mallory", "pause", "--reason", "x"],
+        &["--as", "mallory", "review"],
+    ] {
+        let (_, e) = exits(env.cmd(args), 1);
+        assert!(e.contains("mallory holds no role"), "{args:?}: {e}");
+        assert!(e.contains("crmgate policy set"), "{e}");
+    }
+    assert_eq!(env.state("clearbit:cb-108"), "pending");
+    let paused: i64 = env.one("SELECT count(*) FROM crmgate_pauses");
+    assert_eq!(paused, 0);
+    for args in [
+        &["--as", "bob", "export", "contacts"][..],
+        &["--as", "bob", "audit", "export"],
+    ] {
+        let (out, e) = exits(env.cmd(args), 1);
+        assert!(e.contains("takes the admin or auditor role"), "{e}");
+        assert!(out.is_empty(), "{out}");
+    }
+    ok(env.cmd(&["export", "contacts"]));
+    ok(env.cmd(&["audit", "export"]));
+    // A single-user policy (no [roles]) lets anyone do anything.
+    let single: String = env
+        .policy_text()
+        .split("[roles]")
+        .next()
+        .unwrap()
+        .to_string();
+    let single = env.write("single.toml", format!("{single}[roles]\n"));
+    ok(env.cmd(&["policy", "set", &single]));
+    ok(env.cmd(&["--as", "mallory", "approve", "clearbit:cb-108"]));
+    assert_eq!(env.state("clearbit:cb-108"), "approved");
+}
+
+#[test]
+fn acting_as_another_takes_an_os_user_holding_admin_and_every_event_names_both() {
+    let env = Env::demo();
+    let me = os_user();
+    // The demo names the OS user who set it up an admin, so it may act as alice.
+    ok(env.cmd(&["--as", "mia", "approve", "clearbit:cb-115"]));
+    let (actor, os): (String, String) = env
+        .conn()
+        .query_row(
+            "SELECT actor, os_user FROM crmgate_events WHERE action = 'approve'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((actor.as_str(), os.as_str()), ("mia", me.as_str()));
+    let unnamed: i64 = env.one("SELECT count(*) FROM crmgate_events WHERE os_user IS NULL");
+    assert_eq!(unnamed, 0, "every event names the OS user");
+    ok(env.cmd(&["audit", "verify"]));
+    // Without the OS user among the admins, acting as alice is refused, even for alice's own
+    // decisions, and nothing is written.
+    let file = env.write("no-os-admin.toml", without_os_admin(&env));
+    ok(env.cmd(&["policy", "set", &file]));
+    let events: i64 = env.one("SELECT count(*) FROM crmgate_events");
+    for args in [
+        &["approve", "clearbit:cb-107"][..],
+        &["propose", "whatever.csv"],
+        &["export", "contacts"],
+    ] {
+        let (_, e) = exits(env.cmd(args), 1);
+        assert!(
+            e.contains(&format!("{me} may not act as alice")) && e.contains("admin"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(
+        env.one::<i64>("SELECT count(*) FROM crmgate_events"),
+        events
+    );
+    assert_eq!(env.state("clearbit:cb-107"), "pending");
+}
