@@ -217,6 +217,15 @@ fn acting_as_another_takes_an_os_user_holding_admin_and_every_event_names_both()
     let unnamed: i64 = env.one("SELECT count(*) FROM crmgate_events WHERE os_user IS NULL");
     assert_eq!(unnamed, 0, "every event names the OS user");
     ok(env.cmd(&["audit", "verify"]));
+    let (csv, _) = ok(env.cmd(&["audit", "export", "--format", "csv"]));
+    assert!(
+        csv.lines().next().unwrap().ends_with(",hash,os_user"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(&format!(",{me}")),
+        "{csv}"
+    );
     // Without the OS user among the admins, acting as alice is refused, even for alice's own
     // decisions, and nothing is written.
     let file = env.write("no-os-admin.toml", without_os_admin(&env));
