@@ -408,6 +408,7 @@ fn apply_one(
         .zip(&row)
         .collect();
     let records: Vec<&[(&str, &Value)]> = vec![&pairs];
+    let related = crate::related::related(w, policy, obj, &[&row])?;
     let value = json_to_value(&p.value);
     let by_policy = p.decision.as_deref() == Some("auto") && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
@@ -423,6 +424,7 @@ fn apply_one(
             trigger: p.trigger.as_deref(),
             confidence: p.confidence.unwrap_or(0.0),
             records: &records,
+            related: &related,
         },
         &Situation {
             auto_in_run: used,
@@ -900,6 +902,7 @@ fn merge_one(
     let a: Vec<(&str, &Value)> = names().zip(dup.iter()).collect();
     let b: Vec<(&str, &Value)> = names().zip(survivor.iter()).collect();
     let records: Vec<&[(&str, &Value)]> = vec![&a, &b];
+    let related = crate::related::related(w, policy, obj, &[&dup, &survivor])?;
     let now = policy::decide(
         policy,
         &Facts {
@@ -912,6 +915,7 @@ fn merge_one(
             trigger: None,
             confidence: p.confidence.unwrap_or(0.0),
             records: &records,
+            related: &related,
         },
         &Situation::default(),
     );

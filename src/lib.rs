@@ -33,6 +33,7 @@ pub mod similarity;
 
 // 3. Decide: the policy, and how each source is doing under it.
 pub mod policy;
+pub mod related;
 
 pub mod sources;
 

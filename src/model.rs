@@ -242,6 +242,15 @@ impl SourceStats {
     }
 }
 
+/// A record that a proposal's target references by a foreign key (its company, say), with its
+/// fields by name, for the policy's `related` conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    /// The table it is in.
+    pub object: String,
+    pub fields: Vec<(String, Value)>,
+}
+
 /// A proposal that passed every check at the edge and is ready to be queued.
 #[derive(Debug, Clone)]
 pub struct NewProposal {

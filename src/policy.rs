@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Kind, Value};
+use crate::model::{Kind, Related, Value};
 
 pub use crate::model::Action;
 
@@ -70,6 +70,8 @@ pub struct Rule {
     pub record_eq: Vec<(String, Value)>,
     pub record_min: Vec<(String, f64)>,
     pub record_max: Vec<(String, f64)>,
+    /// Conditions on the records the target references by a foreign key, by table.
+    pub related: Vec<RelatedCondition>,
     pub action: Action,
     pub approvers: Vec<String>,
     /// In the policy in force only: the objects and columns (`companies.tier`) it names that
@@ -87,6 +89,36 @@ impl Rule {
                 self.name,
                 self.gone.join(", ")
             )
+        })
+    }
+}
+
+/// A rule's conditions on the records the target references in one table (`related`,
+/// `related_min`, `related_max`): they hold when one such record meets all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelatedCondition {
+    pub object: String,
+    pub eq: Vec<(String, Value)>,
+    pub min: Vec<(String, f64)>,
+    pub max: Vec<(String, f64)>,
+}
+
+impl RelatedCondition {
+    fn holds(&self, related: &[Related]) -> bool {
+        related.iter().filter(|r| r.object == self.object).any(|r| {
+            let field = |k: &str| r.fields.iter().find(|(c, _)| c == k).map(|(_, v)| v);
+            let num = |k: &str| field(k).and_then(number);
+            self.eq
+                .iter()
+                .all(|(k, v)| field(k).is_some_and(|x| loosely_equal(x, v)))
+                && self
+                    .min
+                    .iter()
+                    .all(|(k, m)| num(k).is_some_and(|x| x >= *m))
+                && self
+                    .max
+                    .iter()
+                    .all(|(k, m)| num(k).is_some_and(|x| x <= *m))
         })
     }
 }
@@ -142,6 +174,13 @@ impl Policy {
         approvers.is_empty() || approvers.iter().any(|r| self.has_role(actor, r))
     }
 
+    /// Whether some rule reads records in `table` through a foreign key.
+    pub fn reads_related(&self, table: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.related.iter().any(|c| c.object == table))
+    }
+
     /// The rules that name what the store no longer has (only in the policy in force).
     pub fn unevaluable(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(|r| !r.gone.is_empty())
@@ -173,6 +212,9 @@ pub struct Facts<'a> {
     /// The records involved (for a merge, both), as (column, value) pairs of the columns the
     /// policy's record conditions read.
     pub records: &'a [&'a [(&'a str, &'a Value)]],
+    /// The records the target references by a foreign key, in the tables the policy's related
+    /// conditions name ([`Policy::reads_related`]); for a merge, those of both records.
+    pub related: &'a [Related],
 }
 
 /// The state of the world a decision also depends on.
@@ -275,6 +317,7 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
                     && rule.record_min.iter().all(|(k, m)| field_of(rec, k).and_then(|x| number(&x)).is_some_and(|x| x >= *m))
                     && rule.record_max.iter().all(|(k, m)| field_of(rec, k).and_then(|x| number(&x)).is_some_and(|x| x <= *m))
             }))
+        && rule.related.iter().all(|c| c.holds(f.related))
 }
 
 /// The policy's decision on one proposal (SPEC §5, decision semantics).

@@ -248,3 +248,44 @@ fn acting_as_another_takes_an_os_user_holding_admin_and_every_event_names_both()
     );
     assert_eq!(env.state("clearbit:cb-107"), "pending");
 }
+
+#[test]
+fn a_contact_of_a_company_on_legal_hold_is_blocked_at_propose_and_at_apply() {
+    let env = Env::demo();
+    // c-1040 works at co-1022, on legal hold; c-1003 at co-1095 (mid-market, not on hold);
+    // c-1014 at co-1104, an enterprise account. All three have no phone yet.
+    let file = env.write(
+        "phones.csv",
+        "id,source,kind,object,record,field,value,confidence\n\
+         t-1,clearbit,update,contacts,c-1040,phone,+1 408 555 0101,0.97\n\
+         t-2,clearbit,update,contacts,c-1003,phone,+1 408 555 0102,0.97\n\
+         t-3,clearbit,update,contacts,c-1014,phone,+1 408 555 0103,0.97\n",
+    );
+    ok(env.cmd(&["propose", &file]));
+    assert_eq!(env.state("clearbit:t-1"), "blocked");
+    let rules: String = env.one("SELECT rules FROM crmgate_proposals WHERE ext_id = 't-1'");
+    assert!(rules.contains("account-legal-hold"), "{rules}");
+    assert_eq!(env.state("clearbit:t-2"), "approved");
+    assert_eq!(env.state("clearbit:t-3"), "pending");
+    let rules: String = env.one("SELECT rules FROM crmgate_proposals WHERE ext_id = 't-3'");
+    assert!(
+        rules.contains("enterprise-accounts-people-and-deals"),
+        "{rules}"
+    );
+    // The account goes on hold after the approval: apply sees it and writes nothing.
+    env.conn()
+        .execute(
+            "UPDATE companies SET legal_hold = 1 WHERE id = 'co-1095'",
+            [],
+        )
+        .unwrap();
+    exits(env.cmd(&["apply"]), 3);
+    let phone: Option<String> = env.one("SELECT phone FROM contacts WHERE id = 'c-1003'");
+    assert_eq!(phone, None);
+    assert_ne!(env.state("clearbit:t-2"), "applied");
+    let said: i64 = env.one(
+        "SELECT count(*) FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
+         WHERE p.ext_id = 't-2' AND e.detail LIKE '%account-legal-hold%'",
+    );
+    assert!(said > 0, "an event names the rule that stopped it");
+}

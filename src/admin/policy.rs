@@ -367,6 +367,9 @@ fn redecide(
         .and_then(|f| obj.columns.iter().position(|c| &c.name == f))
         .map(|i| row[i].clone())
         .unwrap_or(Value::Null);
+    let mut rows: Vec<&[Value]> = vec![&row];
+    rows.extend(second_row.as_deref());
+    let related = crate::related::related(store, policy, obj, &rows)?;
     let facts = Facts {
         kind,
         source: &r.source,
@@ -377,6 +380,7 @@ fn redecide(
         trigger: r.trigger.as_deref(),
         confidence: r.confidence,
         records: &records,
+        related: &related,
     };
     Ok(Some(policy::decide(policy, &facts, now)))
 }

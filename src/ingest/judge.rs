@@ -156,6 +156,7 @@ impl<'p> Judge<'p> {
                 let mut cols = vec![at];
                 for (i, c) in obj.columns.iter().enumerate() {
                     let wanted = self.columns.contains(&c.name)
+                        || crate::related::wanted(self.policy, obj, i)
                         || (FieldType::of(&obj.columns[at]) == FieldType::Email
                             && c.foreign_key.is_some());
                     if wanted && !cols.contains(&i) {
@@ -300,6 +301,8 @@ impl<'p> Judge<'p> {
             })
             .collect();
         let record_refs: Vec<&[(&str, &Value)]> = records.iter().map(Vec::as_slice).collect();
+        let row_refs: Vec<&[Value]> = rows.iter().map(Vec::as_slice).collect();
+        let related = crate::related::related(w, self.policy, obj, &row_refs)?;
         Ok(policy::decide(
             self.policy,
             &Facts {
@@ -312,6 +315,7 @@ impl<'p> Judge<'p> {
                 trigger: p.trigger.as_deref(),
                 confidence: score.value,
                 records: &record_refs,
+                related: &related,
             },
             &situation,
         ))

@@ -1,5 +1,6 @@
 use super::*;
-use crate::schema::{Affinity, Column, Object, Schema};
+use crate::model::Related;
+use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
 const DEMO: &str = include_str!("../../fixtures/policy/demo.toml");
 const DEFAULT: &str = include_str!("../../fixtures/policy/default.toml");
@@ -19,7 +20,10 @@ fn schema() -> Schema {
                 not_null: false,
                 has_default: false,
                 primary_key: *n == "id",
-                foreign_key: None,
+                foreign_key: (*n == "company_id").then(|| ForeignKey {
+                    table: "companies".into(),
+                    column: "id".into(),
+                }),
             })
             .collect(),
     };
@@ -36,6 +40,7 @@ fn schema() -> Schema {
                 ("sensitive", "INTEGER"),
                 ("legal_hold", "INTEGER"),
                 ("title", "TEXT"),
+                ("company_id", "TEXT"),
             ],
         ),
         obj(
@@ -56,6 +61,7 @@ fn schema() -> Schema {
                 ("amount", "INTEGER"),
                 ("stage", "TEXT"),
                 ("owner", "TEXT"),
+                ("company_id", "TEXT"),
             ],
         ),
     ] {
@@ -84,6 +90,7 @@ struct F {
     confidence: f64,
     record: Vec<(String, Value)>,
     other: Vec<(String, Value)>,
+    related: Vec<Related>,
 }
 
 impl Default for F {
@@ -102,6 +109,7 @@ impl Default for F {
                 ("legal_hold".into(), Value::Integer(0)),
             ],
             other: vec![],
+            related: vec![],
         }
     }
 }
@@ -129,6 +137,7 @@ fn decide_on(p: &Policy, f: &F, now: Situation) -> Decision {
             trigger: f.trigger,
             confidence: f.confidence,
             records: &records,
+            related: &f.related,
         },
         &now,
     )
@@ -141,7 +150,7 @@ fn text(s: &str) -> Value {
 #[test]
 fn the_spec_policies_parse() {
     let demo = policy(DEMO);
-    assert_eq!(demo.rules.len(), 9);
+    assert_eq!(demo.rules.len(), 11);
     assert_eq!(demo.source("clearbit").autonomy, Autonomy::Autonomous);
     assert_eq!(demo.source("sdr-agent").autonomy, Autonomy::Assistive);
     assert_eq!(demo.source("unknown").autonomy, Autonomy::Supervised);
@@ -717,6 +726,72 @@ fn an_owner_change_is_never_auto_and_a_policy_that_tries_is_refused() {
 }
 
 #[test]
+fn a_related_condition_holds_when_a_referenced_record_in_its_table_matches() {
+    let p = policy(
+        "[[rule]]\nname = \"hold\"\nrelated = { companies = { legal_hold = 1 } }\naction = \"block\"\n\n\
+         [[rule]]\nname = \"big\"\nobject = [\"contacts\"]\nrelated_min = { companies = { legal_hold = 2 } }\n\
+         related_max = { companies = { legal_hold = 3 } }\naction = \"review\"\n",
+    );
+    let company = |hold: i64| Related {
+        object: "companies".into(),
+        fields: vec![
+            ("id".into(), text("co-1")),
+            ("legal_hold".into(), Value::Integer(hold)),
+        ],
+    };
+    let with = |related: Vec<Related>| {
+        decide_on(
+            &p,
+            &F {
+                related,
+                ..F::default()
+            },
+            Situation::default(),
+        )
+    };
+    assert_eq!(with(vec![company(1)]).action, Action::Block);
+    assert_eq!(with(vec![company(1)]).rules, ["hold"]);
+    assert_eq!(with(vec![company(0)]).rules, Vec::<String>::new());
+    assert_eq!(with(vec![]).rules, Vec::<String>::new());
+    assert_eq!(with(vec![company(2)]).rules, ["big"]);
+    assert_eq!(with(vec![company(4)]).rules, Vec::<String>::new());
+    // A record of another table with the same field is not the company.
+    let other = Related {
+        object: "deals".into(),
+        fields: vec![("legal_hold".into(), Value::Integer(1))],
+    };
+    assert_eq!(with(vec![other]).rules, Vec::<String>::new());
+    // The table and fields are checked, and the table must be one the rule's objects reference.
+    for (text, words) in [
+        (
+            "[[rule]]\nname = \"x\"\nrelated = { companys = { tier = \"a\" } }\naction = \"block\"\n",
+            "related table \"companys\" does not exist in the store (did you mean \"companies\"?)",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nrelated = { companies = { teir = \"a\" } }\naction = \"block\"\n",
+            "related field \"teir\" is not a field of companies (did you mean \"tier\"?)",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nobject = [\"companies\"]\nrelated = { companies = { tier = \"a\" } }\naction = \"block\"\n",
+            "no object the rule applies to (companies) references companies",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nrelated_min = { companies = { tier = \"a\" } }\naction = \"block\"\n",
+            "related_min.companies.tier must be a number",
+        ),
+    ] {
+        let ps = problems(text);
+        assert!(
+            ps.iter().any(
+                |p| text.lines().nth(p.line - 1).unwrap().starts_with("related")
+                    && p.message.contains(words)
+            ),
+            "{text}: {ps:?}"
+        );
+    }
+}
+
+#[test]
 fn approvers_come_from_every_matched_rule_and_single_user_mode_allows_all() {
     let p = policy(DEMO);
     let f = F {
@@ -900,7 +975,13 @@ fn a_rule_naming_a_dropped_column_is_kept_in_force_and_lets_nothing_it_could_mat
     // The policy in force is read; the rule is marked, and says why.
     let p = parse_in_force(DEMO, &dropped).expect("the policy in force is read");
     let gone: Vec<&str> = p.unevaluable().map(|r| r.name.as_str()).collect();
-    assert_eq!(gone, ["high-value-accounts"]);
+    assert_eq!(
+        gone,
+        [
+            "high-value-accounts",
+            "enterprise-accounts-people-and-deals"
+        ]
+    );
     let company = F {
         source: "clearbit",
         object: "companies",
