@@ -128,6 +128,8 @@ pub struct SourcePolicy {
     pub autonomy: Autonomy,
     pub max_auto_per_run: u64,
     pub max_auto_per_day: u64,
+    /// The OS users whose files may carry this source; `None`: anyone's.
+    pub submitters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,7 +158,33 @@ impl Policy {
             autonomy: self.default_autonomy,
             max_auto_per_run: self.max_auto_per_run,
             max_auto_per_day: self.max_auto_per_day,
+            submitters: None,
         })
+    }
+
+    /// Whether the OS user `os_user` may submit proposals from `source`: anyone may, unless
+    /// the source lists its `submitters`. `Err` says why not and what goes forward.
+    pub fn may_submit(&self, source: &str, os_user: &str) -> Result<(), String> {
+        let Some(subs) = self.sources.get(source).and_then(|s| s.submitters.as_ref()) else {
+            return Ok(());
+        };
+        if subs.iter().any(|s| s == os_user) {
+            return Ok(());
+        }
+        let safe = |s: &str| crate::ui::safe(s).into_owned();
+        let named: Vec<String> = subs.iter().map(|s| safe(s)).collect();
+        Err(format!(
+            "source {} takes proposals only from the OS users {} ([sources.{}] submitters), not from {}; submit as one of them, or have an admin add {} there with `crmgate policy set FILE`",
+            safe(source),
+            if named.is_empty() {
+                "(none)".to_string()
+            } else {
+                named.join(", ")
+            },
+            safe(source),
+            safe(os_user),
+            safe(os_user),
+        ))
     }
 
     /// Whether `actor` holds `role`; in single-user mode everyone holds every role.

@@ -289,3 +289,49 @@ fn a_contact_of_a_company_on_legal_hold_is_blocked_at_propose_and_at_apply() {
     );
     assert!(said > 0, "an event names the rule that stopped it");
 }
+
+#[test]
+fn a_source_that_names_its_submitters_takes_files_only_from_them() {
+    let env = Env::demo();
+    let base = env.policy_text();
+    let bound = |who: &str| {
+        base.replace(
+            "[sources.clearbit]\nautonomy = \"autonomous\"\n",
+            &format!("[sources.clearbit]\nautonomy = \"autonomous\"\nsubmitters = [\"{who}\"]\n"),
+        )
+    };
+    let file = env.write("svc.toml", bound("svc-clearbit"));
+    ok(env.cmd(&["policy", "set", &file]));
+    let rows = env.write(
+        "rows.csv",
+        "id,source,kind,object,record,field,value,confidence\n\
+         s-1,apollo,update,contacts,c-1003,phone,+1 408 555 0102,0.9\n\
+         s-2,clearbit,update,contacts,c-1004,phone,+1 408 555 0104,0.9\n",
+    );
+    let before: i64 = env.one("SELECT count(*) FROM crmgate_proposals");
+    let (_, e) = exits(env.cmd(&["propose", &rows]), 1);
+    assert!(
+        e.contains("rows.csv:3:") && e.contains("svc-clearbit") && e.contains(&os_user()),
+        "{e}"
+    );
+    assert_eq!(
+        env.one::<i64>("SELECT count(*) FROM crmgate_proposals"),
+        before
+    );
+    // Sources without submitters take anyone's rows.
+    exits(
+        env.cmd(&["propose", &rows, "--skip-invalid", "--rejects", "r.csv"]),
+        3,
+    );
+    let rejects = std::fs::read_to_string(env.dir.path().join("r.csv")).unwrap();
+    assert!(
+        rejects.contains("s-2") && rejects.contains("svc-clearbit"),
+        "{rejects}"
+    );
+    assert_eq!(env.state("apollo:s-1"), "pending");
+    // Named, the OS user may submit.
+    let file = env.write("me.toml", bound(&os_user()));
+    ok(env.cmd(&["policy", "set", &file]));
+    ok(env.cmd(&["propose", &rows]));
+    assert_eq!(env.state("clearbit:s-2"), "approved");
+}

@@ -88,6 +88,9 @@ impl<'p> Judge<'p> {
 
     /// One staged row, judged: its records looked up, then scored and decided.
     pub(super) fn judge(&mut self, snapshot: &Snapshot, mut s: Staged) -> Result<Judged> {
+        if let Err(why) = self.policy.may_submit(&s.p.source, crate::actor::os_user()) {
+            return Ok(Judged::Rejected(s, why));
+        }
         Ok(match self.resolve(snapshot, &mut s.p) {
             Ok(records) => {
                 let verdict = self.verdict(snapshot, &s.p, &records)?;

@@ -46,7 +46,12 @@ const DEFAULTS: &[&str] = &[
     "max_auto_per_run",
     "max_auto_per_day",
 ];
-const SOURCE: &[&str] = &["autonomy", "max_auto_per_run", "max_auto_per_day"];
+const SOURCE: &[&str] = &[
+    "autonomy",
+    "max_auto_per_run",
+    "max_auto_per_day",
+    "submitters",
+];
 const BREAKER: &[&str] = &["window", "max_reject_rate"];
 const RULE: &[&str] = &[
     "name",
@@ -317,10 +322,14 @@ impl Checker<'_> {
             };
             let max_auto_per_run = limit("max_auto_per_run", p.max_auto_per_run);
             let max_auto_per_day = limit("max_auto_per_day", p.max_auto_per_day);
+            let submitters = st
+                .get("submitters")
+                .map(|v| self.strings(v, &format!("{what} submitters")));
             let sp = SourcePolicy {
                 autonomy: autonomy.unwrap_or(Autonomy::Supervised),
                 max_auto_per_run,
                 max_auto_per_day,
+                submitters,
             };
             out.insert(name.get_ref().to_string(), sp);
         }

@@ -667,6 +667,7 @@ fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
             autonomy: Autonomy::Autonomous,
             max_auto_per_run: 10,
             max_auto_per_day: 10,
+            submitters: None,
         },
     );
     let d = decide_on(&p2, &merge, Situation::default());
@@ -709,6 +710,7 @@ fn an_owner_change_is_never_auto_and_a_policy_that_tries_is_refused() {
             autonomy: Autonomy::Autonomous,
             max_auto_per_run: 10,
             max_auto_per_day: 10,
+            submitters: None,
         },
     );
     let owner = F {
