@@ -335,3 +335,49 @@ fn a_source_that_names_its_submitters_takes_files_only_from_them() {
     ok(env.cmd(&["propose", &rows]));
     assert_eq!(env.state("clearbit:s-2"), "approved");
 }
+
+#[test]
+fn a_revert_counts_against_the_source_like_a_rejection() {
+    let env = Env::demo();
+    let short_window = env
+        .policy_text()
+        .replace("window = 50", "window = 3")
+        .replace("max_reject_rate = 0.30", "max_reject_rate = 0.50");
+    let file = env.write("short.toml", short_window);
+    ok(env.cmd(&["policy", "set", &file]));
+    ok(env.cmd(&["apply"]));
+    let changes: Vec<i64> = {
+        let conn = env.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT c.id FROM crmgate_changes c JOIN crmgate_proposals p ON p.id = c.proposal_id
+                 WHERE p.source = 'clearbit' ORDER BY c.id LIMIT 2",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(changes.len(), 2);
+    for c in &changes {
+        ok(env.cmd(&["revert", &c.to_string()]));
+    }
+    let (json, _) = ok(env.cmd(&["--json", "sources"]));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let clearbit = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stats"]["source"] == "clearbit")
+        .unwrap();
+    assert_eq!(clearbit["stats"]["reverted"], 2, "{clearbit}");
+    assert_eq!(clearbit["acceptance"], 0.0, "{clearbit}");
+    let (table, _) = ok(env.cmd(&["sources"]));
+    assert!(table.contains("applied/reverted/conflict"), "{table}");
+    // One rejection on top of the two reverts trips a breaker of 50% over the last 3.
+    let (_, e) = ok(env.cmd(&["reject", "clearbit:cb-108", "--reason", "wrong number"]));
+    assert!(e.contains("circuit breaker"), "{e}");
+    let paused: i64 = env.one("SELECT count(*) FROM crmgate_pauses WHERE scope = 'clearbit'");
+    assert_eq!(paused, 1);
+}
