@@ -649,19 +649,12 @@ fn auto_needs_autonomy_confidence_no_pause_and_room_in_the_limits() {
     }
 }
 
-#[test]
-fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
-    // Decide refuses auto for merges whatever the rules say (policy checks make this moot, but
-    // the decision does not rely on them).
+/// An auto rule for updates that also names `kind` (which a policy check would refuse), with
+/// clearbit autonomous: all an auto decision needs but for the kind.
+fn auto_rule_also_for(kind: Kind) -> Policy {
     let mut p = policy("[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n");
-    p.rules[0].kinds.push(Kind::Merge);
-    let merge = F {
-        kind: Kind::Merge,
-        field: None,
-        ..F::default()
-    };
-    let mut p2 = p.clone();
-    p2.sources.insert(
+    p.rules[0].kinds.push(kind);
+    p.sources.insert(
         "clearbit".into(),
         SourcePolicy {
             autonomy: Autonomy::Autonomous,
@@ -670,6 +663,19 @@ fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
             submitters: None,
         },
     );
+    p
+}
+
+#[test]
+fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
+    // Decide refuses auto for merges whatever the rules say (policy checks make this moot, but
+    // the decision does not rely on them).
+    let p2 = auto_rule_also_for(Kind::Merge);
+    let merge = F {
+        kind: Kind::Merge,
+        field: None,
+        ..F::default()
+    };
     let d = decide_on(&p2, &merge, Situation::default());
     assert_eq!(d.action, Action::Review);
     assert!(
@@ -702,17 +708,7 @@ fn an_owner_change_is_never_auto_and_a_policy_that_tries_is_refused() {
         );
     }
     // Decide refuses auto for owner changes whatever the rules say.
-    let mut p = policy("[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n");
-    p.rules[0].kinds.push(Kind::Owner);
-    p.sources.insert(
-        "clearbit".into(),
-        SourcePolicy {
-            autonomy: Autonomy::Autonomous,
-            max_auto_per_run: 10,
-            max_auto_per_day: 10,
-            submitters: None,
-        },
-    );
+    let p = auto_rule_also_for(Kind::Owner);
     let owner = F {
         kind: Kind::Owner,
         field: Some("owner"),

@@ -433,23 +433,7 @@ impl Store {
             .map_err(db_err)?;
         let mut rows = stmt.query([]).map_err(db_err)?;
         while let Some(r) = rows.next().map_err(db_err)? {
-            let replay = (|| -> rusqlite::Result<Replay> {
-                Ok(Replay {
-                    id: r.get(0)?,
-                    source: r.get(1)?,
-                    ext_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    object: r.get(4)?,
-                    record: r.get(5)?,
-                    field: r.get(6)?,
-                    value: value_from(r.get_ref(7)?),
-                    merge_into: r.get(8)?,
-                    confidence: r.get(9)?,
-                    trigger: r.get(10)?,
-                    decision: r.get(11)?,
-                })
-            })()
-            .map_err(db_err)?;
+            let replay = super::redecide::replay_of(r).map_err(db_err)?;
             f(replay)?;
         }
         Ok(())

@@ -50,7 +50,9 @@ fn human_approvals(conn: &rusqlite::Connection) -> Result<Vec<(Replay, String)>>
     Ok(out)
 }
 
-fn replay_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Replay> {
+/// A proposal row read as a [`Replay`], from its first twelve columns in the order of
+/// [`UNDECIDED`].
+pub(super) fn replay_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Replay> {
     Ok(Replay {
         id: r.get(0)?,
         source: r.get(1)?,
