@@ -166,6 +166,26 @@ pub fn approval_holds(
     ))
 }
 
+/// Whether `actor` may revert a change made for proposal `p`: an admin may, and so may one
+/// who could approve `p` under `policy` (the one in force). `Err` says why not, for the refusal.
+pub fn may_revert(
+    r: &impl ReadRecords,
+    policy: &Policy,
+    p: &Proposal,
+    actor: &str,
+) -> Result<std::result::Result<(), String>> {
+    let approvers = approvers_now(r, policy, p)?;
+    if policy.has_role(actor, "admin") || policy.may_approve(actor, &approvers) {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "{} may not revert the change made for proposal {}: that takes the role {}, or admin",
+        crate::ui::safe(actor),
+        p.id,
+        approvers.join(" or ")
+    )))
+}
+
 /// Decides one proposal for `actor`.
 pub fn decide(
     w: &Writer<'_>,

@@ -381,3 +381,21 @@ fn a_revert_counts_against_the_source_like_a_rejection() {
     let paused: i64 = env.one("SELECT count(*) FROM crmgate_pauses WHERE scope = 'clearbit'");
     assert_eq!(paused, 1);
 }
+
+#[test]
+fn a_revert_takes_a_role_that_could_approve_the_change_or_admin() {
+    let env = Env::demo();
+    // cb-115 updates co-1013, an enterprise account: a manager approves it.
+    ok(env.cmd(&["--as", "mia", "approve", "clearbit:cb-115"]));
+    ok(env.cmd(&["apply"]));
+    assert_eq!(env.state("clearbit:cb-115"), "applied");
+    let store = crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing).unwrap();
+    let (_, policy) = crmgate::admin::policy::load(&store).unwrap();
+    let id: i64 = env.one("SELECT id FROM crmgate_proposals WHERE ext_id = 'cb-115'");
+    let p = store.proposal(id).unwrap().unwrap();
+    let may = |who: &str| crmgate::human::may_revert(&store, &policy, &p, who).unwrap();
+    assert_eq!(may("mia"), Ok(()));
+    assert_eq!(may("alice"), Ok(()), "an admin");
+    let why = may("bob").unwrap_err();
+    assert!(why.contains("takes the role manager, or admin"), "{why}");
+}
