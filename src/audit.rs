@@ -9,6 +9,9 @@
 //! where text columns are JSON strings (or `null`), integer columns JSON numbers (or `null`),
 //! `prev_value`, `new_value` and `detail` are the JSON text exactly as stored, and the hash is the
 //! lowercase hex SHA-256 of that array's UTF-8 bytes. The first event's `prev_hash` is 64 zeros.
+//! An event that records the OS user who ran the command (`os_user`, every event written since
+//! the column was added) has it as a 21st element, a JSON string after `prev_hash`; an event
+//! without one (written before) keeps the 20-element array, so the older chain still verifies.
 
 use sha2::{Digest, Sha256};
 
@@ -38,6 +41,9 @@ pub struct EventRow {
     pub detail: Option<String>,
     pub prev_hash: String,
     pub hash: String,
+    /// The OS user who ran the command that wrote it, beside `actor`, the name it acted as.
+    /// `None` only in events written before it was recorded.
+    pub os_user: Option<String>,
 }
 
 impl EventRow {
@@ -58,7 +64,7 @@ impl serde::Serialize for Canonical<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
         let e = self.0;
-        let mut t = s.serialize_tuple(20)?;
+        let mut t = s.serialize_tuple(20 + usize::from(e.os_user.is_some()))?;
         t.serialize_element(&e.seq)?;
         t.serialize_element(&e.at)?;
         t.serialize_element(&e.actor)?;
@@ -79,6 +85,10 @@ impl serde::Serialize for Canonical<'_> {
         t.serialize_element(&e.approver)?;
         t.serialize_element(&e.detail)?;
         t.serialize_element(&e.prev_hash)?;
+        // Only in events that have it: older events keep the form they were hashed in.
+        if let Some(os_user) = &e.os_user {
+            t.serialize_element(os_user)?;
+        }
         t.end()
     }
 }
@@ -114,6 +124,7 @@ mod tests {
             detail: Some("{\"file\":\"a.csv\"}".into()),
             prev_hash: GENESIS.into(),
             hash: String::new(),
+            os_user: None,
         }
     }
 
@@ -200,6 +211,13 @@ mod tests {
         let mut e = event();
         e.prev_hash = "1".repeat(64);
         assert_ne!(e.compute_hash(), base);
+        let mut e = event();
+        e.os_user = Some("alice".into());
+        assert_ne!(e.compute_hash(), base);
+        assert!(
+            e.canonical()
+                .ends_with(&format!("\"{GENESIS}\",\"alice\"]"))
+        );
     }
 }
 

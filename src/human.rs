@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{Decision, Policy};
-use crate::store::{ListFilter, Store, Writer};
+use crate::store::{ListFilter, ReadRecords, Store, Writer};
 
 /// Whether the record still holds what the proposal was made against: apply owns the check.
 pub use crate::apply::staleness;
@@ -95,6 +95,56 @@ pub fn check_edit(w: &Writer<'_>, p: &Proposal, raw: Option<&str>) -> Result<Edi
     Ok(Edit::Valid(value))
 }
 
+/// The roles that may approve `p` under `policy` (the one in force): its rules' approvers when
+/// it is decided again now, not those stored when it was ingested under an older version. A
+/// proposal whose record is gone keeps its stored ones (staleness refuses it anyway).
+pub fn approvers_now(r: &impl ReadRecords, policy: &Policy, p: &Proposal) -> Result<Vec<String>> {
+    if let Some(d) = crate::admin::policy::decide_again(r, policy, p)? {
+        return Ok(d.approvers);
+    }
+    let stored: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
+    Ok(stored.map(|d| d.approvers).unwrap_or_default())
+}
+
+/// Whether a person's approval of a proposal still holds under the policy in force, given
+/// `now`, the policy's decision on it against the record as it is at apply: `approver` must hold
+/// one of the roles its matched rules name. `Err` says why not, for the event that sends the
+/// proposal back to review.
+pub fn approval_holds(
+    policy: &Policy,
+    now: &Decision,
+    approver: &str,
+) -> std::result::Result<(), String> {
+    if policy.may_approve(approver, &now.approvers) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} approved it, but under the policy in force approving it takes the role {}; it is back in review for `crmgate approve` by one who holds it",
+        crate::ui::safe(approver),
+        now.approvers.join(" or ")
+    ))
+}
+
+/// Whether `actor` may revert a change made for proposal `p`: an admin may, and so may one
+/// who could approve `p` under `policy` (the one in force). `Err` says why not, for the refusal.
+pub fn may_revert(
+    r: &impl ReadRecords,
+    policy: &Policy,
+    p: &Proposal,
+    actor: &str,
+) -> Result<std::result::Result<(), String>> {
+    let approvers = approvers_now(r, policy, p)?;
+    if policy.has_role(actor, "admin") || policy.may_approve(actor, &approvers) {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "{} may not revert the change made for proposal {}: that takes the role {}, or admin",
+        crate::ui::safe(actor),
+        p.id,
+        approvers.join(" or ")
+    )))
+}
+
 /// Decides one proposal for `actor`.
 pub fn decide(
     w: &Writer<'_>,
@@ -110,8 +160,7 @@ pub fn decide(
     if p.state != State::Pending && p.state != State::Suggested {
         return Ok(Ruling::Refused(format!("already {}", p.state)));
     }
-    let decision: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
-    let approvers = decision.map(|d| d.approvers).unwrap_or_default();
+    let approvers = approvers_now(w, policy, &p)?;
     if !policy.may_approve(actor, &approvers) {
         return Ok(Ruling::Refused(format!(
             "{actor} may not {} it: that takes the role {}",

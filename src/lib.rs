@@ -34,6 +34,7 @@ pub mod similarity;
 
 // 3. Decide: the policy, and how each source is doing under it.
 pub mod policy;
+pub mod related;
 
 pub mod sources;
 
@@ -49,6 +50,7 @@ pub mod apply;
 
 // Around the pipeline: setting the gate up and running it (policy, pauses), import/export of
 // CRM records, the audit log, the store, the terminal.
+pub mod actor;
 pub mod admin;
 pub mod audit;
 pub mod prompt;

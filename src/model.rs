@@ -224,6 +224,10 @@ pub struct SourceStats {
     pub suggest: u64,
     pub block: u64,
     pub applied: u64,
+    /// Its proposals applied and then reverted (still reverted now), and those whose apply met
+    /// a record that had moved on: outcomes a person or the store turned down.
+    pub reverted: u64,
+    pub conflicts: u64,
     /// Human decisions on its proposals.
     pub approved: u64,
     pub rejected: u64,
@@ -234,14 +238,25 @@ pub struct SourceStats {
 }
 
 impl SourceStats {
+    /// Human decisions, a revert counting as a rejection.
     pub fn decided(&self) -> u64 {
-        self.approved + self.rejected
+        self.approved + self.rejected + self.reverted
     }
 
-    /// Share of human decisions that approved; edits count as approvals of a corrected value.
+    /// Share of human decisions that approved; edits count as approvals of a corrected value,
+    /// and a revert of what was applied as a rejection.
     pub fn acceptance(&self) -> Option<f64> {
         (self.decided() > 0).then(|| self.approved as f64 / self.decided() as f64)
     }
+}
+
+/// A record that a proposal's target references by a foreign key (its company, say), with its
+/// fields by name, for the policy's `related` conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    /// The table it is in.
+    pub object: String,
+    pub fields: Vec<(String, Value)>,
 }
 
 /// A proposal that passed every check at the edge and is ready to be queued.

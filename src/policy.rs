@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Kind, Value};
+use crate::model::{Kind, Related, Value};
 
 pub use crate::model::Action;
 
@@ -70,6 +70,8 @@ pub struct Rule {
     pub record_eq: Vec<(String, Value)>,
     pub record_min: Vec<(String, f64)>,
     pub record_max: Vec<(String, f64)>,
+    /// Conditions on the records the target references by a foreign key, by table.
+    pub related: Vec<RelatedCondition>,
     pub action: Action,
     pub approvers: Vec<String>,
     /// In the policy in force only: the objects and columns (`companies.tier`) it names that
@@ -91,11 +93,43 @@ impl Rule {
     }
 }
 
+/// A rule's conditions on the records the target references in one table (`related`,
+/// `related_min`, `related_max`): they hold when one such record meets all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelatedCondition {
+    pub object: String,
+    pub eq: Vec<(String, Value)>,
+    pub min: Vec<(String, f64)>,
+    pub max: Vec<(String, f64)>,
+}
+
+impl RelatedCondition {
+    fn holds(&self, related: &[Related]) -> bool {
+        related.iter().filter(|r| r.object == self.object).any(|r| {
+            let field = |k: &str| r.fields.iter().find(|(c, _)| c == k).map(|(_, v)| v);
+            let num = |k: &str| field(k).and_then(number);
+            self.eq
+                .iter()
+                .all(|(k, v)| field(k).is_some_and(|x| loosely_equal(x, v)))
+                && self
+                    .min
+                    .iter()
+                    .all(|(k, m)| num(k).is_some_and(|x| x >= *m))
+                && self
+                    .max
+                    .iter()
+                    .all(|(k, m)| num(k).is_some_and(|x| x <= *m))
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourcePolicy {
     pub autonomy: Autonomy,
     pub max_auto_per_run: u64,
     pub max_auto_per_day: u64,
+    /// The OS users whose files may carry this source; `None`: anyone's.
+    pub submitters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,7 +158,33 @@ impl Policy {
             autonomy: self.default_autonomy,
             max_auto_per_run: self.max_auto_per_run,
             max_auto_per_day: self.max_auto_per_day,
+            submitters: None,
         })
+    }
+
+    /// Whether the OS user `os_user` may submit proposals from `source`: anyone may, unless
+    /// the source lists its `submitters`. `Err` says why not and what goes forward.
+    pub fn may_submit(&self, source: &str, os_user: &str) -> Result<(), String> {
+        let Some(subs) = self.sources.get(source).and_then(|s| s.submitters.as_ref()) else {
+            return Ok(());
+        };
+        if subs.iter().any(|s| s == os_user) {
+            return Ok(());
+        }
+        let safe = |s: &str| crate::ui::safe(s).into_owned();
+        let named: Vec<String> = subs.iter().map(|s| safe(s)).collect();
+        Err(format!(
+            "source {} takes proposals only from the OS users {} ([sources.{}] submitters), not from {}; submit as one of them, or have an admin add {} there with `crmgate policy set FILE`",
+            safe(source),
+            if named.is_empty() {
+                "(none)".to_string()
+            } else {
+                named.join(", ")
+            },
+            safe(source),
+            safe(os_user),
+            safe(os_user),
+        ))
     }
 
     /// Whether `actor` holds `role`; in single-user mode everyone holds every role.
@@ -140,6 +200,13 @@ impl Policy {
     /// of their approver roles (any actor where no matched rule names approvers).
     pub fn may_approve(&self, actor: &str, approvers: &[String]) -> bool {
         approvers.is_empty() || approvers.iter().any(|r| self.has_role(actor, r))
+    }
+
+    /// Whether some rule reads records in `table` through a foreign key.
+    pub fn reads_related(&self, table: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.related.iter().any(|c| c.object == table))
     }
 
     /// The rules that name what the store no longer has (only in the policy in force).
@@ -173,6 +240,9 @@ pub struct Facts<'a> {
     /// The records involved (for a merge, both), as (column, value) pairs of the columns the
     /// policy's record conditions read.
     pub records: &'a [&'a [(&'a str, &'a Value)]],
+    /// The records the target references by a foreign key, in the tables the policy's related
+    /// conditions name ([`Policy::reads_related`]); for a merge, those of both records.
+    pub related: &'a [Related],
 }
 
 /// The state of the world a decision also depends on.
@@ -275,6 +345,7 @@ pub fn matches(rule: &Rule, f: &Facts<'_>) -> bool {
                     && rule.record_min.iter().all(|(k, m)| field_of(rec, k).and_then(|x| number(&x)).is_some_and(|x| x >= *m))
                     && rule.record_max.iter().all(|(k, m)| field_of(rec, k).and_then(|x| number(&x)).is_some_and(|x| x <= *m))
             }))
+        && rule.related.iter().all(|c| c.holds(f.related))
 }
 
 /// The policy's decision on one proposal (docs/policy.md, "How a decision is made").
@@ -331,6 +402,8 @@ pub fn decide(policy: &Policy, f: &Facts<'_>, now: &Situation) -> Decision {
     };
     let refusal = if f.kind == Kind::Merge {
         Some("merges are never auto".to_string())
+    } else if f.kind == Kind::Owner {
+        Some("owner changes are never auto".to_string())
     } else if source.autonomy != Autonomy::Autonomous {
         Some(format!(
             "source {} is {}",

@@ -207,11 +207,7 @@ impl View {
             .and_then(|o| o.columns.iter().position(|c| c.primary_key))
             .unwrap_or(0);
         let explained = explain(store, &p)?;
-        let roles = explained
-            .decision
-            .as_ref()
-            .map(|d| d.approvers.clone())
-            .unwrap_or_default();
+        let roles = human::approvers_now(store, policy, &p)?;
         let holders: Vec<String> = policy
             .roles
             .iter()
@@ -851,7 +847,7 @@ impl Review<'_> {
             if p.state != State::Pending && p.state != State::Suggested {
                 continue;
             }
-            if !s.walked && s.held_back.len() < HELD_BACK_MAX && !self.may_decide(&p) {
+            if !s.walked && s.held_back.len() < HELD_BACK_MAX && !self.may_decide(&p)? {
                 s.held_back.push_back((id, record));
                 continue;
             }
@@ -867,10 +863,9 @@ impl Review<'_> {
     }
 
     /// Whether the reviewer may approve or reject `p` under the policy in force.
-    fn may_decide(&self, p: &Proposal) -> bool {
-        let d: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
-        let approvers = d.map(|d| d.approvers).unwrap_or_default();
-        self.policy.may_approve(self.actor, &approvers)
+    fn may_decide(&self, p: &Proposal) -> Result<bool> {
+        let approvers = human::approvers_now(&*self.store, self.policy, p)?;
+        Ok(self.policy.may_approve(self.actor, &approvers))
     }
 
     /// Draws the proposal's screen, after the note on what the last key did.

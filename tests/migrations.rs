@@ -234,6 +234,7 @@ fn event(actor: &str, kind: &str, action: &str, proposal: Option<i64>, detail: &
         detail: Some(detail.into()),
         prev_hash: String::new(),
         hash: String::new(),
+        os_user: None,
     }
 }
 

@@ -86,9 +86,18 @@ fn demo_policy() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("fixtures/policy/demo.toml")).unwrap()
 }
 
-/// The demo policy with hubspot-ai trusted on its own.
+/// The demo policy's rule that sends contacts and deals of enterprise accounts to review.
+const ENTERPRISE_PEOPLE: &str = "[[rule]]
+name = \"enterprise-accounts-people-and-deals\"
+object = [\"contacts\", \"deals\"]
+related = { companies = { tier = \"enterprise\" } }   # the company the record references
+action = \"review\"
+";
+
+/// The demo policy with hubspot-ai trusted on its own (and people and deals of enterprise
+/// accounts no longer sent to review: hs-405 is a contact of one).
 fn trusting_hubspot() -> String {
-    demo_policy().replace(
+    demo_policy().replace(ENTERPRISE_PEOPLE, "").replace(
         "[sources.sdr-agent]",
         "[sources.hubspot-ai]\nautonomy = \"autonomous\"\n\n[sources.sdr-agent]",
     )
@@ -98,16 +107,17 @@ fn trusting_hubspot() -> String {
 fn policy_set_decides_again_what_no_person_decided_and_logs_each_move() {
     let env = Env::demo();
     let file = env.write("trusting.toml", trusting_hubspot());
-    // A person approves one of the two proposals the new policy would let through on its own.
+    // A person approves one of the proposals the new policy would let through on its own; two
+    // more (hs-405, and clearbit:cb-111, both at enterprise accounts) move.
     ok(env.cmd(&["approve", "hubspot-ai:hs-402"]));
     let (_, tested) = ok(env.cmd(&["policy", "test", &file]));
     assert!(
-        tested.contains("1 decision would change (1 review → auto)"),
+        tested.contains("2 decisions would change (2 review → auto)"),
         "{tested}"
     );
     let (table, said) = ok(env.cmd(&["policy", "set", &file]));
     assert!(
-        said.contains("1 decision changed (1 review → auto)"),
+        said.contains("2 decisions changed (2 review → auto)"),
         "{said}"
     );
     assert!(table.contains("hubspot-ai:hs-405"), "{table}");
@@ -141,7 +151,7 @@ fn policy_set_decides_again_what_no_person_decided_and_logs_each_move() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!((ev.0, ev.1), (1, 2));
+    assert_eq!((ev.0, ev.1), (2, 2));
     assert!(ev.2.contains(r#""from":"review""#) && ev.2.contains(r#""to":"auto""#));
     ok(env.cmd(&["audit", "verify"]));
 }
@@ -222,7 +232,9 @@ fn a_dropped_column_leaves_the_gate_usable_and_sends_what_its_rule_could_match_t
     let demo = env.write("demo.toml", demo_policy());
     let e = refused(env.cmd(&["policy", "set", &demo]));
     assert!(e.contains("\"tier\""), "{e}");
-    let fixed = demo_policy().replace("record = { tier = \"enterprise\" }\n", "");
+    let fixed = demo_policy()
+        .replace("record = { tier = \"enterprise\" }\n", "")
+        .replace(ENTERPRISE_PEOPLE, "");
     let fixed = env.write("fixed.toml", fixed);
     ok(env.cmd(&["policy", "set", &fixed]));
     let (status, _) = ok(env.cmd(&["status"]));

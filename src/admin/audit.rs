@@ -73,7 +73,7 @@ pub fn checkpoint(store: &Store) -> Result<Checkpoint> {
 }
 
 /// The export's columns: the events' own, documented in the README.
-const COLUMNS: [&str; 21] = [
+const COLUMNS: [&str; 22] = [
     "seq",
     "at",
     "actor",
@@ -95,9 +95,10 @@ const COLUMNS: [&str; 21] = [
     "detail",
     "prev_hash",
     "hash",
+    "os_user",
 ];
 
-fn cells(e: &EventRow) -> [String; 21] {
+fn cells(e: &EventRow) -> [String; 22] {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
     [
@@ -122,6 +123,7 @@ fn cells(e: &EventRow) -> [String; 21] {
         o(&e.detail),
         e.prev_hash.clone(),
         e.hash.clone(),
+        o(&e.os_user),
     ]
 }
 

@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Error, Problems, Result};
-use crate::model::{Action, NewEvent, Value};
+use crate::model::{Action, NewEvent, Proposal, Value};
 use crate::policy::{self, Decision, Facts, Fit, Policy, Situation};
 use crate::schema::{Object, Schema};
-use crate::store::{Pause, PolicyVersion, Redecision, Replay, Replaying, Store, Writer};
+use crate::store::{
+    Pause, PolicyVersion, ReadRecords, Redecision, Replay, Replaying, Store, Writer,
+};
 
 /// Parses a new policy's `text` (named `name` in messages) against the store's schema.
 pub fn parse(name: &str, text: &str, schema: &Schema) -> Result<Policy> {
@@ -254,6 +256,9 @@ pub struct Replayed {
     /// In order of the actions' names, as `policy test` lists them.
     pub moves: Vec<Move>,
     pub changes: Vec<WouldChange>,
+    /// Approvals by a person, not applied yet, that the policy would no longer permit; apply
+    /// sends each back to review.
+    pub unpermitted: Vec<Unpermitted>,
 }
 
 /// A decision as `policy test` names it: its action, or `none`.
@@ -319,6 +324,7 @@ fn replay_with(
         changed(&r, was, &d)
     })?;
     out.moves = moves.into_values().collect();
+    out.unpermitted = unpermitted(from, candidate)?;
     Ok(out)
 }
 
@@ -334,7 +340,7 @@ fn situation(pauses: &[Pause], source: &str, used: u64) -> Situation {
 
 /// `r` decided afresh by `policy`; `None` when its object or record is gone (apply says so).
 fn redecide(
-    store: &impl Replaying,
+    store: &impl ReadRecords,
     policy: &Policy,
     r: &Replay,
     now: &Situation,
@@ -361,6 +367,9 @@ fn redecide(
         .and_then(|f| obj.columns.iter().position(|c| &c.name == f))
         .map(|i| row[i].clone())
         .unwrap_or(Value::Null);
+    let mut rows: Vec<&[Value]> = vec![&row];
+    rows.extend(second_row.as_deref());
+    let related = crate::related::related(store, policy, obj, &rows)?;
     let facts = Facts {
         kind,
         source: &r.source,
@@ -371,8 +380,71 @@ fn redecide(
         trigger: r.trigger.as_deref(),
         confidence: r.confidence,
         records: &records,
+        related: &related,
     };
     Ok(Some(policy::decide(policy, &facts, now)))
+}
+
+/// `p` decided again under `policy`, against its records as they are now, with no pause or
+/// limit counted: what the policy in force says of it, and so who may approve it now. `None`
+/// when its object or record is gone.
+pub fn decide_again(
+    store: &impl ReadRecords,
+    policy: &Policy,
+    p: &Proposal,
+) -> Result<Option<Decision>> {
+    let r = Replay {
+        id: p.id,
+        source: p.source.clone(),
+        ext_id: p.ext_id.clone(),
+        kind: p.kind.clone(),
+        object: p.object.clone(),
+        record: p.record.clone(),
+        field: p.field.clone(),
+        value: crate::apply::json_to_value(&p.value),
+        merge_into: p.merge_into.clone(),
+        confidence: p.confidence.or(p.stated_confidence).unwrap_or(0.5),
+        trigger: p.trigger.clone(),
+        decision: p.decision.clone(),
+    };
+    redecide(store, policy, &r, &Situation::default())
+}
+
+/// A person's approval, not applied yet, that a policy no longer permits: its approver holds
+/// none of the roles the policy's rules now ask for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unpermitted {
+    pub id: i64,
+    /// `SOURCE:ID`, or crmgate's id.
+    pub proposal: String,
+    pub record: String,
+    pub field: Option<String>,
+    pub approver: String,
+    /// The roles that may approve it under the policy.
+    pub roles: Vec<String>,
+}
+
+/// The approvals by a person, not applied yet, that `policy` would no longer permit.
+fn unpermitted(from: &impl Replaying, policy: &Policy) -> Result<Vec<Unpermitted>> {
+    let mut out = Vec::new();
+    for (r, approver) in from.human_approvals()? {
+        let Some(d) = redecide(from, policy, &r, &Situation::default())? else {
+            continue;
+        };
+        if policy.may_approve(&approver, &d.approvers) {
+            continue;
+        }
+        let w = would_change(&r, None, &d, policy);
+        out.push(Unpermitted {
+            id: r.id,
+            proposal: w.proposal,
+            record: w.record,
+            field: w.field,
+            approver,
+            roles: d.approvers,
+        });
+    }
+    Ok(out)
 }
 
 /// A record's fields by name, as the policy's record conditions read them.

@@ -53,11 +53,39 @@ pub fn init(path: &Path, purpose: Purpose, actor: &str, now: &str) -> Result<Ini
             Purpose::Demo => &fixtures::DEMO_POLICY,
         };
         let text = std::str::from_utf8(p.data).expect("the bundled policies are UTF-8");
+        let text = match purpose {
+            Purpose::Plain => text.to_string(),
+            Purpose::Demo => with_admin(text, crate::actor::os_user()),
+        };
         store.write(now, |w| {
-            super::policy::install(w, p.name, text, actor).map(|_| ())
+            super::policy::install(w, p.name, &text, actor).map(|_| ())
         })?;
     }
     Ok(Initialized { store, created })
+}
+
+/// The demo policy with `os_user`, who set the demo up, named an admin in its `[roles]`: the
+/// demo and the README act as alice, bob and mia with `--as`, which takes the OS user holding
+/// `admin`. A user the policy names already keeps the roles it gives them.
+fn with_admin(policy: &str, os_user: &str) -> String {
+    let key = toml::Value::String(os_user.to_string()).to_string();
+    let named = policy.lines().any(|l| {
+        let k = l.split('=').next().unwrap_or("").trim();
+        k == os_user || k == key
+    });
+    if named {
+        return policy.to_string();
+    }
+    let mut out = String::with_capacity(policy.len() + 80);
+    for line in policy.split_inclusive('\n') {
+        out.push_str(line);
+        if line.trim_start().starts_with("[roles]") {
+            out.push_str(&format!(
+                "{key} = [\"admin\"]  # the OS user who set the demo up, so it may act as the others\n"
+            ));
+        }
+    }
+    out
 }
 
 /// Makes room for the demo at `path`: a store the demo built is removed (with its WAL files);

@@ -31,7 +31,8 @@ pub(super) fn merge_one(
         let why = "one of the two records no longer exists".to_string();
         return refuse(w, judge, p, Stop::Conflict, why);
     };
-    if let Some((stop, why)) = judge_merge(judge, obj, p, &dup, &survivor) {
+    let related = crate::related::related(w, judge.policy, obj, &[&dup, &survivor])?;
+    if let Some((stop, why)) = judge_merge(judge, obj, p, &dup, &survivor, &related) {
         return refuse(w, judge, p, stop, why);
     }
     let log = MergeLog {
@@ -69,6 +70,7 @@ fn judge_merge(
     p: &Proposal,
     dup: &[Value],
     survivor: &[Value],
+    related: &[crate::model::Related],
 ) -> Option<(Stop, String)> {
     let a: Vec<(&str, &Value)> = obj.column_names().zip(dup).collect();
     let b: Vec<(&str, &Value)> = obj.column_names().zip(survivor).collect();
@@ -85,6 +87,7 @@ fn judge_merge(
             trigger: None,
             confidence: p.confidence.unwrap_or(0.0),
             records: &records,
+            related,
         },
         &Situation::default(),
     );

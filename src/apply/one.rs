@@ -186,7 +186,9 @@ fn apply_one(
     };
     let by_policy = p.decision == Some(Action::Auto) && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
-    if let Some((stop, why)) = judge_now(judge.policy, obj, p, &row, at, by_policy, used) {
+    let related = crate::related::related(w, judge.policy, obj, &[&row])?;
+    let by_policy_with = by_policy.then_some(used);
+    if let Some((stop, why)) = judge_now(judge.policy, obj, p, &row, at, &related, by_policy_with) {
         return refuse(w, judge, p, stop, why);
     }
     let (current, value) = (&row[at], json_to_value(&p.value));
@@ -234,9 +236,11 @@ fn judge_now(
     p: &Proposal,
     row: &[Value],
     at: usize,
-    by_policy: bool,
-    auto_in_run: u64,
+    related: &[crate::model::Related],
+    // Approved by the policy alone: how many of its source's proposals this run has applied so.
+    by_policy: Option<u64>,
 ) -> Option<(Stop, String)> {
+    let auto_in_run = by_policy.unwrap_or(0);
     let current = &row[at];
     let pairs: Vec<(&str, &Value)> = obj.column_names().zip(row).collect();
     let records: Vec<&[(&str, &Value)]> = vec![&pairs];
@@ -253,6 +257,7 @@ fn judge_now(
             trigger: p.trigger.as_deref(),
             confidence: p.confidence.unwrap_or(0.0),
             records: &records,
+            related,
         },
         &Situation {
             auto_in_run,
@@ -265,7 +270,7 @@ fn judge_now(
         return Some((Stop::Block, why));
     }
     // Approved by the policy alone: it must still be let through on its own now.
-    if by_policy && now.action != Action::Auto {
+    if by_policy.is_some() && now.action != Action::Auto {
         let why = format!("sent to review now: {}", now.why(policy).join("; "));
         return Some((Stop::Hold, why));
     }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::admin::access::Need;
 use crate::error::{Error, Result};
 use crate::store::{OpenMode, Store};
 use crate::ui::{ColorMode, Ui};
@@ -262,25 +263,9 @@ fn resolve_actor(flag: Option<String>) -> String {
         .unwrap_or_else(os_user)
 }
 
-/// The OS user this process runs as, from the password database: not `$USER`, which anyone can
-/// set. A uid the database does not know is named by its number, never as "unknown".
+/// The OS user this process runs as (see [`crate::actor::os_user`]).
 pub fn os_user() -> String {
-    let uid = unsafe { libc::geteuid() };
-    passwd_name(uid).unwrap_or_else(|| format!("uid-{uid}"))
-}
-
-fn passwd_name(uid: libc::uid_t) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the size given; on success `found` points to
-    // `pwd`, whose strings live in `buf`, read before either goes out of scope.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
-    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
+    crate::actor::os_user().to_string()
 }
 
 /// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.
@@ -362,7 +347,28 @@ pub fn report_error(e: &Error, ui: &Ui) {
     }
 }
 
+/// What a command asks of its actor under the policy in force, if anything.
+fn need(command: &Command) -> Option<Need> {
+    match command {
+        Command::Approve(_)
+        | Command::Reject(_)
+        | Command::Review(_)
+        | Command::Pause(_)
+        | Command::Resume(_)
+        | Command::Revert(_)
+        | Command::Policy(policy::PolicyCommand::Set { .. }) => Some(Need::Decide),
+        Command::Export(_) | Command::Audit(audit::AuditCommand::Export { .. }) => {
+            Some(Need::Export)
+        }
+        Command::Propose(_) | Command::Import(_) | Command::Apply(_) => Some(Need::Act),
+        _ => None,
+    }
+}
+
 fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
+    if let Some(need) = need(&command) {
+        crate::admin::access::check(&ctx.open()?, &ctx.actor, crate::actor::os_user(), need)?;
+    }
     match command {
         Command::Init(args) => init::init(args, ctx),
         Command::Demo(args) => init::demo(args, ctx),

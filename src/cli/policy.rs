@@ -129,6 +129,7 @@ fn replay_json(r: &Replayed) -> serde_json::Value {
             "count": m.count,
         })).collect::<Vec<_>>(),
         "changes": r.changes,
+        "unpermitted": r.unpermitted,
     })
 }
 
@@ -139,8 +140,55 @@ enum Tense {
     Done,
 }
 
-/// The table of changed decisions, then one line: how many were replayed and how they moved.
+/// What a replay changed, then the approvals by a person the policy no longer permits.
 fn print_replay(r: &Replayed, through: &str, tense: Tense, ctx: &Ctx) -> Result<Outcome> {
+    print_moves(r, through, tense, ctx)?;
+    print_unpermitted(r, through, tense, ctx)
+}
+
+/// The approvals by a person, not applied, whose approver the policy no longer permits.
+fn print_unpermitted(r: &Replayed, through: &str, tense: Tense, ctx: &Ctx) -> Result<Outcome> {
+    if r.unpermitted.is_empty() {
+        return Ok(Outcome::Done);
+    }
+    let mut t = ctx.ui.table();
+    t.set_header([
+        "id",
+        "proposal",
+        "record",
+        "field",
+        "approved by",
+        "now takes",
+    ]);
+    for u in &r.unpermitted {
+        t.add_row([
+            u.id.to_string(),
+            safe(&u.proposal).into_owned(),
+            safe(&u.record).into_owned(),
+            u.field.clone().unwrap_or_default(),
+            safe(&u.approver).into_owned(),
+            u.roles.join(" or "),
+        ]);
+    }
+    print_out(t)?;
+    let would = match tense {
+        Tense::Would => "would no longer permit",
+        Tense::Done => "no longer permits",
+    };
+    ctx.ui.note(format!(
+        "{} {would} {}: apply sends each back to review, for `crmgate approve ID` by one who holds the role",
+        safe(through),
+        count(
+            r.unpermitted.len() as u64,
+            "approval by a person",
+            "approvals by a person"
+        ),
+    ));
+    Ok(Outcome::Done)
+}
+
+/// The table of changed decisions, then one line: how many were replayed and how they moved.
+fn print_moves(r: &Replayed, through: &str, tense: Tense, ctx: &Ctx) -> Result<Outcome> {
     let replayed = count(r.replayed, "proposal", "proposals");
     let (verb, header) = match tense {
         Tense::Would => ("replayed through", "would be"),

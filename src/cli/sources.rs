@@ -39,6 +39,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         "suggest",
         "block",
         "human ✓/✗/edit",
+        "applied/reverted/conflict",
         "accepted",
         "calibration",
         "recommendation",
@@ -63,6 +64,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             s.suggest.to_string(),
             s.block.to_string(),
             format!("{}/{}/{}", s.approved, s.rejected, s.edited),
+            format!("{}/{}/{}", s.applied, s.reverted, s.conflicts),
             s.acceptance()
                 .map(|a| format!("{:.0}%", a * 100.0))
                 .unwrap_or_else(|| "–".into()),

@@ -88,6 +88,9 @@ impl<'p> Judge<'p> {
 
     /// One staged row, judged: its records looked up, then scored and decided.
     pub(super) fn judge(&mut self, snapshot: &Snapshot, mut s: Staged) -> Result<Judged> {
+        if let Err(why) = self.policy.may_submit(&s.p.source, crate::actor::os_user()) {
+            return Ok(Judged::Rejected(s, why));
+        }
         Ok(match self.resolve(snapshot, &mut s.p) {
             Ok(records) => {
                 let verdict = self.verdict(snapshot, &s.p, &records)?;
@@ -156,6 +159,7 @@ impl<'p> Judge<'p> {
                 let mut cols = vec![at];
                 for (i, c) in obj.columns.iter().enumerate() {
                     let wanted = self.columns.contains(&c.name)
+                        || crate::related::wanted(self.policy, obj, i)
                         || (FieldType::of(&obj.columns[at]) == FieldType::Email
                             && c.foreign_key.is_some());
                     if wanted && !cols.contains(&i) {
@@ -300,6 +304,8 @@ impl<'p> Judge<'p> {
             })
             .collect();
         let record_refs: Vec<&[(&str, &Value)]> = records.iter().map(Vec::as_slice).collect();
+        let row_refs: Vec<&[Value]> = rows.iter().map(Vec::as_slice).collect();
+        let related = crate::related::related(w, self.policy, obj, &row_refs)?;
         Ok(policy::decide(
             self.policy,
             &Facts {
@@ -312,6 +318,7 @@ impl<'p> Judge<'p> {
                 trigger: p.trigger.as_deref(),
                 confidence: score.value,
                 records: &record_refs,
+                related: &related,
             },
             &situation,
         ))

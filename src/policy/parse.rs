@@ -9,7 +9,9 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::{Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, Rule, SourcePolicy};
+use super::{
+    Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, RelatedCondition, Rule, SourcePolicy,
+};
 use crate::model::{Action, Kind, Value};
 use crate::schema::{Object, Schema, suggestion_suffix};
 
@@ -44,7 +46,12 @@ const DEFAULTS: &[&str] = &[
     "max_auto_per_run",
     "max_auto_per_day",
 ];
-const SOURCE: &[&str] = &["autonomy", "max_auto_per_run", "max_auto_per_day"];
+const SOURCE: &[&str] = &[
+    "autonomy",
+    "max_auto_per_run",
+    "max_auto_per_day",
+    "submitters",
+];
 const BREAKER: &[&str] = &["window", "max_reject_rate"];
 const RULE: &[&str] = &[
     "name",
@@ -60,9 +67,15 @@ const RULE: &[&str] = &[
     "record",
     "record_min",
     "record_max",
+    "related",
+    "related_min",
+    "related_max",
     "action",
     "approvers",
 ];
+
+/// A rule's keys for conditions on the records its target references, by table.
+const RELATED: [&str; 3] = ["related", "related_min", "related_max"];
 
 fn read(text: &str, schema: &Schema, fit: Fit) -> Result<Policy, Vec<PolicyProblem>> {
     let doc = DeTable::parse(text).map_err(|e| {
@@ -309,10 +322,14 @@ impl Checker<'_> {
             };
             let max_auto_per_run = limit("max_auto_per_run", p.max_auto_per_run);
             let max_auto_per_day = limit("max_auto_per_day", p.max_auto_per_day);
+            let submitters = st
+                .get("submitters")
+                .map(|v| self.strings(v, &format!("{what} submitters")));
             let sp = SourcePolicy {
                 autonomy: autonomy.unwrap_or(Autonomy::Supervised),
                 max_auto_per_run,
                 max_auto_per_day,
+                submitters,
             };
             out.insert(name.get_ref().to_string(), sp);
         }
@@ -421,7 +438,7 @@ impl Checker<'_> {
         self.known_keys(t, &r.label, RULE);
         let action = self.action(&r);
         let kinds = self.kinds(&r);
-        self.never_auto_merges(&r, action, &kinds);
+        self.never_auto(&r, action, &kinds);
         let mut rule = Rule {
             name: r.name.clone(),
             line: self.line(r.span.clone()),
@@ -437,6 +454,7 @@ impl Checker<'_> {
             record_eq: self.record_eq(&r),
             record_min: self.threshold(&r, "record_min"),
             record_max: self.threshold(&r, "record_max"),
+            related: self.related(&r),
             action: action.unwrap_or(Action::Review),
             approvers: self.approvers(&r, roles),
             gone: Vec::new(),
@@ -494,17 +512,32 @@ impl Checker<'_> {
         kinds
     }
 
-    /// Merges are never auto, and a policy that tries is refused.
-    fn never_auto_merges(&mut self, r: &RuleAt<'_, '_>, action: Option<Action>, kinds: &[Kind]) {
-        if action == Some(Action::Auto) && (kinds.contains(&Kind::Merge) || kinds.is_empty()) {
-            let at = r.t.get("kind").or(r.t.get("action"));
-            let span = at.map(|v| v.span()).unwrap_or(r.span.clone());
-            let msg = format!(
-                "{}: merges are never auto; give the rule a kind list without \"merge\"",
-                r.label
-            );
-            self.bad(span, msg);
+    /// Merges and owner changes are never auto, and a policy whose auto rule could match one is
+    /// refused: a rule without a kind list matches every kind.
+    fn never_auto(&mut self, r: &RuleAt<'_, '_>, action: Option<Action>, kinds: &[Kind]) {
+        if action != Some(Action::Auto) {
+            return;
         }
+        let never: Vec<Kind> = [Kind::Merge, Kind::Owner]
+            .into_iter()
+            .filter(|k| kinds.is_empty() || kinds.contains(k))
+            .collect();
+        let said = match never.as_slice() {
+            [] => return,
+            [Kind::Merge] => "merges are never auto; give the rule a kind list without \"merge\"",
+            [Kind::Owner] => {
+                "owner changes are never auto; give the rule a kind list without \"owner\""
+            }
+            _ if kinds.is_empty() => {
+                "merges are never auto, nor are owner changes; give the rule a kind list, like kind = [\"update\"]"
+            }
+            _ => {
+                "merges are never auto, nor are owner changes; give the rule a kind list without \"merge\" and \"owner\""
+            }
+        };
+        let at = r.t.get("kind").or(r.t.get("action"));
+        let span = at.map(|v| v.span()).unwrap_or(r.span.clone());
+        self.bad(span, format!("{}: {said}", r.label));
     }
 
     fn current(&mut self, r: &RuleAt<'_, '_>) -> Option<Current> {
@@ -525,12 +558,18 @@ impl Checker<'_> {
     }
 
     fn record_eq(&mut self, r: &RuleAt<'_, '_>) -> Vec<(String, Value)> {
-        let Some(t) =
-            r.t.get("record")
-                .and_then(|v| self.table(v, &r.what("record")))
-        else {
-            return Vec::new();
-        };
+        match r
+            .t
+            .get("record")
+            .and_then(|v| self.table(v, &r.what("record")))
+        {
+            Some(t) => self.equalities(t, &r.what("record")),
+            None => Vec::new(),
+        }
+    }
+
+    /// `{ field = value, ... }`: what each field must equal.
+    fn equalities(&mut self, t: &DeTable<'_>, what: &str) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         for (k, v) in t.iter() {
             let value = match v.get_ref() {
@@ -546,7 +585,7 @@ impl Checker<'_> {
                 Some(value) => out.push((k.get_ref().to_string(), value)),
                 None => self.wrong_type(
                     v,
-                    &r.what(&format!("record.{}", k.get_ref())),
+                    &format!("{what}.{}", k.get_ref()),
                     "a string, number or boolean",
                 ),
             }
@@ -555,14 +594,54 @@ impl Checker<'_> {
     }
 
     fn threshold(&mut self, r: &RuleAt<'_, '_>, key: &str) -> Vec<(String, f64)> {
-        let Some(t) = r.t.get(key).and_then(|v| self.table(v, &r.what(key))) else {
-            return Vec::new();
-        };
+        match r.t.get(key).and_then(|v| self.table(v, &r.what(key))) {
+            Some(t) => self.thresholds(t, &r.what(key)),
+            None => Vec::new(),
+        }
+    }
+
+    /// `{ field = number, ... }`: numeric thresholds.
+    fn thresholds(&mut self, t: &DeTable<'_>, what: &str) -> Vec<(String, f64)> {
         let mut out = Vec::new();
         for (k, v) in t.iter() {
-            let what = r.what(&format!("{key}.{}", k.get_ref()));
-            if let Some(n) = self.number(v, &what) {
+            if let Some(n) = self.number(v, &format!("{what}.{}", k.get_ref())) {
                 out.push((k.get_ref().to_string(), n));
+            }
+        }
+        out
+    }
+
+    /// `related = { TABLE = { field = value } }` and `related_min`/`related_max` of the same
+    /// shape, gathered by table.
+    fn related(&mut self, r: &RuleAt<'_, '_>) -> Vec<RelatedCondition> {
+        let mut out: Vec<RelatedCondition> = Vec::new();
+        for key in RELATED {
+            let Some(t) = r.t.get(key).and_then(|v| self.table(v, &r.what(key))) else {
+                continue;
+            };
+            for (table, conds) in t.iter() {
+                let object = table.get_ref().to_string();
+                let what = r.what(&format!("{key}.{object}"));
+                let Some(ct) = self.table(conds, &what) else {
+                    continue;
+                };
+                let at = match out.iter().position(|c| c.object == object) {
+                    Some(i) => i,
+                    None => {
+                        out.push(RelatedCondition {
+                            object,
+                            eq: Vec::new(),
+                            min: Vec::new(),
+                            max: Vec::new(),
+                        });
+                        out.len() - 1
+                    }
+                };
+                match key {
+                    "related" => out[at].eq = self.equalities(ct, &what),
+                    "related_min" => out[at].min = self.thresholds(ct, &what),
+                    _ => out[at].max = self.thresholds(ct, &what),
+                }
             }
         }
         out
@@ -633,6 +712,7 @@ impl Checker<'_> {
         retain_by(&mut rule.record_eq, &eq);
         retain_by(&mut rule.record_min, &min);
         retain_by(&mut rule.record_max, &max);
+        self.check_related(r, rule);
     }
 
     /// Whether column `f` (named under `key`) exists on some object the rule can apply to.
@@ -687,6 +767,85 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+}
+
+impl Checker<'_> {
+    /// Checks the tables and fields a rule's related conditions name, and that an object the
+    /// rule applies to references each table: otherwise the condition could never hold. In the
+    /// policy in force, a table or field that is gone is marked and its conditions left out.
+    fn check_related(&mut self, r: &RuleAt<'_, '_>, rule: &mut Rule) {
+        let schema = self.schema;
+        let mut conds = std::mem::take(&mut rule.related);
+        conds.retain_mut(|c| {
+            let span = RELATED
+                .iter()
+                .filter_map(|k| r.t.get(*k))
+                .find(|v| {
+                    v.get_ref()
+                        .as_table()
+                        .is_some_and(|t| t.get(&*c.object).is_some())
+                })
+                .map(|v| v.span())
+                .unwrap_or(r.span.clone());
+            let Some(table) = schema.object(&c.object) else {
+                let hint = suggestion_suffix(&c.object, schema.objects.keys().map(String::as_str));
+                let msg = format!(
+                    "{}: related table \"{}\" does not exist in the store{hint}",
+                    r.label, c.object
+                );
+                self.missing(span, msg, rule, c.object.clone());
+                return false;
+            };
+            let mut known = |f: &str, rule: &mut Rule| {
+                if table.column(f).is_some() {
+                    return true;
+                }
+                let hint = suggestion_suffix(f, table.column_names());
+                let msg = format!(
+                    "{}: related field \"{f}\" is not a field of {}{hint}",
+                    r.label, c.object
+                );
+                self.missing(span.clone(), msg, rule, format!("{}.{f}", c.object));
+                false
+            };
+            c.eq.retain(|(f, _)| known(f, rule));
+            c.min.retain(|(f, _)| known(f, rule));
+            c.max.retain(|(f, _)| known(f, rule));
+            self.referenced(r, rule, &c.object, span.clone());
+            true
+        });
+        rule.related = conds;
+    }
+
+    /// A problem in a new policy when no object the rule applies to has a foreign key to `table`.
+    fn referenced(&mut self, r: &RuleAt<'_, '_>, rule: &Rule, table: &str, span: Range<usize>) {
+        if self.fit == Fit::InForce {
+            return;
+        }
+        let schema = self.schema;
+        let mut objects: Vec<&Object> = rule
+            .objects
+            .iter()
+            .filter_map(|o| schema.object(o))
+            .collect();
+        if rule.objects.is_empty() {
+            objects = schema.objects.values().collect();
+        }
+        let refers = |o: &&Object| {
+            o.columns
+                .iter()
+                .any(|c| c.foreign_key.as_ref().is_some_and(|fk| fk.table == table))
+        };
+        if objects.is_empty() || objects.iter().any(refers) {
+            return;
+        }
+        let msg = format!(
+            "{}: no object the rule applies to ({}) references {table} by a foreign key, so its related condition could never hold",
+            r.label,
+            rule.objects.join(", ")
+        );
+        self.bad(span, msg);
     }
 }
 

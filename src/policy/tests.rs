@@ -1,5 +1,6 @@
 use super::*;
-use crate::schema::{Affinity, Column, Object, Schema};
+use crate::model::Related;
+use crate::schema::{Affinity, Column, ForeignKey, Object, Schema};
 
 const DEMO: &str = include_str!("../../fixtures/policy/demo.toml");
 const DEFAULT: &str = include_str!("../../fixtures/policy/default.toml");
@@ -18,7 +19,10 @@ fn schema() -> Schema {
                 not_null: false,
                 has_default: false,
                 primary_key: *n == "id",
-                foreign_key: None,
+                foreign_key: (*n == "company_id").then(|| ForeignKey {
+                    table: "companies".into(),
+                    column: "id".into(),
+                }),
             })
             .collect(),
     };
@@ -35,6 +39,7 @@ fn schema() -> Schema {
                 ("sensitive", "INTEGER"),
                 ("legal_hold", "INTEGER"),
                 ("title", "TEXT"),
+                ("company_id", "TEXT"),
             ],
         ),
         obj(
@@ -55,6 +60,7 @@ fn schema() -> Schema {
                 ("amount", "INTEGER"),
                 ("stage", "TEXT"),
                 ("owner", "TEXT"),
+                ("company_id", "TEXT"),
             ],
         ),
     ] {
@@ -83,6 +89,7 @@ struct F {
     confidence: f64,
     record: Vec<(String, Value)>,
     other: Vec<(String, Value)>,
+    related: Vec<Related>,
 }
 
 impl Default for F {
@@ -101,6 +108,7 @@ impl Default for F {
                 ("legal_hold".into(), Value::Integer(0)),
             ],
             other: vec![],
+            related: vec![],
         }
     }
 }
@@ -128,6 +136,7 @@ fn decide_on(p: &Policy, f: &F, now: Situation) -> Decision {
             trigger: f.trigger,
             confidence: f.confidence,
             records: &records,
+            related: &f.related,
         },
         &now,
     )
@@ -140,7 +149,7 @@ fn text(s: &str) -> Value {
 #[test]
 fn the_spec_policies_parse() {
     let demo = policy(DEMO);
-    assert_eq!(demo.rules.len(), 9);
+    assert_eq!(demo.rules.len(), 11);
     assert_eq!(demo.source("clearbit").autonomy, Autonomy::Autonomous);
     assert_eq!(demo.source("sdr-agent").autonomy, Autonomy::Assistive);
     assert_eq!(demo.source("unknown").autonomy, Autonomy::Supervised);
@@ -639,26 +648,33 @@ fn auto_needs_autonomy_confidence_no_pause_and_room_in_the_limits() {
     }
 }
 
-#[test]
-fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
-    // Decide refuses auto for merges whatever the rules say (policy checks make this moot, but
-    // the decision does not rely on them).
+/// An auto rule for updates that also names `kind` (which a policy check would refuse), with
+/// clearbit autonomous: all an auto decision needs but for the kind.
+fn auto_rule_also_for(kind: Kind) -> Policy {
     let mut p = policy("[[rule]]\nname = \"a\"\nkind = [\"update\"]\naction = \"auto\"\n");
-    p.rules[0].kinds.push(Kind::Merge);
-    let merge = F {
-        kind: Kind::Merge,
-        field: None,
-        ..F::default()
-    };
-    let mut p2 = p.clone();
-    p2.sources.insert(
+    p.rules[0].kinds.push(kind);
+    p.sources.insert(
         "clearbit".into(),
         SourcePolicy {
             autonomy: Autonomy::Autonomous,
             max_auto_per_run: 10,
             max_auto_per_day: 10,
+            submitters: None,
         },
     );
+    p
+}
+
+#[test]
+fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
+    // Decide refuses auto for merges whatever the rules say (policy checks make this moot, but
+    // the decision does not rely on them).
+    let p2 = auto_rule_also_for(Kind::Merge);
+    let merge = F {
+        kind: Kind::Merge,
+        field: None,
+        ..F::default()
+    };
     let d = decide_on(&p2, &merge, Situation::default());
     assert_eq!(d.action, Action::Review);
     assert!(
@@ -666,6 +682,110 @@ fn a_merge_is_never_auto_even_from_a_rule_that_could_match_it() {
             .iter()
             .any(|w| w.contains("merges are never auto"))
     );
+}
+
+#[test]
+fn an_owner_change_is_never_auto_and_a_policy_that_tries_is_refused() {
+    for (text, words) in [
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"owner\"]\naction = \"auto\"\n",
+            "owner changes are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nkind = [\"update\", \"owner\"]\naction = \"auto\"\n",
+            "owner changes are never auto",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\naction = \"auto\"\n",
+            "nor are owner changes",
+        ),
+    ] {
+        let ps = problems(text);
+        assert!(
+            ps.iter().any(|p| p.line == 3 && p.message.contains(words)),
+            "{text}: {ps:?}"
+        );
+    }
+    // Decide refuses auto for owner changes whatever the rules say.
+    let p = auto_rule_also_for(Kind::Owner);
+    let owner = F {
+        kind: Kind::Owner,
+        field: Some("owner"),
+        ..F::default()
+    };
+    let d = decide_on(&p, &owner, Situation::default());
+    assert_eq!(d.action, Action::Review);
+    assert!(
+        d.why(&p)
+            .iter()
+            .any(|w| w.contains("owner changes are never auto"))
+    );
+}
+
+#[test]
+fn a_related_condition_holds_when_a_referenced_record_in_its_table_matches() {
+    let p = policy(
+        "[[rule]]\nname = \"hold\"\nrelated = { companies = { legal_hold = 1 } }\naction = \"block\"\n\n\
+         [[rule]]\nname = \"big\"\nobject = [\"contacts\"]\nrelated_min = { companies = { legal_hold = 2 } }\n\
+         related_max = { companies = { legal_hold = 3 } }\naction = \"review\"\n",
+    );
+    let company = |hold: i64| Related {
+        object: "companies".into(),
+        fields: vec![
+            ("id".into(), text("co-1")),
+            ("legal_hold".into(), Value::Integer(hold)),
+        ],
+    };
+    let with = |related: Vec<Related>| {
+        decide_on(
+            &p,
+            &F {
+                related,
+                ..F::default()
+            },
+            Situation::default(),
+        )
+    };
+    assert_eq!(with(vec![company(1)]).action, Action::Block);
+    assert_eq!(with(vec![company(1)]).rules, ["hold"]);
+    assert_eq!(with(vec![company(0)]).rules, Vec::<String>::new());
+    assert_eq!(with(vec![]).rules, Vec::<String>::new());
+    assert_eq!(with(vec![company(2)]).rules, ["big"]);
+    assert_eq!(with(vec![company(4)]).rules, Vec::<String>::new());
+    // A record of another table with the same field is not the company.
+    let other = Related {
+        object: "deals".into(),
+        fields: vec![("legal_hold".into(), Value::Integer(1))],
+    };
+    assert_eq!(with(vec![other]).rules, Vec::<String>::new());
+    // The table and fields are checked, and the table must be one the rule's objects reference.
+    for (text, words) in [
+        (
+            "[[rule]]\nname = \"x\"\nrelated = { companys = { tier = \"a\" } }\naction = \"block\"\n",
+            "related table \"companys\" does not exist in the store (did you mean \"companies\"?)",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nrelated = { companies = { teir = \"a\" } }\naction = \"block\"\n",
+            "related field \"teir\" is not a field of companies (did you mean \"tier\"?)",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nobject = [\"companies\"]\nrelated = { companies = { tier = \"a\" } }\naction = \"block\"\n",
+            "no object the rule applies to (companies) references companies",
+        ),
+        (
+            "[[rule]]\nname = \"x\"\nrelated_min = { companies = { tier = \"a\" } }\naction = \"block\"\n",
+            "related_min.companies.tier must be a number",
+        ),
+    ] {
+        let ps = problems(text);
+        assert!(
+            ps.iter().any(
+                |p| text.lines().nth(p.line - 1).unwrap().starts_with("related")
+                    && p.message.contains(words)
+            ),
+            "{text}: {ps:?}"
+        );
+    }
 }
 
 #[test]
@@ -852,7 +972,13 @@ fn a_rule_naming_a_dropped_column_is_kept_in_force_and_lets_nothing_it_could_mat
     // The policy in force is read; the rule is marked, and says why.
     let p = parse_in_force(DEMO, &dropped).expect("the policy in force is read");
     let gone: Vec<&str> = p.unevaluable().map(|r| r.name.as_str()).collect();
-    assert_eq!(gone, ["high-value-accounts"]);
+    assert_eq!(
+        gone,
+        [
+            "high-value-accounts",
+            "enterprise-accounts-people-and-deals"
+        ]
+    );
     let company = F {
         source: "clearbit",
         object: "companies",

@@ -203,6 +203,11 @@ ALTER TABLE crmgate_proposals DROP COLUMN rules_shared;
 ALTER TABLE crmgate_proposals DROP COLUMN target_key;
 DROP TABLE crmgate_shared_texts;
 "#,
+    // 10: every event records the OS user who ran the command beside the name it acted as
+    // (`--as`). Events written before have none; the hash covers it only where it is set.
+    r#"
+ALTER TABLE crmgate_events ADD COLUMN os_user TEXT;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist. They belong to the

@@ -321,7 +321,7 @@ impl Store {
     }
 }
 
-const EVENT_COLUMNS: &str = "seq, at, actor, actor_kind, action, proposal_id, change_id, run_id, object, record, field, prev_value, new_value, source, confidence, rules, policy_version, approver, detail, prev_hash, hash";
+const EVENT_COLUMNS: &str = "seq, at, actor, actor_kind, action, proposal_id, change_id, run_id, object, record, field, prev_value, new_value, source, confidence, rules, policy_version, approver, detail, prev_hash, hash, os_user";
 
 fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
@@ -346,6 +346,7 @@ fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         detail: r.get(18)?,
         prev_hash: r.get(19)?,
         hash: r.get(20)?,
+        os_user: r.get(21)?,
     })
 }
 
@@ -408,7 +409,7 @@ impl Writer<'_> {
     fn insert_event(&self, row: &EventRow) -> Result<()> {
         static INSERT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+                "INSERT INTO crmgate_events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
             )
         });
         let mut stmt = self.prepared(&INSERT).map_err(db_err)?;
@@ -434,6 +435,7 @@ impl Writer<'_> {
             row.detail,
             row.prev_hash,
             row.hash,
+            row.os_user,
         ])
         .map_err(db_err)?;
         Ok(())
@@ -478,6 +480,7 @@ fn event_row(ev: NewEvent, seq: i64, now: &str, prev_hash: String) -> EventRow {
         },
         prev_hash,
         hash: String::new(),
+        os_user: Some(crate::actor::os_user().to_string()),
     }
 }
 

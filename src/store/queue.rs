@@ -427,7 +427,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT source, count(*), sum(decision = 'auto'), sum(decision = 'review'),
-                        sum(decision = 'suggest'), sum(decision = 'block'), sum(state = 'applied')
+                        sum(decision = 'suggest'), sum(decision = 'block'), sum(state = 'applied'),
+                        sum(state = 'reverted'), sum(state = 'conflict')
                  FROM crmgate_proposals GROUP BY source ORDER BY source",
             )
             .map_err(db_err)?;
@@ -442,6 +443,8 @@ impl Store {
                 suggest: n(4).map_err(db_err)?,
                 block: n(5).map_err(db_err)?,
                 applied: n(6).map_err(db_err)?,
+                reverted: n(7).map_err(db_err)?,
+                conflicts: n(8).map_err(db_err)?,
                 ..Default::default()
             });
         }
@@ -520,13 +523,20 @@ impl Writer<'_> {
     pub fn recent_human_decisions(&self, source: &str, n: u32) -> Result<Vec<bool>> {
         let mut stmt = self
             .prepared(
-                "SELECT e.action = 'reject' FROM crmgate_events e
-                 JOIN crmgate_proposals p ON p.id = e.proposal_id
-                 WHERE p.source = ?1 AND e.actor_kind = 'human'
-                   AND e.action IN ('approve', 'reject', 'edit') AND NOT
-                       EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
-                               AND u.action = 'undo' AND u.seq > e.seq)
-                 ORDER BY e.seq DESC LIMIT ?2",
+                "SELECT rejected FROM (
+                   SELECT e.seq, e.action = 'reject' AS rejected FROM crmgate_events e
+                   JOIN crmgate_proposals p ON p.id = e.proposal_id
+                   WHERE p.source = ?1 AND e.actor_kind = 'human'
+                     AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                         EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                                 AND u.action = 'undo' AND u.seq > e.seq)
+                   UNION ALL
+                   -- A revert of what was applied counts as a rejection, at its latest revert.
+                   SELECT max(e.seq), 1 FROM crmgate_events e
+                   JOIN crmgate_proposals p ON p.id = e.proposal_id
+                   WHERE p.source = ?1 AND p.state = 'reverted' AND e.action = 'revert'
+                   GROUP BY p.id)
+                 ORDER BY seq DESC LIMIT ?2",
             )
             .map_err(db_err)?;
         stmt.query_map(rusqlite::params![source, n], |r| r.get(0))

@@ -2,10 +2,9 @@
 //! the same way by `policy test` (from the store) and by `policy set` (inside its transaction),
 //! and the new decision written back.
 
-use super::{Pause, Replay, Store, Writer, db_err, value_from};
+use super::{Pause, ReadRecords, Replay, Store, Writer, db_err, value_from};
 use crate::error::Result;
-use crate::model::{State, Value};
-use crate::schema::{Object, Schema};
+use crate::model::State;
 
 /// Proposals whose decision is still the policy's: waiting for a person (pending, suggested),
 /// blocked, or approved by the policy itself and not yet applied. A person's approval or
@@ -18,67 +17,93 @@ const UNDECIDED: &str = "SELECT id, source, ext_id, kind, object, record, field,
      ORDER BY id";
 
 /// What a replay reads: the store, or a write transaction that will act on what it finds.
-pub trait Replaying {
-    fn schema(&self) -> &Schema;
+pub trait Replaying: ReadRecords {
     fn pauses(&self) -> Result<Vec<Pause>>;
-    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>>;
     /// Calls `f` with every proposal no person has decided yet, in id order.
     fn for_each_undecided(&self, f: &mut dyn FnMut(Replay) -> Result<()>) -> Result<()>;
+    /// Every proposal a person approved that is not applied yet, with its approver.
+    fn human_approvals(&self) -> Result<Vec<(Replay, String)>>;
 }
 
-fn for_each(conn: &rusqlite::Connection, f: &mut dyn FnMut(Replay) -> Result<()>) -> Result<()> {
-    let mut stmt = conn.prepare(UNDECIDED).map_err(db_err)?;
+/// Proposals a person approved that are not applied yet, each with its approver: the actor of
+/// the latest approve or edit on it.
+const HUMAN_APPROVALS: &str =
+    "SELECT id, source, ext_id, kind, object, record, field, value, merge_into,
+        coalesce(confidence, stated_confidence, 0.5), trigger, decision,
+        (SELECT e.actor FROM crmgate_events e
+          WHERE e.proposal_id = p.id AND e.actor_kind = 'human' AND e.action IN ('approve', 'edit')
+          ORDER BY e.seq DESC LIMIT 1)
+     FROM crmgate_proposals p
+     WHERE state = 'approved' AND coalesce(decision, '') <> 'auto'
+     ORDER BY id";
+
+fn human_approvals(conn: &rusqlite::Connection) -> Result<Vec<(Replay, String)>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(HUMAN_APPROVALS).map_err(db_err)?;
     let mut rows = stmt.query([]).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {
-        let replay = (|| -> rusqlite::Result<Replay> {
-            Ok(Replay {
-                id: r.get(0)?,
-                source: r.get(1)?,
-                ext_id: r.get(2)?,
-                kind: r.get(3)?,
-                object: r.get(4)?,
-                record: r.get(5)?,
-                field: r.get(6)?,
-                value: value_from(r.get_ref(7)?),
-                merge_into: r.get(8)?,
-                confidence: r.get(9)?,
-                trigger: r.get(10)?,
-                decision: r.get(11)?,
-            })
-        })()
-        .map_err(db_err)?;
+        let approver: Option<String> = r.get(12).map_err(db_err)?;
+        if let Some(approver) = approver {
+            out.push((replay_of(r).map_err(db_err)?, approver));
+        }
+    }
+    Ok(out)
+}
+
+/// A proposal row read as a [`Replay`], from its first twelve columns in the order of
+/// [`UNDECIDED`].
+pub(super) fn replay_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Replay> {
+    Ok(Replay {
+        id: r.get(0)?,
+        source: r.get(1)?,
+        ext_id: r.get(2)?,
+        kind: r.get(3)?,
+        object: r.get(4)?,
+        record: r.get(5)?,
+        field: r.get(6)?,
+        value: value_from(r.get_ref(7)?),
+        merge_into: r.get(8)?,
+        confidence: r.get(9)?,
+        trigger: r.get(10)?,
+        decision: r.get(11)?,
+    })
+}
+
+fn for_each(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    f: &mut dyn FnMut(Replay) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn.prepare(sql).map_err(db_err)?;
+    let mut rows = stmt.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        let replay = replay_of(r).map_err(db_err)?;
         f(replay)?;
     }
     Ok(())
 }
 
 impl Replaying for Store {
-    fn schema(&self) -> &Schema {
-        Store::schema(self)
-    }
     fn pauses(&self) -> Result<Vec<Pause>> {
         Store::pauses(self)
     }
-    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        Store::record_row(self, obj, record)
-    }
     fn for_each_undecided(&self, f: &mut dyn FnMut(Replay) -> Result<()>) -> Result<()> {
-        for_each(&self.conn, f)
+        for_each(&self.conn, UNDECIDED, f)
+    }
+    fn human_approvals(&self) -> Result<Vec<(Replay, String)>> {
+        human_approvals(&self.conn)
     }
 }
 
 impl Replaying for Writer<'_> {
-    fn schema(&self) -> &Schema {
-        Writer::schema(self)
-    }
     fn pauses(&self) -> Result<Vec<Pause>> {
         Writer::pauses(self)
     }
-    fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
-        Writer::record_row(self, obj, record)
-    }
     fn for_each_undecided(&self, f: &mut dyn FnMut(Replay) -> Result<()>) -> Result<()> {
-        for_each(&self.tx, f)
+        for_each(&self.tx, UNDECIDED, f)
+    }
+    fn human_approvals(&self) -> Result<Vec<(Replay, String)>> {
+        human_approvals(&self.tx)
     }
 }
 

@@ -105,6 +105,9 @@ impl Snapshot {
             .conn
             .prepare_cached(
                 "SELECT coalesce(sum(e.action IN ('approve', 'edit')), 0), coalesce(sum(e.action = 'reject'), 0)
+                        -- A proposal applied and then reverted counts as a rejection.
+                        + (SELECT count(*) FROM crmgate_proposals r WHERE r.source = ?1
+                           AND r.kind = ?2 AND r.field IS ?3 AND r.state = 'reverted')
                  FROM crmgate_events e JOIN crmgate_proposals p ON p.id = e.proposal_id
                  WHERE p.source = ?1 AND p.kind = ?2 AND p.field IS ?3
                    AND e.actor_kind = 'human' AND e.action IN ('approve', 'reject', 'edit') AND NOT
