@@ -24,7 +24,7 @@ fn long_queue() -> Env {
     let policy = std::fs::read_to_string(fixture("policy/demo.toml"))
         .unwrap()
         .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
-    let p = env.write("policy.toml", policy);
+    let p = env.write("policy.toml", common::with_test_admins(&policy));
     env.cmd(&["policy", "set", p.to_str().unwrap()])
         .assert()
         .success();
@@ -102,7 +102,7 @@ fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahea
             "[sources.sdr-agent]",
             "[sources.apollo]\nautonomy = \"autonomous\"\n\n[sources.sdr-agent]",
         );
-    let p = env.write("policy2.toml", policy);
+    let p = env.write("policy2.toml", common::with_test_admins(&policy));
     env.cmd(&["--as", "alice", "policy", "set", p.to_str().unwrap()])
         .assert()
         .success();
@@ -259,7 +259,7 @@ fn a_dry_run_goes_through_every_check_and_changes_nothing() {
         .success()
         .stdout(predicate::str::contains("would apply"))
         .stderr(predicate::str::contains(
-            "dry run: 6 applied; nothing was changed",
+            "dry run: 5 applied; nothing was changed",
         ));
     assert_eq!(
         sha256_of(&env.db()),
@@ -269,7 +269,7 @@ fn a_dry_run_goes_through_every_check_and_changes_nothing() {
 }
 
 /// The demo store after alice approves apollo:ap-1 and sdr-agent:sdr-304, which wait for a
-/// human: eight proposals then stand approved. Returns the CRM dump from before any apply.
+/// human: seven proposals then stand approved. Returns the CRM dump from before any apply.
 fn demo_with_human_approvals(env: &Env) -> String {
     env.cmd(&["init", "--demo"]).assert().success();
     env.cmd(&[
@@ -291,7 +291,7 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
     env.cmd(&["apply"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("run 1: 8 applied"));
+        .stderr(predicate::str::contains("run 1: 7 applied"));
     let applied = crm_dump(&env);
     assert_ne!(applied, original);
     let phone: Option<String> = env
@@ -305,10 +305,10 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
         Some("+1 415 555 0142"),
         "clearbit:cb-101 was applied"
     );
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 8);
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 7);
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"),
-        8
+        7
     );
     env.cmd(&["revert", "--run", "1"]).assert().success();
     assert_eq!(
@@ -318,7 +318,7 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
     );
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
-        8
+        7
     );
     env.cmd(&["revert", "--run", "1"])
         .assert()
@@ -337,17 +337,17 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
 fn a_run_in_chunks_is_one_run_and_reverts_as_one() {
     let env = Env::new();
     let original = demo_with_human_approvals(&env);
-    // Three proposals per transaction: eight proposals take three chunks.
+    // Three proposals per transaction: seven proposals take three chunks.
     env.cmd(&["apply"])
         .env("CRMGATE_APPLY_CHUNK", "3")
         .assert()
         .success()
-        .stderr(predicate::str::contains("run 1: 8 applied"));
+        .stderr(predicate::str::contains("run 1: 7 applied"));
     assert_eq!(
         env.count("SELECT count(DISTINCT run_id) FROM crmgate_changes"),
         1
     );
-    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 8);
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 7);
     env.cmd(&["revert", "--run", "1"]).assert().success();
     assert_eq!(crm_dump(&env), original);
     env.cmd(&["audit", "verify"]).assert().success();
@@ -808,7 +808,7 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
     env.cmd(&["apply", "--dry-run", "--plan-out", plan.to_str().unwrap()])
         .assert()
         .success()
-        .stderr(predicate::str::contains("plan of 6 changes saved"));
+        .stderr(predicate::str::contains("plan of 5 changes saved"));
     // Something approved after the plan was made is not in it.
     env.cmd(&["--as", "alice", "approve", "apollo:ap-1"])
         .assert()
@@ -818,7 +818,7 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
         .success();
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_changes"),
-        6,
+        5,
         "exactly the plan"
     );
     assert_eq!(

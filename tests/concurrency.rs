@@ -167,7 +167,7 @@ fn two_apply_runs_at_once_apply_each_proposal_once() {
     ))
     .unwrap()
     .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
-    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("policy.toml"), common::with_test_admins(&policy)).unwrap();
     assert_eq!(
         run(crmgate(&db, "admin")
             .args(["policy", "set"])

@@ -55,7 +55,7 @@ fn base_store(dir: &Path, n: usize) -> std::path::PathBuf {
         .unwrap()
         .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 1000000 ")
         .replace("max_auto_per_day = 10000", "max_auto_per_day = 1000000");
-    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("policy.toml"), common::with_test_admins(&policy)).unwrap();
     run_ok(
         crmgate(&db)
             .args(["policy", "set"])

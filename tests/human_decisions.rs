@@ -188,7 +188,10 @@ fn a_source_with_20_rejections_in_its_last_50_decisions_is_paused_by_the_breaker
     let ids: Vec<String> = {
         let conn = env.conn();
         let mut stmt = conn
-            .prepare("SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 50")
+            .prepare(
+                "SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 AND coalesce(company_id, '')
+                 NOT IN (SELECT id FROM companies WHERE legal_hold = 1) ORDER BY id LIMIT 50",
+            )
             .unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()

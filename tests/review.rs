@@ -133,7 +133,7 @@ fn store(proposals: &str) -> Store {
         s.run("alice", &["import", t, &fixture(&format!("crm/{t}.csv"))]);
     }
     let policy = s.dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, common::with_test_admins(POLICY)).unwrap();
     s.run("tester", &["policy", "set", policy.to_str().unwrap()]);
     // A record value carrying terminal escapes: it must be shown, not obeyed.
     s.conn()

@@ -397,7 +397,7 @@ pub fn decide_again(
         id: p.id,
         source: p.source.clone(),
         ext_id: p.ext_id.clone(),
-        kind: p.kind.clone(),
+        kind: p.kind,
         object: p.object.clone(),
         record: p.record.clone(),
         field: p.field.clone(),
@@ -405,7 +405,7 @@ pub fn decide_again(
         merge_into: p.merge_into.clone(),
         confidence: p.confidence.or(p.stated_confidence).unwrap_or(0.5),
         trigger: p.trigger.clone(),
-        decision: p.decision.clone(),
+        decision: p.decision,
     };
     redecide(store, policy, &r, &Situation::default())
 }

@@ -1,5 +1,5 @@
 //! The harness every integration test shares: the `crmgate` binary in a controlled environment
-//! (no inherited store or settings, no colour; fixed time and user where a test reads them), a
+//! (no inherited store or settings, no colour; fixed time; acting as the OS user running the tests), a
 //! scratch directory with its own store, and dumps of a store to compare whole.
 //!
 //! Each test file is its own crate and uses part of this, so what one file leaves unused is fine.
@@ -34,6 +34,27 @@ pub fn crmgate() -> std::process::Command {
     c.env("NO_COLOR", "1");
     c.env("COLUMNS", "400");
     c
+}
+
+/// The OS user running the tests, as crmgate names it on every event.
+pub fn os_user() -> &'static str {
+    crmgate::actor::os_user()
+}
+
+/// `text`, a policy, with the OS user running the tests added to its `[roles]` as an admin. The
+/// harness acts as that OS user unless a test says `--as`; with `[roles]` set, crmgate lets an OS
+/// user act as a named person (`--as alice`) only when it holds admin, as `sudo -u` needs root,
+/// and an actor holding no role decides nothing. Tests of those refusals act `--as` a person the
+/// policy names without admin.
+pub fn with_test_admins(text: &str) -> String {
+    let line = format!("\"{}\" = [\"admin\"]\n", os_user());
+    match text.find("\n[roles]") {
+        Some(i) => {
+            let at = text[i + 1..].find('\n').map_or(text.len(), |j| i + 2 + j);
+            format!("{}{line}{}", &text[..at], &text[at..])
+        }
+        None => format!("{text}\n[roles]\n{line}"),
+    }
 }
 
 /// A path under `fixtures/`.
@@ -71,11 +92,24 @@ impl Env {
         p
     }
 
+    /// A policy file in the scratch directory: `text` with the test admins (see
+    /// [`with_test_admins`]), so that the tests may act as the people it names.
+    pub fn policy(&self, name: &str, text: &str) -> String {
+        self.write(name, with_test_admins(text))
+            .display()
+            .to_string()
+    }
+
+    /// A policy from `fixtures/policy/`, with the test admins: see [`Env::policy`].
+    pub fn fixture_policy(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(fixture(&format!("policy/{name}"))).expect("fixture");
+        self.policy(name, &text)
+    }
+
     /// `crmgate --db <store> ARGS` with a controlled environment, run in the scratch directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::from_std(crmgate());
         c.current_dir(self.dir.path())
-            .env("CRMGATE_USER", "tester")
             .env("CRMGATE_NOW", NOW)
             .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
             .arg("--db")
