@@ -66,6 +66,11 @@ pub struct FileReport {
     pub rejected: u64,
     /// Proposals whose `expected` already differs from the record: they will conflict at apply.
     pub stale: u64,
+    /// Why the file was set aside whole (`line N: why`): it could not be read to its end, and
+    /// none of its rows were queued.
+    pub set_aside: Option<String>,
+    /// Where the file was moved, when the run was asked to archive what it read.
+    pub archived_to: Option<String>,
 }
 
 /// What a run did: a line per file and totals, however many rows it read.
@@ -77,6 +82,10 @@ pub struct Report {
     pub superseded: u64,
     pub rejected: u64,
     pub stale: u64,
+    /// Files set aside whole.
+    pub set_aside: u64,
+    /// Files that could not be archived, and why; they stay where they were.
+    pub not_archived: Vec<String>,
     /// New proposals by kind.
     pub by_kind: Vec<(String, u64)>,
     /// New proposals by the policy's decision.
@@ -100,6 +109,21 @@ pub fn propose(store: &mut Store, req: &Request<'_>) -> Result<Report> {
     Ok(report)
 }
 
+/// [`propose`], then, once the run has committed, every file it read moved into `archive`
+/// (a file set aside whole into its `failed/`), so the next run over the same inbox does not
+/// read it again. A file that cannot be moved stays where it was, named in `not_archived`.
+pub fn propose_and_archive(
+    store: &mut Store,
+    req: &Request<'_>,
+    archive: Option<&Path>,
+) -> Result<Report> {
+    let mut report = propose(store, req)?;
+    if let Some(dir) = archive {
+        super::archive::archive(req.inputs, &mut report, dir);
+    }
+    Ok(report)
+}
+
 /// The rejects file, written beside its destination and moved into place only when the run
 /// commits, so a failed run never leaves a half-written one.
 struct Rejects {
@@ -114,7 +138,10 @@ impl Rejects {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // The temporary file's own name would only confuse: the error names the rejects file.
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::io(path, std::io::Error::from(e.kind())))?;
         let mut writer = csv::Writer::from_writer(tmp.reopen().map_err(|e| Error::io(path, e))?);
         writer
             .write_record(rejects_header())
@@ -233,6 +260,13 @@ impl<'a, 's> Run<'a, 's> {
         Ok(())
     }
 
+    /// Forgets the rows of file `file` counted as rejected so far (the file is set aside whole).
+    pub fn uncount_rejects(&mut self, file: usize) {
+        let report = &mut self.files[file].report;
+        self.rejected -= report.rejected;
+        report.rejected = 0;
+    }
+
     /// Ends a run that succeeds, once every row is queued: a file that queued nothing leaves
     /// no trace; every other gets its counts and an `ingest` event.
     fn finish(mut self, tally: Tally) -> Result<Report> {
@@ -251,6 +285,7 @@ impl<'a, 's> Run<'a, 's> {
             report.duplicates += f.report.duplicates;
             report.superseded += f.report.superseded;
             report.rejected += f.report.rejected;
+            report.set_aside += u64::from(f.report.set_aside.is_some());
         }
         report.files = self.files.into_iter().map(|f| f.report).collect();
         report.stale = tally.stale;

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use super::check::{COLUMNS, Checked};
 use super::proposals::{FileReport, FileRun, Run};
 use super::{FileSummary, Input, read_rows};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::schema::Schema;
 
 /// Rows are handed from the reading thread to the staging one this many at a time.
@@ -21,8 +21,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 
 impl Run<'_, '_> {
     /// Reads `input` to the end, staging each row that passes its checks and rejecting the
-    /// others. A file that cannot be read to the end (a bad header, a broken JSON array) ends
-    /// the run: it is never partly ingested.
+    /// others. A file that cannot be read to the end (a bad header, a broken JSON array) is
+    /// never partly ingested: it ends the run, or with `skip_invalid` it is set aside whole.
     pub(super) fn stage_file(&mut self, input: &Input) -> Result<()> {
         let name = input.display_name();
         let ingest_id = self
@@ -52,10 +52,24 @@ impl Run<'_, '_> {
         })?;
         (req.progress)(input, summary.bytes);
         self.files[file].report.sha256 = summary.sha256;
-        if summary.fatal.is_some() {
-            return Err(self.error(summary.fatal));
+        match summary.fatal {
+            Some(fatal) if self.req.skip_invalid => self.set_aside(file, fatal),
+            Some(fatal) => Err(self.error(Some(fatal))),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Sets aside file `file`, which could not be read to its end: its staged rows are
+    /// dropped, and the rejects file names it with the line where reading failed and why. The
+    /// rows it rejected before are left in the rejects file, but the file counts as one.
+    fn set_aside(&mut self, file: usize, fatal: Problem) -> Result<()> {
+        let f = &mut self.files[file];
+        self.staged -= self.w.unstage_ingest(f.ingest_id)?;
+        self.uncount_rejects(file);
+        let f = &mut self.files[file];
+        f.report.set_aside = Some(format!("line {}: {}", fatal.line, fatal.message));
+        let message = format!("the whole file was set aside: {}", fatal.message);
+        self.reject(file, fatal.line, message, None)
     }
 
     /// Stages the good rows of each batch that comes in and rejects the bad ones.

@@ -131,6 +131,18 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
+    /// Drops the rows staged from one ingest (a file set aside whole); returns how many.
+    pub fn unstage_ingest(&self, ingest_id: i64) -> Result<u64> {
+        let n = self
+            .tx
+            .execute(
+                "DELETE FROM temp.crmgate_stage WHERE ingest_id = ?1",
+                [ingest_id],
+            )
+            .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
     /// Marks a staged row as not to be queued (see [`Writer::for_each_staged`]); false if it
     /// was already.
     pub fn skip_staged(&self, sid: i64) -> Result<bool> {
