@@ -10,6 +10,7 @@ mod json_rows;
 mod judge;
 pub mod proposals;
 mod queue;
+pub mod requeue;
 mod stage;
 
 use std::fs::File;

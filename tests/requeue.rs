@@ -1,0 +1,266 @@
+//! `requeue`: a conflicted or failed proposal proposed again against the record as it is now,
+//! decided again, the old one superseded with a link to the new; and the refusals that name
+//! what to do instead.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const HEADER: &str =
+    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+
+/// A scratch directory with a store holding the bundled companies and contacts.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        env.cmd(&["init"]).assert().success();
+        for t in ["companies", "contacts"] {
+            let f = Path::new(ROOT).join(format!("fixtures/crm/{t}.csv"));
+            env.cmd(&["import", t, f.to_str().unwrap()])
+                .assert()
+                .success();
+        }
+        env
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("crmgate").expect("binary");
+        c.current_dir(self.dir.path())
+            .env_remove("CRMGATE_DB")
+            .env("CRMGATE_USER", "alice")
+            .env("CRMGATE_NOW", "2026-12-01T09:00:00Z")
+            .env("NO_COLOR", "1")
+            .args(["--db", "crm.db"])
+            .args(args);
+        c
+    }
+
+    fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("crm.db")).unwrap()
+    }
+
+    fn exec(&self, sql: &str) {
+        self.conn().execute_batch(sql).unwrap();
+    }
+
+    /// Each row of `sql`, its columns as text joined by `|`.
+    fn query(&self, sql: &str) -> Vec<String> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            let cells: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => "null".to_string(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                    rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+        out
+    }
+
+    /// Proposes `rows` from `name`.
+    fn propose(&self, name: &str, rows: &str) {
+        std::fs::write(self.dir.path().join(name), format!("{HEADER}{rows}")).unwrap();
+        self.cmd(&["propose", name]).assert().success();
+    }
+
+    /// vendor:p-1 (c-1001's title, expecting "General Counsel") and vendor:p-2 (c-1002's
+    /// title), approved, then both titles changed behind crmgate's back and applied: both
+    /// conflict.
+    fn two_conflicts(&self) {
+        self.propose(
+            "a.csv",
+            "p-1,vendor,update,contacts,c-1001,title,CFO,,0.9,General Counsel,,\n\
+             p-2,vendor,update,contacts,c-1002,title,CEO,,0.9,,,\n",
+        );
+        self.cmd(&["approve", "1", "2"]).assert().success();
+        self.exec("UPDATE contacts SET title = 'Counsel' WHERE id IN ('c-1001', 'c-1002')");
+        self.cmd(&["apply"]).assert().code(3);
+        assert_eq!(self.states(), "1 conflict, 2 conflict");
+    }
+
+    /// Every proposal's id and state, in id order.
+    fn states(&self) -> String {
+        self.query("SELECT id || ' ' || state FROM crmgate_proposals ORDER BY id")
+            .join(", ")
+    }
+
+    /// crmgate's own tables, row by row.
+    fn dump(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in ["crmgate_ingests", "crmgate_proposals", "crmgate_events"] {
+            out.extend(self.query(&format!("SELECT * FROM {t} ORDER BY 1")));
+        }
+        out
+    }
+}
+
+#[test]
+fn a_conflicted_proposal_is_requeued_against_the_record_as_it_is_now() {
+    let env = Env::new();
+    env.two_conflicts();
+    env.cmd(&["approve", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already conflict"));
+
+    env.cmd(&["requeue", "vendor:p-1"]).assert().success();
+    assert_eq!(env.states(), "1 superseded, 2 conflict, 3 pending");
+    let new = env.query(
+        "SELECT json_array(ext_id, baseline, has_expected, superseded_by, dedupe_key <> \
+         (SELECT dedupe_key FROM crmgate_proposals WHERE id = 1), decision, policy_version) \
+         FROM crmgate_proposals WHERE id = 3",
+    );
+    assert_eq!(new, [r#"["p-1","Counsel",0,null,1,"review",1]"#]);
+    assert_eq!(
+        env.query("SELECT superseded_by FROM crmgate_proposals WHERE id = 1"),
+        ["3"]
+    );
+    assert_eq!(
+        env.query(
+            "SELECT action || ' ' || proposal_id || ' ' || detail FROM crmgate_events \
+             WHERE action IN ('supersede', 'requeue') ORDER BY seq"
+        ),
+        [
+            r#"supersede 1 {"requeued":true,"superseded_by":3,"was":"conflict"}"#,
+            r#"requeue 3 {"decision":"review","dropped_expected":"General Counsel","replaces":1,"was":"conflict"}"#,
+        ]
+    );
+
+    // The source's id now names the new proposal, which goes forward; the file ingested again
+    // is still a no-op.
+    env.cmd(&["approve", "vendor:p-1"]).assert().success();
+    env.cmd(&["apply"]).assert().code(0);
+    assert_eq!(
+        env.query("SELECT title FROM contacts WHERE id = 'c-1001'"),
+        ["CFO"]
+    );
+    let before = env.dump();
+    env.cmd(&["propose", "a.csv"]).assert().success();
+    assert_eq!(env.dump(), before);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn requeue_by_state_prints_the_count_and_needs_yes() {
+    let env = Env::new();
+    env.two_conflicts();
+    env.propose(
+        "b.csv",
+        "p-3,vendor,update,contacts,c-1003,title,COO,,0.9,,,\n",
+    );
+    let before = env.dump();
+    env.cmd(&["requeue", "--state", "conflict"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("2 conflict proposals match"))
+        .stderr(predicate::str::contains("--yes"));
+    assert_eq!(env.dump(), before);
+
+    env.cmd(&[
+        "requeue", "--state", "conflict", "--source", "other", "--yes",
+    ])
+    .assert()
+    .code(0);
+    assert_eq!(
+        env.dump(),
+        before,
+        "a filter that matches none is nothing to do"
+    );
+
+    env.cmd(&["requeue", "--state", "conflict", "--yes"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        env.states(),
+        "1 superseded, 2 superseded, 3 pending, 4 pending, 5 pending"
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_failed_proposal_is_requeued_and_decided_again() {
+    let env = Env::new();
+    env.exec(
+        "CREATE TABLE plain (id TEXT PRIMARY KEY, revenue NUMERIC);
+         INSERT INTO plain VALUES ('a', 7);",
+    );
+    env.cmd(&["init"]).assert().success();
+    env.propose("p.csv", "r1,bot,update,plain,a,revenue,2.0,,,,,\n");
+    env.cmd(&["approve", "bot:r1"]).assert().success();
+    env.cmd(&["apply"]).assert().code(3);
+    env.exec("UPDATE plain SET revenue = 8");
+    env.cmd(&["requeue", "--state", "failed", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.query(
+            "SELECT state || ' ' || coalesce(superseded_by, '-') || ' ' || baseline \
+             FROM crmgate_proposals ORDER BY id"
+        ),
+        ["superseded 2 7", "pending - 8"]
+    );
+}
+
+#[test]
+fn an_undecided_proposal_whose_record_moved_is_requeued_and_one_that_did_not_is_refused() {
+    let env = Env::new();
+    env.propose(
+        "a.csv",
+        "p-1,vendor,update,contacts,c-1001,title,CFO,,0.9,,,\n\
+         p-2,vendor,update,contacts,c-1002,title,CEO,,0.9,,,\n",
+    );
+    env.exec("UPDATE contacts SET title = 'Counsel' WHERE id = 'c-1001'");
+    env.cmd(&["approve", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("stale"));
+    let before = env.dump();
+    env.cmd(&["requeue", "2"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "its record has not moved since it was proposed: decide it with `crmgate approve 2`",
+        ));
+    assert_eq!(env.dump(), before);
+    env.cmd(&["requeue", "1", "2"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("1 requeued, 1 not"));
+    assert_eq!(env.states(), "1 superseded, 2 pending, 3 pending");
+    env.cmd(&["approve", "3"]).assert().success();
+}
+
+#[test]
+fn requeue_refuses_what_cannot_go_forward_and_names_what_can() {
+    let env = Env::new();
+    env.two_conflicts();
+    env.cmd(&["requeue", "1"]).assert().success();
+    let before = env.dump();
+    env.cmd(&["requeue", "1", "99", "nobody:x"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "1: not requeued: it is superseded by 3: see `crmgate show 3`",
+        ))
+        .stderr(predicate::str::contains(
+            "99: not requeued: no such proposal",
+        ));
+    env.cmd(&["requeue", "--state", "pending"]).assert().code(2);
+    assert_eq!(env.dump(), before);
+}
