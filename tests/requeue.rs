@@ -264,3 +264,26 @@ fn requeue_refuses_what_cannot_go_forward_and_names_what_can() {
     env.cmd(&["requeue", "--state", "pending"]).assert().code(2);
     assert_eq!(env.dump(), before);
 }
+
+#[test]
+fn a_requeued_proposal_is_decided_by_the_policy_in_force_on_the_record_as_it_is_now() {
+    let env = Env::new();
+    env.two_conflicts();
+    // The record is now on legal hold, and the policy has changed since the proposal.
+    env.exec("UPDATE contacts SET legal_hold = 1 WHERE id = 'c-1001'");
+    let policy = env.cmd(&["policy", "show"]).output().unwrap().stdout;
+    let policy = String::from_utf8(policy).unwrap();
+    let policy = policy.replace("max_auto_per_day = 10000", "max_auto_per_day = 5000");
+    std::fs::write(env.dir.path().join("policy.toml"), policy).unwrap();
+    env.cmd(&["policy", "set", "policy.toml"])
+        .assert()
+        .success();
+    env.cmd(&["requeue", "1"]).assert().success();
+    assert_eq!(
+        env.query(
+            "SELECT state || ' ' || decision || ' ' || policy_version || ' ' || json_extract(rules, '$.rules') \
+             FROM crmgate_proposals WHERE id = 3"
+        ),
+        [r#"blocked block 2 ["legal-hold"]"#]
+    );
+}
