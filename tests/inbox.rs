@@ -2,55 +2,21 @@
 //! aside whole under --skip-invalid, missing directories created, --quiet silent, and every
 //! file read moved to the archive so the next run does not read it again.
 
-use std::path::{Path, PathBuf};
+mod scratch;
 
-use assert_cmd::Command;
+use std::path::Path;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const HEADER: &str =
-    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+use scratch::{Env, HEADER, ROOT};
 
-/// A scratch directory with a store holding the bundled companies and contacts.
-struct Env {
-    dir: tempfile::TempDir,
+/// What these tests add to the scratch store.
+trait Inbox {
+    fn sh(&self, line: &str) -> std::process::Output;
+    fn files(&self, rel: &str) -> Vec<String>;
+    fn rejects(&self) -> Vec<(String, String, String)>;
+    fn inbox(&self);
 }
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        env.cmd(&["init"]).assert().success();
-        for t in ["companies", "contacts"] {
-            let f = Path::new(ROOT).join(format!("fixtures/crm/{t}.csv"));
-            env.cmd(&["import", t, f.to_str().unwrap()])
-                .assert()
-                .success();
-        }
-        env
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn write(&self, rel: &str, content: &str) {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("crmgate").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
-            .env("CRMGATE_USER", "cron")
-            .env("NO_COLOR", "1")
-            .args(["--db", "crm.db"])
-            .args(args);
-        c
-    }
-
+impl Inbox for Env {
     /// `sh -c LINE` in the scratch directory, with the binary on PATH.
     fn sh(&self, line: &str) -> std::process::Output {
         let bin = assert_cmd::cargo::cargo_bin("crmgate");
@@ -67,15 +33,6 @@ impl Env {
             .env("CRMGATE_USER", "cron")
             .output()
             .expect("sh runs")
-    }
-
-    fn query(&self, sql: &str) -> Vec<String> {
-        let conn = rusqlite::Connection::open(self.path("crm.db")).unwrap();
-        let mut stmt = conn.prepare(sql).unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
     }
 
     /// The files under `rel`, relative to it, sorted.

@@ -2,80 +2,28 @@
 //! decided again, the old one superseded with a link to the new; and the refusals that name
 //! what to do instead.
 
-use std::path::Path;
+mod scratch;
 
-use assert_cmd::Command;
 use predicates::prelude::*;
+use scratch::{Env, HEADER};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const HEADER: &str =
-    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
-
-/// A scratch directory with a store holding the bundled companies and contacts.
-struct Env {
-    dir: tempfile::TempDir,
+/// What these tests add to the scratch store.
+trait Requeue {
+    fn exec(&self, sql: &str);
+    fn propose(&self, name: &str, rows: &str);
+    fn two_conflicts(&self);
+    fn states(&self) -> String;
+    fn dump(&self) -> Vec<String>;
 }
 
-impl Env {
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        env.cmd(&["init"]).assert().success();
-        for t in ["companies", "contacts"] {
-            let f = Path::new(ROOT).join(format!("fixtures/crm/{t}.csv"));
-            env.cmd(&["import", t, f.to_str().unwrap()])
-                .assert()
-                .success();
-        }
-        env
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("crmgate").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
-            .env("CRMGATE_USER", "alice")
-            .env("CRMGATE_NOW", "2026-12-01T09:00:00Z")
-            .env("NO_COLOR", "1")
-            .args(["--db", "crm.db"])
-            .args(args);
-        c
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.dir.path().join("crm.db")).unwrap()
-    }
-
+impl Requeue for Env {
     fn exec(&self, sql: &str) {
         self.conn().execute_batch(sql).unwrap();
     }
 
-    /// Each row of `sql`, its columns as text joined by `|`.
-    fn query(&self, sql: &str) -> Vec<String> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(sql).unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| match r.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Null => "null".to_string(),
-                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
-                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
-                    rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
-                })
-                .collect();
-            out.push(cells.join("|"));
-        }
-        out
-    }
-
     /// Proposes `rows` from `name`.
     fn propose(&self, name: &str, rows: &str) {
-        std::fs::write(self.dir.path().join(name), format!("{HEADER}{rows}")).unwrap();
+        self.write(name, &format!("{HEADER}{rows}"));
         self.cmd(&["propose", name]).assert().success();
     }
 
