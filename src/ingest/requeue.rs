@@ -59,7 +59,12 @@ pub struct Request {
 pub struct Requeued {
     pub old: i64,
     pub new: i64,
-    pub state: &'static str,
+    #[serde(serialize_with = "state_name")]
+    pub state: State,
+}
+
+fn state_name<S: serde::Serializer>(state: &State, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(state.as_str())
 }
 
 /// What a requeue did.
@@ -264,6 +269,6 @@ fn queue(
     Ok(Requeued {
         old: old.id,
         new,
-        state: verdict.state.as_str(),
+        state: verdict.state,
     })
 }
