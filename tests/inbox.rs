@@ -149,6 +149,11 @@ fn the_readme_cron_line_ingests_an_inbox_with_broken_files_twice_without_failing
             .any(|r| r.0 == "inbox/b-one-bad-row.csv" && r.1 == "3" && r.2.contains("emial")),
         "{rejects:?}"
     );
+    assert_eq!(
+        rejects.len(),
+        3,
+        "a file set aside is named once: {rejects:?}"
+    );
     let archived = [
         "a-good.csv",
         "b-one-bad-row.csv",

@@ -260,11 +260,34 @@ impl<'a, 's> Run<'a, 's> {
         Ok(())
     }
 
-    /// Forgets the rows of file `file` counted as rejected so far (the file is set aside whole).
-    pub fn uncount_rejects(&mut self, file: usize) {
+    /// Where the rejects file ends now: see [`Run::forget_rejects`].
+    pub fn rejects_mark(&mut self) -> Result<u64> {
+        use std::io::Seek;
+        let Some(w) = self.rejects.as_deref_mut() else {
+            return Ok(0);
+        };
+        w.flush().map_err(|e| Error::io("rejects file", e))?;
+        let mut f: &File = w.get_ref();
+        f.stream_position()
+            .map_err(|e| Error::io("rejects file", e))
+    }
+
+    /// Forgets the rows of file `file` rejected so far (it is set aside whole): uncounted, and
+    /// cut from the rejects file back to `mark`, taken before the file was read.
+    pub fn forget_rejects(&mut self, file: usize, mark: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
         let report = &mut self.files[file].report;
         self.rejected -= report.rejected;
         report.rejected = 0;
+        let Some(w) = self.rejects.as_deref_mut() else {
+            return Ok(());
+        };
+        let cut = |e| Error::io("rejects file", e);
+        w.flush().map_err(cut)?;
+        let mut f: &File = w.get_ref();
+        f.set_len(mark).map_err(cut)?;
+        f.seek(SeekFrom::Start(mark)).map_err(cut)?;
+        Ok(())
     }
 
     /// Ends a run that succeeds, once every row is queued: a file that queued nothing leaves

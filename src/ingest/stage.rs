@@ -37,6 +37,7 @@ impl Run<'_, '_> {
             },
         });
         let file = self.files.len() - 1;
+        let mark = self.rejects_mark()?;
         let bytes = Arc::new(AtomicU64::new(0));
         let schema = self.w.schema().clone();
         let req = self.req;
@@ -53,21 +54,20 @@ impl Run<'_, '_> {
         (req.progress)(input, summary.bytes);
         self.files[file].report.sha256 = summary.sha256;
         match summary.fatal {
-            Some(fatal) if self.req.skip_invalid => self.set_aside(file, fatal),
+            Some(fatal) if self.req.skip_invalid => self.set_aside(file, fatal, mark),
             Some(fatal) => Err(self.error(Some(fatal))),
             None => Ok(()),
         }
     }
 
     /// Sets aside file `file`, which could not be read to its end: its staged rows are
-    /// dropped, and the rejects file names it with the line where reading failed and why. The
-    /// rows it rejected before are left in the rejects file, but the file counts as one.
-    fn set_aside(&mut self, file: usize, fatal: Problem) -> Result<()> {
-        let f = &mut self.files[file];
-        self.staged -= self.w.unstage_ingest(f.ingest_id)?;
-        self.uncount_rejects(file);
-        let f = &mut self.files[file];
-        f.report.set_aside = Some(format!("line {}: {}", fatal.line, fatal.message));
+    /// dropped, the rows it rejected are forgotten (the rejects file goes back to `mark`), and
+    /// the rejects file names it once, with the line where reading failed and why.
+    fn set_aside(&mut self, file: usize, fatal: Problem, mark: u64) -> Result<()> {
+        let ingest_id = self.files[file].ingest_id;
+        self.staged -= self.w.unstage_ingest(ingest_id)?;
+        self.forget_rejects(file, mark)?;
+        self.files[file].report.set_aside = Some(format!("line {}: {}", fatal.line, fatal.message));
         let message = format!("the whole file was set aside: {}", fatal.message);
         self.reject(file, fatal.line, message, None)
     }
