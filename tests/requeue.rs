@@ -235,3 +235,18 @@ fn a_requeued_proposal_is_decided_by_the_policy_in_force_on_the_record_as_it_is_
         [r#"blocked block 2 ["legal-hold"]"#]
     );
 }
+
+#[test]
+fn a_proposal_whose_record_is_gone_is_not_requeued_and_says_it_stays() {
+    let env = Env::new();
+    env.two_conflicts();
+    env.exec("DELETE FROM contacts WHERE id = 'c-1001'");
+    let before = env.dump();
+    env.cmd(&["requeue", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "record contacts/c-1001 does not exist, so there is nothing to propose it against; it stays conflict",
+        ));
+    assert_eq!(env.dump(), before);
+}

@@ -131,10 +131,14 @@ fn resolve(store: &Store, targets: &Targets) -> Result<Vec<(String, Option<i64>)
     if !ids.is_empty() && !confirmed {
         return Err(Error::refused_with_hint(
             format!(
-                "{} {} proposal{} match; nothing was requeued",
+                "{} {} {}; nothing was requeued",
                 ids.len(),
                 state.as_str(),
-                if ids.len() == 1 { "" } else { "s" }
+                if ids.len() == 1 {
+                    "proposal matches"
+                } else {
+                    "proposals match"
+                }
             ),
             "check the filter, then add --yes to requeue exactly these",
         ));
@@ -168,9 +172,15 @@ fn requeue_one(
         p,
     };
     match judge.judge(snapshot, staged)? {
-        Judged::Rejected(_, why) => Ok(Err(format!(
-            "{why}: there is nothing to propose it against; reject it instead"
-        ))),
+        Judged::Rejected(_, why) => Ok(Err(match State::parse(&old.state) {
+            Some(State::Pending | State::Suggested) => format!(
+                "{why}, so there is nothing to propose it against: reject it with `crmgate reject {id} --reason TEXT`"
+            ),
+            _ => format!(
+                "{why}, so there is nothing to propose it against; it stays {}, on the record",
+                old.state
+            ),
+        })),
         Judged::Decided(s, verdict) => queue(w, actor, &old, s.p, verdict).map(Ok),
     }
 }
