@@ -278,3 +278,21 @@ fn with_skip_invalid_a_file_that_cannot_be_read_to_its_end_is_set_aside_and_name
         assert_eq!(named, 1, "{file} is named once in its rejects file");
     }
 }
+
+#[test]
+fn a_file_that_cannot_be_archived_stays_in_the_inbox_and_the_run_exits_3() {
+    let env = Env::new();
+    env.write(
+        "inbox/a.csv",
+        &format!("{HEADER}g-1,vendor,update,contacts,c-1001,title,CFO,,0.9,,,\n"),
+    );
+    env.write("archive", "a file where the archive directory should be");
+    env.cmd(&["--quiet", "propose", "--archive", "archive", "inbox"])
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "not archived, left in place: inbox/a.csv",
+        ));
+    assert_eq!(env.files("inbox"), ["a.csv"]);
+    assert_eq!(env.query("SELECT ext_id FROM crmgate_proposals"), ["g-1"]);
+}

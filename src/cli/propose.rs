@@ -118,7 +118,7 @@ fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
 fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
     for why in &report.not_archived {
         eprintln!(
-            "error: not archived, left in place: {}",
+            "error: not archived, left in place: {}\nhint: proposing it again changes nothing; move it by hand once the archive directory is writable",
             crate::ui::safe(why)
         );
     }
