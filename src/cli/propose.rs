@@ -8,6 +8,7 @@ use super::{Ctx, Outcome, print_json};
 use crate::error::{Error, Result};
 use crate::ingest::proposals::{self, Report, Request};
 use crate::ingest::{Format, Input};
+use crate::model::Action;
 
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
@@ -183,11 +184,11 @@ fn notes(report: &Report) -> Vec<String> {
         let decisions: Vec<String> = report
             .by_decision
             .iter()
-            .map(|(d, n)| match d.as_str() {
-                "auto" => format!("{n} approved by the policy"),
-                "review" => format!("{n} {} for review", if *n == 1 { "waits" } else { "wait" }),
-                "suggest" => format!("{n} suggested"),
-                _ => format!("{n} blocked"),
+            .map(|(d, n)| match Action::parse(d) {
+                Some(Action::Auto) => format!("{n} approved by the policy"),
+                Some(Action::Review) => count(*n, "waits for review", "wait for review"),
+                Some(Action::Suggest) => format!("{n} suggested"),
+                Some(Action::Block) | None => format!("{n} blocked"),
             })
             .collect();
         notes.push(format!("decisions: {}", decisions.join(", ")));
@@ -222,11 +223,15 @@ fn notes(report: &Report) -> Vec<String> {
             count(rows, "row was", "rows were")
         ));
     }
-    let archived = report.files.iter().filter(|f| f.archived_to.is_some());
-    if let Some(n) = Some(archived.count()).filter(|n| *n > 0) {
+    let archived = report
+        .files
+        .iter()
+        .filter(|f| f.archived_to.is_some())
+        .count() as u64;
+    if archived > 0 {
         notes.push(format!(
             "moved {} to the archive",
-            count(n as u64, "file", "files")
+            count(archived, "file", "files")
         ));
     }
     notes

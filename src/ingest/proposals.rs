@@ -13,7 +13,8 @@
 //!
 //! One transaction for the whole run: by default one bad row anywhere means nothing is
 //! ingested; with `skip_invalid` the good rows go in and the bad ones are written to the
-//! rejects file, which appears only when the run commits. Memory does not grow with the run:
+//! rejects file, which appears only when the run commits, and a file that cannot be read to
+//! its end is set aside whole, named once in the rejects file. Memory does not grow with the run:
 //! what is kept per row is kept in SQLite's tables, and problems beyond the first few are
 //! counted, not kept.
 
@@ -95,7 +96,7 @@ pub struct Report {
 /// Ingests `req.inputs` into `store` in one transaction: committed with its events when every
 /// row is good (or `skip_invalid` is set), else rolled back, leaving the store as it was.
 /// Returns `Err(Error::Invalid)`, naming the first problems by file and line, when any row is
-/// bad and `skip_invalid` is off, or when a file is unreadable as a whole.
+/// bad or a file cannot be read to its end, and `skip_invalid` is off.
 pub fn propose(store: &mut Store, req: &Request<'_>) -> Result<Report> {
     let mut rejects = req.rejects.as_deref().map(Rejects::create).transpose()?;
     // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
