@@ -11,6 +11,7 @@ mod policy;
 mod propose;
 mod queue;
 mod records;
+mod requeue;
 mod review;
 mod sources;
 
@@ -161,6 +162,11 @@ pub enum Command {
         after_help = "Example:\n  crmgate --as alice reject 42 --reason \"wrong person\"\n  crmgate --as alice reject --source sdr-agent --max-confidence 0.5 --reason \"low quality\" --yes"
     )]
     Reject(decide::RejectArgs),
+    /// Propose again, against the record as it is now, a proposal that conflicted or failed.
+    #[command(
+        after_help = "Example:\n  crmgate requeue 42 clearbit:p-17\n  crmgate requeue --state conflict --source clearbit --yes"
+    )]
+    Requeue(requeue::RequeueArgs),
     /// Apply every approved proposal: re-checked, written, read back, recorded; exit 3 if any was not.
     #[command(
         after_help = "Example:\n  crmgate apply --dry-run\n  crmgate apply --source clearbit --limit 500"
@@ -387,6 +393,7 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Review(args) => review::run(args, ctx),
         Command::Approve(args) => decide::approve(args, ctx),
         Command::Reject(args) => decide::reject(args, ctx),
+        Command::Requeue(args) => requeue::run(args, ctx),
         Command::Pause(args) => pause::pause(args, ctx),
         Command::Resume(args) => pause::resume(args, ctx),
         Command::Completions { shell } => {

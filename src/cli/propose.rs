@@ -8,11 +8,13 @@ use super::{Ctx, Outcome, print_json};
 use crate::error::{Error, Result};
 use crate::ingest::proposals::{self, Report, Request};
 use crate::ingest::{Format, Input};
+use crate::model::Action;
 
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
-    /// Proposal files: .csv, .json (an array of objects) or .jsonl; `-` reads stdin.
-    #[arg(required = true, value_name = "FILE")]
+    /// Proposal files: .csv, .json (an array of objects) or .jsonl; `-` reads stdin; a
+    /// directory, its proposal files in name order.
+    #[arg(required = true, value_name = "FILE|DIR")]
     pub files: Vec<String>,
     /// The source of rows that do not name one.
     #[arg(long, value_name = "NAME")]
@@ -26,42 +28,49 @@ pub struct ProposeArgs {
     /// Where --skip-invalid writes the bad rows, with their line and reason (CSV).
     #[arg(long, value_name = "FILE", requires = "skip_invalid")]
     pub rejects: Option<PathBuf>,
+    /// Once the ingest commits, move every file read into DIR (files set aside whole into
+    /// DIR/failed/), so the next run does not read them again.
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
 }
 
 pub fn run(args: ProposeArgs, ctx: &Ctx) -> Result<Outcome> {
     let format = args.format.as_deref().and_then(Format::parse);
-    let inputs = args
-        .files
-        .iter()
-        .map(|f| Input::from_arg(f, format))
-        .collect::<Result<Vec<_>>>()?;
-    if inputs.iter().filter(|i| i.arg == "-").count() > 1 {
+    let mut inputs = Vec::new();
+    for f in &args.files {
+        inputs.extend(Input::expand(f, format)?);
+    }
+    let stdin = inputs.iter().filter(|i| i.arg == "-").count();
+    if stdin > 1 {
         return Err(Error::refused("stdin (-) can be read only once"));
     }
+    if stdin > 0 && args.archive.is_some() {
+        return Err(Error::refused_with_hint(
+            "--archive moves the files read, and stdin (-) is not a file",
+            "drop --archive, or save the input to a file and propose that",
+        ));
+    }
+    if inputs.is_empty() {
+        ctx.ui
+            .note("nothing to do: no .csv, .json or .jsonl files to propose");
+        return Ok(Outcome::Done);
+    }
     let mut store = ctx.open()?;
-    let report = ingest(
-        &mut store,
-        &inputs,
-        args.source,
-        args.skip_invalid,
-        args.rejects,
-        ctx,
-    )?;
+    let report = ingest(&mut store, &inputs, args, ctx)?;
     print_report(&report, ctx)?;
-    Ok(if report.rejected > 0 {
+    Ok(if report.rejected > 0 || !report.not_archived.is_empty() {
         Outcome::Partial
     } else {
         Outcome::Done
     })
 }
 
-/// Ingests `inputs` in one transaction, with a progress bar on a terminal. Shared with the demo.
-pub fn ingest(
+/// Ingests `inputs` in one transaction, with a progress bar on a terminal, then archives them
+/// when asked.
+fn ingest(
     store: &mut crate::store::Store,
     inputs: &[Input],
-    source: Option<String>,
-    skip_invalid: bool,
-    rejects: Option<PathBuf>,
+    args: ProposeArgs,
     ctx: &Ctx,
 ) -> Result<Report> {
     let bar = progress_bar(ctx, inputs);
@@ -77,9 +86,9 @@ pub fn ingest(
     let (policy_version, policy) = super::policy::load(store)?;
     let request = Request {
         inputs,
-        source,
-        skip_invalid,
-        rejects,
+        source: args.source,
+        skip_invalid: args.skip_invalid,
+        rejects: args.rejects,
         actor: ctx.actor.clone(),
         now: ctx.now.clone(),
         policy: &policy,
@@ -90,7 +99,7 @@ pub fn ingest(
             .unwrap_or(proposals::BULK_MIN_ROWS),
         progress: &progress,
     };
-    let report = proposals::propose(store, &request);
+    let report = proposals::propose_and_archive(store, &request, args.archive.as_deref());
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -108,10 +117,26 @@ fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
 }
 
 fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
+    for why in &report.not_archived {
+        eprintln!(
+            "error: not archived, left in place: {}\nhint: proposing it again changes nothing; move it by hand once the archive directory is writable",
+            crate::ui::safe(why)
+        );
+    }
     if ctx.ui.json {
         return print_json(report);
     }
-    let ui = &ctx.ui;
+    if ctx.ui.quiet {
+        return Ok(());
+    }
+    print_table(report, &ctx.ui)?;
+    for note in notes(report) {
+        ctx.ui.note(note);
+    }
+    Ok(())
+}
+
+fn print_table(report: &Report, ui: &crate::ui::Ui) -> Result<()> {
     let mut t = ui.table();
     t.set_header([
         "file",
@@ -131,51 +156,83 @@ fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
             f.rejected.to_string(),
         ]);
     }
-    super::print_out(t)?;
+    super::print_out(t)
+}
+
+/// `1 row`, `2 rows`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What the run did, a sentence a line, for stderr.
+fn notes(report: &Report) -> Vec<String> {
+    let mut notes = Vec::new();
     if report.ingested == 0 && report.rejected == 0 {
-        ui.note("nothing new: every proposal was already queued; the store is unchanged");
-    } else {
+        notes.push("nothing new: every proposal was already queued; the store is unchanged".into());
+    }
+    if report.ingested > 0 {
         let kinds: Vec<String> = report
             .by_kind
             .iter()
             .map(|(k, n)| format!("{n} {k}"))
             .collect();
-        if !kinds.is_empty() {
-            ui.note(format!(
-                "queued {} proposals ({})",
-                report.ingested,
-                kinds.join(", ")
-            ));
-            let decisions: Vec<String> = report
-                .by_decision
-                .iter()
-                .map(|(d, n)| match d.as_str() {
-                    "auto" => format!("{n} approved by the policy"),
-                    "review" => format!("{n} wait for review"),
-                    "suggest" => format!("{n} suggested"),
-                    _ => format!("{n} blocked"),
-                })
-                .collect();
-            ui.note(format!("decisions: {}", decisions.join(", ")));
-        }
-        if report.superseded > 0 {
-            ui.note(format!(
-                "{} older undecided proposals were superseded by newer ones for the same field",
-                report.superseded
-            ));
-        }
-        if report.stale > 0 {
-            ui.note(format!(
-                "{} proposals expect a value the record no longer holds; they will conflict at apply",
-                report.stale
-            ));
-        }
-        if report.rejected > 0 {
-            ui.note(format!(
-                "{} rows were skipped; see the rejects file",
-                report.rejected
-            ));
-        }
+        notes.push(format!(
+            "queued {} ({})",
+            count(report.ingested, "proposal", "proposals"),
+            kinds.join(", ")
+        ));
+        let decisions: Vec<String> = report
+            .by_decision
+            .iter()
+            .map(|(d, n)| match Action::parse(d) {
+                Some(Action::Auto) => format!("{n} approved by the policy"),
+                Some(Action::Review) => count(*n, "waits for review", "wait for review"),
+                Some(Action::Suggest) => format!("{n} suggested"),
+                Some(Action::Block) | None => format!("{n} blocked"),
+            })
+            .collect();
+        notes.push(format!("decisions: {}", decisions.join(", ")));
     }
-    Ok(())
+    if report.superseded > 0 {
+        notes.push(format!(
+            "{} superseded by newer ones for the same field",
+            count(
+                report.superseded,
+                "older undecided proposal was",
+                "older undecided proposals were"
+            )
+        ));
+    }
+    if report.stale > 0 {
+        notes.push(format!(
+            "{} a value the record no longer holds; they will conflict at apply",
+            count(report.stale, "proposal expects", "proposals expect")
+        ));
+    }
+    for f in report.files.iter().filter(|f| f.set_aside.is_some()) {
+        notes.push(format!(
+            "{} could not be read to its end ({}); nothing from it was queued",
+            crate::ui::safe(&f.file),
+            crate::ui::safe(f.set_aside.as_deref().unwrap_or_default())
+        ));
+    }
+    let rows = report.rejected - report.set_aside;
+    if rows > 0 {
+        notes.push(format!(
+            "{} skipped; see the rejects file",
+            count(rows, "row was", "rows were")
+        ));
+    }
+    let archived = report
+        .files
+        .iter()
+        .filter(|f| f.archived_to.is_some())
+        .count() as u64;
+    if archived > 0 {
+        notes.push(format!(
+            "moved {} to the archive",
+            count(archived, "file", "files")
+        ));
+    }
+    notes
 }

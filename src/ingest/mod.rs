@@ -2,6 +2,7 @@
 //! comes through [`read_rows`], so stdin, line numbers, size limits and the file's SHA-256 behave
 //! the same everywhere. Rows stream to a callback; nothing holds the whole file.
 
+mod archive;
 mod check;
 mod csv_rows;
 mod dedupe;
@@ -9,6 +10,7 @@ mod json_rows;
 mod judge;
 pub mod proposals;
 mod queue;
+pub mod requeue;
 mod stage;
 
 use std::fs::File;
@@ -144,6 +146,34 @@ impl Input {
             format: Format::detect(arg, explicit)?,
             embedded: None,
         })
+    }
+
+    /// The inputs `arg` names: a file or `-` as itself; a directory as its proposal files
+    /// (`.csv`, `.json`, `.jsonl`, `.ndjson`; not hidden ones, not in subdirectories), in name
+    /// order, none when it has none.
+    pub fn expand(arg: &str, explicit: Option<Format>) -> Result<Vec<Input>> {
+        let path = Path::new(arg);
+        if arg == "-" || !path.is_dir() {
+            return Ok(vec![Input::from_arg(arg, explicit)?]);
+        }
+        let entries = std::fs::read_dir(path).map_err(|e| Error::io(path, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(path, e))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let proposal_file = !name.starts_with('.')
+                && Format::detect(name, None).is_ok()
+                && entry.file_type().is_ok_and(|t| !t.is_dir());
+            if proposal_file {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        names
+            .iter()
+            .map(|n| Input::from_arg(&path.join(n).to_string_lossy(), explicit))
+            .collect()
     }
 
     pub fn embedded(name: &str, data: &'static [u8]) -> Result<Input> {

@@ -13,7 +13,8 @@
 //!
 //! One transaction for the whole run: by default one bad row anywhere means nothing is
 //! ingested; with `skip_invalid` the good rows go in and the bad ones are written to the
-//! rejects file, which appears only when the run commits. Memory does not grow with the run:
+//! rejects file, which appears only when the run commits, and a file that cannot be read to
+//! its end is set aside whole, named once in the rejects file. Memory does not grow with the run:
 //! what is kept per row is kept in SQLite's tables, and problems beyond the first few are
 //! counted, not kept.
 
@@ -66,6 +67,11 @@ pub struct FileReport {
     pub rejected: u64,
     /// Proposals whose `expected` already differs from the record: they will conflict at apply.
     pub stale: u64,
+    /// Why the file was set aside whole (`line N: why`): it could not be read to its end, and
+    /// none of its rows were queued.
+    pub set_aside: Option<String>,
+    /// Where the file was moved, when the run was asked to archive what it read.
+    pub archived_to: Option<String>,
 }
 
 /// What a run did: a line per file and totals, however many rows it read.
@@ -77,6 +83,10 @@ pub struct Report {
     pub superseded: u64,
     pub rejected: u64,
     pub stale: u64,
+    /// Files set aside whole.
+    pub set_aside: u64,
+    /// Files that could not be archived, and why; they stay where they were.
+    pub not_archived: Vec<String>,
     /// New proposals by kind.
     pub by_kind: Vec<(String, u64)>,
     /// New proposals by the policy's decision.
@@ -86,7 +96,7 @@ pub struct Report {
 /// Ingests `req.inputs` into `store` in one transaction: committed with its events when every
 /// row is good (or `skip_invalid` is set), else rolled back, leaving the store as it was.
 /// Returns `Err(Error::Invalid)`, naming the first problems by file and line, when any row is
-/// bad and `skip_invalid` is off, or when a file is unreadable as a whole.
+/// bad or a file cannot be read to its end, and `skip_invalid` is off.
 pub fn propose(store: &mut Store, req: &Request<'_>) -> Result<Report> {
     let mut rejects = req.rejects.as_deref().map(Rejects::create).transpose()?;
     // Bulk ingest: a page cache large enough for the lookup indexes, within the memory budget.
@@ -96,6 +106,21 @@ pub fn propose(store: &mut Store, req: &Request<'_>) -> Result<Report> {
     })?;
     if let Some(r) = rejects {
         r.persist()?;
+    }
+    Ok(report)
+}
+
+/// [`propose`], then, once the run has committed, every file it read moved into `archive`
+/// (a file set aside whole into its `failed/`), so the next run over the same inbox does not
+/// read it again. A file that cannot be moved stays where it was, named in `not_archived`.
+pub fn propose_and_archive(
+    store: &mut Store,
+    req: &Request<'_>,
+    archive: Option<&Path>,
+) -> Result<Report> {
+    let mut report = propose(store, req)?;
+    if let Some(dir) = archive {
+        super::archive::archive(req.inputs, &mut report, dir);
     }
     Ok(report)
 }
@@ -114,7 +139,10 @@ impl Rejects {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // The temporary file's own name would only confuse: the error names the rejects file.
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| Error::io(path, std::io::Error::from(e.kind())))?;
         let mut writer = csv::Writer::from_writer(tmp.reopen().map_err(|e| Error::io(path, e))?);
         writer
             .write_record(rejects_header())
@@ -233,6 +261,36 @@ impl<'a, 's> Run<'a, 's> {
         Ok(())
     }
 
+    /// Where the rejects file ends now: see [`Run::forget_rejects`].
+    pub fn rejects_mark(&mut self) -> Result<u64> {
+        use std::io::Seek;
+        let Some(w) = self.rejects.as_deref_mut() else {
+            return Ok(0);
+        };
+        w.flush().map_err(|e| Error::io("rejects file", e))?;
+        let mut f: &File = w.get_ref();
+        f.stream_position()
+            .map_err(|e| Error::io("rejects file", e))
+    }
+
+    /// Forgets the rows of file `file` rejected so far (it is set aside whole): uncounted, and
+    /// cut from the rejects file back to `mark`, taken before the file was read.
+    pub fn forget_rejects(&mut self, file: usize, mark: u64) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let report = &mut self.files[file].report;
+        self.rejected -= report.rejected;
+        report.rejected = 0;
+        let Some(w) = self.rejects.as_deref_mut() else {
+            return Ok(());
+        };
+        let cut = |e| Error::io("rejects file", e);
+        w.flush().map_err(cut)?;
+        let mut f: &File = w.get_ref();
+        f.set_len(mark).map_err(cut)?;
+        f.seek(SeekFrom::Start(mark)).map_err(cut)?;
+        Ok(())
+    }
+
     /// Ends a run that succeeds, once every row is queued: a file that queued nothing leaves
     /// no trace; every other gets its counts and an `ingest` event.
     fn finish(mut self, tally: Tally) -> Result<Report> {
@@ -251,6 +309,7 @@ impl<'a, 's> Run<'a, 's> {
             report.duplicates += f.report.duplicates;
             report.superseded += f.report.superseded;
             report.rejected += f.report.rejected;
+            report.set_aside += u64::from(f.report.set_aside.is_some());
         }
         report.files = self.files.into_iter().map(|f| f.report).collect();
         report.stale = tally.stale;

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use super::check::{COLUMNS, Checked};
 use super::proposals::{FileReport, FileRun, Run};
 use super::{FileSummary, Input, read_rows};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::schema::Schema;
 
 /// Rows are handed from the reading thread to the staging one this many at a time.
@@ -21,8 +21,8 @@ const BATCHES_IN_FLIGHT: usize = 4;
 
 impl Run<'_, '_> {
     /// Reads `input` to the end, staging each row that passes its checks and rejecting the
-    /// others. A file that cannot be read to the end (a bad header, a broken JSON array) ends
-    /// the run: it is never partly ingested.
+    /// others. A file that cannot be read to the end (a bad header, a broken JSON array) is
+    /// never partly ingested: it ends the run, or with `skip_invalid` it is set aside whole.
     pub(super) fn stage_file(&mut self, input: &Input) -> Result<()> {
         let name = input.display_name();
         let ingest_id = self
@@ -37,6 +37,7 @@ impl Run<'_, '_> {
             },
         });
         let file = self.files.len() - 1;
+        let mark = self.rejects_mark()?;
         let bytes = Arc::new(AtomicU64::new(0));
         let schema = self.w.schema().clone();
         let req = self.req;
@@ -52,10 +53,23 @@ impl Run<'_, '_> {
         })?;
         (req.progress)(input, summary.bytes);
         self.files[file].report.sha256 = summary.sha256;
-        if summary.fatal.is_some() {
-            return Err(self.error(summary.fatal));
+        match summary.fatal {
+            Some(fatal) if self.req.skip_invalid => self.set_aside(file, fatal, mark),
+            Some(fatal) => Err(self.error(Some(fatal))),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Sets aside file `file`, which could not be read to its end: its staged rows are
+    /// dropped, the rows it rejected are forgotten (the rejects file goes back to `mark`), and
+    /// the rejects file names it once, with the line where reading failed and why.
+    fn set_aside(&mut self, file: usize, fatal: Problem, mark: u64) -> Result<()> {
+        let ingest_id = self.files[file].ingest_id;
+        self.staged -= self.w.unstage_ingest(ingest_id)?;
+        self.forget_rejects(file, mark)?;
+        self.files[file].report.set_aside = Some(format!("line {}: {}", fatal.line, fatal.message));
+        let message = format!("the whole file was set aside: {}", fatal.message);
+        self.reject(file, fatal.line, message, None)
     }
 
     /// Stages the good rows of each batch that comes in and rejects the bad ones.

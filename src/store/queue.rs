@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params_from_iter};
 
-use super::stage::{INPUT_COLUMNS, INPUT_COUNT, bind_input, placeholders};
+use super::stage::{INPUT_COLUMNS, INPUT_COUNT, bind_input, input_from_row, placeholders};
 use super::{Store, Writer, db_err, value_from};
 use crate::error::Result;
 use crate::model::{Action, Kind, NewProposal, Proposal, State, Value, Verdict, source_id_key};
@@ -206,6 +206,19 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// The ingest of one requeued proposal: now, by `actor`, from the file the proposal it
+    /// replaces came from, format `requeue`.
+    pub fn requeue_ingest(&self, actor: &str, file: &str) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO crmgate_ingests (at, actor, file, format, rows, ingested)
+                 VALUES (?1, ?2, ?3, 'requeue', 1, 1)",
+                rusqlite::params![self.now, actor, file],
+            )
+            .map_err(db_err)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
     /// Drops an ingest row that ingested nothing, so a no-op re-ingest leaves no trace.
     pub fn discard_ingest(&self, id: i64) -> Result<()> {
         self.tx
@@ -281,6 +294,24 @@ impl Writer<'_> {
         .map_err(db_err)
     }
 
+    /// Proposal `id` as its source proposed it (a reviewer's edit left out), with its ingest:
+    /// what a requeue proposes again.
+    pub fn proposal_input(&self, id: i64) -> Result<Option<(i64, NewProposal)>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let columns = INPUT_COLUMNS.replace(
+                ", value,",
+                ", CASE WHEN edited THEN proposed_value ELSE value END,",
+            );
+            format!("SELECT {columns} FROM crmgate_proposals WHERE id = ?1")
+        });
+        let mut stmt = self.prepared(&SQL).map_err(db_err)?;
+        let mut rows = stmt.query([id]).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(r) => Ok(Some(input_from_row(r, 0)?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn supersede(&self, old: i64, new: i64) -> Result<()> {
         let mut stmt = self
             .prepared(
@@ -298,8 +329,23 @@ impl Store {
         proposal(&self.conn, id)
     }
 
-    /// The proposal a source calls `ext_id`.
+    /// The proposal a source calls `ext_id`: the latest of them, once it has been requeued
+    /// (a requeue keeps the source's id, and supersedes the proposal it replaces).
     pub fn proposal_by_source_id(&self, source: &str, ext_id: &str) -> Result<Option<Proposal>> {
+        let mut found = self.first_by_source_id(source, ext_id)?;
+        while let Some(p) = &found
+            && let Some(next) = p.superseded_by
+        {
+            match self.proposal(next)? {
+                Some(n) if n.source == p.source && n.ext_id == p.ext_id => found = Some(n),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The proposal first ingested as `ext_id`, which holds the key of (source, id).
+    fn first_by_source_id(&self, source: &str, ext_id: &str) -> Result<Option<Proposal>> {
         self.conn
             .query_row(
                 &format!(

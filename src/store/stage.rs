@@ -76,6 +76,38 @@ pub(super) fn bind_input(
     stmt.raw_bind_parameter(INPUT_COUNT, &p.reason)
 }
 
+/// The ingest and the proposal as ingested, from [`INPUT_COLUMNS`] read from column `at` on;
+/// what ingest finds and decides (baseline, verdict) is left for the caller.
+pub(super) fn input_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<(i64, NewProposal)> {
+    fn column<T: rusqlite::types::FromSql>(r: &rusqlite::Row<'_>, i: usize) -> Result<T> {
+        r.get(i).map_err(db_err)
+    }
+    let get = |i: usize| r.get_ref(at + i).map_err(db_err);
+    // Borrowed, not a String: this runs for every staged row.
+    let kind = get(6)?.as_str().map_err(|e| db_err(e.into()))?;
+    let has_expected: bool = column(r, at + 13)?;
+    let p = NewProposal {
+        line: column::<i64>(r, at + 1)? as u64,
+        source: column(r, at + 2)?,
+        ext_id: column(r, at + 3)?,
+        dedupe_key: column(r, at + 4)?,
+        content_key: column(r, at + 5)?,
+        kind: Kind::parse(kind).expect("queued kinds were checked"),
+        object: column(r, at + 7)?,
+        record: column(r, at + 8)?,
+        field: column(r, at + 9)?,
+        value: value_from(get(10)?),
+        merge_into: column(r, at + 11)?,
+        stated_confidence: column(r, at + 12)?,
+        expected: has_expected.then(|| get(14).map(value_from)).transpose()?,
+        trigger: column(r, at + 15)?,
+        reason: column(r, at + 16)?,
+        baseline: Value::Null,
+        baseline_fp: None,
+    };
+    Ok((column(r, at)?, p))
+}
+
 /// `?1, ?2, …, ?n`.
 pub(super) fn placeholders(n: usize) -> String {
     (1..=n)
@@ -128,6 +160,18 @@ impl Writer<'_> {
         self.tx
             .execute_batch("DROP TABLE temp.crmgate_skipped; DROP TABLE temp.crmgate_stage")
             .map_err(db_err)
+    }
+
+    /// Drops the rows staged from one ingest (a file set aside whole); returns how many.
+    pub fn unstage_ingest(&self, ingest_id: i64) -> Result<u64> {
+        let n = self
+            .tx
+            .execute(
+                "DELETE FROM temp.crmgate_stage WHERE ingest_id = ?1",
+                [ingest_id],
+            )
+            .map_err(db_err)?;
+        Ok(n as u64)
     }
 
     /// Marks a staged row as not to be queued (see [`Writer::for_each_staged`]); false if it
@@ -209,35 +253,10 @@ impl Writer<'_> {
                     sorting = false;
                     set(threads, cache)?;
                 }
-                let get_value = |i: usize| r.get_ref(i).map(value_from).map_err(db_err);
-                let kind = r.get_ref(7).and_then(|v| Ok(v.as_str()?)).map_err(db_err)?;
-                let has_expected: bool = r.get(14).map_err(db_err)?;
-                let p = NewProposal {
-                    line: r.get::<_, i64>(2).map_err(db_err)? as u64,
-                    source: r.get(3).map_err(db_err)?,
-                    ext_id: r.get(4).map_err(db_err)?,
-                    dedupe_key: r.get(5).map_err(db_err)?,
-                    content_key: r.get(6).map_err(db_err)?,
-                    kind: Kind::parse(kind).expect("staged kinds were checked"),
-                    object: r.get(8).map_err(db_err)?,
-                    record: r.get(9).map_err(db_err)?,
-                    field: r.get(10).map_err(db_err)?,
-                    value: get_value(11)?,
-                    merge_into: r.get(12).map_err(db_err)?,
-                    stated_confidence: r.get(13).map_err(db_err)?,
-                    expected: if has_expected {
-                        Some(get_value(15)?)
-                    } else {
-                        None
-                    },
-                    trigger: r.get(16).map_err(db_err)?,
-                    reason: r.get(17).map_err(db_err)?,
-                    baseline: Value::Null,
-                    baseline_fp: None,
-                };
+                let (ingest_id, p) = input_from_row(r, 1)?;
                 f(Staged {
                     sid: r.get(0).map_err(db_err)?,
-                    ingest_id: r.get(1).map_err(db_err)?,
+                    ingest_id,
                     p,
                 })?;
             }
