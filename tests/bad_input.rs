@@ -134,33 +134,6 @@ fn skip_invalid_keeps_the_good_rows_of_each_bad_file() {
 }
 
 #[test]
-fn a_file_that_cannot_be_read_to_the_end_is_refused_even_with_skip_invalid() {
-    let env = Env::with_crm();
-    let before = env.dump();
-    let rejects = env.path("rejects.csv");
-    for file in [
-        "missing-column.csv",
-        "unterminated-quote.csv",
-        "malformed.json",
-    ] {
-        env.cmd(&[
-            "propose",
-            &fixture(&format!("bad/{file}")),
-            "--skip-invalid",
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ])
-        .assert()
-        .code(1);
-        assert_eq!(env.dump(), before, "{file}");
-        assert!(
-            !rejects.exists(),
-            "{file}: no rejects file from a refused run"
-        );
-    }
-}
-
-#[test]
 fn a_value_cannot_forge_a_problem_line() {
     let env = Env::with_crm();
     let f = env.write(

@@ -194,7 +194,7 @@ fn a_newer_proposal_supersedes_an_undecided_one_for_the_same_field() {
         .assert()
         .success()
         .stderr(predicate::str::contains(
-            "1 older undecided proposals were superseded",
+            "1 older undecided proposal was superseded",
         ));
     let state = |ext: &str| -> (String, Option<i64>) {
         env.conn()

@@ -172,8 +172,8 @@ fn requeue_one(
         p,
     };
     match judge.judge(snapshot, staged)? {
-        Judged::Rejected(_, why) => Ok(Err(match State::parse(&old.state) {
-            Some(State::Pending | State::Suggested) => format!(
+        Judged::Rejected(_, why) => Ok(Err(match old.state {
+            State::Pending | State::Suggested => format!(
                 "{why}, so there is nothing to propose it against: reject it with `crmgate reject {id} --reason TEXT`"
             ),
             _ => format!(
@@ -187,7 +187,7 @@ fn requeue_one(
 
 /// Why `p` cannot be requeued, with what to do instead; `None` when it can.
 fn refusal(w: &Writer<'_>, p: &Proposal) -> Result<Option<String>> {
-    let state = State::parse(&p.state).expect("stored states are known");
+    let state = p.state;
     let why = match state {
         State::Conflict | State::Failed => None,
         State::Pending | State::Suggested => match staleness(w, p)? {
