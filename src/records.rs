@@ -218,35 +218,62 @@ pub fn export(
             Ok(n)
         }
         Format::Json | Format::Jsonl => {
-            let array = format == Format::Json;
-            if array {
-                out.write_all(b"[").map_err(io)?;
-            }
-            let mut first = true;
-            let n = store.for_each_record(obj, |vals| {
-                let mut m = serde_json::Map::new();
-                for (c, v) in obj.columns.iter().zip(vals) {
-                    m.insert(c.name.clone(), v.to_json());
-                }
-                let sep: &[u8] = match (array, first) {
-                    (true, true) => b"\n",
-                    (true, false) => b",\n",
-                    (false, _) => b"",
-                };
-                first = false;
-                out.write_all(sep).map_err(io)?;
-                serde_json::to_writer(&mut *out, &m)
-                    .map_err(|e| Error::io("<stdout>", e.into()))?;
-                if !array {
-                    out.write_all(b"\n").map_err(io)?;
-                }
-                Ok(())
+            let mut stream = JsonStream::begin(out, format == Format::Json)?;
+            store.for_each_record(obj, |vals| {
+                let m: serde_json::Map<String, serde_json::Value> = obj
+                    .columns
+                    .iter()
+                    .zip(vals)
+                    .map(|(c, v)| (c.name.clone(), v.to_json()))
+                    .collect();
+                stream.item(&m)
             })?;
-            if array {
-                out.write_all(b"\n]\n").map_err(io)?;
-            }
-            out.flush().map_err(io)?;
-            Ok(n)
+            stream.end()
         }
     }
+}
+
+/// Items written to standard output as one JSON array, or as JSON Lines, one at a time: an
+/// export of a million records or events never holds them all.
+pub(crate) struct JsonStream<'w> {
+    out: &'w mut dyn Write,
+    array: bool,
+    n: u64,
+}
+
+impl<'w> JsonStream<'w> {
+    pub(crate) fn begin(out: &'w mut dyn Write, array: bool) -> Result<JsonStream<'w>> {
+        if array {
+            out.write_all(b"[").map_err(stdout_err)?;
+        }
+        Ok(JsonStream { out, array, n: 0 })
+    }
+
+    pub(crate) fn item(&mut self, item: &impl serde::Serialize) -> Result<()> {
+        let sep: &[u8] = match (self.array, self.n) {
+            (true, 0) => b"\n",
+            (true, _) => b",\n",
+            (false, _) => b"",
+        };
+        self.n += 1;
+        self.out.write_all(sep).map_err(stdout_err)?;
+        serde_json::to_writer(&mut *self.out, item).map_err(|e| stdout_err(e.into()))?;
+        if !self.array {
+            self.out.write_all(b"\n").map_err(stdout_err)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the array; returns how many items were written.
+    pub(crate) fn end(self) -> Result<u64> {
+        if self.array {
+            self.out.write_all(b"\n]\n").map_err(stdout_err)?;
+        }
+        self.out.flush().map_err(stdout_err)?;
+        Ok(self.n)
+    }
+}
+
+fn stdout_err(e: std::io::Error) -> Error {
+    Error::io("<stdout>", e)
 }

@@ -147,29 +147,9 @@ pub fn export(
                 .map_err(crate::records::csv_err)
         })?;
         w.flush().map_err(io)?;
-    } else {
-        let array = format == Format::Json;
-        if array {
-            out.write_all(b"[").map_err(io)?;
-        }
-        store.for_each_event(since, |e| {
-            let sep: &[u8] = match (array, n) {
-                (true, 0) => b"\n",
-                (true, _) => b",\n",
-                (false, _) => b"",
-            };
-            n += 1;
-            out.write_all(sep).map_err(io)?;
-            serde_json::to_writer(&mut *out, e).map_err(|e| io(e.into()))?;
-            if !array {
-                out.write_all(b"\n").map_err(io)?;
-            }
-            Ok(())
-        })?;
-        if array {
-            out.write_all(b"\n]\n").map_err(io)?;
-        }
+        return Ok(n);
     }
-    out.flush().map_err(io)?;
-    Ok(n)
+    let mut stream = crate::records::JsonStream::begin(out, format == Format::Json)?;
+    store.for_each_event(since, |e| stream.item(e))?;
+    stream.end()
 }
