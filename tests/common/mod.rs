@@ -26,6 +26,12 @@ pub const HEADER: &str =
 /// no value is wrapped (piped output is otherwise 80 columns). Callers add what they fix.
 pub fn crmgate() -> std::process::Command {
     let mut c = std::process::Command::new(BIN);
+    controlled(&mut c);
+    c
+}
+
+/// The environment of [`crmgate`] on any command (a shell running `crmgate` lines, say).
+pub fn controlled(c: &mut std::process::Command) {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("CRMGATE_") {
             c.env_remove(name);
@@ -33,7 +39,6 @@ pub fn crmgate() -> std::process::Command {
     }
     c.env("NO_COLOR", "1");
     c.env("COLUMNS", "400");
-    c
 }
 
 /// A path under `fixtures/`.
