@@ -152,6 +152,20 @@ impl Env {
         c
     }
 
+    /// `crmgate --db <store>` as `actor` on a 120×50 xterm, for a pseudo-terminal session.
+    pub fn terminal(&self, actor: &str) -> std::process::Command {
+        let mut c = crmgate();
+        c.current_dir(self.dir.path())
+            .env("CRMGATE_USER", actor)
+            .env("CRMGATE_NOW", NOW)
+            .env("TERM", "xterm")
+            .env("COLUMNS", "120")
+            .env("LINES", "50")
+            .arg("--db")
+            .arg(self.db());
+        c
+    }
+
     /// A store with the bundled demo CRM records but no proposals.
     pub fn with_crm() -> Env {
         let env = Env::new();
@@ -295,6 +309,20 @@ pub fn refused(mut c: impl std::borrow::BorrowMut<Command>) -> String {
     let e = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{e}");
     e
+}
+
+/// How long a pseudo-terminal session waits for a screen: generous, as CI machines are slow,
+/// and a failed expectation says what was on screen.
+pub const PTY_TIMEOUT_MS: u64 = 20_000;
+
+/// Waits for `text` (ASCII) and returns everything printed before it. The pty session hands
+/// over bytes one char each; they are put back together as the UTF-8 the binary wrote.
+pub fn expect(p: &mut rexpect::session::PtySession, text: &str) -> String {
+    let before = p
+        .exp_string(text)
+        .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
+    let bytes: Vec<u8> = before.chars().map(|c| c as u32 as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// How many events the store's audit log holds, each checked link by link.
