@@ -18,7 +18,8 @@
 //!   then a command. The schedule is dropped, crontab's `\%` becomes `%`, and a leading
 //!   `cd DIR &&` is dropped; the command runs through `sh -c` in a scratch directory holding
 //!   `crm.db` (the demo CRM, no proposals), `inbox/` (two proposal files, one with a bad row)
-//!   and an empty `rejects/`. It must queue proposals.
+//!   and an empty `rejects/`; any other directory it needs, the line makes itself. It must end
+//!   as its comment says (0 by default) and queue proposals from the inbox.
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -529,4 +530,21 @@ fn an_unknown_column_says_how_to_add_it_and_a_typo_what_it_may_mean() {
         stderr.contains("rows.csv:3: field \"emial\" does not exist on contacts (did you mean \"email\"?); to add it as a column"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_line_that_ends_otherwise_than_its_comment_says_or_names_a_missing_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fails = |text: &str| {
+        let cmd = commands(text, 1).pop().unwrap();
+        let path = dir.path().to_path_buf();
+        std::panic::catch_unwind(move || run("doc.md", &path, &cmd)).is_err()
+    };
+    assert!(!fails("crmgate --version\n"));
+    assert!(fails("crmgate status --no-such-flag\n"));
+    assert!(!fails(
+        "crmgate status --no-such-flag   # a usage error; exit 2\n"
+    ));
+    assert!(fails("crmgate --version   # exit 1\n"));
+    assert!(fails("crmgate propose fixtures/nowhere.csv   # exit 1\n"));
 }
