@@ -4,12 +4,12 @@
 //! then through the library (`apply::run`, `apply::run_revert`), as a program embedding crmgate
 //! would call it, on a store the binary set up.
 
-use assert_cmd::Command;
 use crmgate::apply::{self, ApplyRequest, Ending, Options, Progress, RevertRequest, RevertTarget};
-use crmgate::store::{OpenMode, Store};
+use crmgate::store::Store;
 
-const HEADER: &str =
-    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+mod common;
+
+use common::{Env, HEADER};
 
 /// Every update goes through on the policy's word; a merge needs alice, of ops.
 const POLICY: &str = r#"
@@ -34,106 +34,23 @@ approvers = ["ops"]
 alice = ["ops", "admin"]
 "#;
 
-struct Env {
-    dir: tempfile::TempDir,
+/// A store holding the CRM tables `schema` creates, filled by `rows`, under [`POLICY`].
+fn crm_of(schema: &str, rows: &str) -> Env {
+    let env = Env::new();
+    let conn = env.conn();
+    conn.execute_batch(schema).expect("schema");
+    conn.execute_batch(rows).expect("rows");
+    drop(conn);
+    env.cmd(&["init"]).assert().success();
+    let p = env.policy("policy.toml", POLICY);
+    env.cmd(&["policy", "set", &p]).assert().success();
+    env
 }
 
 impl Env {
-    /// A store holding the CRM tables `schema` creates, filled by `rows`, under [`POLICY`].
-    fn new(schema: &str, rows: &str) -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let conn = env.conn();
-        conn.execute_batch(schema).expect("schema");
-        conn.execute_batch(rows).expect("rows");
-        drop(conn);
-        env.cmd(&["init"]).assert().success();
-        let p = env.write("policy.toml", POLICY);
-        env.cmd(&["policy", "set", &p]).assert().success();
-        env
-    }
-
-    fn db(&self) -> std::path::PathBuf {
-        self.dir.path().join("crm.db")
-    }
-
-    fn write(&self, name: &str, content: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, content).expect("write");
-        p.display().to_string()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("crmgate").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
-            .env_remove("CRMGATE_APPLY_CHUNK")
-            .env("CRMGATE_USER", "tester")
-            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
-            .env("NO_COLOR", "1")
-            .arg("--db")
-            .arg(self.db())
-            .args(args);
-        c
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        let conn = rusqlite::Connection::open(self.db()).expect("open store");
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        conn
-    }
-
     fn propose(&self, rows: &str) {
-        let p = self.write("proposals.csv", &format!("{HEADER}{rows}"));
+        let p = self.write("proposals.csv", format!("{HEADER}{rows}"));
         self.cmd(&["propose", &p]).assert().success();
-    }
-
-    /// The one value `sql` selects, as text (`NULL` for none).
-    fn text(&self, sql: &str) -> String {
-        use rusqlite::types::Value;
-        match self.conn().query_row(sql, [], |r| r.get(0)).expect(sql) {
-            Value::Null => "NULL".into(),
-            Value::Integer(i) => i.to_string(),
-            Value::Real(f) => f.to_string(),
-            Value::Text(t) => t,
-            Value::Blob(b) => format!("{b:?}"),
-        }
-    }
-
-    /// Every row of the given tables, in a stable order.
-    fn dump(&self, tables: &[&str]) -> String {
-        let conn = self.conn();
-        let mut out = String::new();
-        for t in tables {
-            let mut stmt = conn
-                .prepare(&format!("SELECT * FROM {t} ORDER BY 1"))
-                .unwrap();
-            let n = stmt.column_count();
-            let mut rows = stmt.query([]).unwrap();
-            while let Some(r) = rows.next().unwrap() {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect();
-                out.push_str(&format!("{t}: {}\n", cells.join("|")));
-            }
-        }
-        out
-    }
-
-    /// `record field before after` of every change of `run`, in order.
-    fn changes(&self, run: i64) -> Vec<String> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT object || '/' || record || ' ' || field || ' ' || quote(before) || ' ' ||
-                 quote(after) FROM crmgate_changes WHERE run_id = ?1 ORDER BY id",
-            )
-            .unwrap();
-        stmt.query_map([run], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
     }
 }
 
@@ -154,13 +71,13 @@ fn teams(people: usize) -> Env {
             "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
         ));
     }
-    Env::new(TEAMS, &rows)
+    crm_of(TEAMS, &rows)
 }
 
 #[test]
 fn a_write_cascaded_to_a_record_earlier_in_the_run_makes_its_proposal_a_conflict() {
     let env = teams(600);
-    let original = env.dump(&["teams", "people"]);
+    let original = env.dump_of(&["teams", "people"]);
     // Two ingests, so that the team's proposal is queued (and applied) first.
     env.propose("r-t1,bot,update,teams,t1,code,B,,0.9,,,\n");
     let mut rows = String::from("r-team,bot,update,people,p-000,team_code,C,,0.9,,,\n");
@@ -195,7 +112,7 @@ fn a_write_cascaded_to_a_record_earlier_in_the_run_makes_its_proposal_a_conflict
     );
     assert_eq!(changes[1], "people/p-001 title NULL 'Title 1'");
     env.cmd(&["revert", "--run", "1"]).assert().success();
-    assert_eq!(env.dump(&["teams", "people"]), original);
+    assert_eq!(env.dump_of(&["teams", "people"]), original);
     env.cmd(&["audit", "verify"]).assert().success();
 }
 
@@ -209,7 +126,7 @@ fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_rever
             "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
         ));
     }
-    let env = Env::new(
+    let env = crm_of(
         "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, name TEXT);
          CREATE TABLE people (
              id TEXT PRIMARY KEY,
@@ -218,7 +135,7 @@ fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_rever
          );",
         &rows,
     );
-    let original = env.dump(&["teams", "people"]);
+    let original = env.dump_of(&["teams", "people"]);
     env.propose("m-1,bot,merge,teams,t1,,,t2,0.9,,,\n");
     env.cmd(&["--as", "alice", "approve", "bot:m-1"])
         .assert()
@@ -247,7 +164,7 @@ fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_rever
         "conflict"
     );
     env.cmd(&["revert", "--run", "1"]).assert().success();
-    assert_eq!(env.dump(&["teams", "people"]), original);
+    assert_eq!(env.dump_of(&["teams", "people"]), original);
     env.cmd(&["audit", "verify"]).assert().success();
 }
 
@@ -259,7 +176,7 @@ fn a_field_a_user_trigger_wrote_earlier_in_the_run_is_a_conflict_and_the_run_rev
             "INSERT INTO people VALUES ('p-{i:03}', 'A', NULL);"
         ));
     }
-    let env = Env::new(
+    let env = crm_of(
         "CREATE TABLE teams (id TEXT PRIMARY KEY, code TEXT UNIQUE, titled INTEGER NOT NULL);
          CREATE TABLE people (id TEXT PRIMARY KEY, team_code TEXT REFERENCES teams(code),
              title TEXT);
@@ -270,7 +187,7 @@ fn a_field_a_user_trigger_wrote_earlier_in_the_run_is_a_conflict_and_the_run_rev
          END;",
         &rows,
     );
-    let original = env.dump(&["teams", "people"]);
+    let original = env.dump_of(&["teams", "people"]);
     let mut titles = String::new();
     for i in 0..600 {
         titles.push_str(&format!(
@@ -294,7 +211,7 @@ fn a_field_a_user_trigger_wrote_earlier_in_the_run_is_a_conflict_and_the_run_rev
         .env("CRMGATE_APPLY_CHUNK", "100")
         .assert()
         .success();
-    assert_eq!(env.dump(&["teams", "people"]), original);
+    assert_eq!(env.dump_of(&["teams", "people"]), original);
     env.cmd(&["audit", "verify"]).assert().success();
 }
 
@@ -306,7 +223,7 @@ fn now() -> String {
 
 /// A store of `n` contacts with no title, and a title proposed (and approved) for each.
 fn store_with_titles(n: usize) -> Env {
-    let env = Env::new("", "");
+    let env = crm_of("", "");
     let mut contacts = String::from("id,first_name\n");
     let mut proposals = String::new();
     for i in 0..n {
@@ -321,21 +238,9 @@ fn store_with_titles(n: usize) -> Env {
     env
 }
 
-fn open(env: &Env) -> Store {
-    Store::open(&env.db(), OpenMode::Existing).unwrap()
-}
-
-fn conn(env: &Env) -> rusqlite::Connection {
-    env.conn()
-}
-
-fn count(env: &Env, sql: &str) -> i64 {
-    conn(env).query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 /// Every contact, in id order.
 fn contacts(dir: &Env) -> Vec<String> {
-    let conn = conn(dir);
+    let conn = dir.conn();
     let mut stmt = conn
         .prepare("SELECT id || '|' || coalesce(title, 'NULL') FROM contacts ORDER BY id")
         .unwrap();
@@ -394,36 +299,29 @@ fn apply_with(
 fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_contacts() {
     let dir = store_with_titles(25);
     let original = contacts(&dir);
-    let mut store = open(&dir);
+    let mut store = dir.store();
     let applied = apply_with(&mut store, 7, false, &mut apply::NoProgress);
     assert!(applied.stopped.is_none());
     assert_eq!(applied.report.count(Ending::Applied), 25);
     assert_eq!(applied.report.run, Some(1));
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"),
         25
     );
     // One change and one apply event per proposal, all of run 1, each before = NULL.
     assert_eq!(
-        count(
-            &dir,
+        dir.count(
             "SELECT count(*) FROM crmgate_changes WHERE run_id = 1 AND before IS NULL
              AND after = 'Engineer ' || CAST(substr(record, 3) AS INTEGER)"
         ),
         25
     );
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_events WHERE action = 'apply' AND run_id = 1"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_events WHERE action = 'apply' AND run_id = 1"),
         25
     );
     assert_eq!(
-        count(&dir, "SELECT count(*) FROM contacts WHERE title IS NULL"),
+        dir.count("SELECT count(*) FROM contacts WHERE title IS NULL"),
         0
     );
 
@@ -447,17 +345,11 @@ fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_co
     );
     assert_eq!(contacts(&dir), original);
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
         25
     );
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND reverts IS NOT NULL"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND reverts IS NOT NULL"),
         25
     );
 }
@@ -467,21 +359,18 @@ fn a_dry_run_through_the_library_changes_nothing_and_reports_what_it_would_apply
     let dir = store_with_titles(5);
     let before = (
         contacts(&dir),
-        count(&dir, "SELECT count(*) FROM crmgate_events"),
+        dir.count("SELECT count(*) FROM crmgate_events"),
     );
-    let mut store = open(&dir);
+    let mut store = dir.store();
     let applied = apply_with(&mut store, 2, true, &mut apply::NoProgress);
     assert_eq!(applied.report.count(Ending::Applied), 5);
     let after = (
         contacts(&dir),
-        count(&dir, "SELECT count(*) FROM crmgate_events"),
+        dir.count("SELECT count(*) FROM crmgate_events"),
     );
     assert_eq!(after, before);
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
         5
     );
 }
@@ -489,9 +378,9 @@ fn a_dry_run_through_the_library_changes_nothing_and_reports_what_it_would_apply
 #[test]
 fn a_run_with_a_record_moved_on_is_refused_whole_and_nothing_is_reverted() {
     let dir = store_with_titles(12);
-    let mut store = open(&dir);
+    let mut store = dir.store();
     apply_with(&mut store, 5, false, &mut apply::NoProgress);
-    conn(&dir)
+    dir.conn()
         .execute(
             "UPDATE contacts SET title = 'Edited' WHERE id = 'k-003'",
             [],
@@ -513,10 +402,7 @@ fn a_run_with_a_record_moved_on_is_refused_whole_and_nothing_is_reverted() {
     assert!(e.contains("k-003"), "{e}");
     assert_eq!(contacts(&dir), applied);
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_runs WHERE kind = 'revert'"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_runs WHERE kind = 'revert'"),
         0
     );
 }
@@ -546,7 +432,7 @@ impl Progress for TriggerAfterFirstChunk {
 #[test]
 fn a_trigger_added_between_two_chunks_is_seen_by_the_next_one() {
     let dir = store_with_titles(10);
-    let mut store = open(&dir);
+    let mut store = dir.store();
     let mut progress = TriggerAfterFirstChunk {
         db: dir.db(),
         added: false,
@@ -556,14 +442,11 @@ fn a_trigger_added_between_two_chunks_is_seen_by_the_next_one() {
     assert_eq!(applied.report.count(Ending::Applied), 5);
     assert_eq!(applied.report.count(Ending::Failed), 5);
     assert_eq!(
-        count(&dir, "SELECT count(*) FROM contacts WHERE title IS NULL"),
+        dir.count("SELECT count(*) FROM contacts WHERE title IS NULL"),
         5
     );
     assert_eq!(
-        count(
-            &dir,
-            "SELECT count(*) FROM crmgate_changes WHERE after <> before OR before IS NULL"
-        ),
+        dir.count("SELECT count(*) FROM crmgate_changes WHERE after <> before OR before IS NULL"),
         5
     );
 }

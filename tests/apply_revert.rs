@@ -6,7 +6,7 @@ use std::path::Path;
 
 use predicates::prelude::*;
 
-use common::{Env, HEADER, crm_dump, fixture, json_of, stdout_of};
+use common::{Env, HEADER, crm_dump, json_of, stdout_of};
 
 fn sha256_of(path: &Path) -> String {
     use std::io::Read;
@@ -21,9 +21,8 @@ fn sha256_of(path: &Path) -> String {
 fn long_queue() -> Env {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
-    let policy = std::fs::read_to_string(fixture("policy/demo.toml"))
-        .unwrap()
-        .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
+    let policy =
+        common::demo_policy().replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
     let p = env.write("policy.toml", common::with_test_admins(&policy));
     env.cmd(&["policy", "set", p.to_str().unwrap()])
         .assert()
@@ -95,8 +94,7 @@ fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
 fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahead() {
     let env = long_queue();
     // A second autonomous source proposes every title again, from the same empty field.
-    let policy = std::fs::read_to_string(fixture("policy/demo.toml"))
-        .unwrap()
+    let policy = common::demo_policy()
         .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ")
         .replace(
             "[sources.sdr-agent]",

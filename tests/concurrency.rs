@@ -161,12 +161,8 @@ fn two_apply_runs_at_once_apply_each_proposal_once() {
     let dir = dir.path();
     let db = dir.join("race.db");
     assert_eq!(run(crmgate(&db, "admin").arg("init")).0, Some(0));
-    let policy = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/policy/demo.toml"
-    ))
-    .unwrap()
-    .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
+    let policy =
+        common::demo_policy().replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
     std::fs::write(dir.join("policy.toml"), common::with_test_admins(&policy)).unwrap();
     assert_eq!(
         run(crmgate(&db, "admin")

@@ -51,8 +51,7 @@ fn run_ok(c: &mut Command) {
 fn base_store(dir: &Path, n: usize) -> std::path::PathBuf {
     let db = dir.join("base.db");
     run_ok(crmgate(&db).args(["init"]));
-    let policy = std::fs::read_to_string(common::fixture("policy/demo.toml"))
-        .unwrap()
+    let policy = common::demo_policy()
         .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 1000000 ")
         .replace("max_auto_per_day = 10000", "max_auto_per_day = 1000000");
     std::fs::write(dir.join("policy.toml"), common::with_test_admins(&policy)).unwrap();

@@ -21,7 +21,10 @@ fn demo_walks_the_pipeline_and_can_run_again() {
         .stdout(predicate::str::contains("does not exist on contacts"))
         .stdout(predicate::str::contains("Try it yourself"))
         .stdout(predicate::str::contains("--as alice review"));
-    let demo = Env { dir: env.dir };
+    let demo = Env {
+        dir: env.dir,
+        user: env.user,
+    };
     std::fs::rename(demo.path("crmgate-demo.db"), demo.db()).unwrap();
     assert!(demo.count("SELECT count(*) FROM crmgate_proposals") > 0);
     assert_eq!(demo.count("SELECT count(*) FROM contacts"), 1000);

@@ -1,6 +1,7 @@
 //! Propose through the library, without the binary: a file into a temporary store, then the
 //! queue, the decisions, the rejects and the audit log read back from the store.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use crmgate::error::Error;
@@ -9,26 +10,33 @@ use crmgate::ingest::Input;
 use crmgate::ingest::proposals::{BULK_MIN_ROWS, Report, Request, propose};
 use crmgate::policy::{Policy, parse};
 use crmgate::store::{OpenMode, Store};
-use rusqlite::Connection;
 
-const HEADER: &str =
-    "id,source,kind,object,record,field,value,merge_into,confidence,expected,trigger,reason\n";
+mod common;
 
-/// A store with the default tables, four contacts (two without a title) and the demo policy.
+use common::HEADER;
+
+/// A store with the default tables, four contacts (two without a title) and the demo policy,
+/// made through the library in the harness's scratch directory (whose count, dump and store
+/// it answers with).
 struct Env {
-    dir: tempfile::TempDir,
-    db: PathBuf,
+    scratch: common::Env,
     policy: Policy,
+}
+
+impl Deref for Env {
+    type Target = common::Env;
+    fn deref(&self) -> &common::Env {
+        &self.scratch
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("crm.db");
-        let mut store = Store::open(&db, OpenMode::Create).unwrap();
+        let scratch = common::Env::new();
+        let mut store = Store::open(&scratch.db(), OpenMode::Create).unwrap();
         store.create_default_tables().unwrap();
-        Connection::open(&db)
-            .unwrap()
+        scratch
+            .conn()
             .execute_batch(
                 "INSERT INTO contacts (id, first_name, title) VALUES
                      ('c-1', 'Ada', NULL), ('c-2', 'Bo', NULL), ('c-3', 'Cy', 'CTO'),
@@ -37,23 +45,23 @@ impl Env {
             .unwrap();
         let text = std::str::from_utf8(DEMO_POLICY.data).unwrap();
         let policy = parse(text, store.schema()).expect("the demo policy parses");
-        Env { dir, db, policy }
+        Env { scratch, policy }
     }
 
     fn file(&self, name: &str, rows: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, format!("{HEADER}{rows}")).unwrap();
-        path
+        self.write(name, format!("{HEADER}{rows}"))
+            .as_path()
+            .to_path_buf()
     }
 
     fn propose(&self, file: &Path, skip_invalid: bool) -> Result<Report, Error> {
-        let mut store = Store::open(&self.db, OpenMode::Existing).unwrap();
+        let mut store = self.store();
         let inputs = [Input::from_arg(file.to_str().unwrap(), None).unwrap()];
         let request = Request {
             inputs: &inputs,
             source: None,
             skip_invalid,
-            rejects: skip_invalid.then(|| self.dir.path().join("rejects.csv")),
+            rejects: skip_invalid.then(|| self.path("rejects.csv")),
             actor: "ops".into(),
             now: "2026-12-01T09:00:00.000Z".into(),
             policy: &self.policy,
@@ -64,35 +72,10 @@ impl Env {
         propose(&mut store, &request)
     }
 
-    fn count(&self, sql: &str) -> i64 {
-        Connection::open(&self.db)
-            .unwrap()
-            .query_row(sql, [], |r| r.get(0))
-            .unwrap()
-    }
-
-    /// Every row of crmgate's own tables, as text: what a run wrote, or did not.
-    fn dump(&self) -> String {
-        let conn = Connection::open(&self.db).unwrap();
-        let mut out = String::new();
-        for table in ["crmgate_ingests", "crmgate_proposals", "crmgate_events"] {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
-            let n = stmt.column_count();
-            let mut rows = stmt.query([]).unwrap();
-            while let Some(r) = rows.next().unwrap() {
-                let cells: Vec<String> = (0..n)
-                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                    .collect();
-                out.push_str(&format!("{table}: {}\n", cells.join(" | ")));
-            }
-        }
-        out
-    }
-
     /// (state, decision, baseline) of the proposal `source` calls `id`.
     fn queued(&self, source: &str, id: &str) -> (String, String, serde_json::Value) {
-        let store = Store::open(&self.db, OpenMode::Existing).unwrap();
-        let p = store
+        let p = self
+            .store()
             .proposal_by_source_id(source, id)
             .unwrap()
             .unwrap_or_else(|| panic!("{source}:{id} is queued"));
@@ -104,15 +87,7 @@ impl Env {
     }
 
     fn audit_verifies(&self) -> u64 {
-        let store = Store::open(&self.db, OpenMode::Existing).unwrap();
-        let mut v = crmgate::audit::Verifier::default();
-        store
-            .for_each_event(None, |e| {
-                v.check(e).expect("the audit log verifies");
-                Ok(())
-            })
-            .unwrap();
-        v.checked
+        common::audit_checked(&self.store())
     }
 }
 

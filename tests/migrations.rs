@@ -8,9 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crmgate::audit::{EventRow, GENESIS, Verifier, sha256_hex};
+use crmgate::audit::{EventRow, GENESIS, sha256_hex};
 use crmgate::store::{ListFilter, OpenMode, SCHEMA_VERSION, Store, migrations};
 use rusqlite::{Connection, params};
+
+mod common;
 
 const AT: &str = "2026-11-20T10:00:00.000Z";
 
@@ -296,19 +298,12 @@ fn answers(store: &Store) -> serde_json::Value {
         .into_iter()
         .map(|p| (p.source, p.reason))
         .collect();
-    let mut verifier = Verifier::default();
-    store
-        .for_each_event(None, |e| {
-            verifier.check(e).expect("the audit log verifies");
-            Ok(())
-        })
-        .unwrap();
     serde_json::json!({
         "total": total,
         "proposals": shown,
         "change": change,
         "pauses": format!("{pauses:?}"),
-        "events_checked": verifier.checked,
+        "events_checked": common::audit_checked(store),
     })
 }
 

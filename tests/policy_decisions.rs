@@ -91,7 +91,7 @@ fn the_demo_policy_decides_each_bundled_proposal_as_documented() {
 #[test]
 fn a_source_past_its_auto_limit_waits_for_review_with_the_limit_named() {
     let env = Env::with_crm();
-    let demo = std::fs::read_to_string(fixture("policy/demo.toml")).unwrap();
+    let demo = common::demo_policy();
     let tight = demo.replace("max_auto_per_run = 1000", "max_auto_per_run = 3");
     let policy = env.write("tight.toml", tight);
     env.cmd(&["policy", "set", policy.to_str().unwrap()])
@@ -183,10 +183,7 @@ fn policies_are_checked_versioned_and_changed_only_by_an_admin() {
     );
     let text = shown["text"].as_str().unwrap();
     assert!(text.contains(&admin), "{text}");
-    assert_eq!(
-        text.replace(&admin, ""),
-        std::fs::read_to_string(fixture("policy/demo.toml")).unwrap()
-    );
+    assert_eq!(text.replace(&admin, ""), common::demo_policy());
     // Versions are append-only.
     let err = env
         .conn()
@@ -295,7 +292,7 @@ fn policy_test_shows_which_decisions_a_new_policy_would_change_and_changes_nothi
         .assert()
         .success()
         .stderr(predicate::str::contains("no decision would change"));
-    let demo = std::fs::read_to_string(fixture("policy/demo.toml")).unwrap();
+    let demo = common::demo_policy();
     let trusting = env.write(
         "trust.toml",
         demo.replace(

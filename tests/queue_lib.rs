@@ -13,18 +13,21 @@ use crmgate::model::{Action, State};
 use crmgate::queue;
 use crmgate::store::{EventFilter, ListFilter, Store};
 
+mod common;
+
+use common::Env;
+
 const NOW: &str = "2026-11-21T09:00:00.000Z";
 const LATER: &str = "2026-11-21T10:00:00.000Z";
 
 /// A demo store in its own directory: the bundled records, policy and 35 proposals.
-fn demo() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crm.db");
-    let mut store = setup::init(&path, Purpose::Demo, "alice", NOW)
+fn demo() -> (Env, Store) {
+    let env = Env::new();
+    let mut store = setup::init(&env.db(), Purpose::Demo, "alice", NOW)
         .unwrap()
         .store;
     setup::load_demo(&mut store, "alice", NOW).unwrap();
-    (dir, store)
+    (env, store)
 }
 
 fn state_of(store: &Store, address: &str) -> String {

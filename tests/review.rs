@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use rexpect::session::{PtySession, spawn_command};
 
-use common::fixture;
-
-/// Generous: CI machines are slow, and a failed expectation should say what was on screen.
-const TIMEOUT_MS: u64 = 20_000;
+use common::{Env, PTY_TIMEOUT_MS as TIMEOUT_MS, expect, fixture};
 
 const POLICY: &str = r#"
 [defaults]
@@ -45,25 +41,12 @@ p5,vendor,owner,contacts,c-1004,owner,mia,,0.9,,,Territory change
 ";
 
 struct Store {
-    dir: tempfile::TempDir,
+    env: Env,
 }
 
 impl Store {
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("crm.db")
-    }
-
     fn cmd(&self, actor: &str) -> Command {
-        let mut c = common::crmgate();
-        c.current_dir(self.dir.path())
-            .env("CRMGATE_USER", actor)
-            .env("CRMGATE_NOW", common::NOW)
-            .env("TERM", "xterm")
-            .env("COLUMNS", "120")
-            .env("LINES", "50")
-            .arg("--db")
-            .arg(self.db());
-        c
+        self.env.terminal(actor)
     }
 
     fn run(&self, actor: &str, args: &[&str]) -> String {
@@ -77,7 +60,7 @@ impl Store {
     }
 
     fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).expect("open store")
+        self.env.conn()
     }
 
     /// (state, value, proposed_value) of the proposal the source calls `ext_id`.
@@ -125,14 +108,12 @@ impl Store {
 
 /// The bundled CRM, the policy above, and the proposals above, all pending.
 fn store(proposals: &str) -> Store {
-    let s = Store {
-        dir: tempfile::tempdir().expect("tempdir"),
-    };
+    let s = Store { env: Env::new() };
     s.run("alice", &["init"]);
     for t in ["companies", "contacts", "deals", "activities"] {
         s.run("alice", &["import", t, &fixture(&format!("crm/{t}.csv"))]);
     }
-    let policy = s.dir.path().join("policy.toml");
+    let policy = s.env.path("policy.toml");
     std::fs::write(&policy, common::with_test_admins(POLICY)).unwrap();
     s.run("tester", &["policy", "set", policy.to_str().unwrap()]);
     // A record value carrying terminal escapes: it must be shown, not obeyed.
@@ -143,7 +124,7 @@ fn store(proposals: &str) -> Store {
             [],
         )
         .unwrap();
-    let file = s.dir.path().join("proposals.csv");
+    let file = s.env.path("proposals.csv");
     std::fs::write(&file, proposals).unwrap();
     s.run("alice", &["propose", file.to_str().unwrap()]);
     s
@@ -153,16 +134,6 @@ fn review(s: &Store, actor: &str, args: &[&str]) -> PtySession {
     let mut c = s.cmd(actor);
     c.arg("review").args(args);
     spawn_command(c, Some(TIMEOUT_MS)).expect("spawn review in a pty")
-}
-
-/// Waits for `text` (ASCII) and returns everything printed before it. The pty session hands
-/// over bytes one char each; they are put back together as the UTF-8 the binary wrote.
-fn expect(p: &mut PtySession, text: &str) -> String {
-    let before = p
-        .exp_string(text)
-        .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
-    let bytes: Vec<u8> = before.chars().map(|c| c as u32 as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn key(p: &mut PtySession, c: char) {

@@ -2,14 +2,11 @@
 //! one the reviewer can decide, undo puts the counter back, `?` keeps its indent, and an edit
 //! can clear a field.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
 use rexpect::session::{PtySession, spawn_command};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const BIN: &str = env!("CARGO_BIN_EXE_crmgate");
-const TIMEOUT_MS: u64 = 20_000;
+use common::{Env, PTY_TIMEOUT_MS as TIMEOUT_MS, expect};
 
 const POLICY: &str = r#"
 [defaults]
@@ -35,57 +32,20 @@ q2,vendor,update,contacts,c-1003,phone,+1 415 555 0100,0.7
 q3,vendor,update,contacts,c-1004,title,COO,0.7
 ";
 
-struct Store {
-    dir: tempfile::TempDir,
+/// The bundled CRM under the policy above, with the proposals above queued.
+fn store() -> Env {
+    let s = Env::with_crm();
+    let policy = s.policy("policy.toml", POLICY);
+    s.cmd(&["policy", "set", &policy]).assert().success();
+    let file = s.write("p.csv", PROPOSALS);
+    s.cmd(&["propose", &file]).assert().success();
+    s
 }
 
-impl Store {
-    fn new() -> Store {
-        let s = Store {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        s.run(&["init"]);
-        for t in ["companies", "contacts", "deals", "activities"] {
-            let file = format!("{ROOT}/fixtures/crm/{t}.csv");
-            s.run(&["import", t, &file]);
-        }
-        let policy = s.dir.path().join("policy.toml");
-        std::fs::write(&policy, POLICY).unwrap();
-        s.run(&["policy", "set", policy.to_str().unwrap()]);
-        let file = s.dir.path().join("p.csv");
-        std::fs::write(&file, PROPOSALS).unwrap();
-        s.run(&["propose", file.to_str().unwrap()]);
-        s
-    }
-
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("crm.db")
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
-            .env("CRMGATE_USER", "alice")
-            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
-            .env("NO_COLOR", "1")
-            .env("TERM", "xterm")
-            .env("COLUMNS", "120")
-            .env("LINES", "50")
-            .arg("--db")
-            .arg(self.db());
-        c
-    }
-
-    fn run(&self, args: &[&str]) {
-        let out = self.cmd().args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-    }
-
+impl Env {
     /// (state, value) of the proposal the source calls `ext_id`.
     fn proposal(&self, ext_id: &str) -> (String, Option<String>) {
-        rusqlite::Connection::open(self.db())
-            .unwrap()
+        self.conn()
             .query_row(
                 "SELECT state, CAST(value AS TEXT) FROM crmgate_proposals WHERE ext_id = ?1",
                 [ext_id],
@@ -95,14 +55,6 @@ impl Store {
     }
 }
 
-fn expect(p: &mut PtySession, text: &str) -> String {
-    let before = p
-        .exp_string(text)
-        .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
-    let bytes: Vec<u8> = before.chars().map(|c| c as u32 as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 fn send(p: &mut PtySession, text: &str) {
     p.send(text).unwrap();
     p.flush().unwrap();
@@ -110,8 +62,8 @@ fn send(p: &mut PtySession, text: &str) {
 
 #[test]
 fn the_review_starts_with_what_the_reviewer_can_decide_and_undo_puts_the_counter_back() {
-    let s = Store::new();
-    let mut c = s.cmd();
+    let s = store();
+    let mut c = s.terminal("alice");
     c.arg("review");
     let mut p = spawn_command(c, Some(TIMEOUT_MS)).unwrap();
 

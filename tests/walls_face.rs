@@ -1,90 +1,11 @@
 //! The dead ends an operator met at the policy, the actor and the terminal, each driven through
 //! the real binary with a controlled environment and checked in the store.
 
-use std::path::{Path, PathBuf};
-
 use assert_cmd::Command;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn demo() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        env.cmd(&["init", "--demo"]).assert().success();
-        env
-    }
-
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("crm.db")
-    }
-
-    fn write(&self, name: &str, content: impl AsRef<[u8]>) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, content).expect("write");
-        p.display().to_string()
-    }
-
-    /// `crmgate --db <store> ARGS` as `alice` (an admin in the demo policy), at a fixed time.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::cargo_bin("crmgate").expect("binary");
-        c.current_dir(self.dir.path())
-            .env_remove("CRMGATE_DB")
-            .env("CRMGATE_USER", "alice")
-            .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
-            .env("NO_COLOR", "1")
-            .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
-            // Tables as wide as they need: the tests read whole cells.
-            .env("COLUMNS", "400")
-            .arg("--db")
-            .arg(self.db())
-            .args(args);
-        c
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).expect("open store")
-    }
-
-    fn one<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
-        self.conn().query_row(sql, [], |r| r.get(0)).expect(sql)
-    }
-
-    fn state(&self, source_id: &str) -> String {
-        let (source, id) = source_id.split_once(':').unwrap();
-        self.one(&format!(
-            "SELECT state FROM crmgate_proposals WHERE source = '{source}' AND ext_id = '{id}'"
-        ))
-    }
-}
-
-/// (stdout, stderr) of a command that must succeed.
-fn ok(mut c: impl std::borrow::BorrowMut<Command>) -> (String, String) {
-    let out = c.borrow_mut().output().expect("run");
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "failed:\n{o}\n{e}");
-    (o, e)
-}
-
-/// stderr of a command that must exit 1.
-fn refused(mut c: impl std::borrow::BorrowMut<Command>) -> String {
-    let out = c.borrow_mut().output().expect("run");
-    let e = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{e}");
-    e
-}
-
-fn demo_policy() -> String {
-    std::fs::read_to_string(Path::new(ROOT).join("fixtures/policy/demo.toml")).unwrap()
-}
+use common::{Env, demo_policy, ok, refused};
 
 /// The demo policy's rule that sends contacts and deals of enterprise accounts to review.
 const ENTERPRISE_PEOPLE: &str = "[[rule]]
@@ -256,9 +177,7 @@ fn passwd_user() -> String {
 
 #[test]
 fn with_no_user_in_the_environment_the_actor_is_the_os_user_not_unknown() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::new();
     env.cmd(&["init"]).assert().success();
     let mut c = env.cmd(&["pause", "--reason", "maintenance"]);
     c.env_remove("CRMGATE_USER")
@@ -271,9 +190,7 @@ fn with_no_user_in_the_environment_the_actor_is_the_os_user_not_unknown() {
 
 #[test]
 fn a_store_in_a_missing_directory_names_the_directory_and_a_cause_is_said_once() {
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-    };
+    let env = Env::new();
     let missing = env.dir.path().join("no-such-dir").join("crm.db");
     for args in [["init"], ["status"]] {
         let out = Command::cargo_bin("crmgate")

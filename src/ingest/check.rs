@@ -247,10 +247,11 @@ fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(),
     };
     let column: &Column = obj.column(field_name).ok_or_else(|| {
         format!(
-            "field \"{}\" does not exist on {}{}",
+            "field \"{}\" does not exist on {}{}{}",
             short(field_name),
             obj.name,
-            suggestion_suffix(field_name, obj.column_names())
+            suggestion_suffix(field_name, obj.column_names()),
+            add_column_hint(&obj.name, field_name)
         )
     })?;
     if column.primary_key {
@@ -272,6 +273,24 @@ fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(),
     p.field = Some(column.name.clone());
     p.value = value;
     Ok(())
+}
+
+/// How to go forward when the field is meant to be a new column: the SQL that adds it. Only
+/// for plain names, so the command can be pasted into a shell as it is.
+fn add_column_hint(table: &str, field: &str) -> String {
+    let plain = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !plain(table) || !plain(field) {
+        return String::new();
+    }
+    format!(
+        "; to add it as a column: sqlite3 STORE 'ALTER TABLE {table} ADD COLUMN {field}', then \
+         propose again"
+    )
 }
 
 /// A row as the reading thread leaves it: a proposal that passed every check needing no

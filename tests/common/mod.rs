@@ -5,6 +5,8 @@
 //! Each test file is its own crate and uses part of this, so what one file leaves unused is fine.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -26,6 +28,12 @@ pub const HEADER: &str =
 /// no value is wrapped (piped output is otherwise 80 columns). Callers add what they fix.
 pub fn crmgate() -> std::process::Command {
     let mut c = std::process::Command::new(BIN);
+    controlled(&mut c);
+    c
+}
+
+/// The environment of [`crmgate`] on any command (a shell running `crmgate` lines, say).
+pub fn controlled(c: &mut std::process::Command) {
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("CRMGATE_") {
             c.env_remove(name);
@@ -33,7 +41,6 @@ pub fn crmgate() -> std::process::Command {
     }
     c.env("NO_COLOR", "1");
     c.env("COLUMNS", "400");
-    c
 }
 
 /// The OS user running the tests, as crmgate names it on every event.
@@ -66,16 +73,78 @@ pub fn fixture(rel: &str) -> String {
         .to_string()
 }
 
-/// A scratch directory with its own store.
+/// The demo policy's text (`fixtures/policy/demo.toml`).
+pub fn demo_policy() -> String {
+    std::fs::read_to_string(fixture("policy/demo.toml")).expect("the demo policy")
+}
+
+/// A file a test wrote: its path, as a `&str` argument (`&file`) or as a path.
+pub struct Written(String);
+
+impl Written {
+    pub fn to_str(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+
+    pub fn display(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+}
+
+impl Deref for Written {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Written {
+    fn as_ref(&self) -> &Path {
+        self.as_path()
+    }
+}
+
+impl AsRef<OsStr> for Written {
+    fn as_ref(&self) -> &OsStr {
+        OsStr::new(&self.0)
+    }
+}
+
+impl AsRef<str> for Written {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A scratch directory with its own store, and who acts in it.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// `CRMGATE_USER` of every [`Env::cmd`]: none (the OS user running the tests acts), or
+    /// `alice` (an admin) in a demo store.
+    pub user: Option<&'static str>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            user: None,
         }
+    }
+
+    /// A store made by `init --demo` (the bundled records, proposals and demo policy), acted on
+    /// by `alice`, who holds ops and admin in the demo policy.
+    pub fn demo() -> Env {
+        let env = Env {
+            user: Some("alice"),
+            ..Env::new()
+        };
+        env.cmd(&["init", "--demo"]).assert().success();
+        env
     }
 
     pub fn db(&self) -> PathBuf {
@@ -86,10 +155,10 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> Written {
         let p = self.path(name);
         std::fs::write(&p, content).expect("write");
-        p
+        Written(p.display().to_string())
     }
 
     /// A policy file in the scratch directory: `text` with the test admins (see
@@ -115,6 +184,23 @@ impl Env {
             .arg("--db")
             .arg(self.db())
             .args(args);
+        if let Some(user) = self.user {
+            c.env("CRMGATE_USER", user);
+        }
+        c
+    }
+
+    /// `crmgate --db <store>` as `actor` on a 120×50 xterm, for a pseudo-terminal session.
+    pub fn terminal(&self, actor: &str) -> std::process::Command {
+        let mut c = crmgate();
+        c.current_dir(self.dir.path())
+            .env("CRMGATE_USER", actor)
+            .env("CRMGATE_NOW", NOW)
+            .env("TERM", "xterm")
+            .env("COLUMNS", "120")
+            .env("LINES", "50")
+            .arg("--db")
+            .arg(self.db());
         c
     }
 
@@ -130,17 +216,72 @@ impl Env {
         env
     }
 
+    /// A connection to the store, with foreign keys on as crmgate has them.
     pub fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(self.db()).expect("open store")
+        let conn = rusqlite::Connection::open(self.db()).expect("open store");
+        conn.execute_batch("PRAGMA foreign_keys = ON")
+            .expect("foreign keys");
+        conn
+    }
+
+    /// The store through the library, as a program embedding crmgate opens it.
+    pub fn store(&self) -> crmgate::store::Store {
+        crmgate::store::Store::open(&self.db(), crmgate::store::OpenMode::Existing)
+            .expect("open store")
     }
 
     pub fn count(&self, sql: &str) -> i64 {
+        self.one(sql)
+    }
+
+    /// The one value `sql` selects.
+    pub fn one<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
         self.conn().query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    /// The one value `sql` selects, as text (`NULL` for none).
+    pub fn text(&self, sql: &str) -> String {
+        use rusqlite::types::Value;
+        match self.one(sql) {
+            Value::Null => "NULL".into(),
+            Value::Integer(i) => i.to_string(),
+            Value::Real(f) => f.to_string(),
+            Value::Text(t) => t,
+            Value::Blob(b) => format!("{b:?}"),
+        }
+    }
+
+    /// The state of the proposal `SOURCE:ID`.
+    pub fn state(&self, source_id: &str) -> String {
+        let (source, id) = source_id.split_once(':').expect("SOURCE:ID");
+        self.one(&format!(
+            "SELECT state FROM crmgate_proposals WHERE source = '{source}' AND ext_id = '{id}'"
+        ))
+    }
+
+    /// `record field before after` of every change of `run`, in order.
+    pub fn changes(&self, run: i64) -> Vec<String> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT object || '/' || record || ' ' || field || ' ' || quote(before) || ' ' ||
+                 quote(after) FROM crmgate_changes WHERE run_id = ?1 ORDER BY id",
+            )
+            .unwrap();
+        stmt.query_map([run], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 
     /// Every row of every table, in a stable order: "the store holds exactly what it held".
     pub fn dump(&self) -> String {
         dump(&self.db())
+    }
+
+    /// Every row of the named tables, in a stable order.
+    pub fn dump_of(&self, tables: &[&str]) -> String {
+        dump_tables(&self.db(), |t| tables.contains(&t))
     }
 }
 
@@ -187,6 +328,51 @@ fn dump_tables(db: &Path, keep: impl Fn(&str) -> bool) -> String {
         }
     }
     out
+}
+
+/// (stdout, stderr) of a command that must succeed.
+pub fn ok(mut c: impl std::borrow::BorrowMut<Command>) -> (String, String) {
+    let out = c.borrow_mut().output().expect("run");
+    let (o, e) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "failed:\n{o}\n{e}");
+    (o, e)
+}
+
+/// stderr of a command that must exit 1.
+pub fn refused(mut c: impl std::borrow::BorrowMut<Command>) -> String {
+    let out = c.borrow_mut().output().expect("run");
+    let e = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "expected a refusal:\n{e}");
+    e
+}
+
+/// How long a pseudo-terminal session waits for a screen: generous, as CI machines are slow,
+/// and a failed expectation says what was on screen.
+pub const PTY_TIMEOUT_MS: u64 = 20_000;
+
+/// Waits for `text` (ASCII) and returns everything printed before it. The pty session hands
+/// over bytes one char each; they are put back together as the UTF-8 the binary wrote.
+pub fn expect(p: &mut rexpect::session::PtySession, text: &str) -> String {
+    let before = p
+        .exp_string(text)
+        .unwrap_or_else(|e| panic!("waiting for {text:?}: {e}"));
+    let bytes: Vec<u8> = before.chars().map(|c| c as u32 as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// How many events the store's audit log holds, each checked link by link.
+pub fn audit_checked(store: &crmgate::store::Store) -> u64 {
+    let mut v = crmgate::audit::Verifier::default();
+    store
+        .for_each_event(None, |e| {
+            v.check(e).expect("the audit log verifies");
+            Ok(())
+        })
+        .expect("read the audit log");
+    v.checked
 }
 
 pub fn stdout_of(c: &mut Command) -> String {
