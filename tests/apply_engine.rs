@@ -439,7 +439,7 @@ fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_co
     assert!(reverted.stopped.is_none());
     assert_eq!(
         (reverted.run, reverted.done.count, reverted.total),
-        (2, 25, 25)
+        (Some(2), 25, 25)
     );
     assert_eq!(
         (progress.total, progress.done, progress.finished),

@@ -320,10 +320,17 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
         8
     );
+    // Again: every change is already undone, and said to be; nothing changes.
     env.cmd(&["revert", "--run", "1"])
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("was already reverted by change"));
+        .success()
+        .stdout(predicate::str::contains(
+            "skipped: already undone by change",
+        ))
+        .stderr(predicate::str::contains(
+            "nothing left to revert: 8 changes already undone",
+        ));
+    assert_eq!(crm_dump(&env), original);
     env.cmd(&["revert", "--run", "2"]).assert().success();
     assert_eq!(
         crm_dump(&env),
@@ -982,7 +989,7 @@ fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
 }
 
 #[test]
-fn a_run_partly_undone_or_holding_a_merge_is_not_reverted_in_chunks() {
+fn a_run_with_a_change_undone_and_put_back_or_holding_a_merge_is_not_reverted_in_chunks() {
     let revertible = |env: &Env, run| {
         crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing)
             .unwrap()
@@ -992,8 +999,11 @@ fn a_run_partly_undone_or_holding_a_merge_is_not_reverted_in_chunks() {
     let env = Env::with_crm();
     applied_run_of_field_writes(&env);
     assert!(revertible(&env, 1));
-    // One change of the run undone alone: the run as a whole can no longer be.
+    // One change of the run undone alone: skipped at its turn, the rest still go in chunks.
     env.cmd(&["revert", "5"]).assert().success();
+    assert!(revertible(&env, 1));
+    // Undone and put back: the chain is followed at its turn, in one transaction.
+    env.cmd(&["revert", "--run", "2"]).assert().success();
     assert!(!revertible(&env, 1));
     // A later run's change undone does not count against run 1's.
     let env = Env::with_crm();

@@ -18,7 +18,7 @@ mod run;
 
 pub use one::{RunState, apply_ids, json_to_value};
 pub use plan::{Plan, PlanItem, staleness};
-pub use revert::{RevertSummary, Reverted, WHOLE_RECORD, revert_chunk};
+pub use revert::{RevertSummary, Reverted, Skipped, Undoing, WHOLE_RECORD, revert_chunk};
 pub use run::{
     Applied, ApplyRequest, NoProgress, Progress, RevertRequest, RevertTarget, RevertedRun,
     chunk_size, run, run_revert,

@@ -237,10 +237,17 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
     let (_, policy) = super::policy::load(&store)?;
     if args.force && !policy.has_role(&ctx.actor, "admin") {
-        return Err(Error::refused(format!(
-            "{} may not force a revert: it takes the admin role",
-            ctx.actor
-        )));
+        let what = match (args.change, args.run) {
+            (Some(c), _) => c.to_string(),
+            (None, run) => format!("--run {}", run.unwrap_or_default()),
+        };
+        return Err(Error::refused_with_hint(
+            format!(
+                "{} may not force a revert: it takes the admin role",
+                ctx.actor
+            ),
+            format!("an admin can: `crmgate --as ADMIN revert {what} --force`"),
+        ));
     }
     let target = match (args.change, args.run) {
         (Some(c), _) => RevertTarget::Change(c),
@@ -263,34 +270,55 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
             "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",
             reverted.done.count, reverted.total
         );
+        let back = run.map_or(String::new(), |run| {
+            format!(" (as run {run}; `crmgate revert --run {run}` puts it back)")
+        });
         eprintln!(
-            "hint: what was undone stays, as run {run}; `crmgate revert --run {run}` puts it back"
+            "hint: what was undone stays{back}; `crmgate revert --run {of}` again undoes the rest"
         );
         return Ok(Outcome::Partial);
     }
     Ok(Outcome::Done)
 }
 
-fn print_reverted(run: i64, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
+fn print_reverted(run: Option<i64>, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
     if ctx.ui.json {
-        print_json(
-            &serde_json::json!({ "run": run, "reverted": done.count, "first": done.first }),
-        )?;
-    } else {
-        for d in &done.first {
-            print_out(format!(
-                "change {} undone by change {} ({} {})",
-                d.change,
-                d.by,
-                safe(&d.record),
-                d.field
-            ))?;
-        }
-        let noun = if done.count == 1 { "change" } else { "changes" };
-        ctx.ui.note(format!(
-            "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
-            done.count
-        ));
+        return print_json(&serde_json::json!({
+            "run": run,
+            "reverted": done.count,
+            "first": done.first,
+            "skipped": done.skipped,
+            "first_skipped": done.first_skipped,
+        }));
     }
+    for d in &done.first {
+        let forced = if d.forced { ", forced" } else { "" };
+        print_out(format!(
+            "change {} undone by change {} ({} {}{forced})",
+            d.change,
+            d.by,
+            safe(&d.record),
+            d.field
+        ))?;
+    }
+    for s in &done.first_skipped {
+        print_out(format!(
+            "change {} skipped: already undone by change {}",
+            s.change, s.by
+        ))?;
+    }
+    let skipped = crate::ui::count(done.skipped as u64, "change", "changes");
+    let note = match run {
+        None => format!("nothing left to revert: {skipped} already undone"),
+        Some(run) => format!(
+            "run {run}: {} reverted{}; undo with `crmgate revert --run {run}`",
+            crate::ui::count(done.count as u64, "change", "changes"),
+            match done.skipped {
+                0 => String::new(),
+                _ => format!("; {skipped} already undone, skipped"),
+            }
+        ),
+    };
+    ctx.ui.note(note);
     Ok(())
 }

@@ -78,10 +78,12 @@ fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
 }
 
 /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
-/// queries can tell: only field writes (no merge), none undone yet, every object and field
-/// still there, no object whose writes reach other records, and (unless `force`) every record
-/// still holding what the run's last change to it left. A large run that passes is reverted in chunks, one transaction each; any
-/// other is reverted in one transaction, which names every change that cannot be undone.
+/// queries can tell: only field writes (no merge), none undone and then put back (a chain
+/// the revert must follow at its turn), every object and field still there, no object whose
+/// writes reach other records, and (unless `force`) every record still holding what the run's
+/// last change to it that is still in effect left. Changes already undone are skipped at their
+/// turn. A large run that passes is reverted in chunks, one transaction each; any other is
+/// reverted in one transaction, which names every change that cannot be undone.
 pub(super) fn run_revertible_in_chunks(
     conn: &rusqlite::Connection,
     schema: &crate::schema::Schema,
@@ -91,18 +93,20 @@ pub(super) fn run_revertible_in_chunks(
     let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<i64> {
         conn.query_row(sql, params, |r| r.get(0)).map_err(db_err)
     };
-    // Undone already: some revert names one of the run's changes. Walked from the reverts
-    // (those within the run's span of ids), not from the run's million changes. A merge
-    // needs no check of its own: it always writes a whole-record change, refused below.
-    let undone = count(
+    // Undone and put back: a revert of one of the run's changes was itself reverted. Walked
+    // from the reverts (those within the run's span of ids), not from the run's million
+    // changes. A merge needs no check of its own: it always writes a whole-record change,
+    // refused below.
+    let put_back = count(
         "SELECT EXISTS (SELECT 1 FROM crmgate_changes r
             CROSS JOIN crmgate_changes c ON c.id = r.reverts
+            CROSS JOIN crmgate_changes b ON b.reverts = r.id
             WHERE r.reverts BETWEEN (SELECT min(id) FROM crmgate_changes WHERE run_id = ?1)
                                 AND (SELECT max(id) FROM crmgate_changes WHERE run_id = ?1)
               AND c.run_id = ?1)",
         &[&run],
     )?;
-    if undone != 0 {
+    if put_back != 0 {
         return Ok(false);
     }
     let mut stmt = conn
@@ -152,10 +156,14 @@ pub(super) fn run_revertible_in_chunks(
             )?;
             Ok(found != 0)
         };
-        const ALL: &str = "SELECT record, after FROM crmgate_changes
-                           WHERE run_id = ?1 AND object = ?2 AND field = ?3";
-        const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes
-                            WHERE run_id = ?1 AND object = ?2 AND field = ?3 GROUP BY record";
+        // Only the changes still in effect: one undone already is skipped at its turn.
+        const ALL: &str = "SELECT record, after FROM crmgate_changes x
+                           WHERE run_id = ?1 AND object = ?2 AND field = ?3
+                             AND NOT EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = x.id)";
+        const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes x
+                            WHERE run_id = ?1 AND object = ?2 AND field = ?3
+                              AND NOT EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = x.id)
+                            GROUP BY record";
         if differs(ALL)? && differs(LAST)? {
             return Ok(false);
         }
@@ -174,8 +182,8 @@ impl Store {
     }
 
     /// Whether every change of `run` can be undone as things stand, a chunk at a time: only
-    /// field writes, none undone yet, no object whose writes reach further, and (unless `force`)
-    /// every record holding what the run left.
+    /// field writes, none undone and put back, no object whose writes reach further, and
+    /// (unless `force`) every record holding what the run's changes still in effect left.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }

@@ -1,0 +1,258 @@
+//! Reverts that go forward from wherever the store stands: a run partly undone (by hand, or by
+//! a revert killed part way) is finished by the same command, and a forced revert writes over
+//! whatever a later change left.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+
+use common::{Env, crm_dump};
+
+/// The demo's store: run 1 applied, its change 1 reverted alone by change 7 (run 2).
+fn demo() -> Env {
+    let env = Env::new();
+    env.cmd(&["demo"]).assert().success();
+    assert_eq!(
+        env.count("SELECT reverts FROM crmgate_changes WHERE id = 7"),
+        1,
+        "the demo reverts change 1 by change 7"
+    );
+    env
+}
+
+/// The CRM as the demo found it: its records before anything was applied.
+fn demo_crm_before_apply() -> String {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    crm_dump(&env)
+}
+
+#[test]
+fn a_run_with_a_change_already_reverted_reverts_the_rest_and_names_what_it_skipped() {
+    for force in [false, true] {
+        let env = demo();
+        let mut args = vec!["--as", "alice", "revert", "--run", "1"];
+        if force {
+            args.push("--force");
+        }
+        env.cmd(&args)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(
+                "change 1 skipped: already undone by change 7",
+            ))
+            .stderr(predicate::str::contains("1 change already undone, skipped"));
+        assert_eq!(crm_dump(&env), demo_crm_before_apply(), "--force {force}");
+        assert_eq!(
+            env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'applied'"),
+            0
+        );
+        // Nothing is left: the same command says so and changes nothing.
+        let before = env.dump();
+        env.cmd(&["revert", "--run", "1"])
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("nothing left to revert"));
+        assert_eq!(env.dump(), before);
+        env.cmd(&["audit", "verify"]).assert().success();
+    }
+}
+
+#[test]
+fn a_change_reverted_and_put_back_is_undone_again_by_its_runs_revert() {
+    let env = demo();
+    let proposal = env.count("SELECT proposal_id FROM crmgate_changes WHERE id = 1");
+    // Reverting the revert puts change 1 back: it is in effect again.
+    env.cmd(&["revert", "7"]).assert().success();
+    let state = |env: &Env| {
+        env.conn()
+            .query_row(
+                "SELECT state FROM crmgate_proposals WHERE id = ?1",
+                [proposal],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap()
+    };
+    assert_eq!(state(&env), "applied");
+    env.cmd(&["revert", "--run", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("change 1 undone by change"));
+    assert_eq!(crm_dump(&env), demo_crm_before_apply());
+    assert_eq!(state(&env), "reverted");
+    // The undo names the last link of the chain: change 1, its revert 7, the revert of that.
+    let put_back = env.count("SELECT id FROM crmgate_changes WHERE reverts = 7");
+    assert_eq!(
+        env.count(&format!(
+            "SELECT count(*) FROM crmgate_changes WHERE reverts = {put_back}"
+        )),
+        1
+    );
+    // A change already undone, reverted on its own, is refused with the way to put it back.
+    env.cmd(&["revert", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("change 1 is already undone"))
+        .stderr(predicate::str::contains("`crmgate revert"));
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn a_change_a_later_change_overwrote_is_refused_until_an_admin_forces_it_and_then_it_is() {
+    let env = demo();
+    let change = env.count(
+        "SELECT id FROM crmgate_changes WHERE run_id = 1 AND record = 'c-1001' AND field = 'phone'",
+    );
+    let f = env.write("later.csv", "id,phone\nc-1001,+1 415 555 0199\n");
+    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = env.dump();
+    env.cmd(&["revert", "--run", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("change {change}:")))
+        .stderr(predicate::str::contains("`crmgate revert --run 1 --force`"));
+    env.cmd(&["--as", "bob", "revert", "--run", "1", "--force"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`crmgate --as ADMIN revert --run 1 --force`",
+        ));
+    assert_eq!(env.dump(), before);
+    env.cmd(&["--as", "alice", "revert", "--run", "1", "--force"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "change {change} undone by change"
+        )))
+        .stdout(predicate::str::contains("phone, forced)"));
+    let phone: Option<String> = env
+        .conn()
+        .query_row("SELECT phone FROM contacts WHERE id = 'c-1001'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(
+        phone, None,
+        "the value before the change, over the later one"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events WHERE action = 'revert'
+             AND json_extract(detail, '$.forced') = 1 AND record = 'c-1001'"
+        ),
+        1,
+        "recorded as a forced revert"
+    );
+}
+
+/// A store with `n` contacts whose empty title run 1 filled, one change each, and the CRM
+/// dump from before the apply.
+fn applied_titles(n: usize) -> (Env, String) {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    let policy = std::fs::read_to_string(common::fixture("policy/demo.toml"))
+        .unwrap()
+        .replace("max_auto_per_run = 1000 ", "max_auto_per_run = 1000000 ")
+        .replace("max_auto_per_day = 10000", "max_auto_per_day = 1000000");
+    let policy = env.write("policy.toml", policy);
+    env.cmd(&["policy", "set", policy.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::from("id,source,kind,object,record,field,value,confidence\n");
+    for i in 0..n {
+        contacts.push_str(&format!("k-{i:05},Kim\n"));
+        proposals.push_str(&format!(
+            "p-{i},clearbit,update,contacts,k-{i:05},title,Engineer {i},0.95\n"
+        ));
+    }
+    let c = env.write("contacts.csv", contacts);
+    let p = env.write("proposals.csv", proposals);
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    let before = crm_dump(&env);
+    env.cmd(&["apply"]).assert().success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 1"),
+        n as i64
+    );
+    (env, before)
+}
+
+#[test]
+fn a_revert_killed_part_way_is_finished_by_running_it_again() {
+    const N: usize = 4000;
+    let (env, before_apply) = applied_titles(N);
+    let saved = env.path("before-revert.db");
+    std::fs::copy(env.db(), &saved).unwrap();
+    let mut killed_part_way = false;
+    for _ in 0..5 {
+        std::fs::copy(&saved, env.db()).unwrap();
+        let _ = std::fs::remove_file(env.path("crm.db-wal"));
+        let mut child = common::crmgate()
+            .env("CRMGATE_USER", "tester")
+            .env("CRMGATE_APPLY_CHUNK", "20")
+            .arg("--db")
+            .arg(env.db())
+            .args(["--quiet", "revert", "--run", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once the first chunk committed: its revert changes are in the store.
+        let conn = env.conn();
+        let start = Instant::now();
+        let undone = loop {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM crmgate_changes WHERE reverts IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(0);
+            if n > 0 || start.elapsed() > Duration::from_secs(60) {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let undone_now: i64 =
+            env.count("SELECT count(*) FROM crmgate_changes WHERE reverts IS NOT NULL");
+        if undone > 0 && undone_now < N as i64 {
+            killed_part_way = true;
+            break;
+        }
+    }
+    assert!(killed_part_way, "the revert was never killed part way");
+    // What committed is whole: every change undone or in effect, never half.
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_changes c JOIN contacts k ON k.id = c.record
+             WHERE c.run_id = 1 AND NOT (
+               (EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = c.id) AND k.title IS NULL)
+               OR (NOT EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = c.id)
+                   AND k.title = c.after))"
+        ),
+        0
+    );
+    env.cmd(&["revert", "--run", "1"])
+        .env("CRMGATE_APPLY_CHUNK", "20")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("already undone, skipped"));
+    assert_eq!(crm_dump(&env), before_apply);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
+        N as i64
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}
