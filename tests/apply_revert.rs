@@ -135,7 +135,7 @@ fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahea
 }
 
 #[test]
-fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
+fn a_merge_meets_its_records_as_the_runs_field_writes_left_them_and_reverts_exactly() {
     let env = long_queue();
     let c = env.write(
         "more.csv",
@@ -179,19 +179,27 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
         1603
     );
-    env.cmd(&["apply"]).assert().code(3);
+    let before = crm_dump(&env);
+    // The run's field writes come first, though queued after the merge: the merge then meets
+    // the duplicate's title and the deal as they left them, its own run's approved changes.
+    env.cmd(&["apply"]).assert().success();
     assert_eq!(
         env.count("SELECT count(*) FROM contacts WHERE id = 'm-1'"),
         0
     );
-    // Judged on the store as the merge left it: the record is gone, a conflict (not a write
-    // that failed on a record read before the merge).
     assert_eq!(
         env.count(
-            "SELECT count(*) FROM crmgate_proposals WHERE ext_id IN ('f-1', 'f-2') AND state = 'conflict'"
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id IN ('f-1', 'f-2', 'mg-1') AND state = 'applied'"
         ),
-        2
+        3
     );
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'm-2' AND title = 'Engineer'"),
+        1,
+        "the survivor's empty title is filled from the duplicate as the run left it"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(crm_dump(&env), before);
 }
 
 #[test]
@@ -259,7 +267,7 @@ fn a_dry_run_goes_through_every_check_and_changes_nothing() {
         .success()
         .stdout(predicate::str::contains("would apply"))
         .stderr(predicate::str::contains(
-            "dry run: 6 applied; nothing was changed",
+            "dry run: 6 would apply; nothing was changed",
         ));
     assert_eq!(
         sha256_of(&env.db()),

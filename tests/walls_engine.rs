@@ -256,3 +256,184 @@ fn a_revert_killed_part_way_is_finished_by_running_it_again() {
     );
     env.cmd(&["audit", "verify"]).assert().success();
 }
+
+/// Two contacts, m-2 a duplicate of m-1 whose title is empty; dedupe-bot:mg-1 proposes merging
+/// m-2 into m-1 (it waits for a person), then clearbit:t-1 fills m-1's title (the policy lets
+/// it through).
+fn merge_and_title() -> Env {
+    let env = Env::with_crm();
+    env.cmd(&["policy", "set", &common::fixture("policy/demo.toml")])
+        .assert()
+        .success();
+    let c = env.write(
+        "pair.csv",
+        "id,first_name,last_name,email\n\
+         m-1,Ada,Byron,ada@example.com\n\
+         m-2,Ada,Byron,ada@example.org\n",
+    );
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    let merge = env.write(
+        "merge.csv",
+        format!(
+            "{}mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
+            common::HEADER
+        ),
+    );
+    env.cmd(&["propose", merge.to_str().unwrap()])
+        .assert()
+        .success();
+    let title = env.write(
+        "title.csv",
+        format!(
+            "{}t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
+            common::HEADER
+        ),
+    );
+    env.cmd(&["propose", title.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 't-1' AND state = 'approved'"
+        ),
+        1,
+        "the title fill is let through by the policy"
+    );
+    env
+}
+
+fn merged(env: &Env) -> bool {
+    env.count("SELECT count(*) FROM contacts WHERE id = 'm-2'") == 0
+        && env.count(
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 'mg-1' AND state = 'applied'",
+        ) == 1
+}
+
+#[test]
+fn a_merge_whose_record_an_applied_fill_changed_can_still_be_approved_and_applied() {
+    let env = merge_and_title();
+    env.cmd(&["apply"]).assert().success();
+    let open = crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing).unwrap();
+    let p = crmgate::queue::find(&open, "dedupe-bot:mg-1").unwrap();
+    let since = crmgate::apply::merge_changes_since_proposed(&open, &p)
+        .unwrap()
+        .expect("both records are there");
+    assert!(since.complete, "{since:?}");
+    assert_eq!(
+        since.fields,
+        vec![crmgate::apply::FieldChanged {
+            record: "m-1".into(),
+            field: "title".into(),
+            then: serde_json::Value::Null,
+            now: "CTO".into(),
+        }]
+    );
+    drop(open);
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events WHERE action = 'approve'
+             AND json_extract(detail, '$.pinned') IS NOT NULL"
+        ),
+        1,
+        "the approval pins both records"
+    );
+    env.cmd(&["apply"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("merge m-2 into m-1"));
+    assert!(merged(&env));
+}
+
+#[test]
+fn a_merge_approved_before_a_fill_of_the_same_run_is_applied_after_it_not_refused() {
+    let env = merge_and_title();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    // The merge is the older proposal; the run writes the title first all the same.
+    env.cmd(&["apply"]).assert().success();
+    assert!(merged(&env));
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'conflict'"),
+        0
+    );
+    let title_change =
+        env.count("SELECT id FROM crmgate_changes WHERE record = 'm-1' AND field = 'title'");
+    let merge_change = env.count("SELECT min(id) FROM crmgate_changes WHERE field = '*'");
+    assert!(title_change < merge_change);
+    // And in chunks of one proposal.
+    let env = merge_and_title();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    env.cmd(&["apply"])
+        .env("CRMGATE_APPLY_CHUNK", "1")
+        .assert()
+        .success();
+    assert!(merged(&env));
+}
+
+#[test]
+fn a_merge_whose_record_something_else_changed_after_approval_is_a_conflict_naming_requeue() {
+    let env = merge_and_title();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    env.conn()
+        .execute("UPDATE contacts SET phone = '+1 555' WHERE id = 'm-1'", [])
+        .unwrap();
+    let id = env.count("SELECT id FROM crmgate_proposals WHERE ext_id = 'mg-1'");
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(
+            "changed since the merge was approved",
+        ))
+        .stdout(predicate::str::contains(format!("`crmgate requeue {id}`")));
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'm-2'"),
+        1
+    );
+}
+
+#[test]
+fn a_merge_approved_after_its_records_changed_follows_a_saved_plan() {
+    let env = merge_and_title();
+    env.cmd(&["apply"]).assert().success();
+    env.cmd(&["--as", "alice", "approve", "dedupe-bot:mg-1"])
+        .assert()
+        .success();
+    let plan = env.path("plan.json");
+    env.cmd(&["apply", "--dry-run", "--plan-out", plan.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("would apply"))
+        .stderr(predicate::str::contains("dry run: 1 would apply"));
+    env.cmd(&["apply", "--plan", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    assert!(merged(&env));
+}
+
+#[test]
+fn a_conflict_names_requeue() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    env.cmd(&["--as", "alice", "approve", "apollo:ap-1"])
+        .assert()
+        .success();
+    env.conn()
+        .execute("UPDATE contacts SET title = 'CEO' WHERE id = 'c-1087'", [])
+        .unwrap();
+    let id = env.count("SELECT id FROM crmgate_proposals WHERE ext_id = 'ap-1'");
+    env.cmd(&["apply"])
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("title is now \"CEO\""))
+        .stdout(predicate::str::contains(format!("`crmgate requeue {id}`")));
+}

@@ -126,16 +126,20 @@ fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Resu
     }
     let mut report = Report::new(req.make_plan);
     let mut state = RunState::default();
-    if let Some(only) = &req.opts.only {
-        let mut ids = only.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        apply_ids(w, judge, &ids, &mut state, &mut report)?;
-    } else {
-        let (mut after, mut left) = (0, req.opts.limit.unwrap_or(usize::MAX));
+    let mut left = req.opts.limit.unwrap_or(usize::MAX);
+    for merges in [false, true] {
+        state.merges = merges;
+        if let Some(only) = &req.opts.only {
+            let mut ids = only.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            apply_ids(w, judge, &ids, &mut state, &mut report)?;
+            continue;
+        }
+        let mut after = 0;
         while left > 0 {
-            let ids =
-                w.approved_ids_after(req.opts.source.as_deref(), after, left.min(IDS_AT_ONCE))?;
+            let source = req.opts.source.as_deref();
+            let ids = w.approved_ids_after(source, merges, after, left.min(IDS_AT_ONCE))?;
             let Some(&last) = ids.last() else { break };
             apply_ids(w, judge, &ids, &mut state, &mut report)?;
             (after, left) = (last, left - ids.len());
@@ -161,12 +165,15 @@ fn apply_in_chunks(
     let mut stopped = None;
     while left > 0 {
         let chunk = |w: &mut Writer<'_>| {
-            let ids = w.approved_ids_after(source, after, left.min(req.chunk.max(1)))?;
+            let n = left.min(req.chunk.max(1));
+            let ids = w.approved_ids_after(source, state.merges, after, n)?;
             let mut part = Report::new(false);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
         };
         match store.write(&(req.clock)(), chunk) {
+            // The field writes are done: the merges follow, from the start of the queue.
+            Ok((_, None, _)) if !state.merges => (state.merges, after) = (true, 0),
             Ok((_, None, _)) => break,
             Ok((n, Some(last), part)) => {
                 (after, left, committed) = (last, left - n, true);

@@ -167,6 +167,19 @@ fn outcome(report: &Report) -> Outcome {
     }
 }
 
+/// How a result reads: a dry run applied nothing, it would apply.
+fn result_word(ending: Ending, dry_run: bool) -> &'static str {
+    match ending {
+        Ending::Applied if dry_run => "would apply",
+        other => other.as_str(),
+    }
+}
+
+/// `c-5` of `contacts/c-5`.
+fn record_id(record: &str) -> &str {
+    record.split_once('/').map_or(record, |(_, id)| id)
+}
+
 fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
     if ctx.ui.json {
         return print_json(
@@ -187,17 +200,25 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         "proposal", "record", "field", "before", "after", "result", "change", "why",
     ]);
     for i in r.items.iter().take(200) {
+        let (field, before, after) = match &i.merge_into {
+            Some(into) => (
+                "(merge)".to_string(),
+                String::new(),
+                format!("merge {} into {into}", record_id(&i.record)),
+            ),
+            None => (
+                i.field.clone().unwrap_or_default(),
+                shown(&i.before),
+                shown(&i.after),
+            ),
+        };
         t.add_row([
             i.proposal.to_string(),
             safe(&i.record).into_owned(),
-            i.field.clone().unwrap_or_default(),
-            safe(&crate::validate::short(&shown(&i.before))).into_owned(),
-            safe(&crate::validate::short(&shown(&i.after))).into_owned(),
-            if dry_run && i.result == Ending::Applied {
-                "would apply".into()
-            } else {
-                i.result.as_str().to_string()
-            },
+            field,
+            safe(&crate::validate::short(&before)).into_owned(),
+            safe(&crate::validate::short(&after)).into_owned(),
+            result_word(i.result, dry_run).to_string(),
             i.change
                 .filter(|_| !dry_run)
                 .map(|c| c.to_string())
@@ -210,7 +231,7 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|&k| (k, r.count(k)))
         .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {}", k.as_str()))
+        .map(|(k, n)| format!("{n} {}", result_word(k, dry_run)))
         .collect::<Vec<_>>()
         .join(", ");
     if dry_run {

@@ -331,23 +331,27 @@ impl Writer<'_> {
     }
 
     /// The next `n` approved proposals (of `source`, when given) after proposal `after`,
-    /// oldest first: the apply queue, a chunk at a time.
+    /// oldest first, field writes or merges (`merges`): the apply queue, a chunk at a time.
     pub fn approved_ids_after(
         &self,
         source: Option<&str>,
+        merges: bool,
         after: i64,
         n: usize,
     ) -> Result<Vec<i64>> {
         let mut stmt = self
             .prepared(
                 "SELECT id FROM crmgate_proposals WHERE id > ?2 AND state = 'approved'
-                 AND (?1 IS NULL OR source = ?1) ORDER BY id LIMIT ?3",
+                 AND (?1 IS NULL OR source = ?1) AND (merge_into IS NOT NULL) = ?4
+                 ORDER BY id LIMIT ?3",
             )
             .map_err(db_err)?;
-        stmt.query_map(rusqlite::params![source, after, n as i64], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)
+        stmt.query_map(rusqlite::params![source, after, n as i64, merges], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
     }
 
     /// The next `n` changes of run `run` before change `before`, newest first: the order a
@@ -432,5 +436,85 @@ impl Writer<'_> {
     pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
         let all: Vec<usize> = (0..obj.columns.len()).collect();
         self.insert_columns(obj, &all, values)
+    }
+}
+
+/// A change as [`ReadLog::changes_to`] reads it: id, field, before, after.
+pub type Logged = (i64, String, Value, Value);
+
+/// Which changes to a record [`ReadLog::changes_to`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum LogScope<'a> {
+    /// Those of one run.
+    Run(i64),
+    /// Those made at or after a time (RFC 3339, as the log writes it).
+    Since(&'a str),
+}
+
+/// What a merge is judged against, read from the logs: the approval's pin, and the changes
+/// the log holds to each of its records.
+pub trait ReadLog {
+    /// The fingerprint the latest approval of `proposal` pinned, unless it was undone since.
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>>;
+    /// `(change, field, before, after)` of the changes to `object/record` in `scope`, newest
+    /// first.
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>>;
+}
+
+fn pinned_fingerprint(conn: &rusqlite::Connection, proposal: i64) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT CASE WHEN action = 'approve' THEN json_extract(detail, '$.pinned') END
+         FROM crmgate_events WHERE proposal_id = ?1 AND action IN ('approve', 'undo')
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .and_then(|mut stmt| stmt.query_row([proposal], |r| r.get(0)).optional())
+    .map(Option::flatten)
+    .map_err(db_err)
+}
+
+fn changes_to(
+    conn: &rusqlite::Connection,
+    object: &str,
+    record: &str,
+    scope: LogScope<'_>,
+) -> Result<Vec<Logged>> {
+    let (run, since) = match scope {
+        LogScope::Run(run) => (Some(run), None),
+        LogScope::Since(at) => (None, Some(at)),
+    };
+    conn.prepare_cached(
+        "SELECT id, field, before, after FROM crmgate_changes WHERE object = ?1 AND record = ?2
+           AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR at >= ?4)
+         ORDER BY id DESC",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(rusqlite::params![object, record, run, since], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                value_from(r.get_ref(2)?),
+                value_from(r.get_ref(3)?),
+            ))
+        })?
+        .collect()
+    })
+    .map_err(db_err)
+}
+
+impl ReadLog for Store {
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>> {
+        pinned_fingerprint(&self.conn, proposal)
+    }
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>> {
+        changes_to(&self.conn, object, record, scope)
+    }
+}
+
+impl ReadLog for Writer<'_> {
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>> {
+        pinned_fingerprint(&self.tx, proposal)
+    }
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>> {
+        changes_to(&self.tx, object, record, scope)
     }
 }
