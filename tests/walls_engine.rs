@@ -274,26 +274,16 @@ fn merge_and_title() -> Env {
     env.cmd(&["import", "contacts", c.to_str().unwrap()])
         .assert()
         .success();
-    let merge = env.write(
+    propose(
+        &env,
         "merge.csv",
-        format!(
-            "{}mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
-            common::HEADER
-        ),
+        "mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
     );
-    env.cmd(&["propose", merge.to_str().unwrap()])
-        .assert()
-        .success();
-    let title = env.write(
+    propose(
+        &env,
         "title.csv",
-        format!(
-            "{}t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
-            common::HEADER
-        ),
+        "t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
     );
-    env.cmd(&["propose", title.to_str().unwrap()])
-        .assert()
-        .success();
     assert_eq!(
         env.count(
             "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 't-1' AND state = 'approved'"
@@ -302,6 +292,14 @@ fn merge_and_title() -> Env {
         "the title fill is let through by the policy"
     );
     env
+}
+
+/// Proposes `rows` (under the full header) from a file named `name`.
+fn propose(env: &Env, name: &str, rows: &str) {
+    let f = env.write(name, format!("{}{rows}", common::HEADER));
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
 }
 
 fn merged(env: &Env) -> bool {

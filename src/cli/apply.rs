@@ -46,8 +46,9 @@ pub struct RevertArgs {
         conflicts_with = "run"
     )]
     pub change: Option<i64>,
-    /// Undo every change of this run, newest first. A run of field writes larger than one
-    /// chunk (CRMGATE_APPLY_CHUNK) that can all be undone goes a chunk per transaction.
+    /// Undo every change of this run still in effect, newest first; those already undone are
+    /// listed and skipped, so running it again after a crash finishes it. A run of field writes
+    /// larger than one chunk (CRMGATE_APPLY_CHUNK) goes a chunk per transaction.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<i64>,
     /// Revert even where the record moved on since (admin).
