@@ -6,6 +6,8 @@
 //! in flight. Ids are read a chunk at a time (by id, after the last one taken), so memory does
 //! not grow with the queue or the run. A dry run, and an apply that makes or follows a plan,
 //! are one transaction: the plan describes, and is checked against, one moment of the store.
+//! Either way a run applies its field writes first, then its merges: a merge is judged by the
+//! records its approver saw, with its own run's changes to them allowed for.
 
 use super::one::{Judge, RunState, apply_ids};
 use super::revert::{RevertSummary, Reverting, Undoing, revert_chunk};

@@ -13,7 +13,7 @@ pub struct ApplyArgs {
     /// Only this source's proposals.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// At most this many proposals, oldest first.
+    /// At most this many proposals, oldest first (field writes, then merges).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Save what this run applies (or, with --dry-run, would apply) as a plan.
