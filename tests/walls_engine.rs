@@ -196,7 +196,9 @@ fn a_revert_killed_part_way_is_finished_by_running_it_again() {
     let mut killed_part_way = false;
     for _ in 0..5 {
         std::fs::copy(&saved, env.db()).unwrap();
-        let _ = std::fs::remove_file(env.path("crm.db-wal"));
+        for left in ["crm.db-wal", "crm.db-shm"] {
+            let _ = std::fs::remove_file(env.path(left));
+        }
         let mut child = common::crmgate()
             .env("CRMGATE_USER", "tester")
             .env("CRMGATE_APPLY_CHUNK", "20")
