@@ -145,7 +145,9 @@ impl<'a> Reverting<'a> {
             .collect();
         let command = &self.how.command;
         let hint = if self.how.force {
-            "the changes named above cannot be undone as things stand".to_string()
+            "`crmgate log --record OBJECT/ID` shows what removed them since; revert that first, \
+             then run this again"
+                .to_string()
         } else {
             format!(
                 "revert the later changes first (`crmgate log --record OBJECT/ID` lists them), \
