@@ -192,6 +192,11 @@ pub fn decide(
     if let Verb::Edit { value } = verb {
         w.set_edited_value(id, value)?;
     }
+    // Approving a merge pins both records as the approver sees them: apply judges it by them.
+    let pinned = match verb {
+        Verb::Approve { .. } if p.merge_into.is_some() => Some(crate::apply::pin_merge(w, &p)?),
+        _ => None,
+    };
     let rules = p
         .rules
         .as_ref()
@@ -217,7 +222,10 @@ pub fn decide(
         approver: (!matches!(verb, Verb::Reject { .. })).then(|| actor.to_string()),
         // The log keeps the proposer's value beside the reviewer's.
         detail: match verb {
-            Verb::Approve { note } => serde_json::json!({ "note": note, "was": p.state }),
+            Verb::Approve { note } => match pinned {
+                Some(pin) => serde_json::json!({ "note": note, "was": p.state, "pinned": pin }),
+                None => serde_json::json!({ "note": note, "was": p.state }),
+            },
             Verb::Reject { reason } => serde_json::json!({ "reason": reason, "was": p.state }),
             Verb::Edit { value } => serde_json::json!({
                 "proposed": p.value,

@@ -133,7 +133,7 @@ fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahea
 }
 
 #[test]
-fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
+fn a_merge_meets_its_records_as_the_runs_field_writes_left_them_and_reverts_exactly() {
     let env = long_queue();
     let c = env.write(
         "more.csv",
@@ -177,19 +177,27 @@ fn after_a_merge_in_the_chunk_no_record_read_ahead_is_trusted() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
         1603
     );
-    env.cmd(&["apply"]).assert().code(3);
+    let before = crm_dump(&env);
+    // The run's field writes come first, though queued after the merge: the merge then meets
+    // the duplicate's title and the deal as they left them, its own run's approved changes.
+    env.cmd(&["apply"]).assert().success();
     assert_eq!(
         env.count("SELECT count(*) FROM contacts WHERE id = 'm-1'"),
         0
     );
-    // Judged on the store as the merge left it: the record is gone, a conflict (not a write
-    // that failed on a record read before the merge).
     assert_eq!(
         env.count(
-            "SELECT count(*) FROM crmgate_proposals WHERE ext_id IN ('f-1', 'f-2') AND state = 'conflict'"
+            "SELECT count(*) FROM crmgate_proposals WHERE ext_id IN ('f-1', 'f-2', 'mg-1') AND state = 'applied'"
         ),
-        2
+        3
     );
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'm-2' AND title = 'Engineer'"),
+        1,
+        "the survivor's empty title is filled from the duplicate as the run left it"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(crm_dump(&env), before);
 }
 
 #[test]
@@ -257,7 +265,7 @@ fn a_dry_run_goes_through_every_check_and_changes_nothing() {
         .success()
         .stdout(predicate::str::contains("would apply"))
         .stderr(predicate::str::contains(
-            "dry run: 5 applied; nothing was changed",
+            "dry run: 5 would apply; nothing was changed",
         ));
     assert_eq!(
         sha256_of(&env.db()),
@@ -318,10 +326,17 @@ fn apply_then_revert_restores_the_crm_exactly_and_a_revert_can_be_reverted() {
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'reverted'"),
         7
     );
+    // Again: every change is already undone, and said to be; nothing changes.
     env.cmd(&["revert", "--run", "1"])
         .assert()
-        .code(1)
-        .stderr(predicate::str::contains("was already reverted by change"));
+        .success()
+        .stdout(predicate::str::contains(
+            "skipped: already undone by change",
+        ))
+        .stderr(predicate::str::contains(
+            "nothing left to revert: 7 changes already undone",
+        ));
+    assert_eq!(crm_dump(&env), original);
     env.cmd(&["revert", "--run", "2"]).assert().success();
     assert_eq!(
         crm_dump(&env),
@@ -980,7 +995,7 @@ fn a_run_that_wrote_a_field_twice_is_still_reverted_in_chunks() {
 }
 
 #[test]
-fn a_run_partly_undone_or_holding_a_merge_is_not_reverted_in_chunks() {
+fn a_run_with_a_change_undone_and_put_back_or_holding_a_merge_is_not_reverted_in_chunks() {
     let revertible = |env: &Env, run| {
         crmgate::store::Store::open(&env.db(), crmgate::store::OpenMode::Existing)
             .unwrap()
@@ -990,8 +1005,11 @@ fn a_run_partly_undone_or_holding_a_merge_is_not_reverted_in_chunks() {
     let env = Env::with_crm();
     applied_run_of_field_writes(&env);
     assert!(revertible(&env, 1));
-    // One change of the run undone alone: the run as a whole can no longer be.
+    // One change of the run undone alone: skipped at its turn, the rest still go in chunks.
     env.cmd(&["revert", "5"]).assert().success();
+    assert!(revertible(&env, 1));
+    // Undone and put back: the chain is followed at its turn, in one transaction.
+    env.cmd(&["revert", "--run", "2"]).assert().success();
     assert!(!revertible(&env, 1));
     // A later run's change undone does not count against run 1's.
     let env = Env::with_crm();

@@ -35,6 +35,10 @@ pub(super) fn merge_one(
     if let Some((stop, why)) = judge_merge(judge, obj, p, &dup, &survivor, &related) {
         return refuse(w, judge, p, stop, why);
     }
+    if super::pin::moved_since_pin(w, obj, p, run, (&dup, &survivor))? {
+        let why = "one of the two records changed since the merge was approved".to_string();
+        return refuse(w, judge, p, Stop::Conflict, super::one::requeue(p.id, why));
+    }
     let log = MergeLog {
         w,
         judge,
@@ -61,9 +65,8 @@ pub(super) fn merge_one(
 
 const GUARD: &str = "crmgate_merge_one";
 
-/// Why the merge may not go ahead as the two records are now, if it may not. A stop rule holds
-/// for either record (a legal hold on the survivor stops the merge too), and outranks
-/// staleness: a hold set since the proposal is reported as a block.
+/// Whether a stop rule holds now for either record (a legal hold on the survivor stops the merge
+/// too). It outranks staleness: a hold set since the approval is reported as a block.
 fn judge_merge(
     judge: Judge<'_>,
     obj: &Object,
@@ -91,14 +94,9 @@ fn judge_merge(
         },
         &Situation::default(),
     );
-    if now.action == Action::Block {
+    (now.action == Action::Block).then(|| {
         let why = format!("blocked now: {}", now.why(judge.policy).join("; "));
-        return Some((Stop::Block, why));
-    }
-    let fingerprint = crate::model::merge_fingerprint(dup, survivor);
-    (p.baseline_fp.as_deref() != Some(fingerprint.as_str())).then(|| {
-        let why = "one of the two records changed since the merge was proposed";
-        (Stop::Conflict, why.to_string())
+        (Stop::Block, why)
     })
 }
 

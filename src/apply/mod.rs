@@ -12,13 +12,15 @@
 
 mod merge;
 mod one;
+mod pin;
 mod plan;
 mod revert;
 mod run;
 
 pub use one::{RunState, apply_ids, json_to_value};
+pub use pin::{FieldChanged, SinceProposed, merge_changes_since_proposed, pin_merge, pin_of};
 pub use plan::{Plan, PlanItem, staleness};
-pub use revert::{RevertSummary, Reverted, WHOLE_RECORD, revert_chunk};
+pub use revert::{RevertSummary, Reverted, Skipped, Undoing, WHOLE_RECORD, revert_chunk};
 pub use run::{
     Applied, ApplyRequest, NoProgress, Progress, RevertRequest, RevertTarget, RevertedRun,
     chunk_size, run, run_revert,
@@ -72,6 +74,8 @@ pub struct Item {
     pub proposal: i64,
     pub record: String,
     pub field: Option<String>,
+    /// For a merge: the survivor's id (`record` is the duplicate).
+    pub merge_into: Option<String>,
     pub before: serde_json::Value,
     pub after: serde_json::Value,
     pub result: Ending,

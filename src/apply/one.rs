@@ -12,6 +12,9 @@ pub struct RunState {
     run: Option<i64>,
     /// Proposals of each source applied on the policy's word alone, for `max_auto_per_run`.
     auto_in_run: std::collections::HashMap<String, u64>,
+    /// Which part of the run this is: its field writes come first, then its merges, so that a
+    /// merge meets its records as the run's own approved changes left them.
+    pub(super) merges: bool,
 }
 
 /// The policy every proposal of a run is checked against again, and who runs it.
@@ -26,6 +29,7 @@ pub struct Judge<'a> {
 /// A large run calls this once per chunk, each in its own transaction: every proposal is
 /// applied with its change and events or not at all, and a crash loses at most the chunk in
 /// flight. Pauses are read again for every chunk, so a pause stops a long run at the next one.
+/// Only the part of the run `state` is in is applied: field writes, or merges.
 pub fn apply_ids(
     w: &Writer<'_>,
     judge: Judge<'_>,
@@ -46,14 +50,15 @@ pub fn apply_ids(
         let Some((p, approver)) = w.proposal_to_apply(id)? else {
             continue;
         };
-        // A plan names proposals that may have moved on since.
-        if p.state != State::Approved {
+        // A plan names proposals that may have moved on since, and both parts of the run.
+        if p.state != State::Approved || p.merge_into.is_some() != state.merges {
             continue;
         }
         let item = |result: Ending, why: Option<String>, change: Option<i64>| Item {
             proposal: p.id,
             record: p.record_ref(),
             field: p.field.clone(),
+            merge_into: p.merge_into.clone(),
             before: p.baseline.clone(),
             after: p.value.clone(),
             result,
@@ -274,7 +279,12 @@ fn judge_now(
         let why = format!("sent to review now: {}", now.why(policy).join("; "));
         return Some((Stop::Hold, why));
     }
-    super::plan::field_moved_on(p, current).map(|why| (Stop::Conflict, why))
+    super::plan::field_moved_on(p, current).map(|why| (Stop::Conflict, requeue(p.id, why)))
+}
+
+/// A conflict's reason with the way forward: a new proposal against the record as it is now.
+pub(super) fn requeue(id: i64, why: String) -> String {
+    format!("{why}; `crmgate requeue {id}` proposes it again against the record as it is now")
 }
 
 /// The savepoint that guards a write whose effects reach further than its field.

@@ -30,7 +30,10 @@ impl Plan {
     pub fn of(report: &Report, w: &Writer<'_>) -> Result<Plan> {
         let mut items = Vec::new();
         for i in report.items.iter().filter(|i| i.result == Ending::Applied) {
-            let fingerprint = w.proposal(i.proposal)?.and_then(|p| p.baseline_fp);
+            let fingerprint = match w.proposal(i.proposal)? {
+                Some(p) if p.merge_into.is_some() => super::pin_of(w, &p)?,
+                _ => None,
+            };
             items.push(PlanItem {
                 proposal: i.proposal,
                 record: i.record.clone(),
@@ -56,14 +59,19 @@ impl Plan {
                 out.push(format!("proposal {} is now {}", p.id, p.state));
                 continue;
             }
-            if p.value != item.after
-                || p.baseline != item.before
-                || p.baseline_fp != item.fingerprint
-            {
+            let pin = match p.merge_into {
+                Some(_) => super::pin_of(w, &p)?,
+                None => None,
+            };
+            if p.value != item.after || p.baseline != item.before || pin != item.fingerprint {
                 out.push(format!("proposal {} is not the one planned", p.id));
                 continue;
             }
-            if let Some(why) = staleness(w, &p)? {
+            let why = match staleness(w, &p)? {
+                None if p.merge_into.is_some() => merge_moved(w, &p, pin.as_deref())?,
+                why => why,
+            };
+            if let Some(why) = why {
                 out.push(format!("proposal {} ({}): {why}", p.id, p.record_ref()));
             }
         }
@@ -71,8 +79,25 @@ impl Plan {
     }
 }
 
+/// Why a merge's records, both there, no longer match `pin`, if they do not: checked before
+/// the plan's first write, so nothing of the run can have changed them yet.
+fn merge_moved(w: &Writer<'_>, p: &Proposal, pin: Option<&str>) -> Result<Option<String>> {
+    let into = p.merge_into.as_deref().unwrap_or_default();
+    let Some(obj) = w.schema().object(&p.object) else {
+        return Ok(None);
+    };
+    let (Some(dup), Some(survivor)) = (w.record_row(obj, &p.record)?, w.record_row(obj, into)?)
+    else {
+        return Ok(None);
+    };
+    let now = merge_fingerprint(&dup, &survivor);
+    Ok((pin != Some(now.as_str()))
+        .then(|| "one of the two records changed since the merge was approved".to_string()))
+}
+
 /// Whether the record still holds what the proposal was made against; `Some(why)` if not.
 /// Review shows it, approve refuses on it, and a plan is checked with it before it is applied.
+/// A merge is judged against what its approver sees: only a record gone makes it stale.
 pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
     let Some(obj) = w.schema().object(&p.object) else {
         return Ok(Some(format!("the object {} no longer exists", p.object)));
@@ -84,15 +109,10 @@ pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
         )));
     };
     if let Some(into) = &p.merge_into {
-        let Some(survivor) = w.record_row(obj, into)? else {
-            return Ok(Some(format!(
-                "the record {}/{into} no longer exists",
-                p.object
-            )));
-        };
-        let now = merge_fingerprint(&row, &survivor);
-        return Ok((p.baseline_fp.as_deref() != Some(now.as_str()))
-            .then(|| "one of the two records changed since the merge was proposed".to_string()));
+        return Ok(w
+            .record_row(obj, into)?
+            .is_none()
+            .then(|| format!("the record {}/{into} no longer exists", p.object)));
     }
     let field = p.field.as_deref().unwrap_or_default();
     let Some(at) = obj.columns.iter().position(|c| c.name == field) else {

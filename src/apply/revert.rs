@@ -1,5 +1,11 @@
 //! Undoing changes: each is checked against the record as it is now, at its turn, then
 //! undone by a new change that names it, so a revert can itself be reverted.
+//!
+//! A change and the reverts that name it form a chain (a change, its revert, the revert of
+//! that, ...), each link reverted at most once. The change is in effect when the chain is of
+//! even length: undoing it again reverts the chain's last link, so a change reverted, put back
+//! and reverted again reads as such in the log. A run's revert skips what is already undone
+//! and says by which change, so running it again after a crash finishes it.
 
 use super::KEEP_ITEMS;
 use super::merge::{from_snapshot, snapshot};
@@ -8,11 +14,14 @@ use crate::error::{Error, Result};
 use crate::model::{NewEvent, State, Value};
 use crate::store::{ChangeRow, Writer};
 
-/// A revert run: how many changes it undid, and the first of them.
+/// A revert run: how many changes it undid and the first of them, and how many of the
+/// changes it took were already undone, and the first of those.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RevertSummary {
     pub count: usize,
     pub first: Vec<Reverted>,
+    pub skipped: usize,
+    pub first_skipped: Vec<Skipped>,
 }
 
 impl RevertSummary {
@@ -21,12 +30,23 @@ impl RevertSummary {
         self.count += chunk.count;
         let room = KEEP_ITEMS.saturating_sub(self.first.len());
         self.first.extend(chunk.first.into_iter().take(room));
+        self.skipped += chunk.skipped;
+        let room = KEEP_ITEMS.saturating_sub(self.first_skipped.len());
+        self.first_skipped
+            .extend(chunk.first_skipped.into_iter().take(room));
     }
 
     fn push(&mut self, undone: Reverted) {
         self.count += 1;
         if self.first.len() < KEEP_ITEMS {
             self.first.push(undone);
+        }
+    }
+
+    fn skip(&mut self, skipped: Skipped) {
+        self.skipped += 1;
+        if self.first_skipped.len() < KEEP_ITEMS {
+            self.first_skipped.push(skipped);
         }
     }
 }
@@ -38,39 +58,56 @@ pub struct Reverted {
     pub by: i64,
     pub record: String,
     pub field: String,
+    /// Written over a value another change left since (`--force`).
+    pub forced: bool,
+}
+
+/// A change a run's revert left alone: it was already undone, by change `by`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub change: i64,
+    pub by: i64,
 }
 
 /// What became of one change a revert took.
 enum Undo {
     Done(Reverted),
+    Skipped(Skipped),
     Refused(String),
+}
+
+/// How a revert treats a change it takes.
+#[derive(Debug, Clone)]
+pub struct Undoing<'a> {
+    pub actor: &'a str,
+    /// Undo even where the record moved on since: write the value before over what is there.
+    pub force: bool,
+    /// Leave a change already undone alone (a run's revert) rather than refuse (one change's).
+    pub skip_undone: bool,
+    /// The command that was run, to name in a refusal: `crmgate revert --run 1`.
+    pub command: String,
 }
 
 /// One revert run's work in one transaction: what it undid, and every change it could not.
 pub(super) struct Reverting<'a> {
-    run: i64,
-    actor: &'a str,
-    force: bool,
+    how: Undoing<'a>,
+    /// Begun at the first change undone: a revert that undoes nothing leaves no run.
+    run: Option<i64>,
     refusals: Vec<String>,
     done: RevertSummary,
     taken: usize,
 }
 
 impl<'a> Reverting<'a> {
-    /// Continues revert run `run`, or begins a new one.
-    pub fn begin(w: &Writer<'_>, actor: &'a str, force: bool, run: Option<i64>) -> Result<Self> {
-        let run = match run {
-            Some(run) => run,
-            None => w.begin_run("revert", actor)?,
-        };
-        Ok(Reverting {
+    /// Continues revert run `run`, or begins a new one when the first change is undone.
+    pub fn begin(how: Undoing<'a>, run: Option<i64>) -> Self {
+        Reverting {
+            how,
             run,
-            actor,
-            force,
             refusals: Vec::new(),
             done: RevertSummary::default(),
             taken: 0,
-        })
+        }
     }
 
     /// Undoes `ids`, newest first, each checked at its turn against the record as the newer
@@ -79,18 +116,20 @@ impl<'a> Reverting<'a> {
     pub fn undo(&mut self, w: &Writer<'_>, ids: &[i64]) -> Result<()> {
         for &id in ids {
             self.taken += 1;
-            match undo_one(w, self.actor, self.run, id, self.force)? {
+            match undo_one(w, &self.how, &mut self.run, id)? {
                 Undo::Done(undone) => self.done.push(undone),
+                Undo::Skipped(skipped) => self.done.skip(skipped),
                 Undo::Refused(why) => self.refusals.push(why),
             }
         }
         Ok(())
     }
 
-    /// What was undone; refused, naming every change that could not be undone (the record
-    /// moved on since, unless forced; or it was already reverted), if any could not, so that
-    /// the transaction rolls back. `first` says whether this transaction began the run.
-    pub fn finish(self, first: bool) -> Result<(i64, RevertSummary)> {
+    /// The revert run (`None` if nothing was undone) and what was undone; refused, naming every
+    /// change that could not be undone (the record moved on since, unless forced), if any
+    /// could not, so that the transaction rolls back. `first` says whether this transaction
+    /// began the revert.
+    pub fn finish(self, first: bool) -> Result<(Option<i64>, RevertSummary)> {
         if self.refusals.is_empty() {
             return Ok((self.run, self.done));
         }
@@ -104,39 +143,90 @@ impl<'a> Reverting<'a> {
             .iter()
             .map(|r| crate::ui::safe(r).into_owned())
             .collect();
+        let command = &self.how.command;
+        let hint = if self.how.force {
+            "`crmgate log --record OBJECT/ID` shows what removed them since; revert that first, \
+             then run this again"
+                .to_string()
+        } else {
+            format!(
+                "revert the later changes first (`crmgate log --record OBJECT/ID` lists them), \
+                 or `{command} --force` (admin) to write the values back over them"
+            )
+        };
         Err(Error::Refused {
             message: format!("{what}:\n{}", why.join("\n")),
-            hint: Some(
-                "revert the later changes first, or pass --force (admin) to overwrite them".into(),
-            ),
+            hint: Some(hint),
         })
     }
 }
 
 /// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
-/// a new one; returns the run and what was undone. Refused whole when any change cannot be
-/// undone: the error rolls the transaction back and names every such change.
+/// a new one; returns the run (if anything was undone) and what was undone. Refused whole when
+/// any change cannot be undone: the error rolls the transaction back and names every such
+/// change.
 pub fn revert_chunk(
     w: &Writer<'_>,
-    actor: &str,
+    how: Undoing<'_>,
     ids: &[i64],
-    force: bool,
     run: Option<i64>,
-) -> Result<(i64, RevertSummary)> {
-    let mut reverting = Reverting::begin(w, actor, force, run)?;
+) -> Result<(Option<i64>, RevertSummary)> {
+    let mut reverting = Reverting::begin(how, run);
     reverting.undo(w, ids)?;
     reverting.finish(run.is_none())
 }
 
-/// Undoes one change, if it can be undone now.
-fn undo_one(w: &Writer<'_>, actor: &str, run: i64, id: i64, force: bool) -> Result<Undo> {
+/// Where a change stands: in effect (the chain's last link, to revert to undo it), or undone
+/// by the chain's last link.
+enum Standing {
+    InEffect(Box<ChangeRow>),
+    Undone(i64),
+}
+
+/// Follows the chain of reverts from change `c` (reverted by `by`) to its last link.
+fn standing(w: &Writer<'_>, c: &ChangeRow, mut by: Option<i64>) -> Result<Standing> {
+    let (mut last, mut undone) = (None, false);
+    while let Some(r) = by {
+        let Some((row, next)) = w.change_to_revert(r)? else {
+            break;
+        };
+        (last, by, undone) = (Some(row), next, !undone);
+    }
+    Ok(match last {
+        Some(r) if undone => Standing::Undone(r.id),
+        Some(r) => Standing::InEffect(Box::new(r)),
+        None => Standing::InEffect(Box::new(c.clone())),
+    })
+}
+
+/// How many reverts lie between change `c` and the apply at the root of its chain.
+fn depth(w: &Writer<'_>, c: &ChangeRow) -> Result<usize> {
+    let (mut n, mut next) = (0, c.reverts);
+    while let Some(id) = next {
+        n += 1;
+        next = w.change_to_revert(id)?.and_then(|(row, _)| row.reverts);
+    }
+    Ok(n)
+}
+
+/// Undoes one change, if it can be undone now, as part of revert run `run` (begun here if it
+/// has not been).
+fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -> Result<Undo> {
     let Some((c, reverted_by)) = w.change_to_revert(id)? else {
         return Ok(Undo::Refused(format!("change {id} does not exist")));
     };
-    if let Some(by) = reverted_by {
-        let why = format!("change {} was already reverted by change {by}", c.id);
-        return Ok(Undo::Refused(why));
-    }
+    let tip = match standing(w, &c, reverted_by)? {
+        Standing::InEffect(tip) => tip,
+        Standing::Undone(by) if how.skip_undone => {
+            return Ok(Undo::Skipped(Skipped { change: c.id, by }));
+        }
+        Standing::Undone(by) => {
+            return Ok(Undo::Refused(format!(
+                "change {} is already undone, by change {by}; `crmgate revert {by}` puts it back",
+                c.id
+            )));
+        }
+    };
     let Some(obj) = w.schema().object(&c.object) else {
         let why = format!("change {}: the object {} no longer exists", c.id, c.object);
         return Ok(Undo::Refused(why));
@@ -146,32 +236,39 @@ fn undo_one(w: &Writer<'_>, actor: &str, run: i64, id: i64, force: bool) -> Resu
         Ok(v) => v,
         Err(why) => return Ok(Undo::Refused(format!("change {}: {why}", c.id))),
     };
-    let moved_on = !crate::store::same(&current, &c.after);
-    if moved_on && !force {
+    let moved_on = !crate::store::same(&current, &tip.after);
+    if moved_on && !how.force {
         return Ok(Undo::Refused(format!(
-            "change {}: {}/{} {} is now {}, not {} as the change left it (another change came after; --force overrides)",
+            "change {}: {}/{} {} is now {}, not {} as the change left it (another change came after)",
             c.id,
             c.object,
             c.record,
             c.field,
             show(&current.to_json()),
-            show(&c.after.to_json())
+            show(&tip.after.to_json())
         )));
     }
-    if let Put::Refused(why) = put(w, obj, &c.record, &c.field, &c.before)? {
+    if let Put::Refused(why) = put(w, obj, &c.record, &c.field, &tip.before)? {
         return Ok(Undo::Refused(format!("change {}: {why}", c.id)));
     }
-    let by = record_undo(w, actor, run, &c, &current, moved_on)?;
+    let run = match *run {
+        Some(run) => run,
+        None => *run.insert(w.begin_run("revert", how.actor)?),
+    };
+    // The new change's distance from the apply at the root: odd undoes the proposal.
+    let undoes = depth(w, &tip)? % 2 == 0;
+    let by = record_undo(w, how.actor, run, &tip, &current, moved_on, undoes)?;
     Ok(Undo::Done(Reverted {
         change: c.id,
         by,
         record: format!("{}/{}", c.object, c.record),
         field: c.field.clone(),
+        forced: moved_on,
     }))
 }
 
-/// The change that undoes `c` (from `current` back to its `before`), the proposal's state, and
-/// the event; returns the new change.
+/// The change that undoes `c` (from `current` back to its `before`), the proposal's state
+/// (`undoes`: reverted, else applied again), and the event; returns the new change.
 fn record_undo(
     w: &Writer<'_>,
     actor: &str,
@@ -179,6 +276,7 @@ fn record_undo(
     c: &ChangeRow,
     current: &Value,
     forced: bool,
+    undoes: bool,
 ) -> Result<i64> {
     let id = w.add_change(
         run,
@@ -193,8 +291,7 @@ fn record_undo(
         None,
     )?;
     if let Some(p) = c.proposal_id {
-        // Undoing an apply reverts the proposal; undoing a revert applies it again.
-        let (from, to) = if c.reverts.is_none() {
+        let (from, to) = if undoes {
             (State::Applied, State::Reverted)
         } else {
             (State::Reverted, State::Applied)

@@ -6,9 +6,11 @@
 //! in flight. Ids are read a chunk at a time (by id, after the last one taken), so memory does
 //! not grow with the queue or the run. A dry run, and an apply that makes or follows a plan,
 //! are one transaction: the plan describes, and is checked against, one moment of the store.
+//! Either way a run applies its field writes first, then its merges: a merge is judged by the
+//! records its approver saw, with its own run's changes to them allowed for.
 
 use super::one::{Judge, RunState, apply_ids};
-use super::revert::{RevertSummary, Reverting, revert_chunk};
+use super::revert::{RevertSummary, Reverting, Undoing, revert_chunk};
 use super::{Options, Plan, Report};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
@@ -126,16 +128,20 @@ fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Resu
     }
     let mut report = Report::new(req.make_plan);
     let mut state = RunState::default();
-    if let Some(only) = &req.opts.only {
-        let mut ids = only.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        apply_ids(w, judge, &ids, &mut state, &mut report)?;
-    } else {
-        let (mut after, mut left) = (0, req.opts.limit.unwrap_or(usize::MAX));
+    let mut left = req.opts.limit.unwrap_or(usize::MAX);
+    for merges in [false, true] {
+        state.merges = merges;
+        if let Some(only) = &req.opts.only {
+            let mut ids = only.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            apply_ids(w, judge, &ids, &mut state, &mut report)?;
+            continue;
+        }
+        let mut after = 0;
         while left > 0 {
-            let ids =
-                w.approved_ids_after(req.opts.source.as_deref(), after, left.min(IDS_AT_ONCE))?;
+            let source = req.opts.source.as_deref();
+            let ids = w.approved_ids_after(source, merges, after, left.min(IDS_AT_ONCE))?;
             let Some(&last) = ids.last() else { break };
             apply_ids(w, judge, &ids, &mut state, &mut report)?;
             (after, left) = (last, left - ids.len());
@@ -161,12 +167,15 @@ fn apply_in_chunks(
     let mut stopped = None;
     while left > 0 {
         let chunk = |w: &mut Writer<'_>| {
-            let ids = w.approved_ids_after(source, after, left.min(req.chunk.max(1)))?;
+            let n = left.min(req.chunk.max(1));
+            let ids = w.approved_ids_after(source, state.merges, after, n)?;
             let mut part = Report::new(false);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
         };
         match store.write(&(req.clock)(), chunk) {
+            // The field writes are done: the merges follow, from the start of the queue.
+            Ok((_, None, _)) if !state.merges => (state.merges, after) = (true, 0),
             Ok((_, None, _)) => break,
             Ok((n, Some(last), part)) => {
                 (after, left, committed) = (last, left - n, true);
@@ -209,8 +218,9 @@ pub struct RevertRequest<'a> {
 
 /// What a revert did.
 pub struct RevertedRun {
-    /// The revert run, which can itself be reverted.
-    pub run: i64,
+    /// The revert run, which can itself be reverted; `None` when nothing was left to undo.
+    pub run: Option<i64>,
+    /// What was undone, and what was found undone already.
     pub done: RevertSummary,
     /// How many changes there were to undo.
     pub total: usize,
@@ -218,9 +228,26 @@ pub struct RevertedRun {
     pub stopped: Option<Error>,
 }
 
+impl RevertRequest<'_> {
+    /// How the changes are undone, and the command to name in a refusal.
+    fn undoing(&self) -> Undoing<'_> {
+        let (skip_undone, command) = match self.target {
+            RevertTarget::Change(c) => (false, format!("crmgate revert {c}")),
+            RevertTarget::Run(r) => (true, format!("crmgate revert --run {r}")),
+        };
+        Undoing {
+            actor: self.actor,
+            force: self.force,
+            skip_undone,
+            command,
+        }
+    }
+}
+
 /// Runs a revert command. A change or a run is undone in one transaction, refused whole if
 /// any change cannot be undone; a run larger than a chunk that can be undone as a whole (the
-/// check comes first, in the first chunk's transaction) goes a chunk per transaction.
+/// check comes first, in the first chunk's transaction) goes a chunk per transaction. A run's
+/// changes already undone are skipped and reported: after a crash, the same command finishes.
 pub fn run_revert(
     store: &mut Store,
     req: &RevertRequest<'_>,
@@ -233,7 +260,7 @@ pub fn run_revert(
                 id: c.to_string(),
             })?;
             let (run, done) = store.write(&(req.clock)(), |w| {
-                revert_chunk(w, req.actor, &[c], req.force, None)
+                revert_chunk(w, req.undoing(), &[c], None)
             })?;
             return Ok(RevertedRun {
                 run,
@@ -270,16 +297,18 @@ fn revert_run(
     let chunk = req.chunk.max(1);
     let first = |w: &mut Writer<'_>| {
         let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
-        let mut reverting = Reverting::begin(w, req.actor, req.force, None)?;
+        let mut reverting = Reverting::begin(req.undoing(), None);
         let limit = if chunked { chunk } else { usize::MAX };
         let last = undo_before(w, &mut reverting, of, None, limit)?;
         let (run, done) = reverting.finish(true)?;
         Ok((chunked, run, done, last))
     };
-    let (chunked, run, mut done, before) = store.write(&(req.clock)(), first)?;
-    progress.advance(done.count as u64);
+    let (chunked, mut run, mut done, before) = store.write(&(req.clock)(), first)?;
+    progress.advance((done.count + done.skipped) as u64);
     let stopped = match before {
-        Some(before) if chunked => revert_rest(store, req, (of, run), before, &mut done, progress),
+        Some(before) if chunked => {
+            revert_rest(store, req, (of, &mut run), before, &mut done, progress)
+        }
         _ => None,
     };
     Ok(RevertedRun {
@@ -291,28 +320,28 @@ fn revert_run(
 }
 
 /// The chunks of run `of` after the first, older than change `before`, as part of revert
-/// run `run`; what stopped them part way, if anything did.
+/// run `run` (begun by the first change undone); what stopped them part way, if anything did.
 fn revert_rest(
     store: &mut Store,
     req: &RevertRequest<'_>,
-    (of, run): (i64, i64),
+    (of, run): (i64, &mut Option<i64>),
     mut before: i64,
     done: &mut RevertSummary,
     progress: &mut dyn Progress,
 ) -> Option<Error> {
     loop {
         let next = |w: &mut Writer<'_>| {
-            let mut reverting = Reverting::begin(w, req.actor, req.force, Some(run))?;
+            let mut reverting = Reverting::begin(req.undoing(), *run);
             let last = undo_before(w, &mut reverting, of, Some(before), req.chunk.max(1))?;
-            let (_, part) = reverting.finish(false)?;
-            Ok((part, last))
+            let (run, part) = reverting.finish(false)?;
+            Ok((run, part, last))
         };
         match store.write(&(req.clock)(), next) {
-            Ok((_, None)) => return None,
-            Ok((part, Some(last))) => {
-                progress.advance(part.count as u64);
+            Ok((_, _, None)) => return None,
+            Ok((now, part, Some(last))) => {
+                progress.advance((part.count + part.skipped) as u64);
                 done.absorb(part);
-                before = last;
+                (*run, before) = (now, last);
             }
             Err(e) => return Some(e),
         }

@@ -13,7 +13,7 @@ pub struct ApplyArgs {
     /// Only this source's proposals.
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
-    /// At most this many proposals, oldest first.
+    /// At most this many proposals, oldest first (field writes, then merges).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Save what this run applies (or, with --dry-run, would apply) as a plan.
@@ -46,8 +46,9 @@ pub struct RevertArgs {
         conflicts_with = "run"
     )]
     pub change: Option<i64>,
-    /// Undo every change of this run, newest first. A run of field writes larger than one
-    /// chunk (CRMGATE_APPLY_CHUNK) that can all be undone goes a chunk per transaction.
+    /// Undo every change of this run still in effect, newest first; those already undone are
+    /// listed and skipped, so running it again after a crash finishes it. A run of field writes
+    /// larger than one chunk (CRMGATE_APPLY_CHUNK) goes a chunk per transaction.
     #[arg(long, value_name = "RUN_ID")]
     pub run: Option<i64>,
     /// Revert even where the record moved on since (admin).
@@ -167,6 +168,19 @@ fn outcome(report: &Report) -> Outcome {
     }
 }
 
+/// How a result reads: a dry run applied nothing, it would apply.
+fn result_word(ending: Ending, dry_run: bool) -> &'static str {
+    match ending {
+        Ending::Applied if dry_run => "would apply",
+        other => other.as_str(),
+    }
+}
+
+/// `c-5` of `contacts/c-5`.
+fn record_id(record: &str) -> &str {
+    record.split_once('/').map_or(record, |(_, id)| id)
+}
+
 fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
     if ctx.ui.json {
         return print_json(
@@ -187,17 +201,25 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         "proposal", "record", "field", "before", "after", "result", "change", "why",
     ]);
     for i in r.items.iter().take(200) {
+        let (field, before, after) = match &i.merge_into {
+            Some(into) => (
+                "(merge)".to_string(),
+                String::new(),
+                format!("merge {} into {into}", record_id(&i.record)),
+            ),
+            None => (
+                i.field.clone().unwrap_or_default(),
+                shown(&i.before),
+                shown(&i.after),
+            ),
+        };
         t.add_row([
             i.proposal.to_string(),
             safe(&i.record).into_owned(),
-            i.field.clone().unwrap_or_default(),
-            safe(&crate::validate::short(&shown(&i.before))).into_owned(),
-            safe(&crate::validate::short(&shown(&i.after))).into_owned(),
-            if dry_run && i.result == Ending::Applied {
-                "would apply".into()
-            } else {
-                i.result.as_str().to_string()
-            },
+            field,
+            safe(&crate::validate::short(&before)).into_owned(),
+            safe(&crate::validate::short(&after)).into_owned(),
+            result_word(i.result, dry_run).to_string(),
             i.change
                 .filter(|_| !dry_run)
                 .map(|c| c.to_string())
@@ -210,7 +232,7 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|&k| (k, r.count(k)))
         .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {}", k.as_str()))
+        .map(|(k, n)| format!("{n} {}", result_word(k, dry_run)))
         .collect::<Vec<_>>()
         .join(", ");
     if dry_run {
@@ -237,10 +259,17 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     let mut store = ctx.open()?;
     let (_, policy) = super::policy::load(&store)?;
     if args.force && !policy.has_role(&ctx.actor, "admin") {
-        return Err(Error::refused(format!(
-            "{} may not force a revert: it takes the admin role",
-            ctx.actor
-        )));
+        let what = match (args.change, args.run) {
+            (Some(c), _) => c.to_string(),
+            (None, run) => format!("--run {}", run.unwrap_or_default()),
+        };
+        return Err(Error::refused_with_hint(
+            format!(
+                "{} may not force a revert: it takes the admin role",
+                ctx.actor
+            ),
+            format!("an admin can: `crmgate --as ADMIN revert {what} --force`"),
+        ));
     }
     let target = match (args.change, args.run) {
         (Some(c), _) => RevertTarget::Change(c),
@@ -263,34 +292,55 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
             "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",
             reverted.done.count, reverted.total
         );
+        let back = run.map_or(String::new(), |run| {
+            format!(" (as run {run}; `crmgate revert --run {run}` puts it back)")
+        });
         eprintln!(
-            "hint: what was undone stays, as run {run}; `crmgate revert --run {run}` puts it back"
+            "hint: what was undone stays{back}; `crmgate revert --run {of}` again undoes the rest"
         );
         return Ok(Outcome::Partial);
     }
     Ok(Outcome::Done)
 }
 
-fn print_reverted(run: i64, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
+fn print_reverted(run: Option<i64>, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
     if ctx.ui.json {
-        print_json(
-            &serde_json::json!({ "run": run, "reverted": done.count, "first": done.first }),
-        )?;
-    } else {
-        for d in &done.first {
-            print_out(format!(
-                "change {} undone by change {} ({} {})",
-                d.change,
-                d.by,
-                safe(&d.record),
-                d.field
-            ))?;
-        }
-        let noun = if done.count == 1 { "change" } else { "changes" };
-        ctx.ui.note(format!(
-            "run {run}: {} {noun} reverted; undo with `crmgate revert --run {run}`",
-            done.count
-        ));
+        return print_json(&serde_json::json!({
+            "run": run,
+            "reverted": done.count,
+            "first": done.first,
+            "skipped": done.skipped,
+            "first_skipped": done.first_skipped,
+        }));
     }
+    for d in &done.first {
+        let forced = if d.forced { ", forced" } else { "" };
+        print_out(format!(
+            "change {} undone by change {} ({} {}{forced})",
+            d.change,
+            d.by,
+            safe(&d.record),
+            d.field
+        ))?;
+    }
+    for s in &done.first_skipped {
+        print_out(format!(
+            "change {} skipped: already undone by change {}",
+            s.change, s.by
+        ))?;
+    }
+    let skipped = crate::ui::count(done.skipped as u64, "change", "changes");
+    let note = match run {
+        None => format!("nothing left to revert: {skipped} already undone"),
+        Some(run) => format!(
+            "run {run}: {} reverted{}; undo with `crmgate revert --run {run}`",
+            crate::ui::count(done.count as u64, "change", "changes"),
+            match done.skipped {
+                0 => String::new(),
+                _ => format!("; {skipped} already undone, skipped"),
+            }
+        ),
+    };
+    ctx.ui.note(note);
     Ok(())
 }

@@ -78,10 +78,12 @@ fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
 }
 
 /// Whether every change of `run` can be undone as things stand, as far as a few set-wise
-/// queries can tell: only field writes (no merge), none undone yet, every object and field
-/// still there, no object whose writes reach other records, and (unless `force`) every record
-/// still holding what the run's last change to it left. A large run that passes is reverted in chunks, one transaction each; any
-/// other is reverted in one transaction, which names every change that cannot be undone.
+/// queries can tell: only field writes (no merge), none undone and then put back (a chain
+/// the revert must follow at its turn), every object and field still there, no object whose
+/// writes reach other records, and (unless `force`) every record still holding what the run's
+/// last change to it that is still in effect left. Changes already undone are skipped at their
+/// turn. A large run that passes is reverted in chunks, one transaction each; any other is
+/// reverted in one transaction, which names every change that cannot be undone.
 pub(super) fn run_revertible_in_chunks(
     conn: &rusqlite::Connection,
     schema: &crate::schema::Schema,
@@ -91,18 +93,20 @@ pub(super) fn run_revertible_in_chunks(
     let count = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<i64> {
         conn.query_row(sql, params, |r| r.get(0)).map_err(db_err)
     };
-    // Undone already: some revert names one of the run's changes. Walked from the reverts
-    // (those within the run's span of ids), not from the run's million changes. A merge
-    // needs no check of its own: it always writes a whole-record change, refused below.
-    let undone = count(
+    // Undone and put back: a revert of one of the run's changes was itself reverted. Walked
+    // from the reverts (those within the run's span of ids), not from the run's million
+    // changes. A merge needs no check of its own: it always writes a whole-record change,
+    // refused below.
+    let put_back = count(
         "SELECT EXISTS (SELECT 1 FROM crmgate_changes r
             CROSS JOIN crmgate_changes c ON c.id = r.reverts
+            CROSS JOIN crmgate_changes b ON b.reverts = r.id
             WHERE r.reverts BETWEEN (SELECT min(id) FROM crmgate_changes WHERE run_id = ?1)
                                 AND (SELECT max(id) FROM crmgate_changes WHERE run_id = ?1)
               AND c.run_id = ?1)",
         &[&run],
     )?;
-    if undone != 0 {
+    if put_back != 0 {
         return Ok(false);
     }
     let mut stmt = conn
@@ -152,10 +156,14 @@ pub(super) fn run_revertible_in_chunks(
             )?;
             Ok(found != 0)
         };
-        const ALL: &str = "SELECT record, after FROM crmgate_changes
-                           WHERE run_id = ?1 AND object = ?2 AND field = ?3";
-        const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes
-                            WHERE run_id = ?1 AND object = ?2 AND field = ?3 GROUP BY record";
+        // Only the changes still in effect: one undone already is skipped at its turn.
+        const ALL: &str = "SELECT record, after FROM crmgate_changes x
+                           WHERE run_id = ?1 AND object = ?2 AND field = ?3
+                             AND NOT EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = x.id)";
+        const LAST: &str = "SELECT record, after, max(id) FROM crmgate_changes x
+                            WHERE run_id = ?1 AND object = ?2 AND field = ?3
+                              AND NOT EXISTS (SELECT 1 FROM crmgate_changes r WHERE r.reverts = x.id)
+                            GROUP BY record";
         if differs(ALL)? && differs(LAST)? {
             return Ok(false);
         }
@@ -174,8 +182,8 @@ impl Store {
     }
 
     /// Whether every change of `run` can be undone as things stand, a chunk at a time: only
-    /// field writes, none undone yet, no object whose writes reach further, and (unless `force`)
-    /// every record holding what the run left.
+    /// field writes, none undone and put back, no object whose writes reach further, and
+    /// (unless `force`) every record holding what the run's changes still in effect left.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.conn, &self.schema, run, force)
     }
@@ -323,23 +331,27 @@ impl Writer<'_> {
     }
 
     /// The next `n` approved proposals (of `source`, when given) after proposal `after`,
-    /// oldest first: the apply queue, a chunk at a time.
+    /// oldest first, field writes or merges (`merges`): the apply queue, a chunk at a time.
     pub fn approved_ids_after(
         &self,
         source: Option<&str>,
+        merges: bool,
         after: i64,
         n: usize,
     ) -> Result<Vec<i64>> {
         let mut stmt = self
             .prepared(
                 "SELECT id FROM crmgate_proposals WHERE id > ?2 AND state = 'approved'
-                 AND (?1 IS NULL OR source = ?1) ORDER BY id LIMIT ?3",
+                 AND (?1 IS NULL OR source = ?1) AND (merge_into IS NOT NULL) = ?4
+                 ORDER BY id LIMIT ?3",
             )
             .map_err(db_err)?;
-        stmt.query_map(rusqlite::params![source, after, n as i64], |r| r.get(0))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db_err)
+        stmt.query_map(rusqlite::params![source, after, n as i64, merges], |r| {
+            r.get(0)
+        })
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)
     }
 
     /// The next `n` changes of run `run` before change `before`, newest first: the order a
@@ -424,5 +436,85 @@ impl Writer<'_> {
     pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
         let all: Vec<usize> = (0..obj.columns.len()).collect();
         self.insert_columns(obj, &all, values)
+    }
+}
+
+/// A change as [`ReadLog::changes_to`] reads it: id, field, before, after.
+pub type Logged = (i64, String, Value, Value);
+
+/// Which changes to a record [`ReadLog::changes_to`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum LogScope<'a> {
+    /// Those of one run.
+    Run(i64),
+    /// Those made at or after a time (RFC 3339, as the log writes it).
+    Since(&'a str),
+}
+
+/// What a merge is judged against, read from the logs: the approval's pin, and the changes
+/// the log holds to each of its records.
+pub trait ReadLog {
+    /// The fingerprint the latest approval of `proposal` pinned, unless it was undone since.
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>>;
+    /// `(change, field, before, after)` of the changes to `object/record` in `scope`, newest
+    /// first.
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>>;
+}
+
+fn pinned_fingerprint(conn: &rusqlite::Connection, proposal: i64) -> Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT CASE WHEN action = 'approve' THEN json_extract(detail, '$.pinned') END
+         FROM crmgate_events WHERE proposal_id = ?1 AND action IN ('approve', 'undo')
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .and_then(|mut stmt| stmt.query_row([proposal], |r| r.get(0)).optional())
+    .map(Option::flatten)
+    .map_err(db_err)
+}
+
+fn changes_to(
+    conn: &rusqlite::Connection,
+    object: &str,
+    record: &str,
+    scope: LogScope<'_>,
+) -> Result<Vec<Logged>> {
+    let (run, since) = match scope {
+        LogScope::Run(run) => (Some(run), None),
+        LogScope::Since(at) => (None, Some(at)),
+    };
+    conn.prepare_cached(
+        "SELECT id, field, before, after FROM crmgate_changes WHERE object = ?1 AND record = ?2
+           AND (?3 IS NULL OR run_id = ?3) AND (?4 IS NULL OR at >= ?4)
+         ORDER BY id DESC",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(rusqlite::params![object, record, run, since], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                value_from(r.get_ref(2)?),
+                value_from(r.get_ref(3)?),
+            ))
+        })?
+        .collect()
+    })
+    .map_err(db_err)
+}
+
+impl ReadLog for Store {
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>> {
+        pinned_fingerprint(&self.conn, proposal)
+    }
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>> {
+        changes_to(&self.conn, object, record, scope)
+    }
+}
+
+impl ReadLog for Writer<'_> {
+    fn pinned_fingerprint(&self, proposal: i64) -> Result<Option<String>> {
+        pinned_fingerprint(&self.tx, proposal)
+    }
+    fn changes_to(&self, object: &str, record: &str, scope: LogScope<'_>) -> Result<Vec<Logged>> {
+        changes_to(&self.tx, object, record, scope)
     }
 }

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::model::{Action, Kind, NewEvent, State, Value};
 use crate::schema::Schema;
 
-pub use changes::ChangeRow;
+pub use changes::{ChangeRow, LogScope, Logged, ReadLog};
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
