@@ -657,17 +657,12 @@ impl Store {
 }
 
 /// Reads a stored word as one of the model's enums; a word the model does not know (a store
-/// edited by hand, or written by a newer crmgate) is an error that names it, never a guess.
+/// edited by hand, or written by a newer crmgate) is an error that names it, never a guess. The
+/// word is quoted as Rust's `Debug` does, so its control characters come out escaped.
 fn stored_word<T>(v: ValueRef<'_>, what: &str, parse: fn(&str) -> Option<T>) -> FromSqlResult<T> {
     let word = v.as_str()?;
     parse(word).ok_or_else(|| {
-        FromSqlError::Other(
-            format!(
-                "the store holds an unknown {what} \"{}\"",
-                crate::ui::safe(word)
-            )
-            .into(),
-        )
+        FromSqlError::Other(format!("the store holds an unknown {what} {word:?}").into())
     })
 }
 
