@@ -127,7 +127,7 @@ fn crmgate(dir: &Path) -> Command {
     let mut c = Command::new(CRMGATE);
     c.current_dir(dir)
         .stdin(Stdio::null())
-        .env("CRMGATE_USER", "bench")
+        .env_remove("CRMGATE_USER")
         .args(["--db", "crm.db", "--quiet", "--color", "never"]);
     c
 }
@@ -137,7 +137,7 @@ fn crmgate(dir: &Path) -> Command {
 fn first_screen(dir: &Path, open: i64) -> Result<f64> {
     let mut c = Command::new(CRMGATE);
     c.current_dir(dir)
-        .env("CRMGATE_USER", "bench")
+        .env_remove("CRMGATE_USER")
         .env("TERM", "xterm")
         .env("NO_COLOR", "1")
         .env("COLUMNS", "120")
