@@ -37,7 +37,8 @@ pub enum Ending {
     Conflict,
     /// A stop rule holds now.
     Blocked,
-    /// Sent back to review: the policy alone would no longer let it through.
+    /// Sent back to review: the policy in force would no longer let it through on its own, or
+    /// no longer lets the person who approved it approve it.
     Held,
     /// The write did not hold, or the store refused it.
     Failed,

@@ -1,0 +1,49 @@
+//! Apply and revert answer to the policy in force: an approval it no longer permits is sent
+//! back to review, a revert takes a role that could approve what it undoes, a revert counts
+//! against its source's track record, and a large run's report streams.
+
+mod common;
+use common::{Env, demo_policy, ok};
+
+/// The demo policy with every update waiting for a manager.
+fn updates_need_a_manager() -> String {
+    let rule = "\n[[rule]]\nname = \"updates-need-manager\"\nkind = [\"update\"]\naction = \"review\"\napprovers = [\"manager\"]\n";
+    let text = demo_policy();
+    let at = text.find("\n[roles]").expect("the demo policy has roles");
+    format!("{}{rule}{}", &text[..at], &text[at..])
+}
+
+#[test]
+fn an_approval_the_policy_in_force_no_longer_permits_is_held_until_one_who_may_approves_it() {
+    let env = Env::demo();
+    // cb-108 sets a contact's phone: no rule names approvers, so bob (sdr) may approve it.
+    ok(env.cmd(&["--as", "bob", "approve", "clearbit:cb-108"]));
+    let stricter = env.policy("stricter.toml", &updates_need_a_manager());
+    ok(env.cmd(&["policy", "set", &stricter]));
+    // Exit 3: something approved was not applied.
+    let out = env.cmd(&["apply", "--json"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let item = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["record"].as_str().unwrap().ends_with("c-1006"))
+        .expect("cb-108 is in the report")
+        .clone();
+    assert_eq!(item["result"], "held", "{item}");
+    assert!(item["why"].as_str().unwrap().contains("manager"), "{item}");
+    assert_eq!(env.state("clearbit:cb-108"), "pending");
+    let id: i64 = env.one("SELECT id FROM crmgate_proposals WHERE ext_id = 'cb-108'");
+    let event = env.text(&format!(
+        "SELECT actor_kind || ' ' || json_extract(detail, '$.approver') || ' ' || policy_version \
+         FROM crmgate_events WHERE action = 'unapprove' AND proposal_id = {id}"
+    ));
+    let version: i64 = env.one("SELECT max(version) FROM crmgate_policies");
+    assert_eq!(event, format!("policy bob {version}"));
+    let changes = format!("SELECT count(*) FROM crmgate_changes WHERE proposal_id = {id}");
+    assert_eq!(env.count(&changes), 0);
+    ok(env.cmd(&["--as", "mia", "approve", "clearbit:cb-108"]));
+    ok(env.cmd(&["apply"]));
+    assert_eq!(env.state("clearbit:cb-108"), "applied");
+}
