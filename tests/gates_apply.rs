@@ -3,7 +3,7 @@
 //! against its source's track record, and a large run's report streams.
 
 mod common;
-use common::{Env, demo_policy, ok};
+use common::{Env, demo_policy, ok, refused};
 
 /// The demo policy with every update waiting for a manager.
 fn updates_need_a_manager() -> String {
@@ -46,4 +46,23 @@ fn an_approval_the_policy_in_force_no_longer_permits_is_held_until_one_who_may_a
     ok(env.cmd(&["--as", "mia", "approve", "clearbit:cb-108"]));
     ok(env.cmd(&["apply"]));
     assert_eq!(env.state("clearbit:cb-108"), "applied");
+}
+
+#[test]
+fn a_revert_of_a_run_is_refused_whole_to_one_without_a_role_that_could_approve_all_of_it() {
+    let env = Env::demo();
+    // dd-203 is a merge (ops approves it), hs-404 a big deal's amount (a manager approves it).
+    ok(env.cmd(&["approve", "dedupe-bot:dd-203"]));
+    ok(env.cmd(&["--as", "mia", "approve", "hubspot-ai:hs-404"]));
+    ok(env.cmd(&["apply"]));
+    let before = env.dump();
+    let e = refused(env.cmd(&["--as", "bob", "revert", "--run", "1"]));
+    assert!(e.contains("nothing was reverted"), "{e}");
+    assert!(e.contains("takes the role ops, or admin"), "{e}");
+    assert!(e.contains("takes the role manager, or admin"), "{e}");
+    assert!(e.contains("crmgate --as NAME revert --run 1"), "{e}");
+    assert_eq!(env.dump(), before, "a refused revert writes nothing");
+    ok(env.cmd(&["--as", "alice", "revert", "--run", "1"]));
+    assert_eq!(env.state("dedupe-bot:dd-203"), "reverted");
+    assert_eq!(env.state("hubspot-ai:hs-404"), "reverted");
 }

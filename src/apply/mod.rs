@@ -10,6 +10,7 @@
 //! [`run`] drives a whole command: a large apply or revert goes a chunk per transaction, ids
 //! read a chunk at a time, so memory does not grow with the queue or the run.
 
+mod may;
 mod merge;
 mod one;
 mod pin;

@@ -207,6 +207,8 @@ pub enum RevertTarget {
 /// A revert command.
 pub struct RevertRequest<'a> {
     pub target: RevertTarget,
+    /// The policy in force: with `[roles]` set, it says who may undo what.
+    pub policy: &'a Policy,
     /// Undo even where the record moved on since.
     pub force: bool,
     pub actor: &'a str,
@@ -260,6 +262,7 @@ pub fn run_revert(
                 id: c.to_string(),
             })?;
             let (run, done) = store.write(&(req.clock)(), |w| {
+                super::may::may_revert(w, req.policy, req.actor, req.target)?;
                 revert_chunk(w, req.undoing(), &[c], None)
             })?;
             return Ok(RevertedRun {
@@ -296,6 +299,7 @@ fn revert_run(
 ) -> Result<RevertedRun> {
     let chunk = req.chunk.max(1);
     let first = |w: &mut Writer<'_>| {
+        super::may::may_revert(w, req.policy, req.actor, req.target)?;
         let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
         let mut reverting = Reverting::begin(req.undoing(), None);
         let limit = if chunked { chunk } else { usize::MAX };

@@ -279,6 +279,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     store.set_bulk_cache()?;
     let req = RevertRequest {
         target,
+        policy: &policy,
         force: args.force,
         actor: &ctx.actor,
         clock: super::now,
