@@ -66,3 +66,33 @@ fn a_revert_of_a_run_is_refused_whole_to_one_without_a_role_that_could_approve_a
     assert_eq!(env.state("dedupe-bot:dd-203"), "reverted");
     assert_eq!(env.state("hubspot-ai:hs-404"), "reverted");
 }
+
+#[test]
+fn a_revert_that_pushes_a_source_over_its_reject_rate_pauses_it_at_once() {
+    let env = Env::demo();
+    // A window of two: two reverts of its proposals are more than half.
+    let text = demo_policy()
+        .replace("window = 50", "window = 2")
+        .replace("max_reject_rate = 0.30", "max_reject_rate = 0.50");
+    let small = env.policy("small-window.toml", &text);
+    ok(env.cmd(&["policy", "set", &small]));
+    ok(env.cmd(&["apply"]));
+    let from_clearbit = "SELECT count(*) FROM crmgate_changes c \
+         JOIN crmgate_proposals p ON p.id = c.proposal_id WHERE c.run_id = 1 AND p.source = 'clearbit'";
+    assert!(
+        env.count(from_clearbit) >= 2,
+        "the demo's run 1 applies clearbit's fills"
+    );
+    let paused =
+        "SELECT count(*) FROM crmgate_events WHERE action = 'pause' AND source = 'clearbit'";
+    assert_eq!(env.count(paused), 0);
+    let (_, said) = ok(env.cmd(&["revert", "--run", "1"]));
+    assert_eq!(env.count(paused), 1, "paused by the revert itself");
+    assert!(
+        said.contains("source clearbit paused: circuit breaker"),
+        "{said}"
+    );
+    assert!(said.contains("crmgate resume --source clearbit"), "{said}");
+    let pauses = "SELECT count(*) FROM crmgate_pauses WHERE scope = 'clearbit'";
+    assert_eq!(env.count(pauses), 1);
+}

@@ -228,6 +228,8 @@ pub struct RevertedRun {
     pub total: usize,
     /// What stopped a chunked revert after some chunks committed: what was undone stays.
     pub stopped: Option<Error>,
+    /// The sources the revert paused, each with the circuit breaker's reason.
+    pub paused: Vec<(String, String)>,
 }
 
 impl RevertRequest<'_> {
@@ -255,6 +257,41 @@ pub fn run_revert(
     req: &RevertRequest<'_>,
     progress: &mut dyn Progress,
 ) -> Result<RevertedRun> {
+    let mut reverted = revert_target(store, req, progress)?;
+    if let Some(run) = reverted.run {
+        match breakers_after(store, req, run) {
+            Ok(paused) => reverted.paused = paused,
+            Err(e) => reverted.stopped = reverted.stopped.or(Some(e)),
+        }
+    }
+    Ok(reverted)
+}
+
+/// Runs the circuit breaker, in a transaction of its own once the revert committed, for every
+/// source whose changes revert run `run` undid: a revert counts as a rejection of what its
+/// source proposed, so a source it pushes over the limit is paused at once.
+fn breakers_after(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    run: i64,
+) -> Result<Vec<(String, String)>> {
+    store.write(&(req.clock)(), |w| {
+        let mut paused = Vec::new();
+        for source in w.run_sources(run)? {
+            if let Some(reason) = crate::human::circuit_breaker(w, req.policy, &source)? {
+                paused.push((source, reason));
+            }
+        }
+        Ok(paused)
+    })
+}
+
+/// The revert itself: a change, or a run.
+fn revert_target(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<RevertedRun> {
     let of = match req.target {
         RevertTarget::Change(c) => {
             store.change(c)?.ok_or_else(|| Error::NotFound {
@@ -270,6 +307,7 @@ pub fn run_revert(
                 done,
                 total: 1,
                 stopped: None,
+                paused: Vec::new(),
             });
         }
         RevertTarget::Run(of) => of,
@@ -320,6 +358,7 @@ fn revert_run(
         done,
         total,
         stopped,
+        paused: Vec::new(),
     })
 }
 

@@ -288,6 +288,14 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
     let run = reverted.run;
     print_reverted(run, &reverted.done, ctx)?;
+    for (source, reason) in &reverted.paused {
+        ctx.ui.note(format!(
+            "source {} paused: {}; an admin resumes it with `crmgate resume --source {}`",
+            safe(source),
+            safe(reason),
+            safe(source)
+        ));
+    }
     if let (Some(e), Some(of)) = (reverted.stopped, args.run) {
         eprintln!(
             "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",

@@ -400,6 +400,21 @@ impl Writer<'_> {
         Ok(out)
     }
 
+    /// The sources of the proposals that changes of run `run` were made for.
+    pub fn run_sources(&self, run: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT DISTINCT p.source FROM crmgate_changes c
+                 JOIN crmgate_proposals p ON p.id = c.proposal_id
+                 WHERE c.run_id = ?1 ORDER BY p.source",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([run], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
     /// See [`Store::run_revertible_in_chunks`]: asked in the transaction that begins the revert.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.tx, self.schema, run, force)
