@@ -96,3 +96,62 @@ fn a_revert_that_pushes_a_source_over_its_reject_rate_pauses_it_at_once() {
     let pauses = "SELECT count(*) FROM crmgate_pauses WHERE scope = 'clearbit'";
     assert_eq!(env.count(pauses), 1);
 }
+
+/// A store of `n` contacts with no title, and a title proposed for each, let through by the
+/// policy on its own.
+fn titles_to_fill(n: usize) -> Env {
+    let env = Env::new();
+    ok(env.cmd(&["init"]));
+    let everything = "[defaults]\nautonomy = \"autonomous\"\nauto_min_confidence = 0.5\n\
+         max_auto_per_run = 1000000\nmax_auto_per_day = 1000000\n\n\
+         [[rule]]\nname = \"everything\"\nkind = [\"update\"]\naction = \"auto\"\n";
+    let policy = env.policy("policy.toml", everything);
+    ok(env.cmd(&["policy", "set", &policy]));
+    let mut contacts = String::from("id,first_name,title\n");
+    let mut proposals = String::from(common::HEADER);
+    for i in 0..n {
+        contacts.push_str(&format!("k-{i:04},Kim,\n"));
+        proposals.push_str(&format!(
+            "t-{i},bot,update,contacts,k-{i:04},title,Engineer {i},,0.9,,,\n"
+        ));
+    }
+    let file = env.write("contacts.csv", contacts);
+    ok(env.cmd(&["import", "contacts", file.display()]));
+    let file = env.write("proposals.csv", proposals);
+    ok(env.cmd(&["propose", file.display()]));
+    env
+}
+
+#[test]
+fn apply_json_lists_every_item_of_a_chunked_run_and_the_table_shows_the_first_rows_and_counts() {
+    let env = titles_to_fill(2500);
+    let mut apply = env.cmd(&["apply", "--json", "--dry-run"]);
+    apply.env("CRMGATE_APPLY_CHUNK", "1000");
+    let (out, _) = ok(apply);
+    let dry: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        dry["items"].as_array().unwrap().len(),
+        2500,
+        "a dry run lists them all"
+    );
+    let mut apply = env.cmd(&["apply", "--json"]);
+    apply.env("CRMGATE_APPLY_CHUNK", "1000");
+    let (out, _) = ok(apply);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2500);
+    assert!(items.iter().all(|i| i["result"] == "applied"));
+    assert_eq!(report["run"], 1);
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(report["counts"]["applied"], 2500);
+    let applied = "SELECT count(*) FROM crmgate_changes WHERE run_id = 1";
+    assert_eq!(env.count(applied), 2500);
+
+    let human = titles_to_fill(2500);
+    let mut apply = human.cmd(&["apply"]);
+    apply.env("CRMGATE_APPLY_CHUNK", "1000");
+    let (table, said) = ok(apply);
+    assert!(table.lines().count() < 1000, "a summary, not every row");
+    assert!(said.contains("2500 applied"), "{said}");
+    assert!(said.contains("the first 200 of 2500 proposals"), "{said}");
+}

@@ -11,7 +11,7 @@
 
 use super::one::{Judge, RunState, apply_ids};
 use super::revert::{RevertSummary, Reverting, Undoing, revert_chunk};
-use super::{Options, Plan, Report};
+use super::{Item, Options, Plan, Report};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::store::{Store, Writer};
@@ -35,8 +35,16 @@ pub trait Progress {
     fn shown(&self) -> bool {
         false
     }
+    /// Whether [`Progress::items`] is to be told of every item, not only of the first ones a
+    /// report keeps: a run of one transaction (a dry run) then keeps them all until it ends.
+    fn wants_items(&self) -> bool {
+        false
+    }
     fn start(&mut self, _total: u64) {}
     fn advance(&mut self, _done: u64) {}
+    /// What became of each proposal of a chunk, once the chunk committed (a run of one
+    /// transaction: once it ended). The caller streams them; the report keeps only the first.
+    fn items(&mut self, _items: &[Item]) {}
     /// Called once, however the run ended, before its outcome is returned.
     fn finish(&mut self) {}
 }
@@ -86,13 +94,15 @@ pub fn run(
         actor: req.actor,
     };
     if req.dry_run || req.follow.is_some() || req.make_plan {
-        let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req);
+        let keep_all = req.make_plan || progress.wants_items();
+        let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req, keep_all);
         let (report, plan) = if req.dry_run {
             store.write_and_roll_back(&(req.clock)(), whole)?
         } else {
             store.write(&(req.clock)(), whole)?
         };
         let plan = req.make_plan.then_some(plan);
+        progress.items(&report.items);
         return Ok(Applied {
             report,
             plan,
@@ -108,8 +118,13 @@ pub fn run(
     applied
 }
 
-/// The apply run in one transaction, and its plan.
-fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Result<(Report, Plan)> {
+/// The apply run in one transaction, and its plan; `keep_all` keeps every item in the report.
+fn apply_whole(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    req: &ApplyRequest<'_>,
+    keep_all: bool,
+) -> Result<(Report, Plan)> {
     if let Some(plan) = &req.follow {
         let changed = plan.changes_since(w)?;
         if !changed.is_empty() {
@@ -126,7 +141,7 @@ fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Resu
             });
         }
     }
-    let mut report = Report::new(req.make_plan);
+    let mut report = Report::new(keep_all);
     let mut state = RunState::default();
     let mut left = req.opts.limit.unwrap_or(usize::MAX);
     for merges in [false, true] {
@@ -169,7 +184,8 @@ fn apply_in_chunks(
         let chunk = |w: &mut Writer<'_>| {
             let n = left.min(req.chunk.max(1));
             let ids = w.approved_ids_after(source, state.merges, after, n)?;
-            let mut part = Report::new(false);
+            // A chunk's report keeps all its items, for the caller: at most a chunk of them.
+            let mut part = Report::new(true);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
         };
@@ -179,6 +195,7 @@ fn apply_in_chunks(
             Ok((_, None, _)) => break,
             Ok((n, Some(last), part)) => {
                 (after, left, committed) = (last, left - n, true);
+                progress.items(&part.items);
                 report.absorb(part);
                 progress.advance(n as u64);
             }
