@@ -274,17 +274,23 @@ impl Progress for Counted {
     }
 }
 
+/// The policy the store holds now.
+fn policy_in_force(store: &Store) -> crmgate::policy::Policy {
+    let v = store.current_policy().unwrap().unwrap();
+    crmgate::policy::parse(&v.text, store.schema()).unwrap()
+}
+
 fn apply_with(
     store: &mut Store,
     chunk: usize,
     dry_run: bool,
     progress: &mut dyn Progress,
 ) -> apply::Applied {
-    let v = store.current_policy().unwrap().unwrap();
-    let policy = crmgate::policy::parse(&v.text, store.schema()).unwrap();
+    let version = store.current_policy().unwrap().unwrap().version;
+    let policy = policy_in_force(store);
     let req = ApplyRequest {
         policy: &policy,
-        version: v.version,
+        version,
         actor: "tester",
         opts: Options::default(),
         follow: None,
@@ -329,6 +335,7 @@ fn applying_in_chunks_records_every_change_and_reverting_the_run_restores_the_co
     let mut progress = Counted::default();
     let req = RevertRequest {
         target: RevertTarget::Run(1),
+        policy: &policy_in_force(&store),
         force: false,
         actor: "tester",
         clock: now,
@@ -390,6 +397,7 @@ fn a_run_with_a_record_moved_on_is_refused_whole_and_nothing_is_reverted() {
     let applied = contacts(&dir);
     let req = RevertRequest {
         target: RevertTarget::Run(1),
+        policy: &policy_in_force(&store),
         force: false,
         actor: "tester",
         clock: now,

@@ -1,11 +1,11 @@
 //! Merges: the duplicate's references moved to the survivor, the duplicate deleted, the
 //! survivor's empty fields filled from it, each step a change of its own.
 
-use super::one::{Judge, Outcome, Stop, json_to_value, refuse};
+use super::one::{Judge, Outcome, Stop, json_to_value, refuse, unapprove};
 use super::revert::{Put, WHOLE_RECORD, put};
 use crate::error::Result;
 use crate::model::{NewEvent, Proposal, State, Value};
-use crate::policy::{self, Action, Facts, Situation};
+use crate::policy::{self, Action, Decision, Facts, Situation};
 use crate::schema::Object;
 use crate::store::Writer;
 
@@ -32,8 +32,15 @@ pub(super) fn merge_one(
         return refuse(w, judge, p, Stop::Conflict, why);
     };
     let related = crate::related::related(w, judge.policy, obj, &[&dup, &survivor])?;
-    if let Some((stop, why)) = judge_merge(judge, obj, p, &dup, &survivor, &related) {
-        return refuse(w, judge, p, stop, why);
+    let now = decide_merge(judge, obj, p, (&dup, &survivor), &related);
+    if now.action == Action::Block {
+        let why = format!("blocked now: {}", now.why(judge.policy).join("; "));
+        return refuse(w, judge, p, Stop::Block, why);
+    }
+    if let Some(by) = approver.as_deref()
+        && let Err(why) = crate::human::approval_holds(judge.policy, &now, by)
+    {
+        return unapprove(w, judge, p, by, why);
     }
     if super::pin::moved_since_pin(w, obj, p, run, (&dup, &survivor))? {
         let why = "one of the two records changed since the merge was approved".to_string();
@@ -65,20 +72,20 @@ pub(super) fn merge_one(
 
 const GUARD: &str = "crmgate_merge_one";
 
-/// Whether a stop rule holds now for either record (a legal hold on the survivor stops the merge
-/// too). It outranks staleness: a hold set since the approval is reported as a block.
-fn judge_merge(
+/// The policy's decision on the merge against both records as they are now: a stop rule on
+/// either (a legal hold on the survivor stops the merge too) outranks staleness, and its
+/// approvers are who may have approved it.
+fn decide_merge(
     judge: Judge<'_>,
     obj: &Object,
     p: &Proposal,
-    dup: &[Value],
-    survivor: &[Value],
+    (dup, survivor): (&[Value], &[Value]),
     related: &[crate::model::Related],
-) -> Option<(Stop, String)> {
+) -> Decision {
     let a: Vec<(&str, &Value)> = obj.column_names().zip(dup).collect();
     let b: Vec<(&str, &Value)> = obj.column_names().zip(survivor).collect();
     let records: Vec<&[(&str, &Value)]> = vec![&a, &b];
-    let now = policy::decide(
+    policy::decide(
         judge.policy,
         &Facts {
             kind: crate::model::Kind::Merge,
@@ -93,11 +100,7 @@ fn judge_merge(
             related,
         },
         &Situation::default(),
-    );
-    (now.action == Action::Block).then(|| {
-        let why = format!("blocked now: {}", now.why(judge.policy).join("; "));
-        (Stop::Block, why)
-    })
+    )
 }
 
 /// The steps of a merge in order; the first refused one ends it.

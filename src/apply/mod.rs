@@ -10,6 +10,7 @@
 //! [`run`] drives a whole command: a large apply or revert goes a chunk per transaction, ids
 //! read a chunk at a time, so memory does not grow with the queue or the run.
 
+mod may;
 mod merge;
 mod one;
 mod pin;
@@ -37,7 +38,8 @@ pub enum Ending {
     Conflict,
     /// A stop rule holds now.
     Blocked,
-    /// Sent back to review: the policy alone would no longer let it through.
+    /// Sent back to review: the policy in force would no longer let it through on its own, or
+    /// no longer lets the person who approved it approve it.
     Held,
     /// The write did not hold, or the store refused it.
     Failed,

@@ -3,7 +3,7 @@
 use super::{Ending, Item, Report};
 use crate::error::Result;
 use crate::model::{NewEvent, Proposal, State, Value};
-use crate::policy::{self, Action, Facts, Policy, Situation};
+use crate::policy::{self, Action, Decision, Facts, Policy, Situation};
 use crate::store::Writer;
 
 /// What a run carries from one chunk (one transaction) to the next.
@@ -104,6 +104,8 @@ pub(super) enum Stop {
     Block,
     /// Approved by the policy alone, which would no longer let it through: back to review.
     Hold,
+    /// Approved by a person the policy in force no longer lets approve it: back to review.
+    Unapprove,
     /// The write did not hold (read back wrong, or refused by the store).
     Fail,
 }
@@ -113,7 +115,7 @@ impl Stop {
         match self {
             Stop::Conflict => State::Conflict,
             Stop::Block => State::Blocked,
-            Stop::Hold => State::Pending,
+            Stop::Hold | Stop::Unapprove => State::Pending,
             Stop::Fail => State::Failed,
         }
     }
@@ -124,6 +126,7 @@ impl Stop {
             Stop::Conflict => "conflict",
             Stop::Block => "block",
             Stop::Hold => "hold",
+            Stop::Unapprove => "unapprove",
             Stop::Fail => "failed",
         }
     }
@@ -132,7 +135,7 @@ impl Stop {
         match self {
             Stop::Conflict => Ending::Conflict,
             Stop::Block => Ending::Blocked,
-            Stop::Hold => Ending::Held,
+            Stop::Hold | Stop::Unapprove => Ending::Held,
             Stop::Fail => Ending::Failed,
         }
     }
@@ -146,10 +149,39 @@ pub(super) fn refuse(
     stop: Stop,
     why: String,
 ) -> Result<Outcome> {
+    let detail = serde_json::json!({ "why": why, "merge_into": p.merge_into });
+    stop_with(w, judge, p, stop, "system", detail)?;
+    Ok(Outcome::Refused(stop, why))
+}
+
+/// Sends back to review a proposal whose person's approval the policy in force no longer
+/// permits: the policy takes the approval back, and the event names whose it was.
+pub(super) fn unapprove(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    p: &Proposal,
+    approver: &str,
+    why: String,
+) -> Result<Outcome> {
+    let detail =
+        serde_json::json!({ "why": why, "approver": approver, "merge_into": p.merge_into });
+    stop_with(w, judge, p, Stop::Unapprove, "policy", detail)?;
+    Ok(Outcome::Refused(Stop::Unapprove, why))
+}
+
+/// The state change and event of a proposal not applied.
+fn stop_with(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    p: &Proposal,
+    stop: Stop,
+    actor_kind: &'static str,
+    detail: serde_json::Value,
+) -> Result<()> {
     w.set_state(p.id, &[State::Approved], stop.state())?;
     w.append_event(NewEvent {
         actor: judge.actor.to_string(),
-        actor_kind: "system",
+        actor_kind,
         action: stop.action(),
         proposal_id: Some(p.id),
         object: Some(p.object.clone()),
@@ -157,10 +189,10 @@ pub(super) fn refuse(
         field: p.field.clone(),
         source: Some(p.source.clone()),
         policy_version: Some(judge.version),
-        detail: serde_json::json!({ "why": why, "merge_into": p.merge_into }),
+        detail,
         ..NewEvent::default()
     })?;
-    Ok(Outcome::Refused(stop, why))
+    Ok(())
 }
 
 /// One proposal: re-check, write, verify, record. `Err` is a failure of the store.
@@ -193,8 +225,21 @@ fn apply_one(
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
     let related = crate::related::related(w, judge.policy, obj, &[&row])?;
     let by_policy_with = by_policy.then_some(used);
-    if let Some((stop, why)) = judge_now(judge.policy, obj, p, &row, at, &related, by_policy_with) {
+    let now = decide_now(
+        judge.policy,
+        obj,
+        p,
+        &row[..],
+        (&row[at], &related),
+        by_policy_with,
+    );
+    if let Some((stop, why)) = judge_now(judge.policy, p, &now, &row[at], by_policy_with) {
         return refuse(w, judge, p, stop, why);
+    }
+    if let Some(by) = approver.as_deref()
+        && let Err(why) = crate::human::approval_holds(judge.policy, &now, by)
+    {
+        return unapprove(w, judge, p, by, why);
     }
     let (current, value) = (&row[at], json_to_value(&p.value));
     if let Some(why) = write_verified(w, obj, p, field, current, &value)? {
@@ -232,25 +277,22 @@ fn apply_one(
     Ok(Outcome::Applied(change))
 }
 
-/// Why the proposal may not be applied to the record as it is now (`row`, its field at `at`),
-/// if it may not: a stop rule, a policy that would no longer let it through on its own, or a
-/// record that moved on since it was proposed.
-fn judge_now(
+/// The policy's decision on a field write against the record as it is now (`row`; the field's
+/// value and the related records in `(current, related)`), counting `by_policy` proposals of its
+/// source this run already applied on the policy's word alone.
+fn decide_now(
     policy: &Policy,
     obj: &crate::schema::Object,
     p: &Proposal,
     row: &[Value],
-    at: usize,
-    related: &[crate::model::Related],
-    // Approved by the policy alone: how many of its source's proposals this run has applied so.
+    (current, related): (&Value, &[crate::model::Related]),
     by_policy: Option<u64>,
-) -> Option<(Stop, String)> {
+) -> Decision {
     let auto_in_run = by_policy.unwrap_or(0);
-    let current = &row[at];
     let pairs: Vec<(&str, &Value)> = obj.column_names().zip(row).collect();
     let records: Vec<&[(&str, &Value)]> = vec![&pairs];
     let value = json_to_value(&p.value);
-    let now = policy::decide(
+    policy::decide(
         policy,
         &Facts {
             kind: p.kind,
@@ -269,7 +311,20 @@ fn judge_now(
             auto_today: auto_in_run,
             ..Situation::default()
         },
-    );
+    )
+}
+
+/// Why the proposal may not be applied to the record as it is now (the field holds `current`),
+/// given the policy's decision `now`, if it may not: a stop rule, a policy that would no
+/// longer let it through on its own, or a record that moved on since it was proposed.
+fn judge_now(
+    policy: &Policy,
+    p: &Proposal,
+    now: &Decision,
+    current: &Value,
+    // Approved by the policy alone: how many of its source's proposals this run has applied so.
+    by_policy: Option<u64>,
+) -> Option<(Stop, String)> {
     if now.action == Action::Block {
         let why = format!("blocked now: {}", now.why(policy).join("; "));
         return Some((Stop::Block, why));

@@ -11,7 +11,7 @@
 
 use super::one::{Judge, RunState, apply_ids};
 use super::revert::{RevertSummary, Reverting, Undoing, revert_chunk};
-use super::{Options, Plan, Report};
+use super::{Item, Options, Plan, Report};
 use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::store::{Store, Writer};
@@ -35,8 +35,16 @@ pub trait Progress {
     fn shown(&self) -> bool {
         false
     }
+    /// Whether [`Progress::items`] is to be told of every item, not only of the first ones a
+    /// report keeps: a run of one transaction (a dry run) then keeps them all until it ends.
+    fn wants_items(&self) -> bool {
+        false
+    }
     fn start(&mut self, _total: u64) {}
     fn advance(&mut self, _done: u64) {}
+    /// What became of each proposal of a chunk, once the chunk committed (a run of one
+    /// transaction: once it ended). The caller streams them; the report keeps only the first.
+    fn items(&mut self, _items: &[Item]) {}
     /// Called once, however the run ended, before its outcome is returned.
     fn finish(&mut self) {}
 }
@@ -86,13 +94,15 @@ pub fn run(
         actor: req.actor,
     };
     if req.dry_run || req.follow.is_some() || req.make_plan {
-        let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req);
+        let keep_all = req.make_plan || progress.wants_items();
+        let whole = |w: &mut Writer<'_>| apply_whole(w, judge, req, keep_all);
         let (report, plan) = if req.dry_run {
             store.write_and_roll_back(&(req.clock)(), whole)?
         } else {
             store.write(&(req.clock)(), whole)?
         };
         let plan = req.make_plan.then_some(plan);
+        progress.items(&report.items);
         return Ok(Applied {
             report,
             plan,
@@ -108,8 +118,13 @@ pub fn run(
     applied
 }
 
-/// The apply run in one transaction, and its plan.
-fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Result<(Report, Plan)> {
+/// The apply run in one transaction, and its plan; `keep_all` keeps every item in the report.
+fn apply_whole(
+    w: &Writer<'_>,
+    judge: Judge<'_>,
+    req: &ApplyRequest<'_>,
+    keep_all: bool,
+) -> Result<(Report, Plan)> {
     if let Some(plan) = &req.follow {
         let changed = plan.changes_since(w)?;
         if !changed.is_empty() {
@@ -126,7 +141,7 @@ fn apply_whole(w: &Writer<'_>, judge: Judge<'_>, req: &ApplyRequest<'_>) -> Resu
             });
         }
     }
-    let mut report = Report::new(req.make_plan);
+    let mut report = Report::new(keep_all);
     let mut state = RunState::default();
     let mut left = req.opts.limit.unwrap_or(usize::MAX);
     for merges in [false, true] {
@@ -169,7 +184,8 @@ fn apply_in_chunks(
         let chunk = |w: &mut Writer<'_>| {
             let n = left.min(req.chunk.max(1));
             let ids = w.approved_ids_after(source, state.merges, after, n)?;
-            let mut part = Report::new(false);
+            // A chunk's report keeps all its items, for the caller: at most a chunk of them.
+            let mut part = Report::new(true);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;
             Ok((ids.len(), ids.last().copied(), part))
         };
@@ -179,6 +195,7 @@ fn apply_in_chunks(
             Ok((_, None, _)) => break,
             Ok((n, Some(last), part)) => {
                 (after, left, committed) = (last, left - n, true);
+                progress.items(&part.items);
                 report.absorb(part);
                 progress.advance(n as u64);
             }
@@ -207,6 +224,8 @@ pub enum RevertTarget {
 /// A revert command.
 pub struct RevertRequest<'a> {
     pub target: RevertTarget,
+    /// The policy in force: with `[roles]` set, it says who may undo what.
+    pub policy: &'a Policy,
     /// Undo even where the record moved on since.
     pub force: bool,
     pub actor: &'a str,
@@ -226,6 +245,8 @@ pub struct RevertedRun {
     pub total: usize,
     /// What stopped a chunked revert after some chunks committed: what was undone stays.
     pub stopped: Option<Error>,
+    /// The sources the revert paused, each with the circuit breaker's reason.
+    pub paused: Vec<(String, String)>,
 }
 
 impl RevertRequest<'_> {
@@ -253,6 +274,41 @@ pub fn run_revert(
     req: &RevertRequest<'_>,
     progress: &mut dyn Progress,
 ) -> Result<RevertedRun> {
+    let mut reverted = revert_target(store, req, progress)?;
+    if let Some(run) = reverted.run {
+        match breakers_after(store, req, run) {
+            Ok(paused) => reverted.paused = paused,
+            Err(e) => reverted.stopped = reverted.stopped.or(Some(e)),
+        }
+    }
+    Ok(reverted)
+}
+
+/// Runs the circuit breaker, in a transaction of its own once the revert committed, for every
+/// source whose changes revert run `run` undid: a revert counts as a rejection of what its
+/// source proposed, so a source it pushes over the limit is paused at once.
+fn breakers_after(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    run: i64,
+) -> Result<Vec<(String, String)>> {
+    store.write(&(req.clock)(), |w| {
+        let mut paused = Vec::new();
+        for source in w.run_sources(run)? {
+            if let Some(reason) = crate::human::circuit_breaker(w, req.policy, &source)? {
+                paused.push((source, reason));
+            }
+        }
+        Ok(paused)
+    })
+}
+
+/// The revert itself: a change, or a run.
+fn revert_target(
+    store: &mut Store,
+    req: &RevertRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<RevertedRun> {
     let of = match req.target {
         RevertTarget::Change(c) => {
             store.change(c)?.ok_or_else(|| Error::NotFound {
@@ -260,6 +316,7 @@ pub fn run_revert(
                 id: c.to_string(),
             })?;
             let (run, done) = store.write(&(req.clock)(), |w| {
+                super::may::may_revert(w, req.policy, req.actor, req.target)?;
                 revert_chunk(w, req.undoing(), &[c], None)
             })?;
             return Ok(RevertedRun {
@@ -267,6 +324,7 @@ pub fn run_revert(
                 done,
                 total: 1,
                 stopped: None,
+                paused: Vec::new(),
             });
         }
         RevertTarget::Run(of) => of,
@@ -296,6 +354,7 @@ fn revert_run(
 ) -> Result<RevertedRun> {
     let chunk = req.chunk.max(1);
     let first = |w: &mut Writer<'_>| {
+        super::may::may_revert(w, req.policy, req.actor, req.target)?;
         let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
         let mut reverting = Reverting::begin(req.undoing(), None);
         let limit = if chunked { chunk } else { usize::MAX };
@@ -316,6 +375,7 @@ fn revert_run(
         done,
         total,
         stopped,
+        paused: Vec::new(),
     })
 }
 

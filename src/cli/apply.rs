@@ -78,7 +78,11 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         clock: super::now,
         chunk: apply::chunk_size(),
     };
-    let applied = apply::run(&mut store, &req, &mut Bar::new(ctx, "applying"))?;
+    let mut watch = Bar::new(ctx, "applying");
+    // With --json, every item is written as its chunk commits: none is kept to the end.
+    watch.stream = ctx.ui.json.then(|| ItemStream::new(args.dry_run));
+    let applied = apply::run(&mut store, &req, &mut watch)?;
+    let stream = watch.stream.take();
     if let (Some(path), Some(plan)) = (&args.plan_out, &applied.plan) {
         let text = serde_json::to_string_pretty(plan).expect("plans serialize");
         std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
@@ -89,7 +93,10 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     let report = &applied.report;
-    print_report(report, args.dry_run, ctx)?;
+    match stream {
+        Some(stream) => stream.end(report)?,
+        None => print_report(report, args.dry_run, ctx)?,
+    }
     if let Some(e) = applied.stopped {
         eprintln!(
             "error: the run stopped after {} proposals were committed: {e}",
@@ -113,11 +120,12 @@ fn read_plan(path: &std::path::Path) -> Result<apply::Plan> {
     })
 }
 
-/// A progress bar on a terminal.
+/// A progress bar on a terminal, and the items streamed as JSON when asked for.
 struct Bar<'a> {
     ctx: &'a Ctx,
     verb: &'static str,
     bar: Option<indicatif::ProgressBar>,
+    stream: Option<ItemStream>,
 }
 
 impl<'a> Bar<'a> {
@@ -126,7 +134,66 @@ impl<'a> Bar<'a> {
             ctx,
             verb,
             bar: None,
+            stream: None,
         }
+    }
+}
+
+/// `apply --json`'s document, written as the run goes: `{"dry_run": …, "items": [` and each
+/// item as its chunk commits, then `], "run": …, "counts": {…}}` at the end. Nothing is
+/// written until the first items come, so a run refused before it began prints no fragment.
+struct ItemStream {
+    dry_run: bool,
+    begun: bool,
+    first: bool,
+    /// The first write that failed (a closed pipe, say): reported at the end.
+    failed: Option<std::io::Error>,
+}
+
+impl ItemStream {
+    fn new(dry_run: bool) -> Self {
+        ItemStream {
+            dry_run,
+            begun: false,
+            first: true,
+            failed: None,
+        }
+    }
+
+    fn write(&mut self, items: &[apply::Item]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        if !self.begun {
+            self.begun = true;
+            write!(out, "{{\n  \"dry_run\": {},\n  \"items\": [", self.dry_run)?;
+        }
+        for item in items {
+            let sep = if self.first { "\n    " } else { ",\n    " };
+            self.first = false;
+            out.write_all(sep.as_bytes())?;
+            serde_json::to_writer(&mut out, item)?;
+        }
+        out.flush()
+    }
+
+    /// Closes the document with the run and the counts.
+    fn end(mut self, report: &Report) -> Result<()> {
+        use std::io::Write;
+        if self.failed.is_none() {
+            // A run with no items still prints the whole document.
+            self.failed = self.write(&[]).err();
+        }
+        if let Some(e) = self.failed {
+            return Err(Error::io("<stdout>", e));
+        }
+        let run = serde_json::to_string(&report.run).expect("JSON serializes");
+        let counts = serde_json::to_string(&report.counts).expect("JSON serializes");
+        let close = if self.first { "]" } else { "\n  ]" };
+        writeln!(
+            std::io::stdout().lock(),
+            "{close},\n  \"run\": {run},\n  \"counts\": {counts}\n}}"
+        )
+        .map_err(|e| Error::io("<stdout>", e))
     }
 }
 
@@ -134,6 +201,16 @@ impl apply::Progress for Bar<'_> {
     fn shown(&self) -> bool {
         let ui = &self.ctx.ui;
         !ui.quiet && !ui.json && ui.interactive_err
+    }
+    fn wants_items(&self) -> bool {
+        self.stream.is_some()
+    }
+    fn items(&mut self, items: &[apply::Item]) {
+        if let Some(s) = &mut self.stream
+            && s.failed.is_none()
+        {
+            s.failed = s.write(items).err();
+        }
     }
     fn start(&mut self, total: u64) {
         if total > 1 {
@@ -181,12 +258,10 @@ fn record_id(record: &str) -> &str {
     record.split_once('/').map_or(record, |(_, id)| id)
 }
 
+/// How many rows the table of a run shows; the counts cover them all.
+const SHOWN: usize = 200;
+
 fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
-    if ctx.ui.json {
-        return print_json(
-            &serde_json::json!({ "dry_run": dry_run, "run": r.run, "items": r.items }),
-        );
-    }
     if r.items.is_empty() {
         ctx.ui.note("nothing approved to apply");
         return Ok(());
@@ -200,7 +275,7 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
     t.set_header([
         "proposal", "record", "field", "before", "after", "result", "change", "why",
     ]);
-    for i in r.items.iter().take(200) {
+    for i in r.items.iter().take(SHOWN) {
         let (field, before, after) = match &i.merge_into {
             Some(into) => (
                 "(merge)".to_string(),
@@ -228,6 +303,12 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
         ]);
     }
     print_out(t)?;
+    if r.total() > SHOWN {
+        ctx.ui.note(format!(
+            "the first {SHOWN} of {} proposals; `crmgate apply --json` lists every one",
+            r.total()
+        ));
+    }
     let counts = Ending::ALL
         .iter()
         .map(|&k| (k, r.count(k)))
@@ -279,6 +360,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     store.set_bulk_cache()?;
     let req = RevertRequest {
         target,
+        policy: &policy,
         force: args.force,
         actor: &ctx.actor,
         clock: super::now,
@@ -287,6 +369,14 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
     let run = reverted.run;
     print_reverted(run, &reverted.done, ctx)?;
+    for (source, reason) in &reverted.paused {
+        ctx.ui.note(format!(
+            "source {} paused: {}; an admin resumes it with `crmgate resume --source {}`",
+            safe(source),
+            safe(reason),
+            safe(source)
+        ));
+    }
     if let (Some(e), Some(of)) = (reverted.stopped, args.run) {
         eprintln!(
             "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",

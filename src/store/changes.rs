@@ -369,6 +369,52 @@ impl Writer<'_> {
             .map_err(db_err)
     }
 
+    /// The next `n` proposals (by id, after `after`) that changes of run `run` were made for,
+    /// each with those changes' ids; `None` stands for the changes made for no proposal (an
+    /// import's) and comes first. What a revert of the run checks its actor may undo.
+    pub fn run_proposals_after(
+        &self,
+        run: i64,
+        after: Option<i64>,
+        n: usize,
+    ) -> Result<Vec<(Option<i64>, Vec<i64>)>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT proposal_id, group_concat(id) FROM crmgate_changes
+                 WHERE run_id = ?1 AND (?2 IS NULL OR proposal_id > ?2)
+                 GROUP BY proposal_id ORDER BY proposal_id LIMIT ?3",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(rusqlite::params![run, after, n as i64], |r| {
+                Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (proposal, ids) = row.map_err(db_err)?;
+            let mut ids: Vec<i64> = ids.split(',').filter_map(|i| i.parse().ok()).collect();
+            ids.sort_unstable();
+            out.push((proposal, ids));
+        }
+        Ok(out)
+    }
+
+    /// The sources of the proposals that changes of run `run` were made for.
+    pub fn run_sources(&self, run: i64) -> Result<Vec<String>> {
+        let mut stmt = self
+            .prepared(
+                "SELECT DISTINCT p.source FROM crmgate_changes c
+                 JOIN crmgate_proposals p ON p.id = c.proposal_id
+                 WHERE c.run_id = ?1 ORDER BY p.source",
+            )
+            .map_err(db_err)?;
+        stmt.query_map([run], |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
     /// See [`Store::run_revertible_in_chunks`]: asked in the transaction that begins the revert.
     pub fn run_revertible_in_chunks(&self, run: i64, force: bool) -> Result<bool> {
         run_revertible_in_chunks(&self.tx, self.schema, run, force)
