@@ -168,3 +168,29 @@ fn the_review_screen_of_a_moved_update_names_requeue() {
     expect(&mut p, "Review done");
     p.exp_eof().unwrap();
 }
+
+#[test]
+fn log_source_has_help_text() {
+    let env = Env::new();
+    env.cmd(&["log", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match(r"--source <NAME>\s+Only what this source").unwrap());
+}
+
+#[test]
+fn propose_of_one_proposal_says_proposal() {
+    let env = Env::with_crm();
+    let policy = env.policy("policy.toml", POLICY);
+    env.cmd(&["policy", "set", &policy]).assert().success();
+    let f = env.write(
+        "one.csv",
+        format!("{HEADER}t-1,clearbit,update,contacts,c-1001,title,CTO,,0.95,,,\n"),
+    );
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("queued 1 proposal (1 update)"))
+        .stderr(predicate::str::contains("1 proposals").not())
+        .stderr(predicate::str::contains("1 waits for review"));
+}
