@@ -145,6 +145,32 @@ pub fn may_revert(
     )))
 }
 
+/// The way forward from a stale proposal: one whose records and field are still there is
+/// proposed again against the record as it is now; one whose record (or field) is gone can only
+/// be rejected.
+pub fn stale_hint(r: &impl ReadRecords, p: &Proposal) -> Result<String> {
+    let requeueable = match r.schema().object(&p.object) {
+        Some(o) => {
+            let there = |id: &str| r.record_row(o, id).map(|row| row.is_some());
+            let field = match (&p.merge_into, &p.field) {
+                (Some(into), _) => there(into)?,
+                (None, Some(f)) => o.columns.iter().any(|c| c.name == *f),
+                (None, None) => false,
+            };
+            field && there(&p.record)?
+        }
+        None => false,
+    };
+    Ok(if requeueable {
+        format!(
+            "propose it again against the record as it is now with `crmgate requeue {}`",
+            p.id
+        )
+    } else {
+        format!("reject it with `crmgate reject {} --reason TEXT`", p.id)
+    })
+}
+
 /// Decides one proposal for `actor`.
 pub fn decide(
     w: &Writer<'_>,
@@ -158,7 +184,13 @@ pub fn decide(
         return Ok(Ruling::Refused(format!("proposal {id} does not exist")));
     };
     if p.state != State::Pending && p.state != State::Suggested {
-        return Ok(Ruling::Refused(format!("already {}", p.state)));
+        return Ok(Ruling::Refused(match p.state {
+            State::Conflict | State::Failed => format!(
+                "already {}; hint: propose it again against the record as it is now with `crmgate requeue {id}`",
+                p.state
+            ),
+            _ => format!("already {}", p.state),
+        }));
     }
     let approvers = approvers_now(w, policy, &p)?;
     if !policy.may_approve(actor, &approvers) {
@@ -178,7 +210,10 @@ pub fn decide(
     if !matches!(verb, Verb::Reject { .. })
         && let Some(why) = staleness(w, &p)?
     {
-        return Ok(Ruling::Refused(why));
+        return Ok(Ruling::Refused(format!(
+            "{why}; hint: {}",
+            stale_hint(w, &p)?
+        )));
     }
     let to = match verb {
         Verb::Approve { .. } | Verb::Edit { .. } => State::Approved,

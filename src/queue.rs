@@ -119,6 +119,9 @@ pub struct ProposalView {
     pub columns: Vec<String>,
     pub record: Option<Vec<Value>>,
     pub survivor: Option<Vec<Value>>,
+    /// A merge's records: what changed in them since it was proposed (`None`: not a merge, or a
+    /// record is gone).
+    pub since: Option<crate::apply::SinceProposed>,
     pub explained: Explained,
     pub ingest: Option<EventRow>,
     pub events: Vec<EventRow>,
@@ -238,6 +241,7 @@ fn proposal(store: &Store, p: Proposal) -> Result<ProposalView> {
             .unwrap_or_default(),
         record,
         survivor,
+        since: crate::apply::merge_changes_since_proposed(store, &p)?,
         explained: crate::review::explain(store, &p)?,
         ingest: store.ingest_event(p.ingest_id)?,
         events: store.events_for_proposal(p.id)?,

@@ -146,6 +146,10 @@ pub struct View {
     pub explained: Explained,
     /// Why the record no longer holds what the proposal was made against.
     pub stale: Option<String>,
+    /// What to do instead when it is stale (requeue, or reject).
+    pub stale_hint: String,
+    /// For a merge: what changed in its records since it was proposed.
+    pub since: Option<crate::apply::SinceProposed>,
     /// Who may approve: (the roles, the actors holding one, whether the reviewer may).
     pub approvers: (Vec<String>, Vec<String>, bool),
     pub actor: String,
@@ -216,6 +220,8 @@ impl View {
             .collect();
         let may = policy.may_approve(actor, &roles);
         let stale = human::staleness(store, &p)?;
+        let stale_hint = human::stale_hint(store, &p)?;
+        let since = crate::apply::merge_changes_since_proposed(store, &p)?;
         Ok(View {
             p,
             columns,
@@ -226,6 +232,8 @@ impl View {
             repointed,
             explained,
             stale,
+            stale_hint,
+            since,
             approvers: (roles, holders, may),
             actor: actor.to_string(),
             position,
@@ -341,8 +349,9 @@ impl View {
                 warn(
                     ui,
                     &format!(
-                        "STALE: {}. Approving is refused; reject it or wait for a fresh proposal.",
-                        safe(stale.strip_prefix("stale: ").unwrap_or(stale))
+                        "STALE: {}. Approving is refused; quit and {}.",
+                        safe(stale.strip_prefix("stale: ").unwrap_or(stale)),
+                        self.stale_hint
                     )
                 )
             );
@@ -479,11 +488,14 @@ impl View {
             // The fields where the two records disagree are the ones to look at.
             let differs = matches!((&dup, &stay), (Some(d), Some(s))
                 if !d.is_empty() && !s.is_empty() && !crate::store::same(d, s));
-            let label = if differs && i != self.pk {
+            let mut label = if differs && i != self.pk {
                 format!("{name} ≠")
             } else {
                 name.clone()
             };
+            if self.changed_since_proposed(name) {
+                label.push_str(" *");
+            }
             t.add_row([label, show(&dup), show(&stay), merged]);
         }
         let _ = writeln!(out, "{t}");
@@ -505,9 +517,21 @@ impl View {
                 moved.join(", ")
             );
         }
+        if let Some(s) = &self.since {
+            for line in crate::ui::since_proposed_lines(s) {
+                let _ = writeln!(out, "{}", warn(ui, &line));
+            }
+        }
         for w in warnings {
             let _ = writeln!(out, "{}", warn(ui, &w));
         }
+    }
+
+    /// Whether either of a merge's records changed `field` since the merge was proposed.
+    fn changed_since_proposed(&self, field: &str) -> bool {
+        self.since
+            .as_ref()
+            .is_some_and(|s| s.fields.iter().any(|f| f.field == field))
     }
 }
 

@@ -148,6 +148,41 @@ pub fn formula_unescape(s: &str) -> &str {
     s.strip_prefix('\'').unwrap_or(s)
 }
 
+/// A merge's records' changes since it was proposed, a line each ("changed since proposed:
+/// c-1 title (empty) → CTO"), values sanitised; a last note when something outside crmgate
+/// changed them too.
+pub fn since_proposed_lines(s: &crate::apply::SinceProposed) -> Vec<String> {
+    let value = |v: &serde_json::Value| {
+        let text = match v {
+            serde_json::Value::Null => return "(empty)".to_string(),
+            serde_json::Value::String(t) if t.is_empty() => return "(empty)".to_string(),
+            serde_json::Value::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        safe(&text).into_owned()
+    };
+    let mut lines: Vec<String> = s
+        .fields
+        .iter()
+        .map(|f| {
+            format!(
+                "changed since proposed: {} {} {} → {}",
+                safe(&f.record),
+                safe(&f.field),
+                value(&f.then),
+                value(&f.now)
+            )
+        })
+        .collect();
+    if !s.complete {
+        lines.push(
+            "note: these records also changed outside crmgate since the merge was proposed; the change log cannot say how"
+                .to_string(),
+        );
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

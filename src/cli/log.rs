@@ -10,6 +10,7 @@ pub struct LogArgs {
     /// Only this record, as OBJECT/ID (e.g. contacts/c-1001).
     #[arg(long, value_name = "OBJECT/ID")]
     pub record: Option<String>,
+    /// Only what this source proposed, and what was done with it (e.g. enricher).
     #[arg(long, value_name = "NAME")]
     pub source: Option<String>,
     /// Only what this person (or `crmgate`, for the system) did.

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::ingest::proposals::{self, Report, Request};
 use crate::ingest::{Format, Input};
 use crate::model::Action;
+use crate::ui::count;
 
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
@@ -157,11 +158,6 @@ fn print_table(report: &Report, ui: &crate::ui::Ui) -> Result<()> {
         ]);
     }
     super::print_out(t)
-}
-
-/// `1 row`, `2 rows`.
-fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// What the run did, a sentence a line, for stderr.

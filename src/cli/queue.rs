@@ -221,6 +221,8 @@ fn print_proposal_json(v: &ProposalView) -> Result<()> {
             .collect::<Vec<_>>(),
         "record": v.as_map(&v.record),
         "merge_into_record": v.as_map(&v.survivor),
+        "changed_since_proposed": v.since.as_ref().map(|s| &s.fields),
+        "changed_since_proposed_complete": v.since.as_ref().map(|s| s.complete),
         "ingest": v.ingest,
         "events": v.events,
     }))
@@ -334,15 +336,30 @@ fn print_records(v: &ProposalView, ui: &Ui) -> Result<()> {
             &format!("{} (goes away)", safe(&p.record)),
             &format!("{} (stays)", safe(p.merge_into.as_deref().unwrap_or(""))),
         ]);
+        let changed = |record: &str, field: &str| {
+            v.since.as_ref().is_some_and(|s| {
+                s.fields
+                    .iter()
+                    .any(|f| f.record == record && f.field == field)
+            })
+        };
+        let into = p.merge_into.as_deref().unwrap_or("");
         for (i, c) in v.columns.iter().enumerate() {
-            let get = |r: &Option<Vec<Value>>| {
+            let get = |r: &Option<Vec<Value>>, id: &str| {
+                let mark = if changed(id, c) { " ◀ changed" } else { "" };
                 r.as_ref()
-                    .map(|r| safe(&r[i].display()).into_owned())
+                    .map(|r| format!("{}{mark}", safe(&r[i].display())))
                     .unwrap_or_else(|| "(gone)".into())
             };
-            t.add_row([c.clone(), get(&v.record), get(&v.survivor)]);
+            t.add_row([c.clone(), get(&v.record, &p.record), get(&v.survivor, into)]);
         }
-        return print_out(t);
+        print_out(t)?;
+        if let Some(s) = &v.since {
+            for line in crate::ui::since_proposed_lines(s) {
+                print_out(line)?;
+            }
+        }
+        return Ok(());
     }
     print_out(ui.heading(&format!("Record {} now:", safe(&p.record_ref()))))?;
     t.set_header(["field", "value"]);
