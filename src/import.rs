@@ -68,6 +68,7 @@ pub fn run(store: &mut Store, req: &Request<'_>) -> Result<ImportReport> {
     if let (false, Some((version, policy))) = (diffs.is_empty(), &policy) {
         let queued = propose(store, req, &obj, &diffs, policy, *version)?;
         report.queued = queued.ingested;
+        report.already_queued = queued.duplicates;
         report.by_decision = queued.by_decision;
     }
     Ok(report)
@@ -218,8 +219,22 @@ fn proposal_file(
     diffs: &[Diff],
 ) -> Result<tempfile::NamedTempFile> {
     let io = |e: std::io::Error| Error::io("a temporary proposal file", e);
+    // Named after the import's file, so that the ingest event's file says where they came from.
+    let base: String = std::path::Path::new(&req.input.display_name())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let mut file = tempfile::Builder::new()
-        .prefix("crmgate-import-")
+        .prefix(&format!("crmgate-import-of-{base}-"))
         .suffix(".csv")
         .tempfile()
         .map_err(io)?;

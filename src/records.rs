@@ -27,6 +27,8 @@ pub struct ImportReport {
     pub unchanged: u64,
     /// Proposals queued, one per field that differs.
     pub queued: u64,
+    /// Fields that differ whose same proposal is already in the queue (not queued twice).
+    pub already_queued: u64,
     /// The proposals queued, by the policy's decision.
     pub by_decision: Vec<(String, u64)>,
     /// The run of the creates and direct writes, for `crmgate revert --run`.

@@ -192,3 +192,17 @@ fn a_bad_row_refuses_the_whole_file_into_a_table_with_records() {
     assert!(why.contains("x.csv:1004: email"), "{why}");
     assert_eq!(env.dump(), before);
 }
+
+#[test]
+fn importing_the_same_changes_again_queues_nothing_twice_and_says_so() {
+    let env = crm();
+    let f = env.write("x.csv", edited_export(&env, &EDITS, &[]));
+    ok(env.cmd(&["import", "contacts", f.to_str().unwrap()]));
+    let before = env.dump_of(&["crmgate_proposals", "contacts"]);
+    let (_, said) = ok(env.cmd(&["import", "contacts", f.to_str().unwrap()]));
+    assert!(
+        said.contains("0 created, 997 unchanged, 0 queued (3 already queued)"),
+        "{said}"
+    );
+    assert_eq!(env.dump_of(&["crmgate_proposals", "contacts"]), before);
+}

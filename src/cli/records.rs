@@ -71,6 +71,9 @@ fn summary(r: &ImportReport) -> String {
         line.push_str(&format!("{} updated, ", r.updated));
     }
     line.push_str(&format!("{} unchanged, {} queued", r.unchanged, r.queued));
+    if r.already_queued > 0 {
+        line.push_str(&format!(" ({} already queued)", r.already_queued));
+    }
     if r.bootstrap && r.created > 0 {
         line.push_str(" (an empty table: loaded as it is)");
     }
