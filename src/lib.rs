@@ -53,6 +53,7 @@ pub mod apply;
 pub mod actor;
 pub mod admin;
 pub mod audit;
+pub mod import;
 pub mod prompt;
 pub mod records;
 pub mod store;

@@ -11,15 +11,28 @@ use crate::schema::{Object, Schema, suggestion_suffix};
 use crate::store::{Store, UpsertOutcome, Writer};
 use crate::validate::{self, short};
 
+/// What an import did. Into an empty table every record is loaded as it is (`bootstrap`, one
+/// event); into a table with records, the new ones are created as a run of changes (`run`), the
+/// fields that differ are queued as proposals (or with `--direct` written, `updated`).
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct ImportReport {
     pub object: String,
     pub file: String,
     pub sha256: String,
     pub rows: u64,
-    pub inserted: u64,
+    pub bootstrap: bool,
+    pub created: u64,
+    /// Records whose differing fields were written at once (`--direct`).
     pub updated: u64,
     pub unchanged: u64,
+    /// Proposals queued, one per field that differs.
+    pub queued: u64,
+    /// Fields that differ whose same proposal is already in the queue (not queued twice).
+    pub already_queued: u64,
+    /// The proposals queued, by the policy's decision.
+    pub by_decision: Vec<(String, u64)>,
+    /// The run of the creates and direct writes, for `crmgate revert --run`.
+    pub run: Option<i64>,
 }
 
 /// The object `name`, checked against the live schema: a table that cannot be one, or a name
@@ -50,7 +63,9 @@ pub fn object<'s>(schema: &'s Schema, name: &str) -> Result<&'s Object> {
         })
 }
 
-/// Imports `input` into the object named `object_name` for `actor`, in one transaction.
+/// Imports `input` into the object named `object_name` for `actor`: into an empty table as it
+/// is, into one with records through the gate (see [`crate::import`]), its differences
+/// proposed under the source `import`.
 pub fn import_file(
     store: &mut Store,
     object_name: &str,
@@ -58,26 +73,84 @@ pub fn import_file(
     actor: &str,
     now: &str,
 ) -> Result<ImportReport> {
-    let obj = object(store.schema(), object_name)?.clone();
-    store.set_cache_kib(64 * 1024)?;
-    store.write(now, |w| import(w, &obj, input, actor))
+    crate::import::run(
+        store,
+        &crate::import::Request {
+            object: object_name,
+            input,
+            actor,
+            now,
+            source: None,
+            direct: false,
+        },
+    )
 }
 
-/// Upserts every row of `input` into `obj`. Any bad row fails the whole import.
-pub fn import(
+/// Loads every row of `input` into `obj`, an empty table, as it is: one event names the file.
+pub fn bootstrap(
     w: &mut Writer<'_>,
     obj: &Object,
     input: &Input,
     actor: &str,
 ) -> Result<ImportReport> {
+    let mut report = ImportReport {
+        bootstrap: true,
+        ..ImportReport::default()
+    };
+    read_records(
+        w,
+        obj,
+        input,
+        &mut report,
+        &mut |w, report, cols, values| {
+            match w.upsert(obj, cols, values)? {
+                UpsertOutcome::Inserted => report.created += 1,
+                UpsertOutcome::Updated => report.updated += 1,
+                UpsertOutcome::Unchanged => report.unchanged += 1,
+            }
+            Ok(())
+        },
+    )?;
+    if report.created + report.updated > 0 {
+        w.append_event(NewEvent {
+            actor: actor.to_string(),
+            actor_kind: "human",
+            action: "import",
+            object: Some(obj.name.clone()),
+            detail: serde_json::json!({
+                "file": report.file,
+                "sha256": report.sha256,
+                "rows": report.rows,
+                "inserted": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+            }),
+            ..NewEvent::default()
+        })?;
+    }
+    Ok(report)
+}
+
+/// What [`read_records`] does with each good row: its columns (indexing `obj.columns`, the
+/// primary key among them) and values.
+pub type Take<'t> =
+    dyn FnMut(&mut Writer<'_>, &mut ImportReport, &[usize], &[Value]) -> Result<()> + 't;
+
+/// Reads and checks every row of `input` for `obj`, handing each good one to `take` while no
+/// row before it was bad. Any bad row fails the whole import, naming every bad row; the
+/// caller's transaction then rolls back what `take` did.
+pub fn read_records(
+    w: &mut Writer<'_>,
+    obj: &Object,
+    input: &Input,
+    report: &mut ImportReport,
+    take: &mut Take<'_>,
+) -> Result<()> {
     let name = input.display_name();
     let columns: Vec<&str> = obj.column_names().collect();
     let pk_name = obj.pk_column().name.clone();
-    let mut report = ImportReport {
-        object: obj.name.clone(),
-        file: name.clone(),
-        ..ImportReport::default()
-    };
+    report.object = obj.name.clone();
+    report.file = name.clone();
     let mut problems = Problems::default();
     let mut cols: Vec<usize> = Vec::with_capacity(columns.len());
     let mut values: Vec<Value> = Vec::with_capacity(columns.len());
@@ -99,47 +172,7 @@ pub fn import(
                 problems.push(&name, row.line, row.problems.join("; "));
                 return Ok(());
             }
-            cols.clear();
-            values.clear();
-            let mut bad = Vec::new();
-            for (i, cell) in row.cells.iter().enumerate() {
-                let column = &obj.columns[i];
-                let raw = match cell {
-                    Cell::Absent => continue,
-                    Cell::Null => None,
-                    Cell::Text(s) if s.is_empty() => None,
-                    Cell::Text(s) => Some(s.as_str()),
-                };
-                if column.primary_key && raw.is_none() {
-                    bad.push(format!("missing \"{}\" (the record's id)", column.name));
-                    continue;
-                }
-                // A left-out column keeps its default; an empty one under NOT NULL does too.
-                if raw.is_none() && column.not_null && column.has_default {
-                    continue;
-                }
-                match validate::value_for(column, raw) {
-                    Ok(v) => {
-                        if let Some(parent) = w.missing_parent(column, &v)? {
-                            bad.push(format!(
-                                "{}: \"{}\" does not exist in {}",
-                                column.name,
-                                short(&v.display()),
-                                parent.name
-                            ));
-                        }
-                        cols.push(i);
-                        values.push(v);
-                    }
-                    Err(e) => bad.push(format!("{}: {e}", column.name)),
-                }
-            }
-            if !cols.contains(&obj.pk) && bad.is_empty() {
-                bad.push(format!(
-                    "missing \"{}\" (the record's id)",
-                    obj.pk_column().name
-                ));
-            }
+            let bad = check_record(w, obj, &row.cells, &mut cols, &mut values)?;
             if !bad.is_empty() {
                 problems.push(&name, row.line, bad.join("; "));
                 return Ok(());
@@ -147,36 +180,67 @@ pub fn import(
             if !problems.is_empty() {
                 return Ok(());
             }
-            match w.upsert(obj, &cols, &values)? {
-                UpsertOutcome::Inserted => report.inserted += 1,
-                UpsertOutcome::Updated => report.updated += 1,
-                UpsertOutcome::Unchanged => report.unchanged += 1,
-            }
-            Ok(())
+            take(w, report, &cols, &values)
         },
     )?;
     if summary.fatal.is_some() || !problems.is_empty() {
         return Err(problems.into_error(summary.fatal, "nothing was imported; fix the rows above"));
     }
     report.sha256 = summary.sha256;
-    if report.inserted + report.updated > 0 {
-        w.append_event(NewEvent {
-            actor: actor.to_string(),
-            actor_kind: "human",
-            action: "import",
-            object: Some(obj.name.clone()),
-            detail: serde_json::json!({
-                "file": report.file,
-                "sha256": report.sha256,
-                "rows": report.rows,
-                "inserted": report.inserted,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-            }),
-            ..NewEvent::default()
-        })?;
+    Ok(())
+}
+
+/// Checks one row's cells against `obj`, filling `cols` and `values` with what it gives;
+/// returns what is wrong with it, nothing when it is good.
+fn check_record(
+    w: &Writer<'_>,
+    obj: &Object,
+    cells: &[Cell],
+    cols: &mut Vec<usize>,
+    values: &mut Vec<Value>,
+) -> Result<Vec<String>> {
+    cols.clear();
+    values.clear();
+    let mut bad = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let column = &obj.columns[i];
+        let raw = match cell {
+            Cell::Absent => continue,
+            Cell::Null => None,
+            Cell::Text(s) if s.is_empty() => None,
+            Cell::Text(s) => Some(s.as_str()),
+        };
+        if column.primary_key && raw.is_none() {
+            bad.push(format!("missing \"{}\" (the record's id)", column.name));
+            continue;
+        }
+        // A left-out column keeps its default; an empty one under NOT NULL does too.
+        if raw.is_none() && column.not_null && column.has_default {
+            continue;
+        }
+        match validate::value_for(column, raw) {
+            Ok(v) => {
+                if let Some(parent) = w.missing_parent(column, &v)? {
+                    bad.push(format!(
+                        "{}: \"{}\" does not exist in {}",
+                        column.name,
+                        short(&v.display()),
+                        parent.name
+                    ));
+                }
+                cols.push(i);
+                values.push(v);
+            }
+            Err(e) => bad.push(format!("{}: {e}", column.name)),
+        }
     }
-    Ok(report)
+    if !cols.contains(&obj.pk) && bad.is_empty() {
+        bad.push(format!(
+            "missing \"{}\" (the record's id)",
+            obj.pk_column().name
+        ));
+    }
+    Ok(bad)
 }
 
 /// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the

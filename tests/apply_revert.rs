@@ -196,7 +196,7 @@ fn a_merge_meets_its_records_as_the_runs_field_writes_left_them_and_reverts_exac
         1,
         "the survivor's empty title is filled from the duplicate as the run left it"
     );
-    env.cmd(&["revert", "--run", "1"]).assert().success();
+    env.cmd(&["revert", "--run", "2"]).assert().success();
     assert_eq!(crm_dump(&env), before);
 }
 
@@ -212,14 +212,14 @@ fn a_revert_in_chunks_reads_a_record_again_once_the_chunk_has_written_it() {
     env.cmd(&["apply"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("run 1: 1602 applied"));
+        .stderr(predicate::str::contains("run 2: 1602 applied"));
     // The newest thousand changes, both of m-1's among them, are the first chunk: undoing the
     // newer one leaves "Lead", which the older one then finds, though "Chief" was read ahead.
-    env.cmd(&["revert", "--run", "1"])
+    env.cmd(&["revert", "--run", "2"])
         .env("CRMGATE_APPLY_CHUNK", "1000")
         .assert()
         .success()
-        .stderr(predicate::str::contains("run 2: 1602 changes reverted"));
+        .stderr(predicate::str::contains("run 3: 1602 changes reverted"));
     assert_eq!(crm_dump(&env), original);
 }
 
@@ -418,7 +418,7 @@ fn a_revert_after_a_later_edit_is_refused_unless_an_admin_forces_it() {
     let change: i64 =
         env.count("SELECT id FROM crmgate_changes WHERE record = 'c-1001' AND field = 'phone'");
     let f = env.write("later.csv", "id,phone\nc-1001,+1 415 555 0199\n");
-    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+    env.cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     let before = env.dump();
@@ -467,7 +467,7 @@ fn apply_rechecks_the_record_as_it_is_now() {
         "later.csv",
         format!("id,legal_hold,title\n{held},1,\n{moved},0,Head of Growth\n"),
     );
-    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+    env.cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     // And a source is paused.
@@ -481,7 +481,7 @@ fn apply_rechecks_the_record_as_it_is_now() {
         .code(3)
         .stderr(predicate::str::contains("paused"));
     assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_changes"),
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id > 1"),
         0,
         "nothing from a paused source"
     );
@@ -494,7 +494,7 @@ fn apply_rechecks_the_record_as_it_is_now() {
         .success();
     let stale = record("ap-1");
     let f = env.write("later2.csv", format!("id,title\n{stale},Head of Sales\n"));
-    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+    env.cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     env.cmd(&["apply"])
@@ -610,7 +610,7 @@ fn a_legal_hold_on_either_record_stops_a_merge_at_apply() {
         )
         .unwrap();
     let f = env.write("hold.csv", format!("id,legal_hold\n{survivor},1\n"));
-    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+    env.cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     let before = crm_dump(&env);
@@ -851,7 +851,7 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
         .success();
     let f = other.write("moved.csv", "id,phone\nc-1001,+1 415 555 0177\n");
     other
-        .cmd(&["import", "contacts", f.to_str().unwrap()])
+        .cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     let before = other.dump();
@@ -1051,10 +1051,10 @@ fn a_run_with_a_change_undone_and_put_back_or_holding_a_merge_is_not_reverted_in
         .success();
     env.cmd(&["apply"]).assert().success();
     assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 1 AND field = '*'"),
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND field = '*'"),
         1
     );
-    assert!(!revertible(&env, 1));
+    assert!(!revertible(&env, 2));
 }
 
 #[test]

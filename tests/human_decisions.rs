@@ -102,7 +102,7 @@ fn each_failing_item_is_reported_and_the_rest_proceed() {
         )
         .unwrap();
     let f = env.write("moved.csv", format!("id,title\n{id},Chief Executive\n"));
-    env.cmd(&["import", "contacts", f.to_str().unwrap()])
+    env.cmd(&["import", "contacts", f.to_str().unwrap(), "--direct"])
         .assert()
         .success();
     env.cmd(&[

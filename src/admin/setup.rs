@@ -138,7 +138,7 @@ pub fn import_crm(store: &mut Store, actor: &str, now: &str) -> Result<Vec<Loade
         loaded.push(Loaded {
             object,
             file: f.name,
-            records: r.inserted + r.updated + r.unchanged,
+            records: r.created + r.updated + r.unchanged,
         });
     }
     Ok(loaded)

@@ -10,6 +10,7 @@
 //! [`run`] drives a whole command: a large apply or revert goes a chunk per transaction, ids
 //! read a chunk at a time, so memory does not grow with the queue or the run.
 
+mod create;
 mod may;
 mod merge;
 mod one;
@@ -18,6 +19,7 @@ mod plan;
 mod revert;
 mod run;
 
+pub use create::{Importing, create_record, write_imported};
 pub use one::{RunState, apply_ids, json_to_value};
 pub use pin::{FieldChanged, SinceProposed, merge_changes_since_proposed, pin_merge, pin_of};
 pub use plan::{Plan, PlanItem, staleness};

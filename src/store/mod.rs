@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod import;
 mod live_schema;
 mod lookup;
 mod migrations;
