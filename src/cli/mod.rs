@@ -118,9 +118,10 @@ pub enum Command {
         after_help = "Example:\n  crmgate demo                 # writes ./crmgate-demo.db\n  crmgate demo --db /tmp/d.db"
     )]
     Demo(init::DemoArgs),
-    /// Upsert CRM records by id from CSV, JSON or JSON Lines; all rows or none.
+    /// Load CRM records: new ones as a revertible run, differing fields as proposals; all rows
+    /// or none.
     #[command(
-        after_help = "Example:\n  crmgate import contacts hubspot-export.csv\n  crmgate import companies companies.json"
+        after_help = "Example:\n  crmgate import contacts hubspot-export.csv\n  crmgate import companies companies.json\n  crmgate --as alice import contacts fixed.csv --direct   # write the differences at once (admin)"
     )]
     Import(records::ImportArgs),
     /// Write all records of an object to stdout.
