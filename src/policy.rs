@@ -209,6 +209,16 @@ impl Policy {
             .any(|r| r.related.iter().any(|c| c.object == table))
     }
 
+    /// Whether some rule's related conditions read `field` of records in `table`.
+    pub fn reads_related_field(&self, table: &str, field: &str) -> bool {
+        self.rules.iter().flat_map(|r| &r.related).any(|c| {
+            c.object == table
+                && (c.eq.iter().any(|(k, _)| k == field)
+                    || c.min.iter().any(|(k, _)| k == field)
+                    || c.max.iter().any(|(k, _)| k == field))
+        })
+    }
+
     /// The rules that name what the store no longer has (only in the policy in force).
     pub fn unevaluable(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(|r| !r.gone.is_empty())

@@ -35,13 +35,17 @@ pub fn related(
                 continue;
             };
             if let Some(prow) = r.record_row(parent, &v.display())? {
+                // Only the fields a condition reads: a propose of a million contacts builds
+                // one of these for each.
+                let fields = parent
+                    .column_names()
+                    .zip(prow)
+                    .filter(|(name, _)| policy.reads_related_field(&parent.name, name))
+                    .map(|(name, v)| (name.to_string(), v))
+                    .collect();
                 out.push(Related {
                     object: parent.name.clone(),
-                    fields: parent
-                        .column_names()
-                        .map(str::to_string)
-                        .zip(prow)
-                        .collect(),
+                    fields,
                 });
             }
         }
