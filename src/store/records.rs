@@ -288,3 +288,90 @@ impl Store {
         Ok(n)
     }
 }
+
+/// The store is the one place that opens SQLite, so the check of what the schema says about
+/// SQLite's storage runs here.
+#[cfg(test)]
+mod stores_as_given {
+    use crate::model::Value;
+    use crate::schema::{Affinity, Column};
+
+    /// Every kind of value in every affinity, as SQLite itself stores them: wherever
+    /// `stores_as_given` says so, the value reads back identical (type, value and bits).
+    #[test]
+    fn a_value_said_to_be_stored_as_given_reads_back_identical() {
+        let decls = [
+            "INTEGER",
+            "TEXT",
+            "BLOB",
+            "REAL",
+            "NUMERIC",
+            "",
+            "VARCHAR(40)",
+            "DOUBLE",
+        ];
+        let values = [
+            Value::Null,
+            Value::Integer(7),
+            Value::Integer(i64::MIN),
+            Value::Real(2.0),
+            Value::Real(2.5),
+            Value::Real(-0.0),
+            Value::Real(f64::NAN),
+            Value::Real(f64::INFINITY),
+            Value::Real(1e300),
+            Value::Text("12".into()),
+            Value::Text("2.0".into()),
+            Value::Text(" 3".into()),
+            Value::Text("abc".into()),
+            Value::Text(String::new()),
+            Value::Blob(vec![0, 159, 146]),
+        ];
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut said = 0;
+        for (t, decl) in decls.iter().enumerate() {
+            for not_null in [false, true] {
+                let table = format!("t{t}_{not_null}");
+                let constraint = if not_null {
+                    "NOT NULL ON CONFLICT REPLACE DEFAULT 'd'"
+                } else {
+                    ""
+                };
+                conn.execute_batch(&format!(
+                    "CREATE TABLE {table} (id INTEGER PRIMARY KEY, v {decl} {constraint});
+                     INSERT INTO {table} (id, v) VALUES (1, 'x')"
+                ))
+                .unwrap();
+                let column = Column {
+                    name: "v".into(),
+                    decl_type: decl.to_string(),
+                    affinity: Affinity::from_decl(decl),
+                    not_null,
+                    has_default: not_null,
+                    primary_key: false,
+                    foreign_key: None,
+                };
+                for v in &values {
+                    conn.execute(&format!("UPDATE {table} SET v = ?1 WHERE id = 1"), [v])
+                        .unwrap();
+                    let back: Value = conn
+                        .query_row(&format!("SELECT v FROM {table} WHERE id = 1"), [], |r| {
+                            r.get_ref(0).map(crate::store::value_from)
+                        })
+                        .unwrap();
+                    if column.stores_as_given(v) {
+                        said += 1;
+                        assert!(
+                            crate::store::same(&back, v),
+                            "{decl} (not null: {not_null}): wrote {v:?}, read back {back:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            said > 40,
+            "only {said} cases were said to be stored as given"
+        );
+    }
+}
