@@ -265,25 +265,7 @@ fn merge_and_title() -> Env {
     let env = Env::with_crm();
     let policy = env.fixture_policy("demo.toml");
     env.cmd(&["policy", "set", &policy]).assert().success();
-    let c = env.write(
-        "pair.csv",
-        "id,first_name,last_name,email\n\
-         m-1,Ada,Byron,ada@example.com\n\
-         m-2,Ada,Byron,ada@example.org\n",
-    );
-    env.cmd(&["import", "contacts", c.to_str().unwrap()])
-        .assert()
-        .success();
-    propose(
-        &env,
-        "merge.csv",
-        "mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
-    );
-    propose(
-        &env,
-        "title.csv",
-        "t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
-    );
+    env.ada_pair_merge_and_title();
     assert_eq!(
         env.count(
             "SELECT count(*) FROM crmgate_proposals WHERE ext_id = 't-1' AND state = 'approved'"
@@ -292,14 +274,6 @@ fn merge_and_title() -> Env {
         "the title fill is let through by the policy"
     );
     env
-}
-
-/// Proposes `rows` (under the full header) from a file named `name`.
-fn propose(env: &Env, name: &str, rows: &str) {
-    let f = env.write(name, format!("{}{rows}", common::HEADER));
-    env.cmd(&["propose", f.to_str().unwrap()])
-        .assert()
-        .success();
 }
 
 fn merged(env: &Env) -> bool {

@@ -24,38 +24,12 @@ fn merge_then_title() -> Env {
     let env = Env::with_crm();
     let policy = env.policy("policy.toml", POLICY);
     env.cmd(&["policy", "set", &policy]).assert().success();
-    let c = env.write(
-        "pair.csv",
-        "id,first_name,last_name,email\n\
-         m-1,Ada,Byron,ada@example.com\n\
-         m-2,Ada,Byron,ada@example.org\n",
-    );
-    env.cmd(&["import", "contacts", c.to_str().unwrap()])
-        .assert()
-        .success();
-    propose(
-        &env,
-        "merge.csv",
-        "mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
-    );
-    propose(
-        &env,
-        "title.csv",
-        "t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
-    );
+    env.ada_pair_merge_and_title();
     env.cmd(&["--as", "alice", "approve", "clearbit:t-1"])
         .assert()
         .success();
     env.cmd(&["apply"]).assert().success();
     env
-}
-
-/// Proposes `rows` (under the full header) from a file named `name`.
-fn propose(env: &Env, name: &str, rows: &str) {
-    let f = env.write(name, format!("{HEADER}{rows}"));
-    env.cmd(&["propose", f.to_str().unwrap()])
-        .assert()
-        .success();
 }
 
 #[test]
@@ -122,8 +96,7 @@ fn moved_update() -> Env {
     env.cmd(&["import", "contacts", c.to_str().unwrap()])
         .assert()
         .success();
-    propose(
-        &env,
+    env.propose_rows(
         "title.csv",
         "t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
     );

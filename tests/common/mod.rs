@@ -175,6 +175,32 @@ impl Env {
         self.policy(name, &text)
     }
 
+    /// Proposes `rows` (lines under [`HEADER`]) from a file `name` in the scratch directory.
+    pub fn propose_rows(&self, name: &str, rows: &str) {
+        let f = self.write(name, format!("{HEADER}{rows}"));
+        self.cmd(&["propose", &f]).assert().success();
+    }
+
+    /// Two contacts, m-2 a duplicate of m-1 whose title is empty, imported into the store; then
+    /// dedupe-bot:mg-1 proposes merging m-2 into m-1 and clearbit:t-1 fills m-1's title with CTO.
+    pub fn ada_pair_merge_and_title(&self) {
+        let c = self.write(
+            "pair.csv",
+            "id,first_name,last_name,email\n\
+             m-1,Ada,Byron,ada@example.com\n\
+             m-2,Ada,Byron,ada@example.org\n",
+        );
+        self.cmd(&["import", "contacts", &c]).assert().success();
+        self.propose_rows(
+            "merge.csv",
+            "mg-1,dedupe-bot,merge,contacts,m-2,,,m-1,0.99,,,\n",
+        );
+        self.propose_rows(
+            "title.csv",
+            "t-1,clearbit,update,contacts,m-1,title,CTO,,0.95,,,\n",
+        );
+    }
+
     /// `crmgate --db <store> ARGS` with a controlled environment, run in the scratch directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::from_std(crmgate());
