@@ -1,12 +1,14 @@
 //! The records a proposal's target references by a foreign key (a contact's company), read for
 //! the policy's `related` conditions: only in the tables the policy names, so a policy without
-//! them costs no lookup. Propose, apply and the replay read them the same way.
+//! them costs no lookup. Apply and the replay look each parent up; propose reads it in the same
+//! statement as the target ([`parent_reads`], [`from_plan`]), once per proposal of a million.
 
 use crate::error::Result;
 use crate::model::{Related, Value};
 use crate::policy::Policy;
 use crate::schema::Object;
-use crate::store::ReadRecords;
+use crate::schema::Schema;
+use crate::store::{ColumnPlan, PlanRow, ReadRecords};
 
 /// The records that `rows` (records of `obj`: the target, and for a merge the survivor too)
 /// reference in the tables `policy` reads through foreign keys. A row may hold only some
@@ -51,6 +53,55 @@ pub fn related(
         }
     }
     Ok(out)
+}
+
+/// The parents of `obj` that `policy`'s related conditions read, for
+/// [`ColumnPlan::with_parents`]: each as (the foreign-key column, the parent, the parent's
+/// columns the conditions read). The same parents, by the same rule, as [`related`] finds.
+pub fn parent_reads<'s>(
+    policy: &Policy,
+    schema: &'s Schema,
+    obj: &Object,
+) -> Vec<(usize, &'s Object, Vec<usize>)> {
+    let mut out = Vec::new();
+    for (i, c) in obj.columns.iter().enumerate() {
+        let Some(fk) = &c.foreign_key else { continue };
+        if !policy.reads_related(&fk.table) {
+            continue;
+        }
+        let Some(parent) = schema.object(&fk.table) else {
+            continue;
+        };
+        if parent.columns.get(parent.pk).map(|p| &p.name) != Some(&fk.column) {
+            continue;
+        }
+        let cols = (0..parent.columns.len())
+            .filter(|&j| policy.reads_related_field(&parent.name, &parent.columns[j].name))
+            .collect();
+        out.push((i, parent, cols));
+    }
+    out
+}
+
+/// The related records of a record read by `plan` (built with [`parent_reads`]).
+pub fn from_plan(plan: &ColumnPlan, row: &PlanRow) -> Vec<Related> {
+    plan.parents
+        .iter()
+        .zip(&row.parents)
+        .filter(|(p, _)| !row.values[p.fk].is_empty())
+        .filter_map(|(p, found)| {
+            let values = found.as_ref()?;
+            Some(Related {
+                object: p.object.clone(),
+                fields: p
+                    .names
+                    .iter()
+                    .cloned()
+                    .zip(values.iter().cloned())
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// Whether column `c` of `obj` must be read for the policy's related conditions.

@@ -30,7 +30,7 @@ pub use changes::{ChangeRow, LogScope, Logged, ReadLog};
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
-pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
+pub use records::{ColumnPlan, PlanRow, ReadRecords, UpsertOutcome, same_value as same};
 pub use redecide::{Redecision, Replaying};
 pub use snapshot::Snapshot;
 pub use stage::{KeyRow, Staged};
