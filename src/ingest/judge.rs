@@ -340,7 +340,7 @@ impl<'p> Judge<'p> {
                 trigger: p.trigger.as_deref(),
                 confidence: score.value,
                 records: &record_refs,
-                related: &related,
+                related,
             },
             &situation,
         ))
