@@ -864,6 +864,43 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
     assert_eq!(other.dump(), before);
 }
 
+#[test]
+fn a_plan_whose_items_do_not_match_their_proposals_is_refused_whole_naming_the_first() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let plan = env.path("plan.json");
+    env.cmd(&["apply", "--dry-run", "--plan-out", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    let made: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let before = env.dump();
+    // Each edit keeps proposal ids and values, and points one item elsewhere.
+    let edits: [(&str, serde_json::Value); 2] = [
+        ("record", serde_json::json!("companies/co-1001")),
+        ("field", serde_json::json!("name")),
+    ];
+    for (key, to) in edits {
+        let mut edited = made.clone();
+        edited["items"][1][key] = to;
+        let f = env.write("edited.json", serde_json::to_string(&edited).unwrap());
+        let err = common::refused(env.cmd(&["apply", "--plan", &f]));
+        assert!(
+            err.contains("the plan was not applied: item 2 of the plan does not match proposal 2"),
+            "{key}: {err}"
+        );
+        assert!(
+            err.contains("hint:") && err.contains("crmgate apply --dry-run --plan-out FILE"),
+            "{key}: {err}"
+        );
+        assert_eq!(env.dump(), before, "{key}: nothing applied, not even item 1");
+    }
+    env.cmd(&["apply", "--plan", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 5);
+}
+
 /// A run of eight field writes approved by a human and applied; returns the CRM dump from
 /// before the apply.
 fn applied_run_of_field_writes(env: &Env) -> String {
