@@ -1123,3 +1123,62 @@ fn a_large_run_with_a_record_moved_on_is_refused_whole_as_before() {
         );
     }
 }
+
+#[test]
+fn a_pause_of_the_store_or_of_the_import_source_refuses_an_import_naming_resume() {
+    let env = Env::demo();
+    // A new record and a differing field: an import would create the one and propose the other.
+    let f = env.write(
+        "more.csv",
+        "id,first_name,last_name,email,phone\nc-9001,Nia,Obi,nia@example.com,\nc-1001,,,,+1 415 555 0100\n",
+    );
+    env.cmd(&["pause", "--reason", "CRM migration tonight"])
+        .assert()
+        .success();
+    let before = env.dump();
+    for direct in [false, true] {
+        let mut args = vec!["import", "contacts", &f];
+        if direct {
+            args.push("--direct");
+        }
+        let err = common::refused(env.cmd(&args));
+        assert!(
+            err.contains("nothing was imported: the store is paused (CRM migration tonight"),
+            "{err}"
+        );
+        assert!(err.contains("hint:") && err.contains("`crmgate resume`"), "{err}");
+        assert_eq!(env.dump(), before, "--direct {direct}");
+    }
+    env.cmd(&["resume"]).assert().success();
+    env.cmd(&["pause", "--source", "import", "--reason", "bad feed"])
+        .assert()
+        .success();
+    let before = env.dump();
+    let err = common::refused(env.cmd(&["import", "contacts", &f]));
+    assert!(err.contains("source import is paused (bad feed"), "{err}");
+    assert!(err.contains("`crmgate resume --source import`"), "{err}");
+    assert_eq!(env.dump(), before);
+    // Under another source's name the import goes through.
+    env.cmd(&["import", "contacts", &f, "--source", "crm-sync"])
+        .assert()
+        .success();
+    assert_eq!(env.count("SELECT count(*) FROM contacts WHERE id = 'c-9001'"), 1);
+}
+
+#[test]
+fn a_revert_still_runs_while_the_store_is_paused_as_pause_help_says() {
+    let env = Env::demo();
+    let original = crm_dump(&env);
+    env.cmd(&["apply"]).assert().success();
+    env.cmd(&["pause", "--reason", "incident"])
+        .assert()
+        .success();
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(crm_dump(&env), original);
+    // What a pause stops, and that revert is not among it, is what `pause --help` says.
+    let (help, _) = common::ok(env.cmd(&["pause", "--help"]));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("stops `apply`"), "{help}");
+    assert!(help.contains("`import`"), "{help}");
+    assert!(help.contains("`revert` is not stopped"), "{help}");
+}

@@ -181,7 +181,13 @@ pub enum Command {
     /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
     #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
     Sources,
-    /// Stop the whole store, or one source, from changing anything until `resume` (admin).
+    /// Stop changes going into the CRM, for the whole store or one source, until `resume` (admin).
+    ///
+    /// A pause of the whole store stops `apply` (approved proposals wait, still approved),
+    /// `import`, and the policy letting anything through on its own; a pause of one source
+    /// stops the same for that source's proposals, and imports under its name (`import
+    /// --source`, `import` by default). Proposing, reviewing and deciding go on. `revert` is not
+    /// stopped: it takes changes out, and is how damage is undone while everything else waits.
     #[command(
         after_help = "Example:\n  crmgate --as alice pause --source sdr-agent --reason \"bad batch of titles\"\n  crmgate --as alice pause --reason \"CRM migration tonight\""
     )]
