@@ -653,7 +653,14 @@ fn replay_event(conn: &rusqlite::Connection, e: &serde_json::Value) {
             serde_json::Value::String(snapshot) => {
                 let row: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(snapshot).unwrap();
-                let cols: Vec<String> = row.keys().map(|k| format!("\"{k}\"")).collect();
+                // A merge's snapshot keeps the duplicate's rowid: it goes back where it was.
+                let cols: Vec<String> = row
+                    .keys()
+                    .map(|k| match k.as_str() {
+                        "crmgate:rowid" => "rowid".to_string(),
+                        k => format!("\"{k}\""),
+                    })
+                    .collect();
                 let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
                 let values: Vec<rusqlite::types::Value> = row.values().map(sql_value).collect();
                 conn.execute(
