@@ -88,7 +88,10 @@ fn refuse_if_paused(w: &Writer<'_>, req: &Request<'_>) -> Result<()> {
         return Ok(());
     };
     let (what, resume) = match &pause.source {
-        None => ("the store is paused".to_string(), "crmgate resume".to_string()),
+        None => (
+            "the store is paused".to_string(),
+            "crmgate resume".to_string(),
+        ),
         Some(s) => (
             format!("source {s} is paused"),
             format!("crmgate resume --source {s}"),
@@ -100,7 +103,10 @@ fn refuse_if_paused(w: &Writer<'_>, req: &Request<'_>) -> Result<()> {
             pause.reason, pause.actor
         ))
         .into_owned(),
-        format!("an admin lifts the pause with `{}`, then import again", crate::ui::safe(&resume)),
+        format!(
+            "an admin lifts the pause with `{}`, then import again",
+            crate::ui::safe(&resume)
+        ),
     ))
 }
 

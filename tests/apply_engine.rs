@@ -193,7 +193,8 @@ fn rowid_dump(env: &Env) -> String {
 }
 
 #[test]
-fn a_reverted_merge_re_creates_the_duplicate_at_its_rowid_so_the_crm_dumps_byte_for_byte_as_before() {
+fn a_reverted_merge_re_creates_the_duplicate_at_its_rowid_so_the_crm_dumps_byte_for_byte_as_before()
+{
     // A text primary key: the rowid is not the key, and the duplicate is not the last row.
     let env = crm_of(
         "CREATE TABLE orgs (code TEXT PRIMARY KEY, name TEXT, city TEXT);
@@ -209,8 +210,15 @@ fn a_reverted_merge_re_creates_the_duplicate_at_its_rowid_so_the_crm_dumps_byte_
         .success();
     env.cmd(&["apply"]).assert().success();
     assert_eq!(env.count("SELECT count(*) FROM orgs WHERE code = 'o-2'"), 0);
-    assert_eq!(env.count("SELECT count(*) FROM staff WHERE org = 'o-1'"), 3, "re-pointed");
-    assert_eq!(env.text("SELECT city FROM orgs WHERE code = 'o-1'"), "Paris");
+    assert_eq!(
+        env.count("SELECT count(*) FROM staff WHERE org = 'o-1'"),
+        3,
+        "re-pointed"
+    );
+    assert_eq!(
+        env.text("SELECT city FROM orgs WHERE code = 'o-1'"),
+        "Paris"
+    );
     env.cmd(&["revert", "--run", "1"]).assert().success();
     assert_eq!(rowid_dump(&env), original);
     // Reverting the revert merges again; reverting that puts the duplicate back where it was.
@@ -219,9 +227,13 @@ fn a_reverted_merge_re_creates_the_duplicate_at_its_rowid_so_the_crm_dumps_byte_
     env.cmd(&["revert", "--run", "3"]).assert().success();
     assert_eq!(rowid_dump(&env), original);
     // `show` lists the record's fields, not where it goes back.
-    let whole: i64 = env.one("SELECT id FROM crmgate_changes WHERE field = '*' ORDER BY id LIMIT 1");
+    let whole: i64 =
+        env.one("SELECT id FROM crmgate_changes WHERE field = '*' ORDER BY id LIMIT 1");
     let (shown, _) = common::ok(env.cmd(&["show", &format!("change:{whole}")]));
-    assert!(shown.contains("Paris") && !shown.contains("rowid"), "{shown}");
+    assert!(
+        shown.contains("Paris") && !shown.contains("rowid"),
+        "{shown}"
+    );
     env.cmd(&["audit", "verify"]).assert().success();
 }
 

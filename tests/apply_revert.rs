@@ -900,7 +900,11 @@ fn a_plan_whose_items_do_not_match_their_proposals_is_refused_whole_naming_the_f
             err.contains("hint:") && err.contains("crmgate apply --dry-run --plan-out FILE"),
             "{key}: {err}"
         );
-        assert_eq!(env.dump(), before, "{key}: nothing applied, not even item 1");
+        assert_eq!(
+            env.dump(),
+            before,
+            "{key}: nothing applied, not even item 1"
+        );
     }
     env.cmd(&["apply", "--plan", plan.to_str().unwrap()])
         .assert()
@@ -1153,7 +1157,10 @@ fn a_pause_of_the_store_or_of_the_import_source_refuses_an_import_naming_resume(
             err.contains("nothing was imported: the store is paused (CRM migration tonight"),
             "{err}"
         );
-        assert!(err.contains("hint:") && err.contains("`crmgate resume`"), "{err}");
+        assert!(
+            err.contains("hint:") && err.contains("`crmgate resume`"),
+            "{err}"
+        );
         assert_eq!(env.dump(), before, "--direct {direct}");
     }
     env.cmd(&["resume"]).assert().success();
@@ -1169,7 +1176,10 @@ fn a_pause_of_the_store_or_of_the_import_source_refuses_an_import_naming_resume(
     env.cmd(&["import", "contacts", &f, "--source", "crm-sync"])
         .assert()
         .success();
-    assert_eq!(env.count("SELECT count(*) FROM contacts WHERE id = 'c-9001'"), 1);
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'c-9001'"),
+        1
+    );
 }
 
 #[test]

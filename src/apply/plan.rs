@@ -54,7 +54,12 @@ impl Plan {
             let Some(p) = w.proposal(item.proposal)? else {
                 continue; // gone: a change since, which changes_since names
             };
-            let planned = (&item.record, item.field.as_deref(), &item.before, &item.after);
+            let planned = (
+                &item.record,
+                item.field.as_deref(),
+                &item.before,
+                &item.after,
+            );
             let actual = (&p.record_ref(), p.field.as_deref(), &p.baseline, &p.value);
             if planned != actual {
                 return Ok(Some(format!(

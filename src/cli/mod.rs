@@ -228,12 +228,35 @@ pub struct Ctx {
     pub actor: String,
     pub now: String,
     pub ui: Ui,
+    /// How the command opens the store: see [`open_mode`].
+    pub mode: OpenMode,
 }
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
         store_place(&self.db)?;
-        Store::open(&self.db, OpenMode::Existing)
+        Store::open(&self.db, self.mode)
+    }
+}
+
+/// How a command opens the store: read-only for those that only read it, so that a user who
+/// may read the store but not write it can run them (and they never migrate it); else to
+/// write, migrating it first when it is older than this build.
+pub fn open_mode(command: &Command) -> OpenMode {
+    match command {
+        Command::Status
+        | Command::List(_)
+        | Command::Show(_)
+        | Command::Export(_)
+        | Command::Log(_)
+        | Command::Sources
+        | Command::Audit(_)
+        | Command::Policy(
+            policy::PolicyCommand::Show { .. }
+            | policy::PolicyCommand::Check { .. }
+            | policy::PolicyCommand::Test { .. },
+        ) => OpenMode::Read,
+        _ => OpenMode::Existing,
     }
 }
 
@@ -317,6 +340,7 @@ pub fn main() -> i32 {
         actor: resolve_actor(cli.actor.clone()),
         now: now(),
         ui: Ui::new(cli.json, cli.quiet, cli.color.into()),
+        mode: open_mode(&cli.command),
     };
     match run(cli.command, &ctx) {
         Ok(Outcome::Done) => 0,

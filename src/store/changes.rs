@@ -536,11 +536,9 @@ impl Writer<'_> {
 
 /// The name by which SQL reaches a table's rowid: the first of its three that no column takes.
 fn rowid_name(obj: &Object) -> Option<&'static str> {
-    ["rowid", "_rowid_", "oid"].into_iter().find(|n| {
-        obj.columns
-            .iter()
-            .all(|c| !c.name.eq_ignore_ascii_case(n))
-    })
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|n| obj.columns.iter().all(|c| !c.name.eq_ignore_ascii_case(n)))
 }
 
 /// A change as [`ReadLog::changes_to`] reads it: id, field, before, after.
