@@ -118,9 +118,15 @@ fn reads_succeed(env: &Env, dir_mode: u32) {
         before,
         "the store file is as it was"
     );
-    // A command that writes is refused by SQLite, and writes nothing.
-    let mut c = as_reader(&db, &["pause", "--reason", "x"]).unwrap();
-    assert!(!c.output().unwrap().status.success());
+    // A command that writes is refused, saying why, and writes nothing.
+    let mut c = as_reader(&db, &["approve", "bot:t-1"]).unwrap();
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("may not be written by this user") && stderr.contains("hint:"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&db).unwrap(), before);
     chmod(db.parent().unwrap(), 0o755);
 }
@@ -193,4 +199,47 @@ fn a_store_opened_to_read_cannot_be_written_through_the_library() {
     assert!(wrote.is_err(), "a read-only store takes no write");
     drop(store);
     assert_eq!(env.dump(), before);
+}
+
+#[test]
+fn a_store_whose_log_holds_changes_is_not_read_without_them() {
+    let env = Env::new();
+    let src = read_only_store(&env, 0o755);
+    chmod(&src, 0o644);
+    // A change left in the write-ahead log, as by a writer still open or one that crashed.
+    let conn = rusqlite::Connection::open(&src).unwrap();
+    conn.execute_batch(
+        "PRAGMA wal_autocheckpoint = 0; UPDATE contacts SET title = 'Only in the log' WHERE id = 'c-1001';",
+    )
+    .unwrap();
+    for (dir_mode, readable) in [(0o555, false), (0o777, true)] {
+        let dir = env.path(&format!("copy-{dir_mode:o}"));
+        std::fs::create_dir(&dir).unwrap();
+        let db = dir.join("crm.db");
+        std::fs::copy(&src, &db).unwrap();
+        std::fs::copy(src.with_extension("db-wal"), dir.join("crm.db-wal")).unwrap();
+        assert!(std::fs::metadata(dir.join("crm.db-wal")).unwrap().len() > 0);
+        chmod(&db, 0o444);
+        chmod(&dir.join("crm.db-wal"), 0o444);
+        chmod(&dir, dir_mode);
+        let Some(mut c) = as_reader(&db, &["export", "contacts"]) else {
+            eprintln!("skipped: running as root without setpriv, a file's mode stops nothing");
+            return;
+        };
+        let out = c.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        if readable {
+            assert!(out.status.success(), "{stderr}");
+            assert!(stdout.contains("Only in the log"), "{stdout}");
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+            assert!(stderr.contains("cannot be read"), "{stderr}");
+            assert!(stderr.contains("`crmgate init --db"), "{stderr}");
+        }
+        chmod(&dir, 0o755);
+    }
+    drop(conn);
 }

@@ -97,7 +97,9 @@ impl Store {
                 if mode == OpenMode::Create {
                     flags |= OpenFlags::SQLITE_OPEN_CREATE;
                 }
-                open_with(path, flags)?
+                let conn = open_with(path, flags)?;
+                refuse_read_only(&conn, path)?;
+                conn
             }
         };
         conn.busy_timeout(busy_timeout()).map_err(db_err)?;
@@ -532,6 +534,22 @@ fn open_with(path: &Path, flags: OpenFlags) -> Result<Connection> {
     })
 }
 
+/// Refuses a store that SQLite opened read-only although asked to write (a file this user may
+/// not write): the command would fail at its first write, saying only that the store is
+/// read-only.
+fn refuse_read_only(conn: &Connection, path: &Path) -> Result<()> {
+    if !conn.is_readonly(rusqlite::MAIN_DB).map_err(db_err)? {
+        return Ok(());
+    }
+    Err(Error::refused_with_hint(
+        format!(
+            "{} may not be written by this user, and this command writes to it; nothing was changed",
+            path.display()
+        ),
+        "run it as a user who may write the store file and its directory; commands that only read (status, list, show, export, log, sources, audit) work as this user",
+    ))
+}
+
 /// A read-only connection to the store file. SQLite reads a WAL store through its `-shm`
 /// file, which it creates if missing; where it cannot (a directory the reader may not write)
 /// and no `-wal` file holds changes not yet in the store file (no connection is open, and none
@@ -541,8 +559,9 @@ fn open_read_only(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = open_with(path, flags)?;
     let first = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
-    let cannot_init = matches!(&first,
-        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ReadOnly);
+    // Without a `-wal` file SQLite says the store is read-only; with one, that it cannot open it.
+    let cannot_init = matches!(&first, Err(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen));
     if !cannot_init {
         return Ok(conn);
     }
@@ -569,7 +588,7 @@ fn open_read_only(path: &Path) -> Result<Connection> {
                 path.display()
             ),
             format!(
-                "run it as a user who may write the store's directory, or ask one to run `crmgate init --db {}` (it changes nothing, and on closing moves what the -wal file holds into the store file)",
+                "run it as a user who may write the store's directory, or ask one to run `crmgate init --db {}` (on a store already set up it writes nothing but a migration, and on closing it moves what the -wal file holds into the store file)",
                 path.display()
             ),
         )),
