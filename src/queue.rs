@@ -190,7 +190,8 @@ fn field_images(store: &Store, c: &ChangeRow) -> Vec<FieldImage> {
         .unwrap_or_default();
     for m in [&before, &after].into_iter().flatten() {
         for k in m.keys() {
-            if !names.contains(k) {
+            // The rowid a merge kept is where the record goes back, not one of its fields.
+            if !names.contains(k) && k != crate::apply::ROWID_KEY {
                 names.push(k.clone());
             }
         }

@@ -126,6 +126,17 @@ fn apply_whole(
     keep_all: bool,
 ) -> Result<(Report, Plan)> {
     if let Some(plan) = &req.follow {
+        if let Some(why) = plan.mismatch(w)? {
+            return Err(Error::Refused {
+                message: format!(
+                    "the plan was not applied: {}; it was edited, or made on another store",
+                    crate::ui::safe(&why)
+                ),
+                hint: Some(
+                    "make the plan again with `crmgate apply --dry-run --plan-out FILE`, review it, then `crmgate apply --plan FILE`".into(),
+                ),
+            });
+        }
         let changed = plan.changes_since(w)?;
         if !changed.is_empty() {
             let lines: Vec<String> = changed

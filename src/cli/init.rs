@@ -73,6 +73,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
             json: false,
             ..ctx.ui
         },
+        mode: crate::store::OpenMode::Existing,
     };
     let ui = &demo_ctx.ui;
     let step =

@@ -181,7 +181,13 @@ pub enum Command {
     /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
     #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
     Sources,
-    /// Stop the whole store, or one source, from changing anything until `resume` (admin).
+    /// Stop changes going into the CRM, for the whole store or one source, until `resume` (admin).
+    ///
+    /// A pause of the whole store stops `apply` (approved proposals wait, still approved),
+    /// `import`, and the policy letting anything through on its own; a pause of one source
+    /// stops the same for that source's proposals, and imports under its name (`import
+    /// --source`, `import` by default). Proposing, reviewing and deciding go on. `revert` is not
+    /// stopped: it takes changes out, and is how damage is undone while everything else waits.
     #[command(
         after_help = "Example:\n  crmgate --as alice pause --source sdr-agent --reason \"bad batch of titles\"\n  crmgate --as alice pause --reason \"CRM migration tonight\""
     )]
@@ -222,12 +228,35 @@ pub struct Ctx {
     pub actor: String,
     pub now: String,
     pub ui: Ui,
+    /// How the command opens the store: see [`open_mode`].
+    pub mode: OpenMode,
 }
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
         store_place(&self.db)?;
-        Store::open(&self.db, OpenMode::Existing)
+        Store::open(&self.db, self.mode)
+    }
+}
+
+/// How a command opens the store: read-only for those that only read it, so that a user who
+/// may read the store but not write it can run them (and they never migrate it); else to
+/// write, migrating it first when it is older than this build.
+pub fn open_mode(command: &Command) -> OpenMode {
+    match command {
+        Command::Status
+        | Command::List(_)
+        | Command::Show(_)
+        | Command::Export(_)
+        | Command::Log(_)
+        | Command::Sources
+        | Command::Audit(_)
+        | Command::Policy(
+            policy::PolicyCommand::Show { .. }
+            | policy::PolicyCommand::Check { .. }
+            | policy::PolicyCommand::Test { .. },
+        ) => OpenMode::Read,
+        _ => OpenMode::Existing,
     }
 }
 
@@ -311,6 +340,7 @@ pub fn main() -> i32 {
         actor: resolve_actor(cli.actor.clone()),
         now: now(),
         ui: Ui::new(cli.json, cli.quiet, cli.color.into()),
+        mode: open_mode(&cli.command),
     };
     match run(cli.command, &ctx) {
         Ok(Outcome::Done) => 0,
