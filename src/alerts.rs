@@ -1,5 +1,5 @@
 //! Alerts: the policy's `[alerts]` command, run once per alert with the alert as one JSON object
-//! on its standard input, after the transaction that caused it committed (docs/policy.md). The
+//! (one line) on its standard input, after the transaction that caused it committed (docs/policy.md). The
 //! library functions that trip a breaker, pause, block, or end an apply with conflicts call
 //! [`send`] with what they committed; `status --max-age` and `alerts test` call it too.
 //!
@@ -162,7 +162,9 @@ fn record_failure(store: &mut Store, argv: &[String], alert: &Alert, why: &str) 
 
 /// Runs `argv` once with `alert` on its standard input; `Err` says why it did not succeed.
 fn run(argv: &[String], alert: &Alert) -> Result<(), String> {
-    let payload = serde_json::to_vec(alert).expect("an alert serializes");
+    // One line: a command may read it with `read`, `jq`, or append it to a JSON Lines file.
+    let mut payload = serde_json::to_vec(alert).expect("an alert serializes");
+    payload.push(b'\n');
     let mut stderr = tempfile::tempfile().map_err(|e| format!("no file for its errors: {e}"))?;
     let mut child = Command::new(&argv[0])
         .args(&argv[1..])
