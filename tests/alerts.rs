@@ -365,3 +365,43 @@ fn an_ingest_a_stop_rule_blocks_proposals_of_sends_one_blocked_alert_with_the_co
     badbot_rows(&env, 1);
     assert_eq!(of_kind(&env, "blocked").len(), 1);
 }
+
+#[test]
+fn a_revert_that_trips_the_breaker_sends_a_circuit_breaker_alert() {
+    let env = Env::demo();
+    alerting(&env, &recorder(&env), 3, 0.5);
+    env.cmd(&["apply"]).assert().success();
+    let changes: Vec<i64> = {
+        let conn = env.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT c.id FROM crmgate_changes c JOIN crmgate_proposals p ON p.id = c.proposal_id
+                 WHERE p.source = 'clearbit' ORDER BY c.id LIMIT 2",
+            )
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for c in &changes {
+        env.cmd(&["revert", &c.to_string()]).assert().success();
+    }
+    let trips = of_kind(&env, "circuit_breaker");
+    assert_eq!(trips.len(), 1, "{:?}", received(&env));
+    assert_eq!(trips[0]["source"], "clearbit");
+}
+
+#[test]
+fn max_age_takes_hours_minutes_and_days_and_refuses_what_is_no_length_of_time() {
+    use crmgate::queue::max_age;
+    let secs = |s: &str| max_age(s).unwrap().as_secs();
+    assert_eq!(secs("24h"), 86_400);
+    assert_eq!(secs("90m"), 5_400);
+    assert_eq!(secs("2d"), 172_800);
+    assert_eq!(secs("1h 30m"), 5_400);
+    assert_eq!(secs("PT24H"), 86_400);
+    for bad in ["", "soon", "0h", "-1h", "1 month"] {
+        assert!(max_age(bad).is_err(), "{bad}");
+    }
+}
