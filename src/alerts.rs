@@ -90,7 +90,7 @@ impl Alert {
     }
 
     /// The same alert, about `source`.
-    pub fn from_source(mut self, source: Option<&str>) -> Alert {
+    pub fn about_source(mut self, source: Option<&str>) -> Alert {
         self.source = source.map(str::to_string);
         self
     }

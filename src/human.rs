@@ -463,7 +463,7 @@ pub fn alert_breakers(store: &mut Store, policy: &Policy, now: &str, trips: &[(S
         .iter()
         .map(|(source, reason)| {
             let detail = serde_json::json!({ "reason": reason });
-            Alert::new(AlertKind::CircuitBreaker, now, detail).from_source(Some(source))
+            Alert::new(AlertKind::CircuitBreaker, now, detail).about_source(Some(source))
         })
         .collect();
     if !alerts.is_empty() {

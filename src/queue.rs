@@ -326,7 +326,7 @@ pub fn overdue(
         "state": oldest.state,
     });
     let mut alert = crate::alerts::Alert::new(crate::alerts::AlertKind::QueueAge, now, detail)
-        .from_source(Some(&oldest.source));
+        .about_source(Some(&oldest.source));
     alert.object = Some(oldest.object.clone());
     alert.record = Some(oldest.record.clone());
     alert.proposal = Some(oldest.id);

@@ -11,7 +11,10 @@ use common::*;
 /// A script that appends each alert (one JSON object on stdin) as a line of `alerts.jsonl`.
 fn recorder(env: &Env) -> String {
     let out = env.path("alerts.jsonl");
-    let script = env.write("record.sh", format!("cat >> '{}'\necho >> '{}'\n", out.display(), out.display()));
+    let script = env.write(
+        "record.sh",
+        format!("cat >> '{}'\necho >> '{}'\n", out.display(), out.display()),
+    );
     format!("/bin/sh {}", script.display())
 }
 
@@ -19,7 +22,10 @@ fn recorder(env: &Env) -> String {
 fn alerting(env: &Env, command: &str, window: u32, rate: f64) {
     let text = demo_policy()
         .replace("window = 50", &format!("window = {window}"))
-        .replace("max_reject_rate = 0.30", &format!("max_reject_rate = {rate}"))
+        .replace(
+            "max_reject_rate = 0.30",
+            &format!("max_reject_rate = {rate}"),
+        )
         .replace(
             "[[rule]]\nname = \"fill-empty-fields\"",
             &format!("[alerts]\ncommand = \"{command}\"\n\n[[rule]]\nname = \"fill-empty-fields\""),
@@ -39,7 +45,10 @@ fn received(env: &Env) -> Vec<serde_json::Value> {
 }
 
 fn of_kind(env: &Env, kind: &str) -> Vec<serde_json::Value> {
-    received(env).into_iter().filter(|a| a["kind"] == kind).collect()
+    received(env)
+        .into_iter()
+        .filter(|a| a["kind"] == kind)
+        .collect()
 }
 
 /// `n` pending title proposals from `badbot` on contacts no stop or review rule touches.
@@ -84,7 +93,10 @@ fn the_alert_command_hears_of_a_source_the_breaker_paused_once_the_pause_committ
     env.cmd(&["reject", "badbot:b-0", "--reason", "nonsense"])
         .assert()
         .success();
-    assert!(of_kind(&env, "circuit_breaker").is_empty(), "1 of 3 is within 50%");
+    assert!(
+        of_kind(&env, "circuit_breaker").is_empty(),
+        "1 of 3 is within 50%"
+    );
     env.cmd(&["reject", "badbot:b-1", "--reason", "nonsense"])
         .assert()
         .success();
@@ -119,27 +131,23 @@ fn an_apply_with_a_conflict_sends_one_conflict_alert_with_the_count() {
     env.cmd(&["approve", "badbot:b-0", "badbot:b-1"])
         .assert()
         .success();
-    let record: String = env.one(
-        "SELECT record FROM crmgate_proposals WHERE source = 'badbot' AND ext_id = 'b-0'",
-    );
+    let record: String =
+        env.one("SELECT record FROM crmgate_proposals WHERE source = 'badbot' AND ext_id = 'b-0'");
     env.conn()
         .execute(
             "UPDATE contacts SET title = 'Moved on' WHERE id = ?1",
             [&record],
         )
         .unwrap();
-    env.cmd(&["apply", "--source", "badbot"])
-        .assert()
-        .code(3);
+    env.cmd(&["apply", "--source", "badbot"]).assert().code(3);
     let conflicts = of_kind(&env, "conflict");
     assert_eq!(conflicts.len(), 1, "one per run: {:?}", received(&env));
     let a = &conflicts[0];
     assert_eq!(a["detail"]["count"], 1, "{a}");
     assert_eq!(a["detail"]["at"], "apply");
     assert_eq!(a["source"], "badbot");
-    let id: i64 = env.one(
-        "SELECT id FROM crmgate_proposals WHERE source = 'badbot' AND ext_id = 'b-0'",
-    );
+    let id: i64 =
+        env.one("SELECT id FROM crmgate_proposals WHERE source = 'badbot' AND ext_id = 'b-0'");
     assert_eq!(a["detail"]["proposals"], serde_json::json!([id]));
     assert!(of_kind(&env, "failed").is_empty());
     assert_eq!(env.state("badbot:b-0"), "conflict");
@@ -157,7 +165,10 @@ fn a_hanging_alert_command_is_killed_at_the_timeout_and_leaves_an_alert_failed_e
         .success();
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(10), "{took:?}");
-    assert!(took < Duration::from_secs(20), "held past its timeout: {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "held past its timeout: {took:?}"
+    );
     // The pause is kept, and the failure is an event that says what happened.
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_pauses WHERE scope = 'badbot'"),
@@ -180,7 +191,10 @@ fn a_hanging_alert_command_is_killed_at_the_timeout_and_leaves_an_alert_failed_e
 #[test]
 fn a_failing_alert_command_leaves_an_alert_failed_event_and_the_command_succeeds() {
     let env = Env::demo();
-    let script = env.write("fail.sh", "cat > /dev/null\necho 'pager is down' >&2\nexit 4\n");
+    let script = env.write(
+        "fail.sh",
+        "cat > /dev/null\necho 'pager is down' >&2\nexit 4\n",
+    );
     alerting(&env, &format!("/bin/sh {}", script.display()), 50, 0.3);
     env.cmd(&["pause", "--reason", "migration"])
         .assert()
@@ -190,7 +204,10 @@ fn a_failing_alert_command_leaves_an_alert_failed_event_and_the_command_succeeds
     let kinds: Vec<&str> = failed.iter().map(|f| f["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["pause", "resume"]);
     let error = failed[0]["error"].as_str().unwrap();
-    assert!(error.contains("exit status: 4") && error.contains("pager is down"), "{error}");
+    assert!(
+        error.contains("exit status: 4") && error.contains("pager is down"),
+        "{error}"
+    );
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_pauses"),
         0,
@@ -234,14 +251,12 @@ fn status_max_age_exits_3_and_alerts_when_an_undecided_proposal_is_older() {
     let aged = of_kind(&env, "queue_age");
     assert_eq!(aged.len(), 1);
     let a = &aged[0];
-    let undecided = env.count(
-        "SELECT count(*) FROM crmgate_proposals WHERE state IN ('pending', 'suggested')",
-    );
+    let undecided =
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state IN ('pending', 'suggested')");
     assert!(undecided > 0);
     assert_eq!(a["detail"]["count"], undecided, "{a}");
-    let oldest: i64 = env.one(
-        "SELECT min(id) FROM crmgate_proposals WHERE state IN ('pending', 'suggested')",
-    );
+    let oldest: i64 =
+        env.one("SELECT min(id) FROM crmgate_proposals WHERE state IN ('pending', 'suggested')");
     assert_eq!(a["proposal"], oldest, "{a}");
     assert!(a["record"].is_string() && a["source"].is_string(), "{a}");
     // A duration that is none is refused, naming the form.
@@ -253,7 +268,10 @@ fn status_max_age_exits_3_and_alerts_when_an_undecided_proposal_is_older() {
 fn alerts_test_sends_a_sample_alert_and_says_when_it_cannot() {
     let env = Env::demo();
     let e = refused(env.cmd(&["alerts", "test"]));
-    assert!(e.contains("no [alerts] command") && e.contains("hint:"), "{e}");
+    assert!(
+        e.contains("no [alerts] command") && e.contains("hint:"),
+        "{e}"
+    );
     alerting(&env, &recorder(&env), 50, 0.3);
     env.cmd(&["alerts", "test"]).assert().success();
     let sent = received(&env);
@@ -270,18 +288,21 @@ fn alerts_test_sends_a_sample_alert_and_says_when_it_cannot() {
 fn the_alerts_section_refuses_unknown_keys_and_an_empty_command_by_line() {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
-    let file = env.write(
-        "bad.toml",
-        "[alerts]\ncommand = \"notify\"\ntimeout = 5\n",
-    );
+    let file = env.write("bad.toml", "[alerts]\ncommand = \"notify\"\ntimeout = 5\n");
     let e = refused(env.cmd(&["policy", "check", &file]));
-    assert!(e.contains("bad.toml:3:") && e.contains("unknown field `timeout`"), "{e}");
+    assert!(
+        e.contains("bad.toml:3:") && e.contains("unknown field `timeout`"),
+        "{e}"
+    );
     let file = env.write("empty.toml", "[alerts]\ncommand = \"  \"\n");
     let e = refused(env.cmd(&["policy", "check", &file]));
     assert!(e.contains("empty.toml:2:") && e.contains("empty"), "{e}");
     let file = env.write("quote.toml", "[alerts]\ncommand = \"notify 'unclosed\"\n");
     let e = refused(env.cmd(&["policy", "check", &file]));
-    assert!(e.contains("quote.toml:2:") && e.contains("cannot be split"), "{e}");
+    assert!(
+        e.contains("quote.toml:2:") && e.contains("cannot be split"),
+        "{e}"
+    );
 }
 
 /// A value's SHA-256, hex.
@@ -327,7 +348,14 @@ fn audit_export_redact_email_replaces_email_values_with_their_sha256_and_leaves_
         .unwrap();
     assert_eq!(title["new_value"], "\"Head of Data\"");
     // CSV too; and a field no object has is refused rather than leaving the data in.
-    let (csv, _) = ok(env.cmd(&["audit", "export", "--format", "csv", "--redact", "email,phone"]));
+    let (csv, _) = ok(env.cmd(&[
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--redact",
+        "email,phone",
+    ]));
     assert!(!csv.contains("new.person@example.com") && csv.contains("Head of Data"));
     let e = refused(env.cmd(&["audit", "export", "--redact", "emial"]));
     assert!(e.contains("did you mean") || e.contains("email"), "{e}");

@@ -64,7 +64,7 @@ pub fn pause(
     })?;
     if done == Toggled::Changed {
         let detail = serde_json::json!({ "reason": reason, "by": actor });
-        let alert = Alert::new(AlertKind::Pause, now, detail).from_source(source);
+        let alert = Alert::new(AlertKind::Pause, now, detail).about_source(source);
         crate::alerts::send(store, &policy, &[alert]);
     }
     Ok(done)
@@ -89,7 +89,7 @@ pub fn resume(store: &mut Store, source: Option<&str>, actor: &str, now: &str) -
     })?;
     if done == Toggled::Changed {
         let detail = serde_json::json!({ "by": actor });
-        let alert = Alert::new(AlertKind::Resume, now, detail).from_source(source);
+        let alert = Alert::new(AlertKind::Resume, now, detail).about_source(source);
         crate::alerts::send(store, &policy, &[alert]);
     }
     Ok(done)

@@ -124,7 +124,7 @@ fn alert_exceptions(store: &mut Store, req: &ApplyRequest<'_>, report: &Report) 
                 "run": report.run,
                 "proposals": ids,
             });
-            Alert::new(kind, &now, detail).from_source(req.opts.source.as_deref())
+            Alert::new(kind, &now, detail).about_source(req.opts.source.as_deref())
         })
         .collect();
     if !alerts.is_empty() {

@@ -103,12 +103,7 @@ fn checkpoint(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn export(
-    format: Format,
-    since: Option<&str>,
-    redact: Vec<String>,
-    ctx: &Ctx,
-) -> Result<Outcome> {
+fn export(format: Format, since: Option<&str>, redact: Vec<String>, ctx: &Ctx) -> Result<Outcome> {
     let since = since.map(audit::since).transpose()?;
     let store = ctx.open()?;
     let redact = audit::Redact::new(store.schema(), redact)?;

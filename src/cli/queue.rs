@@ -99,7 +99,11 @@ pub fn status(args: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
         print_out(format!(
             "{} {} waited longer than --max-age {}; the oldest, #{} from {}, since {}: `crmgate review`",
             ctx.ui.heading("OVERDUE:"),
-            count(o.count as u64, "undecided proposal has", "undecided proposals have"),
+            count(
+                o.count as u64,
+                "undecided proposal has",
+                "undecided proposals have"
+            ),
             safe(args.max_age.as_deref().unwrap_or_default()),
             o.oldest.id,
             safe(&o.oldest.source),

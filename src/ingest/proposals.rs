@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use super::Input;
 pub use super::check::{COLUMNS, rejects_header};
 use super::queue::Tally;
+use crate::alerts::{Alert, AlertKind};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::{Kind, NewEvent};
-use crate::alerts::{Alert, AlertKind};
 use crate::policy::{Action, Policy};
 use crate::store::{IngestCounts, Store, Writer};
 
@@ -125,7 +125,8 @@ fn alert_blocked(store: &mut Store, req: &Request<'_>, report: &Report) {
     }
     let files: Vec<&str> = report.files.iter().map(|f| f.file.as_str()).collect();
     let detail = serde_json::json!({ "count": count, "at": "ingest", "files": files });
-    let alert = Alert::new(AlertKind::Blocked, &req.now, detail).from_source(req.source.as_deref());
+    let alert =
+        Alert::new(AlertKind::Blocked, &req.now, detail).about_source(req.source.as_deref());
     crate::alerts::send(store, req.policy, &[alert]);
 }
 

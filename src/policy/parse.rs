@@ -10,7 +10,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    Alerts, Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, RelatedCondition, Rule, SourcePolicy,
+    Alerts, Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, RelatedCondition, Rule,
+    SourcePolicy,
 };
 use crate::model::{Action, Kind, Value};
 use crate::schema::{Object, Schema, suggestion_suffix};
@@ -402,7 +403,10 @@ impl Checker<'_> {
                 None
             }
             Err(e) => {
-                self.bad(c.span(), format!("alerts.command cannot be split into words: {e}"));
+                self.bad(
+                    c.span(),
+                    format!("alerts.command cannot be split into words: {e}"),
+                );
                 None
             }
         }
