@@ -422,8 +422,9 @@ pub fn decide_batch(
     let (version, policy) = crate::admin::policy::load(store)?;
     // What to decide is resolved before the write lock is taken.
     let resolved = resolve(store, targets, verb)?;
-    store.write(now, |w| {
+    let (batch, trips) = store.write(now, |w| {
         let mut batch = Batch::default();
+        let mut trips = Vec::new();
         let mut sources: Vec<String> = Vec::new();
         for (shown, id) in resolved {
             let ruling = match id {
@@ -444,11 +445,30 @@ pub fn decide_batch(
             for s in &sources {
                 if let Some(reason) = circuit_breaker(w, &policy, s)? {
                     batch.paused.push(format!("{s}: {reason}"));
+                    trips.push((s.clone(), reason));
                 }
             }
         }
-        Ok(batch)
-    })
+        Ok((batch, trips))
+    })?;
+    alert_breakers(store, &policy, now, &trips);
+    Ok(batch)
+}
+
+/// A `circuit_breaker` alert for each source the breaker paused (`(source, reason)`), sent
+/// once the pause committed.
+pub fn alert_breakers(store: &mut Store, policy: &Policy, now: &str, trips: &[(String, String)]) {
+    use crate::alerts::{Alert, AlertKind};
+    let alerts: Vec<Alert> = trips
+        .iter()
+        .map(|(source, reason)| {
+            let detail = serde_json::json!({ "reason": reason });
+            Alert::new(AlertKind::CircuitBreaker, now, detail).about_source(Some(source))
+        })
+        .collect();
+    if !alerts.is_empty() {
+        crate::alerts::send(store, policy, &alerts);
+    }
 }
 
 /// A target's proposal id, or why it names none.

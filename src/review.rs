@@ -1088,13 +1088,19 @@ impl Review<'_> {
     fn decide(&mut self, id: i64, verb: Verb) -> Result<Ruling> {
         let (policy, version, actor) = (self.policy, self.version, self.actor);
         let now = (self.clock)();
-        self.store.write(&now, |w| {
+        let (out, trip) = self.store.write(&now, |w| {
             let out = human::decide(w, policy, version, actor, id, &verb)?;
+            let mut trip = None;
             if let (Ruling::Done(p), Verb::Reject { .. }) = (&out, &verb) {
-                human::circuit_breaker(w, policy, &p.source)?;
+                trip = human::circuit_breaker(w, policy, &p.source)?
+                    .map(|reason| (p.source.clone(), reason));
             }
-            Ok(out)
-        })
+            Ok((out, trip))
+        })?;
+        if let Some(trip) = trip {
+            human::alert_breakers(self.store, policy, &now, &[trip]);
+        }
+        Ok(out)
     }
 
     fn undo(&mut self, id: i64) -> Result<Ruling> {

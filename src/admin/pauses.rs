@@ -1,8 +1,10 @@
 //! The kill switch: an admin pauses the whole store or one source, and resumes it; each change
 //! is an event in the audit log. Apply and the policy read the pauses; this is where they change.
 
+use crate::alerts::{Alert, AlertKind};
 use crate::error::{Error, Result};
 use crate::model::NewEvent;
+use crate::policy::Policy;
 use crate::store::Store;
 
 /// What a pause or resume did.
@@ -14,11 +16,11 @@ pub enum Toggled {
     AlreadySo,
 }
 
-/// Pausing and resuming take the admin role under the policy in force.
-fn require_admin(store: &Store, actor: &str, what: &str) -> Result<()> {
+/// Pausing and resuming take the admin role under the policy in force, which is returned.
+fn require_admin(store: &Store, actor: &str, what: &str) -> Result<Policy> {
     let (_, policy) = super::policy::load(store)?;
     if policy.has_role(actor, "admin") {
-        Ok(())
+        Ok(policy)
     } else {
         Err(Error::refused(format!(
             "{actor} may not {what}: it takes the admin role"
@@ -45,8 +47,8 @@ pub fn pause(
     if reason.trim().is_empty() {
         return Err(Error::refused("a pause needs a --reason"));
     }
-    require_admin(store, actor, "pause")?;
-    store.write(now, |w| {
+    let policy = require_admin(store, actor, "pause")?;
+    let done = store.write(now, |w| {
         let changed = w.pause(source, reason, actor)?;
         if changed {
             w.append_event(NewEvent {
@@ -59,14 +61,20 @@ pub fn pause(
             })?;
         }
         Ok(toggled(changed))
-    })
+    })?;
+    if done == Toggled::Changed {
+        let detail = serde_json::json!({ "reason": reason, "by": actor });
+        let alert = Alert::new(AlertKind::Pause, now, detail).about_source(source);
+        crate::alerts::send(store, &policy, &[alert]);
+    }
+    Ok(done)
 }
 
 /// Lifts the pause on `source` (the whole store when `None`) for `actor`, an admin, with a
 /// `resume` event.
 pub fn resume(store: &mut Store, source: Option<&str>, actor: &str, now: &str) -> Result<Toggled> {
-    require_admin(store, actor, "resume")?;
-    store.write(now, |w| {
+    let policy = require_admin(store, actor, "resume")?;
+    let done = store.write(now, |w| {
         let changed = w.resume(source)?;
         if changed {
             w.append_event(NewEvent {
@@ -78,5 +86,11 @@ pub fn resume(store: &mut Store, source: Option<&str>, actor: &str, now: &str) -
             })?;
         }
         Ok(toggled(changed))
-    })
+    })?;
+    if done == Toggled::Changed {
+        let detail = serde_json::json!({ "by": actor });
+        let alert = Alert::new(AlertKind::Resume, now, detail).about_source(source);
+        crate::alerts::send(store, &policy, &[alert]);
+    }
+    Ok(done)
 }

@@ -1,6 +1,7 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
 //! and hands those to the library. `main` maps the outcome to an exit code (docs/commands.md lists them).
 
+mod alerts;
 mod apply;
 mod audit;
 mod decide;
@@ -135,8 +136,10 @@ pub enum Command {
     )]
     Propose(propose::ProposeArgs),
     /// The queue at a glance: counts by state, kind and source; recent ingests.
-    #[command(after_help = "Example:\n  crmgate status\n  crmgate status --json")]
-    Status,
+    #[command(
+        after_help = "Example:\n  crmgate status\n  crmgate status --json\n  crmgate status --max-age 24h   # exit 3 and alert when a proposal waits longer"
+    )]
+    Status(queue::StatusArgs),
     /// Proposals as a table, newest first.
     #[command(
         after_help = "Example:\n  crmgate list --state pending --source clearbit --limit 20\n  crmgate list --json --limit 0"
@@ -212,6 +215,9 @@ pub enum Command {
         after_help = "Example:\n  crmgate audit verify\n  crmgate audit export --format csv > events.csv"
     )]
     Audit(audit::AuditCommand),
+    /// Check that alerts reach the policy's [alerts] command.
+    #[command(subcommand, after_help = "Example:\n  crmgate alerts test")]
+    Alerts(alerts::AlertsCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  crmgate completions bash > /etc/bash_completion.d/crmgate")]
     Completions {
@@ -412,11 +418,12 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Import(args) => records::import(args, ctx),
         Command::Export(args) => records::export(args, ctx),
         Command::Propose(args) => propose::run(args, ctx),
-        Command::Status => queue::status(ctx),
+        Command::Status(args) => queue::status(args, ctx),
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
         Command::Audit(cmd) => audit::run(cmd, ctx),
+        Command::Alerts(cmd) => alerts::run(cmd, ctx),
         Command::Log(args) => log::run(args, ctx),
         Command::Sources => sources::run(ctx),
         Command::Apply(args) => apply::apply(args, ctx),
