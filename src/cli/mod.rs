@@ -250,7 +250,9 @@ impl Ctx {
 /// write, migrating it first when it is older than this build.
 pub fn open_mode(command: &Command) -> OpenMode {
     match command {
-        Command::Status
+        // A watch of the queue's age may record an alert that failed.
+        Command::Status(a) if a.max_age.is_some() => OpenMode::Existing,
+        Command::Status(_)
         | Command::List(_)
         | Command::Show(_)
         | Command::Export(_)
