@@ -211,7 +211,7 @@ impl View {
             .and_then(|o| o.columns.iter().position(|c| c.primary_key))
             .unwrap_or(0);
         let explained = explain(store, &p)?;
-        let roles = human::approvers_now(store, policy, &p)?;
+        let roles = crate::admin::access::approvers_now(store, policy, &p)?;
         let holders: Vec<String> = policy
             .roles
             .iter()
@@ -888,7 +888,7 @@ impl Review<'_> {
 
     /// Whether the reviewer may approve or reject `p` under the policy in force.
     fn may_decide(&self, p: &Proposal) -> Result<bool> {
-        let approvers = human::approvers_now(&*self.store, self.policy, p)?;
+        let approvers = crate::admin::access::approvers_now(&*self.store, self.policy, p)?;
         Ok(self.policy.may_approve(self.actor, &approvers))
     }
 
@@ -1092,13 +1092,13 @@ impl Review<'_> {
             let out = human::decide(w, policy, version, actor, id, &verb)?;
             let mut trip = None;
             if let (Ruling::Done(p), Verb::Reject { .. }) = (&out, &verb) {
-                trip = human::circuit_breaker(w, policy, &p.source)?
+                trip = crate::admin::pauses::circuit_breaker(w, policy, &p.source)?
                     .map(|reason| (p.source.clone(), reason));
             }
             Ok((out, trip))
         })?;
         if let Some(trip) = trip {
-            human::alert_breakers(self.store, policy, &now, &[trip]);
+            crate::admin::pauses::alert_breakers(self.store, policy, &now, &[trip]);
         }
         Ok(out)
     }

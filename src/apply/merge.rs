@@ -31,14 +31,17 @@ pub(super) fn merge_one(
         let why = "one of the two records no longer exists".to_string();
         return refuse(w, judge, p, Stop::Conflict, why);
     };
-    let related = crate::related::related(w, judge.policy, obj, &[&dup, &survivor])?;
+    let related =
+        crate::related::related(judge.policy, w.schema(), obj, &[&dup, &survivor], |o, k| {
+            w.record_row(o, k)
+        })?;
     let now = decide_merge(judge, obj, p, (&dup, &survivor), &related);
     if now.action == Action::Block {
         let why = format!("blocked now: {}", now.why(judge.policy).join("; "));
         return refuse(w, judge, p, Stop::Block, why);
     }
     if let Some(by) = approver.as_deref()
-        && let Err(why) = crate::human::approval_holds(judge.policy, &now, by)
+        && let Err(why) = crate::admin::access::approval_holds(judge.policy, &now, by)
     {
         return unapprove(w, judge, p, by, why);
     }

@@ -342,7 +342,7 @@ pub fn run_revert(
             Err(e) => reverted.stopped = reverted.stopped.or(Some(e)),
         }
         let now = (req.clock)();
-        crate::human::alert_breakers(store, req.policy, &now, &reverted.paused);
+        crate::admin::pauses::alert_breakers(store, req.policy, &now, &reverted.paused);
     }
     Ok(reverted)
 }
@@ -358,7 +358,7 @@ fn breakers_after(
     store.write(&(req.clock)(), |w| {
         let mut paused = Vec::new();
         for source in w.run_sources(run)? {
-            if let Some(reason) = crate::human::circuit_breaker(w, req.policy, &source)? {
+            if let Some(reason) = crate::admin::pauses::circuit_breaker(w, req.policy, &source)? {
                 paused.push((source, reason));
             }
         }

@@ -10,7 +10,7 @@ use crate::model::{Kind, NewProposal, Related, State, Value, Verdict};
 use crate::policy::{self, Action, Decision, Facts, Policy, Situation};
 use crate::schema::Object;
 use crate::score::{self, FieldFacts, Score, TrackRecord};
-use crate::store::{ColumnPlan, Pause, ReadRecords, Snapshot, Staged};
+use crate::store::{ColumnPlan, Pause, PlanRow, ReadRecords, Snapshot, Staged};
 use crate::validate::{FieldType, short};
 
 /// Scores and decides each proposal of a run under the policy in force, keeping count of the
@@ -139,7 +139,7 @@ impl<'p> Judge<'p> {
             .read_columns(plan, &p.record)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| missing(&p.record))?;
-        let related = crate::related::from_plan(plan, &read);
+        let related = related_of(plan, &read);
         let record = read.values;
         p.baseline = record[at].clone();
         if let Some(parent) = w
@@ -179,7 +179,10 @@ impl<'p> Judge<'p> {
                         cols.push(i);
                     }
                 }
-                let parents = crate::related::parent_reads(self.policy, w.schema(), obj);
+                let parents: Vec<_> = crate::related::parent_reads(self.policy, w.schema(), obj)
+                    .into_iter()
+                    .map(|r| (r.fk, r.parent, r.cols))
+                    .collect();
                 let plan = ColumnPlan::with_parents(obj, &cols, &parents);
                 self.plans.push((obj.name.clone(), at, plan));
                 self.plans.len() - 1
@@ -324,7 +327,10 @@ impl<'p> Judge<'p> {
         let related = match &read.related {
             Some(r) => r,
             None => {
-                looked_up = crate::related::related(w, self.policy, obj, &row_refs)?;
+                looked_up =
+                    crate::related::related(self.policy, w.schema(), obj, &row_refs, |o, k| {
+                        w.record_row(o, k)
+                    })?;
                 &looked_up
             }
         };
@@ -362,6 +368,23 @@ impl<'p> Judge<'p> {
             auto_today: self.auto_today[source],
         })
     }
+}
+
+/// The related records of a record a plan read with its parents (see
+/// [`crate::related::parent_reads`]): a parent whose key the record leaves empty, or that does
+/// not exist, is none.
+fn related_of(plan: &ColumnPlan, row: &PlanRow) -> Vec<Related> {
+    plan.parents
+        .iter()
+        .zip(&row.parents)
+        .filter(|(p, _)| !row.values[p.fk].is_empty())
+        .filter_map(|(p, found)| {
+            Some(Related {
+                object: p.object.clone(),
+                fields: p.names.iter().cloned().zip(found.clone()?).collect(),
+            })
+        })
+        .collect()
 }
 
 /// The records a proposal involves, as [`Judge::resolve`] read them: the rows, and the related
