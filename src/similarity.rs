@@ -13,8 +13,18 @@
 //! twice: an email local part that is just the person's name (`jane.doe@`) says nothing the name
 //! columns have not said. Bookkeeping (the key, timestamps, owner, stage, flags, counts, amounts)
 //! is [`FieldKind::Ignored`]: it describes how the CRM handles a record, not who it is.
+//!
+//! The table itself refines both ([`similarity_in`], [`frequency`]): an exact agreement weighs
+//! by how common the shared value is in its column (a street number `1` or the surname `Smith`
+//! proves little, a social security number much), and a column's kind is confirmed by a sample
+//! of its values (a column named `street_number` whose values repeat is not an identifier).
+//! Strong disagreement outweighs weak agreement: a different birth date, identifier or verified
+//! email marks two people however well their names and town agree.
 
+pub mod frequency;
 mod nicknames;
+
+pub use frequency::{Counted, Frequencies, Profile, Unknown};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +42,10 @@ pub struct FieldMatch {
     /// The column's evidence in log-odds (natural log): positive for "same entity", negative
     /// against, 0 for no evidence. The score is `logistic(PRIOR_LOG_ODDS + Σ weight)`.
     pub weight: f64,
+    /// For an exact agreement weighed by how common the shared value is: the share of the
+    /// table's records that hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
 }
 
 /// What a column holds, as far as identity is concerned.
@@ -97,11 +111,17 @@ const POSTCODE_DISAGREE: f64 = -1.0;
 const BIRTH_AGREE: f64 = 4.5;
 const BIRTH_TRANSPOSED: f64 = 2.0;
 const BIRTH_NEAR: f64 = -1.0;
-const BIRTH_DISAGREE: f64 = -4.0;
+/// A birth date never changes: a different one outweighs a matching name and town.
+const BIRTH_DISAGREE: f64 = -7.0;
 const DATE_AGREE: f64 = 0.7;
 const DATE_DISAGREE: f64 = -0.3;
 const IDENT_AGREE: f64 = 7.0;
-const IDENT_DISAGREE: f64 = -3.0;
+/// An identifier is one entity's for good: a different one outweighs a matching name and town.
+const IDENT_DISAGREE: f64 = -7.0;
+/// An identifier one digit or a transposition away: a typo as often as not.
+const IDENT_NEAR: f64 = -1.0;
+/// Emails both records mark as verified: each person's own, so different ones are two people.
+const EMAIL_VERIFIED_DISAGREE: f64 = -7.0;
 const REF_AGREE: f64 = 1.5;
 const REF_DISAGREE: f64 = -0.5;
 const TEXT_AGREE: f64 = 1.0;
@@ -297,11 +317,35 @@ fn snake_case(name: &str) -> String {
 // ───────────────────────────── scoring ─────────────────────────────
 
 /// Compare record `a` with record `b`, both in the order of `columns` (a missing trailing value
-/// counts as NULL). Pure and deterministic.
+/// counts as NULL), on the evidence of names and types alone. Pure and deterministic.
 pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
+    similarity_in(columns, a, b, &mut Unknown)
+}
+
+/// [`similarity`], with what the table knows of its values: each column's kind confirmed by
+/// its values, and each exact agreement weighed by how common the shared value is.
+/// Deterministic for the same answers of `freq`.
+pub fn similarity_in(
+    columns: &[Column],
+    a: &[Value],
+    b: &[Value],
+    freq: &mut dyn Frequencies,
+) -> Similarity {
     const NULL: Value = Value::Null;
     let value = |row: &[Value], i: usize| row.get(i).unwrap_or(&NULL).clone();
     let mut kinds: Vec<FieldKind> = columns.iter().map(classify).collect();
+    for (i, (k, c)) in kinds.iter_mut().zip(columns).enumerate() {
+        let checked = matches!(
+            k,
+            FieldKind::Identifier | FieldKind::Phone | FieldKind::Email | FieldKind::BirthDate
+        );
+        if checked && c.foreign_key.is_none() && !value(a, i).is_empty() && !value(b, i).is_empty()
+        {
+            if let Some(p) = freq.profile(i) {
+                *k = p.confirm(*k);
+            }
+        }
+    }
     // A table of organisations (a web domain, nobody's email or given name): its `name` is a
     // company name, not a person's.
     let personal = kinds.iter().any(|k| {
@@ -347,6 +391,7 @@ pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
                 kind,
                 similarity: ev.map(|e| round(e.similarity)),
                 weight: ev.map_or(0.0, |e| e.weight),
+                share: None,
             }
         })
         .collect();
@@ -354,11 +399,80 @@ pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
     swapped_name_columns(&kinds, a, b, &mut fields);
     cross_column(FieldKind::Email, &kinds, a, b, &names, &mut fields);
     cross_column(FieldKind::Phone, &kinds, a, b, &names, &mut fields);
+    verified_emails(columns, &kinds, a, b, &mut fields);
+    by_frequency(columns, a, b, freq, &mut fields);
 
     let log_odds = PRIOR_LOG_ODDS + fields.iter().map(|f| f.weight).sum::<f64>();
     Similarity {
         score: 1.0 / (1.0 + (-log_odds).exp()),
         fields,
+    }
+}
+
+/// Exact agreements weighed by how common the shared value is ([`frequency::adjusted`]). The
+/// larger count of the two stored spellings is taken: the more common reading.
+fn by_frequency(
+    columns: &[Column],
+    a: &[Value],
+    b: &[Value],
+    freq: &mut dyn Frequencies,
+    fields: &mut [FieldMatch],
+) {
+    for (i, f) in fields.iter_mut().enumerate() {
+        let exact = f.similarity == Some(1.0) && f.weight > 0.0;
+        let fk = columns[i].foreign_key.is_some();
+        let (Some(typical), true) = (frequency::typical(f.kind, fk), exact) else {
+            continue;
+        };
+        let (Some(va), Some(vb)) = (a.get(i), b.get(i)) else {
+            continue;
+        };
+        let Some(rows) = freq.rows() else { return };
+        let mut count = freq.count(i, va);
+        if vb != va {
+            count = count.max(freq.count(i, vb));
+        }
+        if let Some(count) = count {
+            let (w, share) = frequency::adjusted(f.weight, typical, count, rows);
+            f.weight = w;
+            f.share = Some(share);
+        }
+    }
+}
+
+/// Tables that record whether an email was verified (`email_status`, `email_verified`): when
+/// both records' emails are verified and differ, each is its owner's own, and the two records
+/// are two people.
+fn verified_emails(
+    columns: &[Column],
+    kinds: &[FieldKind],
+    a: &[Value],
+    b: &[Value],
+    fields: &mut [FieldMatch],
+) {
+    let Some(status) = columns.iter().position(|c| {
+        let n = snake_case(&c.name);
+        n.contains("mail") && (n.contains("status") || n.contains("verified"))
+    }) else {
+        return;
+    };
+    let verified = |row: &[Value]| {
+        row.get(status).is_some_and(|v| {
+            matches!(
+                v.display().trim().to_ascii_lowercase().as_str(),
+                "verified" | "valid" | "confirmed" | "true" | "yes" | "1"
+            )
+        })
+    };
+    if !(verified(a) && verified(b)) {
+        return;
+    }
+    let emails = kinds.iter().filter(|k| **k == FieldKind::Email).count();
+    for (f, k) in fields.iter_mut().zip(kinds) {
+        // With one email column, the verified one is that one's.
+        if *k == FieldKind::Email && emails == 1 && f.weight < 0.0 && f.similarity.is_some() {
+            f.weight = f.weight.min(EMAIL_VERIFIED_DISAGREE);
+        }
     }
 }
 
@@ -1156,13 +1270,15 @@ fn identifier(a: &str, b: &str) -> Evidence {
             .flat_map(char::to_lowercase)
             .collect()
     };
-    if norm(a) == norm(b) {
-        ev(1.0, IDENT_AGREE)
+    let (a, b) = (norm(a), norm(b));
+    if a == b {
+        return ev(1.0, IDENT_AGREE);
+    }
+    let s = strsim::jaro_winkler(&a, &b) * 0.5;
+    if a.chars().count().min(b.chars().count()) >= 4 && strsim::damerau_levenshtein(&a, &b) == 1 {
+        ev(s, IDENT_NEAR)
     } else {
-        ev(
-            strsim::jaro_winkler(&norm(a), &norm(b)) * 0.5,
-            IDENT_DISAGREE,
-        )
+        ev(s, IDENT_DISAGREE)
     }
 }
 
