@@ -401,6 +401,7 @@ pub fn similarity_in(
     cross_column(FieldKind::Phone, &kinds, a, b, &names, &mut fields);
     verified_emails(columns, &kinds, a, b, &mut fields);
     by_frequency(columns, a, b, freq, &mut fields);
+    outweigh(columns, &mut fields);
 
     let log_odds = PRIOR_LOG_ODDS + fields.iter().map(|f| f.weight).sum::<f64>();
     Similarity {
@@ -438,6 +439,40 @@ fn by_frequency(
             f.share = Some(share);
         }
     }
+}
+
+/// Strong disagreement outweighs weak agreement: when a birth date, an identifier or a verified
+/// email disagrees outright, what names, addresses and other descriptive columns agree on cannot
+/// lift the score above what it would be without them. Only agreement as strong (an email, a
+/// phone, another identifier) can.
+fn outweigh(columns: &[Column], fields: &mut [FieldMatch]) {
+    let strong = |(c, f): &(&Column, &FieldMatch)| match f.kind {
+        FieldKind::BirthDate => f.weight <= BIRTH_DISAGREE,
+        FieldKind::Identifier => c.foreign_key.is_none() && f.weight <= IDENT_DISAGREE,
+        FieldKind::Email => f.weight <= EMAIL_VERIFIED_DISAGREE,
+        _ => false,
+    };
+    let Some(at) = columns.iter().zip(fields.iter()).position(|p| strong(&p)) else {
+        return;
+    };
+    let weak: f64 = fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.kind,
+                FieldKind::FirstName
+                    | FieldKind::LastName
+                    | FieldKind::FullName
+                    | FieldKind::Postcode
+                    | FieldKind::Company
+                    | FieldKind::Domain
+                    | FieldKind::Date
+                    | FieldKind::Text
+            )
+        })
+        .map(|f| f.weight.max(0.0))
+        .sum();
+    fields[at].weight = fields[at].weight.min(-weak);
 }
 
 /// Tables that record whether an email was verified (`email_status`, `email_verified`): when
@@ -1221,11 +1256,7 @@ fn date_readings(s: &str) -> Vec<Ymd> {
 fn birth_date(a: &str, b: &str) -> Evidence {
     let (ra, rb) = (date_readings(a), date_readings(b));
     if ra.is_empty() || rb.is_empty() {
-        return if fold(a) == fold(b) {
-            ev(1.0, BIRTH_AGREE)
-        } else {
-            ev(0.0, BIRTH_DISAGREE)
-        };
+        return birth_digits(a, b);
     }
     let any = |f: &dyn Fn(Ymd, Ymd) -> bool| ra.iter().any(|&x| rb.iter().any(|&y| f(x, y)));
     if any(&|x, y| x == y) {
@@ -1242,7 +1273,42 @@ fn birth_date(a: &str, b: &str) -> Evidence {
         let same = [x.0 == y.0, x.1 == y.1, x.2 == y.2];
         same.iter().filter(|s| **s).count() == 2
     };
-    if any(&near) {
+    if any(&near) || one_digit_apart(a, b) {
+        return ev(0.4, BIRTH_NEAR);
+    }
+    ev(0.0, BIRTH_DISAGREE)
+}
+
+/// Whether two values written alike are one digit, or one swap of adjacent digits, apart.
+fn one_digit_apart(a: &str, b: &str) -> bool {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (da, db) = (digits(a), digits(b));
+    da.len() >= 6 && da.len() == db.len() && strsim::damerau_levenshtein(&da, &db) == 1
+}
+
+/// Birth dates of which one is not a date (`19541904`: day and month swapped in a compact
+/// date, or a digit mistyped): compared as digits. The same digits are agreement; the last two
+/// pairs swapped, two adjacent digits swapped or one digit off is what a typo looks like.
+fn birth_digits(a: &str, b: &str) -> Evidence {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (da, db) = (digits(a), digits(b));
+    if da.len() < 6 || db.len() < 6 {
+        return if fold(a) == fold(b) {
+            ev(1.0, BIRTH_AGREE)
+        } else {
+            ev(0.0, BIRTH_DISAGREE)
+        };
+    }
+    if da == db {
+        return ev(1.0, BIRTH_AGREE);
+    }
+    let n = da.len();
+    let swapped =
+        n == db.len() && n == 8 && da[..4] == db[..4] && da[4..6] == db[6..] && da[6..] == db[4..6];
+    if swapped {
+        return ev(0.7, BIRTH_TRANSPOSED);
+    }
+    if one_digit_apart(&da, &db) {
         return ev(0.4, BIRTH_NEAR);
     }
     ev(0.0, BIRTH_DISAGREE)
