@@ -100,7 +100,10 @@ impl Signal {
                     .iter()
                     .map(|(c, w)| match shared.iter().find(|(s, _)| s == c) {
                         Some((_, share)) => {
-                            format!("{c} {w:+.1} (shared value held by {})", percent(*share))
+                            format!(
+                                "{c} {w:+.1} (shared value held by {} of records)",
+                                percent(*share)
+                            )
                         }
                         None => format!("{c} {w:+.1}"),
                     })
