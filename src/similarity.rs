@@ -339,11 +339,13 @@ pub fn similarity_in(
             k,
             FieldKind::Identifier | FieldKind::Phone | FieldKind::Email | FieldKind::BirthDate
         );
-        if checked && c.foreign_key.is_none() && !value(a, i).is_empty() && !value(b, i).is_empty()
+        let both = !value(a, i).is_empty() && !value(b, i).is_empty();
+        if checked
+            && c.foreign_key.is_none()
+            && both
+            && let Some(p) = freq.profile(i)
         {
-            if let Some(p) = freq.profile(i) {
-                *k = p.confirm(*k);
-            }
+            *k = p.confirm(*k);
         }
     }
     // A table of organisations (a web domain, nobody's email or given name): its `name` is a
