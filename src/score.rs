@@ -327,6 +327,29 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_names_how_common_each_shared_value_is() {
+        let m = Signal::Match {
+            score: 0.12,
+            by: vec![
+                ("date_of_birth".into(), -7.0),
+                ("street_number".into(), 0.0),
+            ],
+            shared: vec![("street_number".into(), 0.104)],
+        };
+        assert_eq!(
+            m.detail(),
+            "the two records match at 0.12 (evidence in log-odds: date_of_birth -7.0, \
+             street_number +0.0 (shared value held by 10% of records))"
+        );
+        assert_eq!(percent(0.0002), "0.02%");
+        assert_eq!(percent(0.012), "1.2%");
+        // Signals stored before shares were recorded still read.
+        let old: Signal =
+            serde_json::from_str(r#"{"s":"match","score":0.9,"by":[["email",8.0]]}"#).unwrap();
+        assert!(old.detail().ends_with("(evidence in log-odds: email +8.0)"));
+    }
+
+    #[test]
     fn an_email_at_another_domain_than_the_company_scores_lower() {
         let cur = Value::Null;
         let same = Value::Text("ana@acme.com".into());

@@ -1700,6 +1700,45 @@ mod tests {
     }
 
     #[test]
+    fn strong_disagreement_outweighs_agreeing_names() {
+        let cols = [
+            col("first_name", "TEXT"),
+            col("last_name", "TEXT"),
+            col("email", "TEXT"),
+            col("email_status", "TEXT"),
+            col("city", "TEXT"),
+        ];
+        let t = |v: &str| Value::Text(v.into());
+        let row = |email: &str| vec![t("Ann"), t("Quennell"), t(email), t("verified"), t("Leeds")];
+        let s = similarity(&cols, &row("ann@x.com"), &row("annq@y.org"));
+        assert!(s.score < 0.5, "{s:#?}");
+        assert_eq!(identifier("4417723", "4417273").weight, IDENT_NEAR);
+        assert_eq!(identifier("4417723", "8301927").weight, IDENT_DISAGREE);
+        assert_eq!(birth_date("19650412", "19651204").weight, BIRTH_TRANSPOSED);
+        assert_eq!(birth_date("19541904", "19540419").weight, BIRTH_TRANSPOSED);
+        assert_eq!(birth_date("19651209", "19651029").weight, BIRTH_NEAR);
+    }
+
+    /// A `phone` column of small numbers is not a phone column: counted over the table, its
+    /// values say so, and an agreement on one of them weighs as the plain text it is.
+    #[test]
+    fn a_column_is_what_its_values_say() {
+        let cols = [col("last_name", "TEXT"), col("phone", "INTEGER")];
+        let rows: Vec<Vec<Value>> = (0..200)
+            .map(|i| vec![Value::Text(format!("name{i}")), Value::Integer(i % 5)])
+            .collect();
+        let mut counted = Counted::new(&rows);
+        let s = similarity_in(&cols, &rows[0], &rows[5], &mut counted);
+        assert_eq!(s.fields[1].kind, FieldKind::Text);
+        assert_eq!(s.fields[1].share, Some(0.2));
+        assert!(s.fields[1].weight < 0.5, "{s:#?}");
+        assert_eq!(
+            similarity(&cols, &rows[0], &rows[5]).fields[1].kind,
+            FieldKind::Phone
+        );
+    }
+
+    #[test]
     fn comparisons() {
         assert_eq!(email("A.B@X.com", "a.b@x.com", &[]).weight, EMAIL_AGREE);
         assert_eq!(
