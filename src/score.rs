@@ -34,8 +34,16 @@ pub enum Signal {
         effect: f64,
     },
     /// Merges: how well the two records match, and the columns that said so most, as (column,
-    /// log-odds evidence) with the strongest first.
-    Match { score: f64, by: Vec<(String, f64)> },
+    /// log-odds evidence) with the strongest first; then the columns whose shared value added
+    /// (next to) nothing for being common.
+    Match {
+        score: f64,
+        by: Vec<(String, f64)>,
+        /// For columns of `by` that agreed exactly: the share of the table's records that hold
+        /// the shared value, as (column, share).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shared: Vec<(String, f64)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -87,9 +95,19 @@ impl Signal {
             Signal::Domain { email, company, .. } => {
                 format!("the email's domain {email} is not the company's ({company})")
             }
-            Signal::Match { score, by } => {
-                let evidence: Vec<String> =
-                    by.iter().map(|(c, w)| format!("{c} {w:+.1}")).collect();
+            Signal::Match { score, by, shared } => {
+                let evidence: Vec<String> = by
+                    .iter()
+                    .map(|(c, w)| match shared.iter().find(|(s, _)| s == c) {
+                        Some((_, share)) => {
+                            format!(
+                                "{c} {w:+.1} (shared value held by {} of records)",
+                                percent(*share)
+                            )
+                        }
+                        None => format!("{c} {w:+.1}"),
+                    })
+                    .collect();
                 format!(
                     "the two records match at {score:.2} (evidence in log-odds: {})",
                     if evidence.is_empty() {
@@ -100,6 +118,19 @@ impl Signal {
                 )
             }
         }
+    }
+}
+
+/// A share of records in words: `12%`, `0.4%`, `0.002%`.
+fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    if p >= 10.0 {
+        format!("{p:.0}%")
+    } else if p >= 1.0 {
+        format!("{p:.1}%")
+    } else {
+        let digits = (-p.log10()).ceil().clamp(1.0, 6.0) as usize;
+        format!("{p:.digits$}%")
     }
 }
 
@@ -194,6 +225,9 @@ pub fn score_field(f: &FieldFacts<'_>) -> Score {
     }
 }
 
+/// How many columns a merge's signal names.
+const MATCH_COLUMNS: usize = 8;
+
 /// A merge's score: how well the two records match, field by field (the proposer's stated
 /// confidence is shown but does not move it: a merge is judged on the records), blended with the
 /// source's track record like any other proposal.
@@ -206,17 +240,27 @@ pub fn score_merge(
     signals.push(Signal::Stated {
         c: stated_confidence,
     });
-    let mut by: Vec<(String, f64)> = similarity
+    // The columns that weighed, strongest first; then those that agreed on a value too common
+    // to weigh.
+    let mut fields: Vec<&crate::similarity::FieldMatch> = similarity
         .fields
         .iter()
-        .filter(|f| f.weight != 0.0)
+        .filter(|f| f.weight != 0.0 || f.share.is_some())
+        .collect();
+    fields.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
+    fields.truncate(MATCH_COLUMNS);
+    let by = fields
+        .iter()
         .map(|f| (f.column.clone(), (f.weight * 10.0).round() / 10.0))
         .collect();
-    by.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-    by.truncate(6);
+    let shared = fields
+        .iter()
+        .filter_map(|f| Some((f.column.clone(), f.share?)))
+        .collect();
     signals.push(Signal::Match {
         score: similarity.score,
         by,
+        shared,
     });
     let s = track(similarity.score, t, &mut signals);
     Score {
@@ -280,6 +324,29 @@ mod tests {
             (with(10, 10) - (0.92 * 0.5 + 0.5 * 0.5)).abs() < 1e-9,
             "the documented blend"
         );
+    }
+
+    #[test]
+    fn a_merge_names_how_common_each_shared_value_is() {
+        let m = Signal::Match {
+            score: 0.12,
+            by: vec![
+                ("date_of_birth".into(), -7.0),
+                ("street_number".into(), 0.0),
+            ],
+            shared: vec![("street_number".into(), 0.104)],
+        };
+        assert_eq!(
+            m.detail(),
+            "the two records match at 0.12 (evidence in log-odds: date_of_birth -7.0, \
+             street_number +0.0 (shared value held by 10% of records))"
+        );
+        assert_eq!(percent(0.0002), "0.02%");
+        assert_eq!(percent(0.012), "1.2%");
+        // Signals stored before shares were recorded still read.
+        let old: Signal =
+            serde_json::from_str(r#"{"s":"match","score":0.9,"by":[["email",8.0]]}"#).unwrap();
+        assert!(old.detail().ends_with("(evidence in log-odds: email +8.0)"));
     }
 
     #[test]

@@ -13,8 +13,18 @@
 //! twice: an email local part that is just the person's name (`jane.doe@`) says nothing the name
 //! columns have not said. Bookkeeping (the key, timestamps, owner, stage, flags, counts, amounts)
 //! is [`FieldKind::Ignored`]: it describes how the CRM handles a record, not who it is.
+//!
+//! The table itself refines both ([`similarity_in`], [`frequency`]): an exact agreement weighs
+//! by how common the shared value is in its column (a street number `1` or the surname `Smith`
+//! proves little, a social security number much), and a column's kind is confirmed by a sample
+//! of its values (a column named `street_number` whose values repeat is not an identifier).
+//! Strong disagreement outweighs weak agreement: a different birth date, identifier or verified
+//! email marks two people however well their names and town agree.
 
+pub mod frequency;
 mod nicknames;
+
+pub use frequency::{Counted, Frequencies, Profile, Unknown};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +42,10 @@ pub struct FieldMatch {
     /// The column's evidence in log-odds (natural log): positive for "same entity", negative
     /// against, 0 for no evidence. The score is `logistic(PRIOR_LOG_ODDS + Σ weight)`.
     pub weight: f64,
+    /// For an exact agreement weighed by how common the shared value is: the share of the
+    /// table's records that hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<f64>,
 }
 
 /// What a column holds, as far as identity is concerned.
@@ -97,11 +111,17 @@ const POSTCODE_DISAGREE: f64 = -1.0;
 const BIRTH_AGREE: f64 = 4.5;
 const BIRTH_TRANSPOSED: f64 = 2.0;
 const BIRTH_NEAR: f64 = -1.0;
-const BIRTH_DISAGREE: f64 = -4.0;
+/// A birth date never changes: a different one outweighs a matching name and town.
+const BIRTH_DISAGREE: f64 = -7.0;
 const DATE_AGREE: f64 = 0.7;
 const DATE_DISAGREE: f64 = -0.3;
 const IDENT_AGREE: f64 = 7.0;
-const IDENT_DISAGREE: f64 = -3.0;
+/// An identifier is one entity's for good: a different one outweighs a matching name and town.
+const IDENT_DISAGREE: f64 = -7.0;
+/// An identifier one digit or a transposition away: a typo as often as not.
+const IDENT_NEAR: f64 = -1.0;
+/// Emails both records mark as verified: each person's own, so different ones are two people.
+const EMAIL_VERIFIED_DISAGREE: f64 = -7.0;
 const REF_AGREE: f64 = 1.5;
 const REF_DISAGREE: f64 = -0.5;
 const TEXT_AGREE: f64 = 1.0;
@@ -297,11 +317,37 @@ fn snake_case(name: &str) -> String {
 // ───────────────────────────── scoring ─────────────────────────────
 
 /// Compare record `a` with record `b`, both in the order of `columns` (a missing trailing value
-/// counts as NULL). Pure and deterministic.
+/// counts as NULL), on the evidence of names and types alone. Pure and deterministic.
 pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
+    similarity_in(columns, a, b, &mut Unknown)
+}
+
+/// [`similarity`], with what the table knows of its values: each column's kind confirmed by
+/// its values, and each exact agreement weighed by how common the shared value is.
+/// Deterministic for the same answers of `freq`.
+pub fn similarity_in(
+    columns: &[Column],
+    a: &[Value],
+    b: &[Value],
+    freq: &mut dyn Frequencies,
+) -> Similarity {
     const NULL: Value = Value::Null;
     let value = |row: &[Value], i: usize| row.get(i).unwrap_or(&NULL).clone();
     let mut kinds: Vec<FieldKind> = columns.iter().map(classify).collect();
+    for (i, (k, c)) in kinds.iter_mut().zip(columns).enumerate() {
+        let checked = matches!(
+            k,
+            FieldKind::Identifier | FieldKind::Phone | FieldKind::Email | FieldKind::BirthDate
+        );
+        let both = !value(a, i).is_empty() && !value(b, i).is_empty();
+        if checked
+            && c.foreign_key.is_none()
+            && both
+            && let Some(p) = freq.profile(i)
+        {
+            *k = p.confirm(*k);
+        }
+    }
     // A table of organisations (a web domain, nobody's email or given name): its `name` is a
     // company name, not a person's.
     let personal = kinds.iter().any(|k| {
@@ -347,6 +393,7 @@ pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
                 kind,
                 similarity: ev.map(|e| round(e.similarity)),
                 weight: ev.map_or(0.0, |e| e.weight),
+                share: None,
             }
         })
         .collect();
@@ -354,11 +401,115 @@ pub fn similarity(columns: &[Column], a: &[Value], b: &[Value]) -> Similarity {
     swapped_name_columns(&kinds, a, b, &mut fields);
     cross_column(FieldKind::Email, &kinds, a, b, &names, &mut fields);
     cross_column(FieldKind::Phone, &kinds, a, b, &names, &mut fields);
+    verified_emails(columns, &kinds, a, b, &mut fields);
+    by_frequency(columns, a, b, freq, &mut fields);
+    outweigh(columns, &mut fields);
 
     let log_odds = PRIOR_LOG_ODDS + fields.iter().map(|f| f.weight).sum::<f64>();
     Similarity {
         score: 1.0 / (1.0 + (-log_odds).exp()),
         fields,
+    }
+}
+
+/// Exact agreements weighed by how common the shared value is ([`frequency::adjusted`]). The
+/// larger count of the two stored spellings is taken: the more common reading.
+fn by_frequency(
+    columns: &[Column],
+    a: &[Value],
+    b: &[Value],
+    freq: &mut dyn Frequencies,
+    fields: &mut [FieldMatch],
+) {
+    for (i, f) in fields.iter_mut().enumerate() {
+        let exact = f.similarity == Some(1.0) && f.weight > 0.0;
+        let fk = columns[i].foreign_key.is_some();
+        let (Some(typical), true) = (frequency::typical(f.kind, fk), exact) else {
+            continue;
+        };
+        let (Some(va), Some(vb)) = (a.get(i), b.get(i)) else {
+            continue;
+        };
+        let Some(rows) = freq.rows() else { return };
+        let mut count = freq.count(i, va);
+        if vb != va {
+            count = count.max(freq.count(i, vb));
+        }
+        if let Some(count) = count {
+            let (w, share) = frequency::adjusted(f.weight, typical, count, rows);
+            f.weight = w;
+            f.share = Some(share);
+        }
+    }
+}
+
+/// Strong disagreement outweighs weak agreement: when a birth date, an identifier or a verified
+/// email disagrees outright, what names, addresses and other descriptive columns agree on cannot
+/// lift the score above what it would be without them. Only agreement as strong (an email, a
+/// phone, another identifier) can.
+fn outweigh(columns: &[Column], fields: &mut [FieldMatch]) {
+    let strong = |(c, f): &(&Column, &FieldMatch)| match f.kind {
+        FieldKind::BirthDate => f.weight <= BIRTH_DISAGREE,
+        FieldKind::Identifier => c.foreign_key.is_none() && f.weight <= IDENT_DISAGREE,
+        FieldKind::Email => f.weight <= EMAIL_VERIFIED_DISAGREE,
+        _ => false,
+    };
+    let Some(at) = columns.iter().zip(fields.iter()).position(|p| strong(&p)) else {
+        return;
+    };
+    let weak: f64 = fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.kind,
+                FieldKind::FirstName
+                    | FieldKind::LastName
+                    | FieldKind::FullName
+                    | FieldKind::Postcode
+                    | FieldKind::Company
+                    | FieldKind::Domain
+                    | FieldKind::Date
+                    | FieldKind::Text
+            )
+        })
+        .map(|f| f.weight.max(0.0))
+        .sum();
+    fields[at].weight = fields[at].weight.min(-weak);
+}
+
+/// Tables that record whether an email was verified (`email_status`, `email_verified`): when
+/// both records' emails are verified and differ, each is its owner's own, and the two records
+/// are two people.
+fn verified_emails(
+    columns: &[Column],
+    kinds: &[FieldKind],
+    a: &[Value],
+    b: &[Value],
+    fields: &mut [FieldMatch],
+) {
+    let Some(status) = columns.iter().position(|c| {
+        let n = snake_case(&c.name);
+        n.contains("mail") && (n.contains("status") || n.contains("verified"))
+    }) else {
+        return;
+    };
+    let verified = |row: &[Value]| {
+        row.get(status).is_some_and(|v| {
+            matches!(
+                v.display().trim().to_ascii_lowercase().as_str(),
+                "verified" | "valid" | "confirmed" | "true" | "yes" | "1"
+            )
+        })
+    };
+    if !(verified(a) && verified(b)) {
+        return;
+    }
+    let emails = kinds.iter().filter(|k| **k == FieldKind::Email).count();
+    for (f, k) in fields.iter_mut().zip(kinds) {
+        // With one email column, the verified one is that one's.
+        if *k == FieldKind::Email && emails == 1 && f.weight < 0.0 && f.similarity.is_some() {
+            f.weight = f.weight.min(EMAIL_VERIFIED_DISAGREE);
+        }
     }
 }
 
@@ -1107,11 +1258,7 @@ fn date_readings(s: &str) -> Vec<Ymd> {
 fn birth_date(a: &str, b: &str) -> Evidence {
     let (ra, rb) = (date_readings(a), date_readings(b));
     if ra.is_empty() || rb.is_empty() {
-        return if fold(a) == fold(b) {
-            ev(1.0, BIRTH_AGREE)
-        } else {
-            ev(0.0, BIRTH_DISAGREE)
-        };
+        return birth_digits(a, b);
     }
     let any = |f: &dyn Fn(Ymd, Ymd) -> bool| ra.iter().any(|&x| rb.iter().any(|&y| f(x, y)));
     if any(&|x, y| x == y) {
@@ -1128,7 +1275,42 @@ fn birth_date(a: &str, b: &str) -> Evidence {
         let same = [x.0 == y.0, x.1 == y.1, x.2 == y.2];
         same.iter().filter(|s| **s).count() == 2
     };
-    if any(&near) {
+    if any(&near) || one_digit_apart(a, b) {
+        return ev(0.4, BIRTH_NEAR);
+    }
+    ev(0.0, BIRTH_DISAGREE)
+}
+
+/// Whether two values written alike are one digit, or one swap of adjacent digits, apart.
+fn one_digit_apart(a: &str, b: &str) -> bool {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (da, db) = (digits(a), digits(b));
+    da.len() >= 6 && da.len() == db.len() && strsim::damerau_levenshtein(&da, &db) == 1
+}
+
+/// Birth dates of which one is not a date (`19541904`: day and month swapped in a compact
+/// date, or a digit mistyped): compared as digits. The same digits are agreement; the last two
+/// pairs swapped, two adjacent digits swapped or one digit off is what a typo looks like.
+fn birth_digits(a: &str, b: &str) -> Evidence {
+    let digits = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (da, db) = (digits(a), digits(b));
+    if da.len() < 6 || db.len() < 6 {
+        return if fold(a) == fold(b) {
+            ev(1.0, BIRTH_AGREE)
+        } else {
+            ev(0.0, BIRTH_DISAGREE)
+        };
+    }
+    if da == db {
+        return ev(1.0, BIRTH_AGREE);
+    }
+    let n = da.len();
+    let swapped =
+        n == db.len() && n == 8 && da[..4] == db[..4] && da[4..6] == db[6..] && da[6..] == db[4..6];
+    if swapped {
+        return ev(0.7, BIRTH_TRANSPOSED);
+    }
+    if one_digit_apart(&da, &db) {
         return ev(0.4, BIRTH_NEAR);
     }
     ev(0.0, BIRTH_DISAGREE)
@@ -1156,13 +1338,15 @@ fn identifier(a: &str, b: &str) -> Evidence {
             .flat_map(char::to_lowercase)
             .collect()
     };
-    if norm(a) == norm(b) {
-        ev(1.0, IDENT_AGREE)
+    let (a, b) = (norm(a), norm(b));
+    if a == b {
+        return ev(1.0, IDENT_AGREE);
+    }
+    let s = strsim::jaro_winkler(&a, &b) * 0.5;
+    if a.chars().count().min(b.chars().count()) >= 4 && strsim::damerau_levenshtein(&a, &b) == 1 {
+        ev(s, IDENT_NEAR)
     } else {
-        ev(
-            strsim::jaro_winkler(&norm(a), &norm(b)) * 0.5,
-            IDENT_DISAGREE,
-        )
+        ev(s, IDENT_DISAGREE)
     }
 }
 
@@ -1513,6 +1697,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn strong_disagreement_outweighs_agreeing_names() {
+        let cols = [
+            col("first_name", "TEXT"),
+            col("last_name", "TEXT"),
+            col("email", "TEXT"),
+            col("email_status", "TEXT"),
+            col("city", "TEXT"),
+        ];
+        let t = |v: &str| Value::Text(v.into());
+        let row = |email: &str| vec![t("Ann"), t("Quennell"), t(email), t("verified"), t("Leeds")];
+        let s = similarity(&cols, &row("ann@x.com"), &row("annq@y.org"));
+        assert!(s.score < 0.5, "{s:#?}");
+        assert_eq!(identifier("4417723", "4417273").weight, IDENT_NEAR);
+        assert_eq!(identifier("4417723", "8301927").weight, IDENT_DISAGREE);
+        assert_eq!(birth_date("19650412", "19651204").weight, BIRTH_TRANSPOSED);
+        assert_eq!(birth_date("19541904", "19540419").weight, BIRTH_TRANSPOSED);
+        assert_eq!(birth_date("19651209", "19651029").weight, BIRTH_NEAR);
+    }
+
+    /// A `phone` column of small numbers is not a phone column: counted over the table, its
+    /// values say so, and an agreement on one of them weighs as the plain text it is.
+    #[test]
+    fn a_column_is_what_its_values_say() {
+        let cols = [col("last_name", "TEXT"), col("phone", "INTEGER")];
+        let rows: Vec<Vec<Value>> = (0..200)
+            .map(|i| vec![Value::Text(format!("name{i}")), Value::Integer(i % 5)])
+            .collect();
+        let mut counted = Counted::new(&rows);
+        let s = similarity_in(&cols, &rows[0], &rows[5], &mut counted);
+        assert_eq!(s.fields[1].kind, FieldKind::Text);
+        assert_eq!(s.fields[1].share, Some(0.2));
+        assert!(s.fields[1].weight < 0.5, "{s:#?}");
+        assert_eq!(
+            similarity(&cols, &rows[0], &rows[5]).fields[1].kind,
+            FieldKind::Phone
+        );
     }
 
     #[test]

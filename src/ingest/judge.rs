@@ -2,6 +2,8 @@
 //! scored and decided under the policy in force. It runs on a thread of its own, over a
 //! [`Snapshot`], while the writer queues what it has judged.
 
+mod tallies;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, Sender};
 
@@ -40,6 +42,8 @@ pub(super) struct Judge<'p> {
     pauses: Vec<Pause>,
     /// Track records by (source, kind, field), read once per run.
     tracks: HashMap<(String, Kind, Option<String>), TrackRecord>,
+    /// How common values are in the tables merged, as far as this run's merges have asked.
+    tallies: HashMap<String, tallies::Tally>,
 }
 
 impl<'p> Judge<'p> {
@@ -67,6 +71,7 @@ impl<'p> Judge<'p> {
             domain_plans: Vec::new(),
             pauses,
             tracks: HashMap::new(),
+            tallies: HashMap::new(),
         }
     }
 
@@ -264,7 +269,15 @@ impl<'p> Judge<'p> {
     ) -> Result<Score> {
         let track = self.track_record(w, p)?;
         let Some(field) = &p.field else {
-            let similarity = crate::similarity::similarity(&obj.columns, &rows[0], &rows[1]);
+            let mut asked = tallies::Asked {
+                snapshot: w,
+                obj,
+                tally: self.tallies.entry(obj.name.clone()).or_default(),
+                error: None,
+            };
+            let similarity =
+                crate::similarity::similarity_in(&obj.columns, &rows[0], &rows[1], &mut asked);
+            asked.finish()?;
             return Ok(score::score_merge(p.stated_confidence, track, &similarity));
         };
         let field_type = FieldType::of(obj.column(field).expect("checked field"));

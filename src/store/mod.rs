@@ -3,6 +3,7 @@
 //! which commits on `Ok` and rolls back on `Err`.
 
 mod changes;
+mod frequency;
 mod import;
 mod live_schema;
 mod lookup;
