@@ -35,10 +35,29 @@ impl Ui {
         }
     }
 
-    /// A note to the user on stderr, unless `--quiet`.
+    /// A note to the user on stderr, unless `--quiet`; each of its lines neutralised by [`safe`].
     pub fn note(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", safe_lines(msg.as_ref()));
+        }
+    }
+
+    /// The one way an error reaches the terminal: `error: MESSAGE`, a `caused by:` line per cause,
+    /// and `hint: HINT`, every line neutralised by [`safe`] (always, even with `--quiet`).
+    pub fn error(&self, message: &str, causes: &[String], hint: Option<&str>) {
+        use std::io::Write;
+        let label = if self.color {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{label} {}", safe_lines(message));
+        for cause in causes {
+            let _ = writeln!(err, "caused by: {}", safe_lines(cause));
+        }
+        if let Some(h) = hint {
+            let _ = writeln!(err, "hint: {}", safe_lines(h));
         }
     }
 
@@ -105,8 +124,10 @@ pub enum ColorMode {
     Never,
 }
 
-/// Makes untrusted text safe to print on a terminal: control characters (ESC, BEL, C1, DEL...)
-/// and invisible or direction-changing characters are shown as `\u{..}` instead of acting.
+/// Makes untrusted text safe to print on a terminal: control characters (ESC, BEL, C1, DEL...),
+/// line and paragraph separators, format characters (zero-width, direction marks and
+/// overrides, tags...) and the other default-ignorable characters a terminal draws as nothing
+/// (Hangul fillers, Mongolian vowel separator...) are shown as `\u{..}` instead of acting.
 pub fn safe(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
@@ -122,15 +143,32 @@ pub fn safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`safe`] line by line: text's own line breaks stay, nothing inside a line can act.
+pub fn safe_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(safe).collect::<Vec<_>>().join("\n"))
+}
+
+/// By Unicode general category (the `unicode-properties` tables): Cc, Cf, Zl, Zp; then the
+/// default-ignorable code points of other categories, except the variation selectors
+/// U+FE00..FE0F that emoji need.
 fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c as u32,
-            0x200B..=0x200F   // zero-width and directional marks
-            | 0x202A..=0x202E // bidi embeddings and overrides
-            | 0x2060..=0x2069 // word joiner, invisible operators, bidi isolates
-            | 0xFEFF          // zero-width no-break space
-            | 0x00AD          // soft hyphen
-        )
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
+    ) || matches!(c as u32,
+        0x034F            // combining grapheme joiner
+        | 0x115F | 0x1160 // Hangul choseong and jungseong fillers
+        | 0x17B4 | 0x17B5 // Khmer inherent vowels
+        | 0x180B..=0x180F // Mongolian variation selectors and vowel separator
+        | 0x2065          // reserved among the invisible operators
+        | 0x3164          // Hangul filler
+        | 0xFFA0          // halfwidth Hangul filler
+        | 0xE0000..=0xE0FFF // tags and variation selectors supplement
+    )
 }
 
 /// A CSV cell that a spreadsheet would evaluate as a formula, made inert with a leading `'`.
@@ -195,6 +233,48 @@ mod tests {
         assert_eq!(safe("evil\u{202e}gnp.exe"), "evil\\u{202e}gnp.exe");
         assert_eq!(safe("line\nbreak"), "line\\u{a}break");
         assert_eq!(safe("\u{9b}31m"), "\\u{9b}31m");
+    }
+
+    /// Characters a terminal draws as nothing, or that move or break what follows.
+    const INVISIBLE: &[char] = &[
+        '\u{61c}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{e0000}',
+        '\u{e0001}',
+        '\u{e0020}',
+        '\u{e0041}',
+        '\u{e007f}',
+        '\u{3164}',
+        '\u{115f}',
+        '\u{180e}',
+        '\u{200b}',
+        '\u{202e}',
+        '\u{2066}',
+        '\u{feff}',
+        '\u{ad}',
+        '\u{ffa0}',
+        '\u{1160}',
+    ];
+
+    #[test]
+    fn invisible_and_line_breaking_characters_are_shown_not_drawn() {
+        for &c in INVISIBLE {
+            let s = format!("a{c}b");
+            assert_eq!(
+                safe(&s),
+                format!("a\\u{{{:x}}}b", c as u32),
+                "{:x}",
+                c as u32
+            );
+        }
+        for kept in ["Zoë", "東京", "❤\u{fe0f}", "O'Brien", "a b"] {
+            assert_eq!(safe(kept), kept);
+        }
+        assert_eq!(
+            safe_lines("one\u{1b}\ntwo\u{2028}"),
+            "one\\u{1b}\ntwo\\u{2028}"
+        );
     }
 
     #[test]
