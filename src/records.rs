@@ -264,14 +264,14 @@ pub fn export(
     let io = |e: std::io::Error| Error::io("<stdout>", e);
     match format {
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::ui::csv_writer(out);
             w.write_record(obj.column_names()).map_err(csv_err)?;
             let n = store.for_each_record(obj, |vals| {
                 let cells = vals.iter().map(|v| {
                     let s = v.display();
                     match v {
                         Value::Text(_) if spreadsheet_safe => {
-                            crate::ui::formula_safe(&s).into_owned()
+                            crate::ui::sheet_cell(&s).into_owned()
                         }
                         _ => s,
                     }

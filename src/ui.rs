@@ -171,17 +171,44 @@ fn needs_escape(c: char) -> bool {
     )
 }
 
-/// A CSV cell that a spreadsheet would evaluate as a formula, made inert with a leading `'`.
+/// The one builder of every CSV crmgate writes (exports, audit exports, rejects files, import's
+/// own proposals): RFC 4180 quoting, `\n` line ends. Cells are written as given; a CSV meant for
+/// people passes each through [`sheet_cell`] first.
+pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new().from_writer(out)
+}
+
+/// A cell of a spreadsheet-safe CSV (audit export, `export --spreadsheet-safe`, rejects files).
+/// A cell a spreadsheet would evaluate as a formula, or trim into one, gets a leading `'`: it
+/// starts with `= + - @`, their full-width forms `＝ ＋ － ＠`, a space, a tab or a line break.
 /// A cell that already starts with `'` gets one too, so the escape is reversible: reading back,
-/// drop one leading `'` ([`formula_unescape`]) and every value is exactly what was stored.
-pub fn formula_safe(s: &str) -> Cow<'_, str> {
+/// drop one leading `'` ([`formula_unescape`]). Control characters other than tab and line
+/// breaks (ESC, NUL, BEL, DEL, C1) are written as `\u{..}`, as on the terminal: no CSV reader
+/// or spreadsheet keeps them, and `cat` would run them.
+pub fn sheet_cell(s: &str) -> Cow<'_, str> {
+    let inert = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    let s: Cow<'_, str> = if s.chars().any(inert) {
+        let mut out = String::with_capacity(s.len() + 8);
+        for c in s.chars() {
+            if inert(c) {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(s)
+    };
     match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => Cow::Owned(format!("'{s}")),
-        _ => Cow::Borrowed(s),
+        Some(
+            '=' | '+' | '-' | '@' | '＝' | '＋' | '－' | '＠' | ' ' | '\t' | '\r' | '\n' | '\'',
+        ) => Cow::Owned(format!("'{s}")),
+        _ => s,
     }
 }
 
-/// The inverse of [`formula_safe`].
+/// The inverse of [`sheet_cell`]'s leading `'`.
 pub fn formula_unescape(s: &str) -> &str {
     s.strip_prefix('\'').unwrap_or(s)
 }
@@ -279,12 +306,27 @@ mod tests {
 
     #[test]
     fn formulas_are_neutralised() {
-        for s in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert_eq!(formula_safe(s), format!("'{s}"));
+        for s in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            " =1+1",
+            "＝1+1",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+        ] {
+            assert_eq!(sheet_cell(s), format!("'{s}"));
         }
-        assert_eq!(formula_safe("Acme"), "Acme");
-        for s in ["=1+1", "'quoted", "''", "plain", "-5", ""] {
-            assert_eq!(formula_unescape(&formula_safe(s)), s, "round trip of {s:?}");
+        assert_eq!(sheet_cell("Acme"), "Acme");
+        assert_eq!(sheet_cell("a\x1b[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
+        assert_eq!(sheet_cell("two\nlines"), "two\nlines");
+        for s in ["=1+1", "'quoted", "''", "plain", "-5", "", " x", "＝x"] {
+            assert_eq!(formula_unescape(&sheet_cell(s)), s, "round trip of {s:?}");
         }
     }
 }

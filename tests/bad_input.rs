@@ -346,3 +346,38 @@ fn a_row_after_a_quoted_line_break_is_reported_at_its_physical_line() {
     let stderr = common::refused(env.cmd(&["propose", f.to_str().unwrap()]));
     assert!(stderr.contains(&format!("{}:4: ", f.display())), "{stderr}");
 }
+
+#[test]
+fn the_rejects_file_is_spreadsheet_safe_and_holds_no_raw_control_characters() {
+    let env = Env::with_crm();
+    let f = env.write(
+        "evil.csv",
+        format!(
+            "{HEADER}\u{ff1d}1+1,s,update,contacts,c-1001,email,\"=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",,,, =1+1,\"\u{1b}[2Jgone\0\"\n"
+        ),
+    );
+    let rejects = env.path("rejects.csv");
+    env.cmd(&[
+        "propose",
+        f.to_str().unwrap(),
+        "--skip-invalid",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ])
+    .assert()
+    .code(3);
+    let bytes = std::fs::read(&rejects).unwrap();
+    assert!(!bytes.contains(&0x1b), "raw ESC in the rejects file");
+    assert!(!bytes.contains(&0), "raw NUL in the rejects file");
+    let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let row = rdr.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let i = headers.iter().position(|h| h == name).unwrap();
+        row[i].to_string()
+    };
+    assert_eq!(cell("id"), "'\u{ff1d}1+1");
+    assert_eq!(cell("value"), "'=HYPERLINK(\"http://evil\",\"x\")");
+    assert_eq!(cell("trigger"), "' =1+1");
+    assert_eq!(cell("reason"), "\\u{1b}[2Jgone\\u{0}");
+}
