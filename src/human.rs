@@ -1,6 +1,6 @@
 //! Human decisions on queued proposals: approve and reject, with the checks every path to a
-//! decision shares (state, approver role, staleness), and the circuit breaker that pauses a
-//! source humans keep rejecting. The interactive review and the `approve`/`reject` commands both
+//! decision shares (state, approver role, staleness); a rejection runs the source's circuit
+//! breaker (`admin::pauses`). The interactive review and the `approve`/`reject` commands both
 //! come through here.
 
 use crate::error::{Error, Result};
@@ -95,56 +95,6 @@ pub fn check_edit(w: &Writer<'_>, p: &Proposal, raw: Option<&str>) -> Result<Edi
     Ok(Edit::Valid(value))
 }
 
-/// The roles that may approve `p` under `policy` (the one in force): its rules' approvers when
-/// it is decided again now, not those stored when it was ingested under an older version. A
-/// proposal whose record is gone keeps its stored ones (staleness refuses it anyway).
-pub fn approvers_now(r: &impl ReadRecords, policy: &Policy, p: &Proposal) -> Result<Vec<String>> {
-    if let Some(d) = crate::admin::policy::decide_again(r, policy, p)? {
-        return Ok(d.approvers);
-    }
-    let stored: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
-    Ok(stored.map(|d| d.approvers).unwrap_or_default())
-}
-
-/// Whether a person's approval of a proposal still holds under the policy in force, given
-/// `now`, the policy's decision on it against the record as it is at apply: `approver` must hold
-/// one of the roles its matched rules name. `Err` says why not, for the event that sends the
-/// proposal back to review.
-pub fn approval_holds(
-    policy: &Policy,
-    now: &Decision,
-    approver: &str,
-) -> std::result::Result<(), String> {
-    if policy.may_approve(approver, &now.approvers) {
-        return Ok(());
-    }
-    Err(format!(
-        "{} approved it, but under the policy in force approving it takes the role {}; it is back in review for `crmgate approve` by one who holds it",
-        crate::ui::safe(approver),
-        now.approvers.join(" or ")
-    ))
-}
-
-/// Whether `actor` may revert a change made for proposal `p`: an admin may, and so may one
-/// who could approve `p` under `policy` (the one in force). `Err` says why not, for the refusal.
-pub fn may_revert(
-    r: &impl ReadRecords,
-    policy: &Policy,
-    p: &Proposal,
-    actor: &str,
-) -> Result<std::result::Result<(), String>> {
-    let approvers = approvers_now(r, policy, p)?;
-    if policy.has_role(actor, "admin") || policy.may_approve(actor, &approvers) {
-        return Ok(Ok(()));
-    }
-    Ok(Err(format!(
-        "{} may not revert the change made for proposal {}: that takes the role {}, or admin",
-        crate::ui::safe(actor),
-        p.id,
-        approvers.join(" or ")
-    )))
-}
-
 /// The way forward from a stale proposal: one whose records and field are still there is
 /// proposed again against the record as it is now; one whose record (or field) is gone can only
 /// be rejected.
@@ -192,7 +142,7 @@ pub fn decide(
             _ => format!("already {}", p.state),
         }));
     }
-    let approvers = approvers_now(w, policy, &p)?;
+    let approvers = crate::admin::access::approvers_now(w, policy, &p)?;
     if !policy.may_approve(actor, &approvers) {
         return Ok(Ruling::Refused(format!(
             "{actor} may not {} it: that takes the role {}",
@@ -321,38 +271,6 @@ pub fn undo(w: &Writer<'_>, actor: &str, id: i64) -> Result<Ruling> {
     Ok(Ruling::Done(Box::new(p)))
 }
 
-/// Pauses `source` when more than the policy's `max_reject_rate` of a window of its latest
-/// human decisions are rejections, counting the window as full: 20 rejections out of any 50
-/// trip a 30% breaker, however few approvals came between. Returns the reason when it paused.
-pub fn circuit_breaker(w: &Writer<'_>, policy: &Policy, source: &str) -> Result<Option<String>> {
-    let Some(b) = policy.circuit_breaker else {
-        return Ok(None);
-    };
-    let recent = w.recent_human_decisions(source, b.window)?;
-    let rejected = recent.iter().filter(|r| **r).count();
-    if (rejected as f64) <= b.max_reject_rate * b.window as f64 {
-        return Ok(None);
-    }
-    let reason = format!(
-        "circuit breaker: {rejected} of the last {} human decisions on its proposals were rejections (more than {:.0}% of {})",
-        recent.len(),
-        b.max_reject_rate * 100.0,
-        b.window
-    );
-    if !w.pause(Some(source), &reason, "crmgate")? {
-        return Ok(None); // already paused
-    }
-    w.append_event(NewEvent {
-        actor: "crmgate".into(),
-        actor_kind: "system",
-        action: "pause",
-        source: Some(source.to_string()),
-        detail: serde_json::json!({ "reason": reason, "rejected": rejected, "window": b.window }),
-        ..NewEvent::default()
-    })?;
-    Ok(Some(reason))
-}
-
 /// Which proposals a batch decision covers.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -422,8 +340,9 @@ pub fn decide_batch(
     let (version, policy) = crate::admin::policy::load(store)?;
     // What to decide is resolved before the write lock is taken.
     let resolved = resolve(store, targets, verb)?;
-    store.write(now, |w| {
+    let (batch, trips) = store.write(now, |w| {
         let mut batch = Batch::default();
+        let mut trips = Vec::new();
         let mut sources: Vec<String> = Vec::new();
         for (shown, id) in resolved {
             let ruling = match id {
@@ -442,13 +361,16 @@ pub fn decide_batch(
         }
         if let Verb::Reject { .. } = verb {
             for s in &sources {
-                if let Some(reason) = circuit_breaker(w, &policy, s)? {
+                if let Some(reason) = crate::admin::pauses::circuit_breaker(w, &policy, s)? {
                     batch.paused.push(format!("{s}: {reason}"));
+                    trips.push((s.clone(), reason));
                 }
             }
         }
-        Ok(batch)
-    })
+        Ok((batch, trips))
+    })?;
+    crate::admin::pauses::alert_breakers(store, &policy, now, &trips);
+    Ok(batch)
 }
 
 /// A target's proposal id, or why it names none.

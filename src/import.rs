@@ -60,6 +60,7 @@ pub fn run(store: &mut Store, req: &Request<'_>) -> Result<ImportReport> {
     }
     store.set_cache_kib(64 * 1024)?;
     let (mut report, diffs) = store.write(req.now, |w| {
+        refuse_if_paused(w, req)?;
         if !w.has_records(&obj)? {
             return Ok((bootstrap(w, &obj, req.input, req.actor)?, Vec::new()));
         }
@@ -72,6 +73,41 @@ pub fn run(store: &mut Store, req: &Request<'_>) -> Result<ImportReport> {
         report.by_decision = queued.by_decision;
     }
     Ok(report)
+}
+
+/// An import writes records: a pause of the whole store, or of the source its proposals go
+/// under, refuses it whole. Read in the import's own transaction, so a pause that committed
+/// before it began is seen.
+fn refuse_if_paused(w: &Writer<'_>, req: &Request<'_>) -> Result<()> {
+    let source = req.source.as_deref().unwrap_or(DEFAULT_SOURCE);
+    let pauses = w.pauses()?;
+    let Some(pause) = pauses
+        .iter()
+        .find(|p| p.source.is_none() || p.source.as_deref() == Some(source))
+    else {
+        return Ok(());
+    };
+    let (what, resume) = match &pause.source {
+        None => (
+            "the store is paused".to_string(),
+            "crmgate resume".to_string(),
+        ),
+        Some(s) => (
+            format!("source {s} is paused"),
+            format!("crmgate resume --source {s}"),
+        ),
+    };
+    Err(Error::refused_with_hint(
+        crate::ui::safe(&format!(
+            "nothing was imported: {what} ({}, by {})",
+            pause.reason, pause.actor
+        ))
+        .into_owned(),
+        format!(
+            "an admin lifts the pause with `{}`, then import again",
+            crate::ui::safe(&resume)
+        ),
+    ))
 }
 
 /// `--direct` skips the review of what it changes: with `[roles]` set, only an admin may.

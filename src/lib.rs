@@ -52,6 +52,7 @@ pub mod apply;
 // CRM records, the audit log, the store, the terminal.
 pub mod actor;
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod import;
 pub mod prompt;

@@ -138,6 +138,14 @@ pub struct CircuitBreaker {
     pub max_reject_rate: f64,
 }
 
+/// `[alerts]`: the command run once per alert, split into its program and arguments when the
+/// policy is read (no shell runs it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alerts {
+    /// The program, then its arguments; never empty.
+    pub argv: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub default_autonomy: Autonomy,
@@ -146,6 +154,8 @@ pub struct Policy {
     pub max_auto_per_day: u64,
     pub sources: BTreeMap<String, SourcePolicy>,
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// Where alerts go; `None`: nowhere.
+    pub alerts: Option<Alerts>,
     pub rules: Vec<Rule>,
     /// actor -> roles. Empty: single-user mode, every actor may do everything.
     pub roles: BTreeMap<String, Vec<String>>,

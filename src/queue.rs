@@ -190,7 +190,8 @@ fn field_images(store: &Store, c: &ChangeRow) -> Vec<FieldImage> {
         .unwrap_or_default();
     for m in [&before, &after].into_iter().flatten() {
         for k in m.keys() {
-            if !names.contains(k) {
+            // The rowid a merge kept is where the record goes back, not one of its fields.
+            if !names.contains(k) && k != crate::apply::ROWID_KEY {
                 names.push(k.clone());
             }
         }
@@ -271,4 +272,65 @@ fn change(store: &Store, id: i64) -> Result<ChangeView> {
         proposal,
         events,
     })
+}
+
+/// Undecided proposals older than `status --max-age`: how many, and the oldest.
+#[derive(Debug, Clone)]
+pub struct Overdue {
+    pub count: i64,
+    pub oldest: Proposal,
+}
+
+/// `--max-age`'s duration: jiff's friendly form (`24h`, `90m`, `2d`, `1h 30m`) or ISO 8601
+/// (`PT24H`), a day counted as 24 hours.
+pub fn max_age(text: &str) -> Result<jiff::SignedDuration> {
+    let span: jiff::Span = text.trim().parse().map_err(|e| {
+        Error::refused_with_hint(
+            format!("--max-age {}: not a duration: {e}", safe(text)),
+            "give one like 24h, 90m or 2d",
+        )
+    })?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .ok()
+        .filter(|d| d.is_positive())
+        .ok_or_else(|| {
+            Error::refused_with_hint(
+                format!("--max-age {}: not a positive length of time", safe(text)),
+                "give one like 24h, 90m or 2d (weeks, months and years are not fixed lengths)",
+            )
+        })?;
+    Ok(d)
+}
+
+/// Whether an undecided proposal has waited longer than `max_age` at `now`; when one has, a
+/// `queue_age` alert is sent about the oldest.
+pub fn overdue(
+    store: &mut Store,
+    max_age: jiff::SignedDuration,
+    now: &str,
+) -> Result<Option<Overdue>> {
+    let now_ts: jiff::Timestamp = now
+        .parse()
+        .map_err(|e| Error::refused(format!("the time {now} is not RFC 3339: {e}")))?;
+    let cutoff = now_ts
+        .checked_sub(max_age)
+        .map_err(|e| Error::refused(format!("--max-age reaches before any time: {e}")))?;
+    let cutoff = cutoff.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let Some((count, oldest)) = store.undecided_before(&cutoff)? else {
+        return Ok(None);
+    };
+    let detail = serde_json::json!({
+        "count": count,
+        "max_age": format!("{max_age:#}"),
+        "oldest_at": oldest.created_at,
+        "state": oldest.state,
+    });
+    let mut alert = crate::alerts::Alert::new(crate::alerts::AlertKind::QueueAge, now, detail)
+        .about_source(Some(&oldest.source));
+    alert.object = Some(oldest.object.clone());
+    alert.record = Some(oldest.record.clone());
+    alert.proposal = Some(oldest.id);
+    crate::alerts::send_in_force(store, &[alert]);
+    Ok(Some(Overdue { count, oldest }))
 }

@@ -211,7 +211,7 @@ impl View {
             .and_then(|o| o.columns.iter().position(|c| c.primary_key))
             .unwrap_or(0);
         let explained = explain(store, &p)?;
-        let roles = human::approvers_now(store, policy, &p)?;
+        let roles = crate::admin::access::approvers_now(store, policy, &p)?;
         let holders: Vec<String> = policy
             .roles
             .iter()
@@ -888,7 +888,7 @@ impl Review<'_> {
 
     /// Whether the reviewer may approve or reject `p` under the policy in force.
     fn may_decide(&self, p: &Proposal) -> Result<bool> {
-        let approvers = human::approvers_now(&*self.store, self.policy, p)?;
+        let approvers = crate::admin::access::approvers_now(&*self.store, self.policy, p)?;
         Ok(self.policy.may_approve(self.actor, &approvers))
     }
 
@@ -1088,13 +1088,19 @@ impl Review<'_> {
     fn decide(&mut self, id: i64, verb: Verb) -> Result<Ruling> {
         let (policy, version, actor) = (self.policy, self.version, self.actor);
         let now = (self.clock)();
-        self.store.write(&now, |w| {
+        let (out, trip) = self.store.write(&now, |w| {
             let out = human::decide(w, policy, version, actor, id, &verb)?;
+            let mut trip = None;
             if let (Ruling::Done(p), Verb::Reject { .. }) = (&out, &verb) {
-                human::circuit_breaker(w, policy, &p.source)?;
+                trip = crate::admin::pauses::circuit_breaker(w, policy, &p.source)?
+                    .map(|reason| (p.source.clone(), reason));
             }
-            Ok(out)
-        })
+            Ok((out, trip))
+        })?;
+        if let Some(trip) = trip {
+            crate::admin::pauses::alert_breakers(self.store, policy, &now, &[trip]);
+        }
+        Ok(out)
     }
 
     fn undo(&mut self, id: i64) -> Result<Ruling> {

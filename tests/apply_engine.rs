@@ -152,7 +152,7 @@ fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_rever
             "people/p-002 team_code 'A' 'C'",
             "people/p-003 team_code 'A' 'C'",
             "people/p-004 team_code 'A' 'C'",
-            "teams/t1 * '{\"code\":\"A\",\"id\":\"t1\",\"name\":\"Alpha\"}' NULL",
+            "teams/t1 * '{\"code\":\"A\",\"crmgate:rowid\":1,\"id\":\"t1\",\"name\":\"Alpha\"}' NULL",
             "teams/t2 name NULL 'Alpha'",
         ]
     );
@@ -166,6 +166,74 @@ fn a_merge_re_points_the_rows_an_on_delete_set_null_would_have_emptied_and_rever
     );
     env.cmd(&["revert", "--run", "1"]).assert().success();
     assert_eq!(env.dump_of(&["teams", "people"]), original);
+    env.cmd(&["audit", "verify"]).assert().success();
+}
+
+/// Every CRM table row by row in rowid order, each row with its rowid, as `sqlite3 .dump`
+/// writes them: two stores that differ here dump differently.
+fn rowid_dump(env: &Env) -> String {
+    let conn = env.conn();
+    let mut out = String::new();
+    for t in ["orgs", "staff"] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT rowid, * FROM {t} ORDER BY rowid"))
+            .unwrap();
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        out.push_str(&format!("== {t}\n"));
+        while let Some(r) = rows.next().unwrap() {
+            let cells: Vec<String> = (0..n)
+                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                .collect();
+            out.push_str(&cells.join("|"));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn a_reverted_merge_re_creates_the_duplicate_at_its_rowid_so_the_crm_dumps_byte_for_byte_as_before()
+{
+    // A text primary key: the rowid is not the key, and the duplicate is not the last row.
+    let env = crm_of(
+        "CREATE TABLE orgs (code TEXT PRIMARY KEY, name TEXT, city TEXT);
+         CREATE TABLE staff (id INTEGER PRIMARY KEY, org TEXT REFERENCES orgs(code), name TEXT);",
+        "INSERT INTO orgs VALUES ('o-1', 'Acme', NULL), ('o-2', 'Acme', 'Paris'),
+             ('o-3', 'Zeta', 'Oslo');
+         INSERT INTO staff VALUES (1, 'o-2', 'Ann'), (2, 'o-1', 'Bo'), (3, 'o-2', 'Cy');",
+    );
+    let original = rowid_dump(&env);
+    env.propose("m-1,bot,merge,orgs,o-2,,,o-1,0.9,,,\n");
+    env.cmd(&["--as", "alice", "approve", "bot:m-1"])
+        .assert()
+        .success();
+    env.cmd(&["apply"]).assert().success();
+    assert_eq!(env.count("SELECT count(*) FROM orgs WHERE code = 'o-2'"), 0);
+    assert_eq!(
+        env.count("SELECT count(*) FROM staff WHERE org = 'o-1'"),
+        3,
+        "re-pointed"
+    );
+    assert_eq!(
+        env.text("SELECT city FROM orgs WHERE code = 'o-1'"),
+        "Paris"
+    );
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(rowid_dump(&env), original);
+    // Reverting the revert merges again; reverting that puts the duplicate back where it was.
+    env.cmd(&["revert", "--run", "2"]).assert().success();
+    assert_eq!(env.count("SELECT count(*) FROM orgs WHERE code = 'o-2'"), 0);
+    env.cmd(&["revert", "--run", "3"]).assert().success();
+    assert_eq!(rowid_dump(&env), original);
+    // `show` lists the record's fields, not where it goes back.
+    let whole: i64 =
+        env.one("SELECT id FROM crmgate_changes WHERE field = '*' ORDER BY id LIMIT 1");
+    let (shown, _) = common::ok(env.cmd(&["show", &format!("change:{whole}")]));
+    assert!(
+        shown.contains("Paris") && !shown.contains("rowid"),
+        "{shown}"
+    );
     env.cmd(&["audit", "verify"]).assert().success();
 }
 

@@ -653,7 +653,14 @@ fn replay_event(conn: &rusqlite::Connection, e: &serde_json::Value) {
             serde_json::Value::String(snapshot) => {
                 let row: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(snapshot).unwrap();
-                let cols: Vec<String> = row.keys().map(|k| format!("\"{k}\"")).collect();
+                // A merge's snapshot keeps the duplicate's rowid: it goes back where it was.
+                let cols: Vec<String> = row
+                    .keys()
+                    .map(|k| match k.as_str() {
+                        "crmgate:rowid" => "rowid".to_string(),
+                        k => format!("\"{k}\""),
+                    })
+                    .collect();
                 let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
                 let values: Vec<rusqlite::types::Value> = row.values().map(sql_value).collect();
                 conn.execute(
@@ -862,6 +869,47 @@ fn a_saved_plan_applies_exactly_what_was_seen_and_a_stale_plan_is_refused() {
         .stderr(predicate::str::contains("the plan was not applied"))
         .stderr(predicate::str::contains("contacts/c-1001"));
     assert_eq!(other.dump(), before);
+}
+
+#[test]
+fn a_plan_whose_items_do_not_match_their_proposals_is_refused_whole_naming_the_first() {
+    let env = Env::new();
+    env.cmd(&["init", "--demo"]).assert().success();
+    let plan = env.path("plan.json");
+    env.cmd(&["apply", "--dry-run", "--plan-out", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    let made: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let before = env.dump();
+    // Each edit keeps proposal ids and values, and points one item elsewhere.
+    let edits: [(&str, serde_json::Value); 2] = [
+        ("record", serde_json::json!("companies/co-1001")),
+        ("field", serde_json::json!("name")),
+    ];
+    for (key, to) in edits {
+        let mut edited = made.clone();
+        edited["items"][1][key] = to;
+        let f = env.write("edited.json", serde_json::to_string(&edited).unwrap());
+        let err = common::refused(env.cmd(&["apply", "--plan", &f]));
+        assert!(
+            err.contains("the plan was not applied: item 2 of the plan does not match proposal 2"),
+            "{key}: {err}"
+        );
+        assert!(
+            err.contains("hint:") && err.contains("crmgate apply --dry-run --plan-out FILE"),
+            "{key}: {err}"
+        );
+        assert_eq!(
+            env.dump(),
+            before,
+            "{key}: nothing applied, not even item 1"
+        );
+    }
+    env.cmd(&["apply", "--plan", plan.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(env.count("SELECT count(*) FROM crmgate_changes"), 5);
 }
 
 /// A run of eight field writes approved by a human and applied; returns the CRM dump from
@@ -1085,4 +1133,69 @@ fn a_large_run_with_a_record_moved_on_is_refused_whole_as_before() {
             "nothing changed, not even a first chunk"
         );
     }
+}
+
+#[test]
+fn a_pause_of_the_store_or_of_the_import_source_refuses_an_import_naming_resume() {
+    let env = Env::demo();
+    // A new record and a differing field: an import would create the one and propose the other.
+    let f = env.write(
+        "more.csv",
+        "id,first_name,last_name,email,phone\nc-9001,Nia,Obi,nia@example.com,\nc-1001,,,,+1 415 555 0100\n",
+    );
+    env.cmd(&["pause", "--reason", "CRM migration tonight"])
+        .assert()
+        .success();
+    let before = env.dump();
+    for direct in [false, true] {
+        let mut args = vec!["import", "contacts", &f];
+        if direct {
+            args.push("--direct");
+        }
+        let err = common::refused(env.cmd(&args));
+        assert!(
+            err.contains("nothing was imported: the store is paused (CRM migration tonight"),
+            "{err}"
+        );
+        assert!(
+            err.contains("hint:") && err.contains("`crmgate resume`"),
+            "{err}"
+        );
+        assert_eq!(env.dump(), before, "--direct {direct}");
+    }
+    env.cmd(&["resume"]).assert().success();
+    env.cmd(&["pause", "--source", "import", "--reason", "bad feed"])
+        .assert()
+        .success();
+    let before = env.dump();
+    let err = common::refused(env.cmd(&["import", "contacts", &f]));
+    assert!(err.contains("source import is paused (bad feed"), "{err}");
+    assert!(err.contains("`crmgate resume --source import`"), "{err}");
+    assert_eq!(env.dump(), before);
+    // Under another source's name the import goes through.
+    env.cmd(&["import", "contacts", &f, "--source", "crm-sync"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM contacts WHERE id = 'c-9001'"),
+        1
+    );
+}
+
+#[test]
+fn a_revert_still_runs_while_the_store_is_paused_as_pause_help_says() {
+    let env = Env::demo();
+    let original = crm_dump(&env);
+    env.cmd(&["apply"]).assert().success();
+    env.cmd(&["pause", "--reason", "incident"])
+        .assert()
+        .success();
+    env.cmd(&["revert", "--run", "1"]).assert().success();
+    assert_eq!(crm_dump(&env), original);
+    // What a pause stops, and that revert is not among it, is what `pause --help` says.
+    let (help, _) = common::ok(env.cmd(&["pause", "--help"]));
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("stops `apply`"), "{help}");
+    assert!(help.contains("`import`"), "{help}");
+    assert!(help.contains("`revert` is not stopped"), "{help}");
 }

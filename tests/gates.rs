@@ -396,7 +396,7 @@ fn a_revert_takes_a_role_that_could_approve_the_change_or_admin() {
     let (_, policy) = crmgate::admin::policy::load(&store).unwrap();
     let id: i64 = env.one("SELECT id FROM crmgate_proposals WHERE ext_id = 'cb-115'");
     let p = store.proposal(id).unwrap().unwrap();
-    let may = |who: &str| crmgate::human::may_revert(&store, &policy, &p, who).unwrap();
+    let may = |who: &str| crmgate::admin::access::may_revert(&store, &policy, &p, who).unwrap();
     assert_eq!(may("mia"), Ok(()));
     assert_eq!(may("alice"), Ok(()), "an admin");
     let why = may("bob").unwrap_err();

@@ -415,3 +415,49 @@ fn json_empty_string_sets_the_empty_string_null_clears_and_a_bom_is_skipped_as_i
     assert_eq!(title("c-1002"), "null:");
     assert_eq!(title("c-1003"), "text:");
 }
+
+/// The parent a contact's email is checked against (for its domain) is read with only that
+/// column; a write to the parent itself, judged later in the run, must still see every column
+/// the policy's conditions read.
+#[test]
+fn a_parent_read_for_an_email_domain_does_not_blind_the_rules_on_a_later_write_to_that_parent() {
+    let env = Env::new();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE teams (id TEXT PRIMARY KEY, domain TEXT, legal_hold INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE people (id TEXT PRIMARY KEY, email TEXT, team_id TEXT REFERENCES teams(id));
+             INSERT INTO teams VALUES ('t1', 'a.example', 1);
+             INSERT INTO people VALUES ('p1', NULL, 't1');",
+        )
+        .expect("schema");
+    env.cmd(&["init"]).assert().success();
+    let policy = env.policy(
+        "policy.toml",
+        r#"
+[defaults]
+autonomy = "autonomous"
+auto_min_confidence = 0.1
+
+[[rule]]
+name = "everything"
+kind = ["update"]
+action = "auto"
+
+[[rule]]
+name = "legal-hold"
+record = { legal_hold = 1 }
+action = "block"
+"#,
+    );
+    env.cmd(&["policy", "set", &policy]).assert().success();
+    // people sorts before teams: the email's domain check reads t1 first.
+    env.propose_rows(
+        "p.csv",
+        "r1,bot,update,people,p1,email,x@a.example,,0.9,,,\n\
+         r2,bot,update,teams,t1,domain,b.example,,0.9,,,\n",
+    );
+    assert_eq!(
+        env.text("SELECT state FROM crmgate_proposals WHERE ext_id = 'r2'"),
+        "blocked"
+    );
+}

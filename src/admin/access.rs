@@ -1,11 +1,15 @@
 //! Who may do what, beyond the approver roles of a proposal's rules: with `[roles]` set, acting
 //! as someone other than the OS user takes the OS user holding `admin` (like `sudo -u`), an
 //! actor holding no role decides nothing, and exports take `admin` or `auditor`. An empty
-//! `[roles]` table is single-user: every actor may do everything.
+//! `[roles]` table is single-user: every actor may do everything. The approver roles of a
+//! proposal, its approval at apply and who may revert it are judged here too, the same for a
+//! person's decision and for apply.
 
 use crate::error::{Error, Result};
+use crate::model::Proposal;
+use crate::policy::Decision;
 use crate::policy::Policy;
-use crate::store::Store;
+use crate::store::{ReadRecords, Store};
 
 /// What a command asks of its actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,4 +95,54 @@ fn admins(policy: &Policy) -> String {
     } else {
         names.join(", ")
     }
+}
+
+/// The roles that may approve `p` under `policy` (the one in force): its rules' approvers when
+/// it is decided again now, not those stored when it was ingested under an older version. A
+/// proposal whose record is gone keeps its stored ones (staleness refuses it anyway).
+pub fn approvers_now(r: &impl ReadRecords, policy: &Policy, p: &Proposal) -> Result<Vec<String>> {
+    if let Some(d) = crate::admin::policy::decide_again(r, policy, p)? {
+        return Ok(d.approvers);
+    }
+    let stored: Option<Decision> = p.rules.clone().and_then(|v| serde_json::from_value(v).ok());
+    Ok(stored.map(|d| d.approvers).unwrap_or_default())
+}
+
+/// Whether a person's approval of a proposal still holds under the policy in force, given
+/// `now`, the policy's decision on it against the record as it is at apply: `approver` must hold
+/// one of the roles its matched rules name. `Err` says why not, for the event that sends the
+/// proposal back to review.
+pub fn approval_holds(
+    policy: &Policy,
+    now: &Decision,
+    approver: &str,
+) -> std::result::Result<(), String> {
+    if policy.may_approve(approver, &now.approvers) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} approved it, but under the policy in force approving it takes the role {}; it is back in review for `crmgate approve` by one who holds it",
+        crate::ui::safe(approver),
+        now.approvers.join(" or ")
+    ))
+}
+
+/// Whether `actor` may revert a change made for proposal `p`: an admin may, and so may one
+/// who could approve `p` under `policy` (the one in force). `Err` says why not, for the refusal.
+pub fn may_revert(
+    r: &impl ReadRecords,
+    policy: &Policy,
+    p: &Proposal,
+    actor: &str,
+) -> Result<std::result::Result<(), String>> {
+    let approvers = approvers_now(r, policy, p)?;
+    if policy.has_role(actor, "admin") || policy.may_approve(actor, &approvers) {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "{} may not revert the change made for proposal {}: that takes the role {}, or admin",
+        crate::ui::safe(actor),
+        p.id,
+        approvers.join(" or ")
+    )))
 }

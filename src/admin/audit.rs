@@ -128,11 +128,13 @@ fn cells(e: &EventRow) -> [String; 22] {
 }
 
 /// Writes every event at or after `since` to `out`, as CSV (cells a spreadsheet would run made
-/// inert), one JSON array, or JSON Lines; returns how many.
+/// inert), one JSON array, or JSON Lines, with the values of the `redact` fields replaced by
+/// their SHA-256 (see [`Redact`]); returns how many.
 pub fn export(
     store: &Store,
     format: Format,
     since: Option<&str>,
+    redact: &Redact,
     out: &mut dyn Write,
 ) -> Result<u64> {
     let io = |e: std::io::Error| Error::io("<stdout>", e);
@@ -142,7 +144,7 @@ pub fn export(
         w.write_record(COLUMNS).map_err(crate::records::csv_err)?;
         store.for_each_event(since, |e| {
             n += 1;
-            let row = cells(e);
+            let row = cells(&redact.event(e));
             w.write_record(row.iter().map(|c| crate::ui::sheet_cell(c).into_owned()))
                 .map_err(crate::records::csv_err)
         })?;
@@ -150,6 +152,107 @@ pub fn export(
         return Ok(n);
     }
     let mut stream = crate::records::JsonStream::begin(out, format == Format::Json)?;
-    store.for_each_event(since, |e| stream.item(e))?;
+    store.for_each_event(since, |e| stream.item(&redact.event(e)))?;
     stream.end()
+}
+
+/// The fields `audit export --redact` hides. An event about one of them (its `field`) has its
+/// before and after values, and the proposer's and reviewer's values an edit keeps in its
+/// detail, replaced by their SHA-256; a value that is a whole record (a create, a merge) has the
+/// field's entry replaced wherever it appears. A text value is hashed as its UTF-8 text, any
+/// other as its JSON; `null` stays `null`. The hex digest takes the value's place, as a JSON
+/// string, so equal values still match across events without being readable.
+#[derive(Debug, Clone, Default)]
+pub struct Redact {
+    fields: Vec<String>,
+}
+
+/// The keys of an edit's detail that hold values of the event's field.
+const DETAIL_VALUES: [&str; 2] = ["proposed", "edited"];
+
+impl Redact {
+    /// Checks `fields` against the store's columns: a name no object has is refused, since a
+    /// typo would leave the data it meant to hide in the export.
+    pub fn new(schema: &crate::schema::Schema, fields: Vec<String>) -> Result<Redact> {
+        let known: Vec<&str> = (schema.objects.values())
+            .flat_map(|o| o.column_names())
+            .collect();
+        if let Some(bad) = fields.iter().find(|f| !known.contains(&f.as_str())) {
+            return Err(Error::refused_with_hint(
+                format!(
+                    "--redact {}: no object has that field{}",
+                    crate::ui::safe(bad),
+                    crate::schema::suggestion_suffix(bad, known.iter().copied())
+                ),
+                "name fields as the store's objects call them, e.g. --redact email,phone",
+            ));
+        }
+        Ok(Redact { fields })
+    }
+
+    /// `e` as exported: unchanged, or a copy with the redacted values hashed.
+    pub fn event<'e>(&self, e: &'e EventRow) -> std::borrow::Cow<'e, EventRow> {
+        use std::borrow::Cow;
+        if self.fields.is_empty() {
+            return Cow::Borrowed(e);
+        }
+        let whole = e.field.as_ref().is_some_and(|f| self.fields.contains(f));
+        let mut out = e.clone();
+        out.prev_value = e.prev_value.as_deref().map(|v| self.text(v, whole, &[]));
+        out.new_value = e.new_value.as_deref().map(|v| self.text(v, whole, &[]));
+        let keys: &[&str] = if whole { &DETAIL_VALUES } else { &[] };
+        out.detail = e.detail.as_deref().map(|v| self.text(v, false, keys));
+        if out.prev_value == e.prev_value && out.new_value == e.new_value && out.detail == e.detail
+        {
+            return Cow::Borrowed(e);
+        }
+        Cow::Owned(out)
+    }
+
+    /// Stored JSON text, redacted: hashed whole, or under the redacted keys and `also`.
+    fn text(&self, json: &str, whole: bool, also: &[&str]) -> String {
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(json) else {
+            return json.to_string();
+        };
+        if whole {
+            v = hashed(&v);
+        } else if !self.walk(&mut v, also) {
+            return json.to_string();
+        }
+        v.to_string()
+    }
+
+    /// Hashes, in place, every value under a redacted key (or one of `also`, at the top);
+    /// whether anything changed.
+    fn walk(&self, v: &mut serde_json::Value, also: &[&str]) -> bool {
+        let mut changed = false;
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, x) in map.iter_mut() {
+                    if self.fields.contains(k) || also.contains(&k.as_str()) {
+                        *x = hashed(x);
+                        changed = true;
+                    } else {
+                        changed |= self.walk(x, &[]);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for x in items {
+                    changed |= self.walk(x, &[]);
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+}
+
+/// A value's SHA-256, hex, as a JSON string; `null` stays `null`.
+fn hashed(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Null => serde_json::Value::Null,
+        serde_json::Value::String(s) => crate::audit::sha256_hex(s.as_bytes()).into(),
+        other => crate::audit::sha256_hex(other.to_string().as_bytes()).into(),
+    }
 }

@@ -369,7 +369,9 @@ fn redecide(
         .unwrap_or(Value::Null);
     let mut rows: Vec<&[Value]> = vec![&row];
     rows.extend(second_row.as_deref());
-    let related = crate::related::related(store, policy, obj, &rows)?;
+    let related = crate::related::related(policy, store.schema(), obj, &rows, |o, k| {
+        store.record_row(o, k)
+    })?;
     let facts = Facts {
         kind,
         source: &r.source,

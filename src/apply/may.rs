@@ -61,7 +61,7 @@ impl Refused {
         changes: &[i64],
     ) -> Result<()> {
         let why = match proposal.map(|id| w.proposal(id)).transpose()?.flatten() {
-            Some(p) => match crate::human::may_revert(w, policy, &p, actor)? {
+            Some(p) => match crate::admin::access::may_revert(w, policy, &p, actor)? {
                 Ok(()) => return Ok(()),
                 Err(why) => why,
             },

@@ -31,14 +31,17 @@ pub(super) fn merge_one(
         let why = "one of the two records no longer exists".to_string();
         return refuse(w, judge, p, Stop::Conflict, why);
     };
-    let related = crate::related::related(w, judge.policy, obj, &[&dup, &survivor])?;
+    let related =
+        crate::related::related(judge.policy, w.schema(), obj, &[&dup, &survivor], |o, k| {
+            w.record_row(o, k)
+        })?;
     let now = decide_merge(judge, obj, p, (&dup, &survivor), &related);
     if now.action == Action::Block {
         let why = format!("blocked now: {}", now.why(judge.policy).join("; "));
         return refuse(w, judge, p, Stop::Block, why);
     }
     if let Some(by) = approver.as_deref()
-        && let Err(why) = crate::human::approval_holds(judge.policy, &now, by)
+        && let Err(why) = crate::admin::access::approval_holds(judge.policy, &now, by)
     {
         return unapprove(w, judge, p, by, why);
     }
@@ -135,10 +138,11 @@ fn merge_steps(
             changes.push(log.change(table, &id, &column.name, from, to)?);
         }
     }
+    let rowid = w.record_rowid(obj, record)?;
     if let Put::Refused(why) = put(w, obj, record, WHOLE_RECORD, &Value::Null)? {
         return Ok(Put::Refused(why));
     }
-    let whole = snapshot(obj, dup);
+    let whole = snapshot_at(obj, dup, rowid);
     changes.push(log.change(obj, record, WHOLE_RECORD, &whole, &Value::Null)?);
     for (i, c) in obj.columns.iter().enumerate() {
         if c.primary_key || !survivor[i].is_empty() || dup[i].is_empty() {
@@ -208,15 +212,55 @@ impl MergeLog<'_, '_> {
     }
 }
 
+/// Where a merge's snapshot of the duplicate keeps its rowid, so that a revert re-creates it
+/// where it was (rows are stored, and dumped, in rowid order). Not kept when a column has this
+/// name; a snapshot without it is re-created wherever SQLite puts a new row.
+pub const ROWID_KEY: &str = "crmgate:rowid";
+
 /// A record as one value: its columns as a JSON object.
 pub(super) fn snapshot(obj: &crate::schema::Object, row: &[Value]) -> Value {
-    let m: serde_json::Map<String, serde_json::Value> = obj
+    snapshot_at(obj, row, None)
+}
+
+/// A record as one value, with its rowid when given: see [`ROWID_KEY`].
+pub(super) fn snapshot_at(obj: &crate::schema::Object, row: &[Value], rowid: Option<i64>) -> Value {
+    let mut m: serde_json::Map<String, serde_json::Value> = obj
         .columns
         .iter()
         .zip(row)
         .map(|(c, v)| (c.name.clone(), v.to_json()))
         .collect();
+    if let Some(rowid) = rowid.filter(|_| obj.column(ROWID_KEY).is_none()) {
+        m.insert(ROWID_KEY.to_string(), rowid.into());
+    }
     Value::Text(serde_json::Value::Object(m).to_string())
+}
+
+/// A snapshot without the rowid it keeps: the record's columns alone, to compare with a
+/// record as it is read.
+pub(super) fn columns_only(obj: &crate::schema::Object, v: &Value) -> Value {
+    let Value::Text(text) = v else {
+        return v.clone();
+    };
+    if snapshot_rowid(obj, text).is_none() {
+        return v.clone();
+    }
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+        Ok(mut m) => {
+            m.remove(ROWID_KEY);
+            Value::Text(serde_json::Value::Object(m).to_string())
+        }
+        Err(_) => v.clone(),
+    }
+}
+
+/// The rowid a snapshot keeps, if it keeps one: see [`ROWID_KEY`].
+pub(super) fn snapshot_rowid(obj: &crate::schema::Object, text: &str) -> Option<i64> {
+    if obj.column(ROWID_KEY).is_some() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get(ROWID_KEY)?.as_i64()
 }
 
 /// The record a snapshot holds, column by column in schema order.
@@ -241,4 +285,59 @@ pub(super) fn from_snapshot(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Affinity, Column, Object, Reach};
+
+    fn object(names: &[&str]) -> Object {
+        Object {
+            name: "orgs".into(),
+            pk: 0,
+            reach: Reach::Named,
+            columns: names
+                .iter()
+                .map(|n| Column {
+                    name: n.to_string(),
+                    decl_type: "TEXT".into(),
+                    affinity: Affinity::from_decl("TEXT"),
+                    not_null: false,
+                    has_default: false,
+                    primary_key: *n == "code",
+                    foreign_key: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_snapshot_keeps_the_rowid_beside_the_columns_and_an_older_one_without_it_reads_as_before() {
+        let obj = object(&["code", "name"]);
+        let row = [Value::Text("o-2".into()), Value::Text("Acme".into())];
+        let Value::Text(kept) = snapshot_at(&obj, &row, Some(7)) else {
+            panic!("a snapshot is text")
+        };
+        assert_eq!(snapshot_rowid(&obj, &kept), Some(7));
+        assert_eq!(from_snapshot(&obj, &kept).unwrap(), row);
+        assert_eq!(columns_only(&obj, &Value::Text(kept)), snapshot(&obj, &row));
+        // As merges recorded it before the rowid was kept: re-created wherever SQLite puts it.
+        let Value::Text(old) = snapshot(&obj, &row) else {
+            panic!("a snapshot is text")
+        };
+        assert_eq!(snapshot_rowid(&obj, &old), None);
+        assert_eq!(from_snapshot(&obj, &old).unwrap(), row);
+    }
+
+    #[test]
+    fn a_column_named_like_the_rowid_key_keeps_its_value_and_no_rowid_is_kept() {
+        let obj = object(&["code", ROWID_KEY]);
+        let row = [Value::Text("o-2".into()), Value::Integer(3)];
+        let Value::Text(text) = snapshot_at(&obj, &row, Some(7)) else {
+            panic!("a snapshot is text")
+        };
+        assert_eq!(snapshot_rowid(&obj, &text), None);
+        assert_eq!(from_snapshot(&obj, &text).unwrap(), row);
+    }
 }

@@ -223,7 +223,9 @@ fn apply_one(
     };
     let by_policy = p.decision == Some(Action::Auto) && approver.is_none();
     let used = auto_in_run.get(&p.source).copied().unwrap_or(0);
-    let related = crate::related::related(w, judge.policy, obj, &[&row])?;
+    let related = crate::related::related(judge.policy, w.schema(), obj, &[&row], |o, k| {
+        w.record_row(o, k)
+    })?;
     let by_policy_with = by_policy.then_some(used);
     let now = decide_now(
         judge.policy,
@@ -237,7 +239,7 @@ fn apply_one(
         return refuse(w, judge, p, stop, why);
     }
     if let Some(by) = approver.as_deref()
-        && let Err(why) = crate::human::approval_holds(judge.policy, &now, by)
+        && let Err(why) = crate::admin::access::approval_holds(judge.policy, &now, by)
     {
         return unapprove(w, judge, p, by, why);
     }

@@ -46,8 +46,42 @@ impl Plan {
         Ok(Plan { items })
     }
 
-    /// Why each item can no longer be applied as planned: not approved any more, a different
-    /// proposal, or a record that moved on.
+    /// The first item that does not describe its proposal (another record, field or value
+    /// than the proposal's), as `why`: a plan edited by hand, or made on another store, is
+    /// not applied at all, whatever its proposal ids name.
+    pub fn mismatch(&self, w: &Writer<'_>) -> Result<Option<String>> {
+        for (n, item) in self.items.iter().enumerate() {
+            let Some(p) = w.proposal(item.proposal)? else {
+                continue; // gone: a change since, which changes_since names
+            };
+            let planned = (
+                &item.record,
+                item.field.as_deref(),
+                &item.before,
+                &item.after,
+            );
+            let actual = (&p.record_ref(), p.field.as_deref(), &p.baseline, &p.value);
+            if planned != actual {
+                return Ok(Some(format!(
+                    "item {} of the plan does not match proposal {}: the plan says {} {} from {} to {}, the proposal {} {} from {} to {}",
+                    n + 1,
+                    p.id,
+                    item.record,
+                    item.field.as_deref().unwrap_or("(merge)"),
+                    show(&item.before),
+                    show(&item.after),
+                    p.record_ref(),
+                    p.field.as_deref().unwrap_or("(merge)"),
+                    show(&p.baseline),
+                    show(&p.value),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Why each item can no longer be applied as planned: not approved any more, a merge
+    /// approved again on other records, or a record that moved on.
     pub fn changes_since(&self, w: &Writer<'_>) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for item in &self.items {
@@ -63,7 +97,7 @@ impl Plan {
                 Some(_) => super::pin_of(w, &p)?,
                 None => None,
             };
-            if p.value != item.after || p.baseline != item.before || pin != item.fingerprint {
+            if pin != item.fingerprint {
                 out.push(format!("proposal {} is not the one planned", p.id));
                 continue;
             }

@@ -8,7 +8,7 @@
 //! and says by which change, so running it again after a crash finishes it.
 
 use super::KEEP_ITEMS;
-use super::merge::{from_snapshot, snapshot};
+use super::merge::{from_snapshot, snapshot, snapshot_at, snapshot_rowid};
 use super::one::show;
 use crate::error::{Error, Result};
 use crate::model::{NewEvent, State, Value};
@@ -232,7 +232,7 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
         return Ok(Undo::Refused(why));
     };
     // Read now, at its turn: what the newer changes' undoing did to it, named or not, is seen.
-    let current = match current_of(w, obj, &c.record, &c.field)? {
+    let current = match current_of(w, obj, &c.record, &c.field, &tip.after)? {
         Ok(v) => v,
         Err(why) => return Ok(Undo::Refused(format!("change {}: {why}", c.id))),
     };
@@ -320,16 +320,24 @@ fn record_undo(
 pub const WHOLE_RECORD: &str = "*";
 
 /// What a change's target holds now: a field's value, or for [`WHOLE_RECORD`] the record's
-/// snapshot (`Null` when it does not exist).
+/// snapshot (`Null` when it does not exist), with its rowid when `left` (what the change left
+/// there) has one, so that the two compare.
 fn current_of(
     w: &Writer<'_>,
     obj: &crate::schema::Object,
     record: &str,
     field: &str,
+    left: &Value,
 ) -> Result<std::result::Result<Value, String>> {
     if field == WHOLE_RECORD {
-        let row = w.record_row(obj, record)?;
-        return Ok(Ok(row.map(|r| snapshot(obj, &r)).unwrap_or(Value::Null)));
+        let Some(row) = w.record_row(obj, record)? else {
+            return Ok(Ok(Value::Null));
+        };
+        let kept = matches!(left, Value::Text(t) if snapshot_rowid(obj, t).is_some());
+        return Ok(Ok(match kept {
+            true => snapshot_at(obj, &row, w.record_rowid(obj, record)?),
+            false => snapshot(obj, &row),
+        }));
     }
     if obj.column(field).is_none() {
         return Ok(Err(format!("the field {field} no longer exists")));
@@ -373,7 +381,7 @@ pub(super) fn put(
         Value::Null => Put::Refused(format!("{}/{record} was already gone", obj.name)),
         Value::Text(json) => match from_snapshot(obj, json) {
             Ok(values) => {
-                w.insert_record(obj, &values)?;
+                w.insert_record(obj, &values, snapshot_rowid(obj, json))?;
                 Put::Done
             }
             Err(why) => Put::Refused(why),

@@ -82,8 +82,58 @@ pub struct Applied {
 }
 
 /// Runs an apply command. An error before anything committed is returned as it is: nothing
-/// changed.
+/// changed. What committed with conflicts, failures or blocks is then alerted, an alert of
+/// each kind for the run.
 pub fn run(
+    store: &mut Store,
+    req: &ApplyRequest<'_>,
+    progress: &mut dyn Progress,
+) -> Result<Applied> {
+    let applied = run_apply(store, req, progress)?;
+    if !req.dry_run {
+        alert_exceptions(store, req, &applied.report);
+    }
+    Ok(applied)
+}
+
+/// The items of an apply's report that alerts name, at most.
+const ALERT_IDS: usize = 100;
+
+/// A `conflict`, `failed` and `blocked` alert for the run, each with its count, when it has any.
+fn alert_exceptions(store: &mut Store, req: &ApplyRequest<'_>, report: &Report) {
+    use super::Ending;
+    use crate::alerts::{Alert, AlertKind};
+    let now = (req.clock)();
+    let kinds = [
+        (Ending::Conflict, AlertKind::Conflict),
+        (Ending::Failed, AlertKind::Failed),
+        (Ending::Blocked, AlertKind::Blocked),
+    ];
+    let alerts: Vec<Alert> = kinds
+        .into_iter()
+        .filter(|(ending, _)| report.count(*ending) > 0)
+        .map(|(ending, kind)| {
+            let ids: Vec<i64> = (report.items.iter())
+                .filter(|i| i.result == ending)
+                .map(|i| i.proposal)
+                .take(ALERT_IDS)
+                .collect();
+            let detail = serde_json::json!({
+                "count": report.count(ending),
+                "at": "apply",
+                "run": report.run,
+                "proposals": ids,
+            });
+            Alert::new(kind, &now, detail).about_source(req.opts.source.as_deref())
+        })
+        .collect();
+    if !alerts.is_empty() {
+        crate::alerts::send(store, req.policy, &alerts);
+    }
+}
+
+/// [`run`], before its alerts.
+fn run_apply(
     store: &mut Store,
     req: &ApplyRequest<'_>,
     progress: &mut dyn Progress,
@@ -126,6 +176,17 @@ fn apply_whole(
     keep_all: bool,
 ) -> Result<(Report, Plan)> {
     if let Some(plan) = &req.follow {
+        if let Some(why) = plan.mismatch(w)? {
+            return Err(Error::Refused {
+                message: format!(
+                    "the plan was not applied: {}; it was edited, or made on another store",
+                    crate::ui::safe(&why)
+                ),
+                hint: Some(
+                    "make the plan again with `crmgate apply --dry-run --plan-out FILE`, review it, then `crmgate apply --plan FILE`".into(),
+                ),
+            });
+        }
         let changed = plan.changes_since(w)?;
         if !changed.is_empty() {
             let lines: Vec<String> = changed
@@ -280,6 +341,8 @@ pub fn run_revert(
             Ok(paused) => reverted.paused = paused,
             Err(e) => reverted.stopped = reverted.stopped.or(Some(e)),
         }
+        let now = (req.clock)();
+        crate::admin::pauses::alert_breakers(store, req.policy, &now, &reverted.paused);
     }
     Ok(reverted)
 }
@@ -295,7 +358,7 @@ fn breakers_after(
     store.write(&(req.clock)(), |w| {
         let mut paused = Vec::new();
         for source in w.run_sources(run)? {
-            if let Some(reason) = crate::human::circuit_breaker(w, req.policy, &source)? {
+            if let Some(reason) = crate::admin::pauses::circuit_breaker(w, req.policy, &source)? {
                 paused.push((source, reason));
             }
         }

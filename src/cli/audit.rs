@@ -26,7 +26,7 @@ pub enum AuditCommand {
     Checkpoint,
     /// Write every event to stdout, for a SIEM or a warehouse.
     #[command(
-        after_help = "Example:\n  crmgate audit export --format jsonl --since 2026-11-01 > events.jsonl\n  crmgate audit export --format csv > events.csv"
+        after_help = "Example:\n  crmgate audit export --format jsonl --since 2026-11-01 > events.jsonl\n  crmgate audit export --format csv > events.csv\n  crmgate audit export --redact email,phone > events.jsonl"
     )]
     Export {
         /// jsonl (the default: one event a line), json (one array) or csv.
@@ -35,6 +35,9 @@ pub enum AuditCommand {
         /// Only events at or after this time (RFC 3339, or a date).
         #[arg(long, value_name = "T")]
         since: Option<String>,
+        /// Replace the values of these fields (e.g. email,phone) by their SHA-256.
+        #[arg(long, value_name = "FIELD,...", value_delimiter = ',')]
+        redact: Vec<String>,
     },
 }
 
@@ -42,7 +45,11 @@ pub fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<Outcome> {
     match cmd {
         AuditCommand::Verify { checkpoint } => verify(checkpoint, ctx),
         AuditCommand::Checkpoint => checkpoint(ctx),
-        AuditCommand::Export { format, since } => export(format.into(), since.as_deref(), ctx),
+        AuditCommand::Export {
+            format,
+            since,
+            redact,
+        } => export(format.into(), since.as_deref(), redact, ctx),
     }
 }
 
@@ -96,12 +103,13 @@ fn checkpoint(ctx: &Ctx) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn export(format: Format, since: Option<&str>, ctx: &Ctx) -> Result<Outcome> {
+fn export(format: Format, since: Option<&str>, redact: Vec<String>, ctx: &Ctx) -> Result<Outcome> {
     let since = since.map(audit::since).transpose()?;
     let store = ctx.open()?;
+    let redact = audit::Redact::new(store.schema(), redact)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let n = audit::export(&store, format, since.as_deref(), &mut out)?;
+    let n = audit::export(&store, format, since.as_deref(), &redact, &mut out)?;
     ctx.ui
         .note(format!("exported {}", count(n, "event", "events")));
     Ok(Outcome::Done)

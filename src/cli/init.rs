@@ -73,6 +73,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
             json: false,
             ..ctx.ui
         },
+        mode: crate::store::OpenMode::Existing,
     };
     let ui = &demo_ctx.ui;
     let step =
@@ -134,7 +135,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     drop(store);
 
     step(5, "The queue at a glance: crmgate status")?;
-    super::queue::status(&demo_ctx)?;
+    super::queue::status(super::queue::StatusArgs { max_age: None }, &demo_ctx)?;
 
     let list = |state: &str, limit: u64| {
         super::queue::list(

@@ -1,6 +1,7 @@
 //! The command line: clap structs are plain data; each command turns them into checked requests
 //! and hands those to the library. `main` maps the outcome to an exit code (docs/commands.md lists them).
 
+mod alerts;
 mod apply;
 mod audit;
 mod decide;
@@ -135,8 +136,10 @@ pub enum Command {
     )]
     Propose(propose::ProposeArgs),
     /// The queue at a glance: counts by state, kind and source; recent ingests.
-    #[command(after_help = "Example:\n  crmgate status\n  crmgate status --json")]
-    Status,
+    #[command(
+        after_help = "Example:\n  crmgate status\n  crmgate status --json\n  crmgate status --max-age 24h   # exit 3 and alert when a proposal waits longer"
+    )]
+    Status(queue::StatusArgs),
     /// Proposals as a table, newest first.
     #[command(
         after_help = "Example:\n  crmgate list --state pending --source clearbit --limit 20\n  crmgate list --json --limit 0"
@@ -181,7 +184,13 @@ pub enum Command {
     /// Per source: volume, decisions, how humans judged its proposals, and a recommendation.
     #[command(after_help = "Example:\n  crmgate sources\n  crmgate sources --json")]
     Sources,
-    /// Stop the whole store, or one source, from changing anything until `resume` (admin).
+    /// Stop changes going into the CRM, for the whole store or one source, until `resume` (admin).
+    ///
+    /// A pause of the whole store stops `apply` (approved proposals wait, still approved),
+    /// `import`, and the policy letting anything through on its own; a pause of one source
+    /// stops the same for that source's proposals, and imports under its name (`import
+    /// --source`, `import` by default). Proposing, reviewing and deciding go on. `revert` is not
+    /// stopped: it takes changes out, and is how damage is undone while everything else waits.
     #[command(
         after_help = "Example:\n  crmgate --as alice pause --source sdr-agent --reason \"bad batch of titles\"\n  crmgate --as alice pause --reason \"CRM migration tonight\""
     )]
@@ -206,6 +215,9 @@ pub enum Command {
         after_help = "Example:\n  crmgate audit verify\n  crmgate audit export --format csv > events.csv"
     )]
     Audit(audit::AuditCommand),
+    /// Check that alerts reach the policy's [alerts] command.
+    #[command(subcommand, after_help = "Example:\n  crmgate alerts test")]
+    Alerts(alerts::AlertsCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  crmgate completions bash > /etc/bash_completion.d/crmgate")]
     Completions {
@@ -222,12 +234,37 @@ pub struct Ctx {
     pub actor: String,
     pub now: String,
     pub ui: Ui,
+    /// How the command opens the store: see [`open_mode`].
+    pub mode: OpenMode,
 }
 
 impl Ctx {
     pub fn open(&self) -> Result<Store> {
         store_place(&self.db)?;
-        Store::open(&self.db, OpenMode::Existing)
+        Store::open(&self.db, self.mode)
+    }
+}
+
+/// How a command opens the store: read-only for those that only read it, so that a user who
+/// may read the store but not write it can run them (and they never migrate it); else to
+/// write, migrating it first when it is older than this build.
+pub fn open_mode(command: &Command) -> OpenMode {
+    match command {
+        // A watch of the queue's age may record an alert that failed.
+        Command::Status(a) if a.max_age.is_some() => OpenMode::Existing,
+        Command::Status(_)
+        | Command::List(_)
+        | Command::Show(_)
+        | Command::Export(_)
+        | Command::Log(_)
+        | Command::Sources
+        | Command::Audit(_)
+        | Command::Policy(
+            policy::PolicyCommand::Show { .. }
+            | policy::PolicyCommand::Check { .. }
+            | policy::PolicyCommand::Test { .. },
+        ) => OpenMode::Read,
+        _ => OpenMode::Existing,
     }
 }
 
@@ -311,6 +348,7 @@ pub fn main() -> i32 {
         actor: resolve_actor(cli.actor.clone()),
         now: now(),
         ui: Ui::new(cli.json, cli.quiet, cli.color.into()),
+        mode: open_mode(&cli.command),
     };
     match run(cli.command, &ctx) {
         Ok(Outcome::Done) => 0,
@@ -367,11 +405,12 @@ fn run(command: Command, ctx: &Ctx) -> Result<Outcome> {
         Command::Import(args) => records::import(args, ctx),
         Command::Export(args) => records::export(args, ctx),
         Command::Propose(args) => propose::run(args, ctx),
-        Command::Status => queue::status(ctx),
+        Command::Status(args) => queue::status(args, ctx),
         Command::List(args) => queue::list(args, ctx),
         Command::Show(args) => queue::show(args, ctx),
         Command::Policy(cmd) => policy::run(cmd, ctx),
         Command::Audit(cmd) => audit::run(cmd, ctx),
+        Command::Alerts(cmd) => alerts::run(cmd, ctx),
         Command::Log(args) => log::run(args, ctx),
         Command::Sources => sources::run(ctx),
         Command::Apply(args) => apply::apply(args, ctx),

@@ -42,7 +42,7 @@ pub fn pause(args: PauseArgs, ctx: &Ctx) -> Result<Outcome> {
     if ctx.ui.json {
         print_json(&serde_json::json!({ "paused": what, "changed": changed }))?;
     } else if changed {
-        ctx.ui.note(format!("paused {what}: nothing from it is applied or let through on its own until `crmgate resume`"));
+        ctx.ui.note(format!("paused {what}: nothing from it is applied, imported or let through on its own until `crmgate resume`; `crmgate revert` still runs"));
     } else {
         ctx.ui.note(format!("{what} was already paused; unchanged"));
     }

@@ -57,9 +57,27 @@ pub struct ShowArgs {
     pub id: String,
 }
 
-pub fn status(ctx: &Ctx) -> Result<Outcome> {
-    let store = ctx.open()?;
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Exit 3, and send a queue_age alert, when an undecided proposal is older than this
+    /// (e.g. 24h, 90m, 2d): for a cron line that watches the queue.
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
+}
+
+pub fn status(args: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
+    let max_age = args.max_age.as_deref().map(queue::max_age).transpose()?;
+    let mut store = ctx.open()?;
     let s = queue::status(&store)?;
+    let overdue = match max_age {
+        Some(d) => queue::overdue(&mut store, d, &ctx.now)?,
+        None => None,
+    };
+    let outcome = if overdue.is_some() {
+        Outcome::Partial
+    } else {
+        Outcome::Done
+    };
     if ctx.ui.json {
         print_json(&serde_json::json!({
             "store": s.store,
@@ -69,9 +87,35 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
             "by_source": s.by_source,
             "recent_ingests": s.recent_ingests,
             "policy_warnings": s.policy_warnings,
+            "overdue": overdue.as_ref().map(|o| serde_json::json!({
+                "count": o.count,
+                "oldest": o.oldest.id,
+                "since": o.oldest.created_at,
+            })),
         }))?;
-        return Ok(Outcome::Done);
+        return Ok(outcome);
     }
+    if let Some(o) = &overdue {
+        print_out(format!(
+            "{} {} waited longer than --max-age {}; the oldest, #{} from {}, since {}: `crmgate review`",
+            ctx.ui.heading("OVERDUE:"),
+            count(
+                o.count as u64,
+                "undecided proposal has",
+                "undecided proposals have"
+            ),
+            safe(args.max_age.as_deref().unwrap_or_default()),
+            o.oldest.id,
+            safe(&o.oldest.source),
+            o.oldest.created_at,
+        ))?;
+    }
+    print_status(&s, ctx)?;
+    Ok(outcome)
+}
+
+/// `status` for people: pauses, the counts, the recent ingests.
+fn print_status(s: &queue::Status, ctx: &Ctx) -> Result<()> {
     let total = s.total();
     for w in &s.policy_warnings {
         print_out(format!("{} {}", ctx.ui.heading("POLICY:"), safe(w)))?;
@@ -98,7 +142,7 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
     if total == 0 {
         ctx.ui
             .note("nothing queued yet; ingest proposals with `crmgate propose FILE`");
-        return Ok(Outcome::Done);
+        return Ok(());
     }
     let mut t = ctx.ui.table();
     t.set_header(["by state", "", "by kind", "", "by source", ""]);
@@ -133,7 +177,7 @@ pub fn status(ctx: &Ctx) -> Result<Outcome> {
         }
         print_out(t)?;
     }
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 pub fn list(args: ListArgs, ctx: &Ctx) -> Result<Outcome> {

@@ -6,11 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::mpsc::{Receiver, Sender};
 
 use crate::error::Result;
-use crate::model::{Kind, NewProposal, State, Value, Verdict};
+use crate::model::{Kind, NewProposal, Related, State, Value, Verdict};
 use crate::policy::{self, Action, Decision, Facts, Policy, Situation};
 use crate::schema::Object;
 use crate::score::{self, FieldFacts, Score, TrackRecord};
-use crate::store::{ColumnPlan, Pause, ReadRecords, Snapshot, Staged};
+use crate::store::{ColumnPlan, Pause, PlanRow, ReadRecords, Snapshot, Staged};
 use crate::validate::{FieldType, short};
 
 /// Scores and decides each proposal of a run under the policy in force, keeping count of the
@@ -31,8 +31,11 @@ pub(super) struct Judge<'p> {
     auto_in_run: HashMap<String, u64>,
     auto_today: HashMap<String, u64>,
     day_start: String,
-    /// Column plans by (object, column): a few per run.
+    /// Column plans for a write, by (object, written column): a few per run.
     plans: Vec<(String, usize, ColumnPlan)>,
+    /// Plans reading only a parent's `domain`, by parent: kept apart from `plans`, whose plan
+    /// for a write of that column reads every column the policy tests.
+    domain_plans: Vec<(String, ColumnPlan)>,
     /// What is paused: nothing from it is let through on its own.
     pauses: Vec<Pause>,
     /// Track records by (source, kind, field), read once per run.
@@ -61,6 +64,7 @@ impl<'p> Judge<'p> {
             auto_today: HashMap::new(),
             day_start: format!("{}T00:00:00.000Z", &now[..10.min(now.len())]),
             plans: Vec::new(),
+            domain_plans: Vec::new(),
             pauses,
             tracks: HashMap::new(),
         }
@@ -103,8 +107,8 @@ impl<'p> Judge<'p> {
     /// The checks that need the store: the records exist, a foreign-key value names a real
     /// parent. Fills in the value the record holds now (the baseline staleness is judged against
     /// later) and returns the records involved as they are now (for a merge, both, whole; for a
-    /// field write, the columns the decision reads).
-    fn resolve(&mut self, w: &Snapshot, p: &mut NewProposal) -> Result<Vec<Vec<Value>>, String> {
+    /// field write, the columns the decision reads, and the parents its related conditions read).
+    fn resolve(&mut self, w: &Snapshot, p: &mut NewProposal) -> Result<Records, String> {
         let obj = w
             .schema()
             .object(&p.object)
@@ -119,7 +123,10 @@ impl<'p> Judge<'p> {
             let dup = row(&p.record)?;
             let survivor = row(into)?;
             p.baseline_fp = Some(crate::model::merge_fingerprint(&dup, &survivor));
-            return Ok(vec![dup, survivor]);
+            return Ok(Records {
+                rows: vec![dup, survivor],
+                related: None,
+            });
         }
         let field = p.field.as_deref().expect("a field write names its field");
         let at = obj
@@ -127,11 +134,13 @@ impl<'p> Judge<'p> {
             .iter()
             .position(|c| c.name == field)
             .expect("staged fields were checked");
-        let plan = self.field_plan(obj, at);
-        let record = w
+        let plan = self.field_plan(w, obj, at);
+        let read = w
             .read_columns(plan, &p.record)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| missing(&p.record))?;
+        let related = related_of(plan, &read);
+        let record = read.values;
         p.baseline = record[at].clone();
         if let Some(parent) = w
             .missing_parent(&obj.columns[at], &p.value)
@@ -143,12 +152,16 @@ impl<'p> Judge<'p> {
                 parent.name
             ));
         }
-        Ok(vec![record])
+        Ok(Records {
+            rows: vec![record],
+            related: Some(related),
+        })
     }
 
     /// The columns a write of `obj.columns[at]` needs read: the field, the columns the policy's
-    /// record conditions test, and for an email the foreign keys that lead to a company domain.
-    fn field_plan(&mut self, obj: &Object, at: usize) -> &ColumnPlan {
+    /// record conditions test, and for an email the foreign keys that lead to a company domain;
+    /// with the parents the policy's related conditions read.
+    fn field_plan(&mut self, w: &Snapshot, obj: &Object, at: usize) -> &ColumnPlan {
         let found = self
             .plans
             .iter()
@@ -166,7 +179,11 @@ impl<'p> Judge<'p> {
                         cols.push(i);
                     }
                 }
-                let plan = ColumnPlan::new(obj, &cols);
+                let parents: Vec<_> = crate::related::parent_reads(self.policy, w.schema(), obj)
+                    .into_iter()
+                    .map(|r| (r.fk, r.parent, r.cols))
+                    .collect();
+                let plan = ColumnPlan::with_parents(obj, &cols, &parents);
                 self.plans.push((obj.name.clone(), at, plan));
                 self.plans.len() - 1
             }
@@ -194,19 +211,19 @@ impl<'p> Judge<'p> {
                 continue;
             };
             let found = self
-                .plans
+                .domain_plans
                 .iter()
-                .position(|(o, f, _)| *o == parent.name && *f == at);
+                .position(|(o, _)| *o == parent.name);
             let plan = match found {
-                Some(j) => &self.plans[j].2,
+                Some(j) => &self.domain_plans[j].1,
                 None => {
                     let plan = ColumnPlan::new(parent, &[at]);
-                    self.plans.push((parent.name.clone(), at, plan));
-                    &self.plans[self.plans.len() - 1].2
+                    self.domain_plans.push((parent.name.clone(), plan));
+                    &self.domain_plans[self.domain_plans.len() - 1].1
                 }
             };
             if let Some(prow) = w.read_columns(plan, &row[i].display())?
-                && let Value::Text(d) = &prow[at]
+                && let Value::Text(d) = &prow.values[at]
             {
                 return Ok(Some(d.clone()));
             }
@@ -214,10 +231,10 @@ impl<'p> Judge<'p> {
         Ok(None)
     }
 
-    fn verdict(&mut self, w: &Snapshot, p: &NewProposal, rows: &[Vec<Value>]) -> Result<Verdict> {
+    fn verdict(&mut self, w: &Snapshot, p: &NewProposal, records: &Records) -> Result<Verdict> {
         let obj = w.schema().object(&p.object).expect("checked object");
-        let score = self.score(w, obj, p, rows)?;
-        let decision = self.decide(w, obj, p, rows, &score)?;
+        let score = self.score(w, obj, p, &records.rows)?;
+        let decision = self.decide(w, obj, p, records, &score)?;
         if decision.action == Action::Auto {
             *self.auto_in_run.entry(p.source.clone()).or_default() += 1;
             *self.auto_today.entry(p.source.clone()).or_default() += 1;
@@ -286,9 +303,10 @@ impl<'p> Judge<'p> {
         w: &Snapshot,
         obj: &Object,
         p: &NewProposal,
-        rows: &[Vec<Value>],
+        read: &Records,
         score: &Score,
     ) -> Result<Decision> {
+        let rows = &read.rows;
         let situation = self.situation(w, &p.source)?;
         // Each record as the columns the policy's conditions read.
         let records: Vec<Vec<(&str, &Value)>> = rows
@@ -305,7 +323,17 @@ impl<'p> Judge<'p> {
             .collect();
         let record_refs: Vec<&[(&str, &Value)]> = records.iter().map(Vec::as_slice).collect();
         let row_refs: Vec<&[Value]> = rows.iter().map(Vec::as_slice).collect();
-        let related = crate::related::related(w, self.policy, obj, &row_refs)?;
+        let looked_up;
+        let related = match &read.related {
+            Some(r) => r,
+            None => {
+                looked_up =
+                    crate::related::related(self.policy, w.schema(), obj, &row_refs, |o, k| {
+                        w.record_row(o, k)
+                    })?;
+                &looked_up
+            }
+        };
         Ok(policy::decide(
             self.policy,
             &Facts {
@@ -318,7 +346,7 @@ impl<'p> Judge<'p> {
                 trigger: p.trigger.as_deref(),
                 confidence: score.value,
                 records: &record_refs,
-                related: &related,
+                related,
             },
             &situation,
         ))
@@ -340,6 +368,30 @@ impl<'p> Judge<'p> {
             auto_today: self.auto_today[source],
         })
     }
+}
+
+/// The related records of a record a plan read with its parents (see
+/// [`crate::related::parent_reads`]): a parent whose key the record leaves empty, or that does
+/// not exist, is none.
+fn related_of(plan: &ColumnPlan, row: &PlanRow) -> Vec<Related> {
+    plan.parents
+        .iter()
+        .zip(&row.parents)
+        .filter(|(p, _)| !row.values[p.fk].is_empty())
+        .filter_map(|(p, found)| {
+            Some(Related {
+                object: p.object.clone(),
+                fields: p.names.iter().cloned().zip(found.clone()?).collect(),
+            })
+        })
+        .collect()
+}
+
+/// The records a proposal involves, as [`Judge::resolve`] read them: the rows, and the related
+/// records when they were read with the rows (a field write's plan reads them in one statement).
+struct Records {
+    rows: Vec<Vec<Value>>,
+    related: Option<Vec<Related>>,
 }
 
 /// A staged row, judged: rejected with why, or scored and decided.

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use super::Input;
 pub use super::check::{COLUMNS, rejects_header};
 use super::queue::Tally;
+use crate::alerts::{Alert, AlertKind};
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::{Kind, NewEvent};
 use crate::policy::{Action, Policy};
@@ -107,7 +108,26 @@ pub fn propose(store: &mut Store, req: &Request<'_>) -> Result<Report> {
     if let Some(r) = rejects {
         r.persist()?;
     }
+    alert_blocked(store, req, &report);
     Ok(report)
+}
+
+/// One `blocked` alert for the run, with how many new proposals a stop rule blocked.
+fn alert_blocked(store: &mut Store, req: &Request<'_>, report: &Report) {
+    let blocked = Action::Block.as_str();
+    let count = report
+        .by_decision
+        .iter()
+        .find(|(d, _)| d == blocked)
+        .map_or(0, |(_, n)| *n);
+    if count == 0 {
+        return;
+    }
+    let files: Vec<&str> = report.files.iter().map(|f| f.file.as_str()).collect();
+    let detail = serde_json::json!({ "count": count, "at": "ingest", "files": files });
+    let alert =
+        Alert::new(AlertKind::Blocked, &req.now, detail).about_source(req.source.as_deref());
+    crate::alerts::send(store, req.policy, &[alert]);
 }
 
 /// [`propose`], then, once the run has committed, every file it read moved into `archive`

@@ -10,7 +10,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::{
-    Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, RelatedCondition, Rule, SourcePolicy,
+    Alerts, Autonomy, CircuitBreaker, Current, Policy, PolicyProblem, RelatedCondition, Rule,
+    SourcePolicy,
 };
 use crate::model::{Action, Kind, Value};
 use crate::schema::{Object, Schema, suggestion_suffix};
@@ -39,7 +40,14 @@ pub fn parse_in_force(text: &str, schema: &Schema) -> Result<Policy, Vec<PolicyP
     read(text, schema, Fit::InForce)
 }
 
-const SECTIONS: &[&str] = &["defaults", "sources", "circuit_breaker", "rule", "roles"];
+const SECTIONS: &[&str] = &[
+    "defaults",
+    "sources",
+    "circuit_breaker",
+    "alerts",
+    "rule",
+    "roles",
+];
 const DEFAULTS: &[&str] = &[
     "autonomy",
     "auto_min_confidence",
@@ -53,6 +61,7 @@ const SOURCE: &[&str] = &[
     "submitters",
 ];
 const BREAKER: &[&str] = &["window", "max_reject_rate"];
+const ALERTS: &[&str] = &["command"];
 const RULE: &[&str] = &[
     "name",
     "kind",
@@ -99,6 +108,7 @@ fn read(text: &str, schema: &Schema, fit: Fit) -> Result<Policy, Vec<PolicyProbl
         max_auto_per_day: 10_000,
         sources: BTreeMap::new(),
         circuit_breaker: None,
+        alerts: None,
         rules: Vec::new(),
         roles: BTreeMap::new(),
     };
@@ -113,6 +123,9 @@ fn read(text: &str, schema: &Schema, fit: Fit) -> Result<Policy, Vec<PolicyProbl
     }
     if let Some(v) = root.get("circuit_breaker") {
         p.circuit_breaker = c.breaker(v);
+    }
+    if let Some(v) = root.get("alerts") {
+        p.alerts = c.alerts(v);
     }
     if let Some(v) = root.get("rule") {
         p.rules = c.rules(v, &p.roles);
@@ -366,6 +379,37 @@ impl Checker<'_> {
             window: window?,
             max_reject_rate: rate?,
         })
+    }
+}
+
+impl Checker<'_> {
+    /// `[alerts] command`: split like a shell would split it (quotes, backslashes), but run
+    /// without one, so nothing in it is expanded.
+    fn alerts(&mut self, v: &Val<'_>) -> Option<Alerts> {
+        let t = self.table(v, "[alerts]")?;
+        self.known_keys(t, "[alerts]", ALERTS);
+        let Some(c) = t.get("command") else {
+            self.bad(
+                v.span(),
+                "[alerts] has no command; add command = \"/usr/local/bin/page-oncall --team crm\"",
+            );
+            return None;
+        };
+        let text = self.string(c, "alerts.command")?;
+        match shell_words::split(&text) {
+            Ok(argv) if !argv.is_empty() => Some(Alerts { argv }),
+            Ok(_) => {
+                self.bad(c.span(), "alerts.command is empty; name the program to run");
+                None
+            }
+            Err(e) => {
+                self.bad(
+                    c.span(),
+                    format!("alerts.command cannot be split into words: {e}"),
+                );
+                None
+            }
+        }
     }
 }
 

@@ -478,11 +478,67 @@ impl Writer<'_> {
         Ok(n == 1)
     }
 
-    /// Inserts a whole record, every column given in schema order.
-    pub fn insert_record(&self, obj: &Object, values: &[Value]) -> Result<()> {
+    /// Inserts a whole record, every column given in schema order, at `rowid` when given and
+    /// free (a merge's revert re-creates the duplicate where it was: a table's rows are stored,
+    /// and dumped, in rowid order); elsewhere when not.
+    pub fn insert_record(&self, obj: &Object, values: &[Value], rowid: Option<i64>) -> Result<()> {
         let all: Vec<usize> = (0..obj.columns.len()).collect();
-        self.insert_columns(obj, &all, values)
+        let (Some(rowid), Some(name)) = (rowid, rowid_name(obj)) else {
+            return self.insert_columns(obj, &all, values);
+        };
+        let table = ident(&obj.name);
+        let taken = format!("SELECT count(*) FROM {table} WHERE {name} = ?1");
+        let n: i64 = self
+            .prepared(&taken)
+            .and_then(|mut s| s.query_row([rowid], |r| r.get(0)))
+            .map_err(db_err)?;
+        if n > 0 {
+            return self.insert_columns(obj, &all, values);
+        }
+        let names: Vec<String> = obj.columns.iter().map(|c| ident(&c.name)).collect();
+        let marks: Vec<String> = (2..=names.len() + 1).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {table} ({name}, {}) VALUES (?1, {})",
+            names.join(", "),
+            marks.join(", ")
+        );
+        let at = Value::Integer(rowid);
+        let params = std::iter::once(&at).chain(values);
+        self.prepared(&sql)
+            .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
+            .map_err(db_err)?;
+        Ok(())
     }
+
+    /// The record's rowid: `None` when there is no such record, or the table has no rowid to
+    /// name (`WITHOUT ROWID`, or columns that take each of its names).
+    pub fn record_rowid(&self, obj: &Object, record: &str) -> Result<Option<i64>> {
+        let Some(name) = rowid_name(obj) else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {name} FROM {} WHERE {} = ?1",
+            ident(&obj.name),
+            ident(&obj.pk_column().name)
+        );
+        let mut stmt = match self.prepared(&sql) {
+            Ok(stmt) => stmt,
+            Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.starts_with("no such column") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(db_err(e)),
+        };
+        stmt.query_row([record], |r| r.get(0))
+            .optional()
+            .map_err(db_err)
+    }
+}
+
+/// The name by which SQL reaches a table's rowid: the first of its three that no column takes.
+fn rowid_name(obj: &Object) -> Option<&'static str> {
+    ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|n| obj.columns.iter().all(|c| !c.name.eq_ignore_ascii_case(n)))
 }
 
 /// A change as [`ReadLog::changes_to`] reads it: id, field, before, after.

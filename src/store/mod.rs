@@ -30,7 +30,7 @@ pub use changes::{ChangeRow, LogScope, Logged, ReadLog};
 pub use pauses::Pause;
 pub use policies::PolicyVersion;
 pub use queue::{CountRow, GroupWalk, IngestCounts, IngestRow, ListFilter, OpenTarget, Replay};
-pub use records::{ColumnPlan, ReadRecords, UpsertOutcome, same_value as same};
+pub use records::{ColumnPlan, PlanRow, ReadRecords, UpsertOutcome, same_value as same};
 pub use redecide::{Redecision, Replaying};
 pub use snapshot::Snapshot;
 pub use stage::{KeyRow, Staged};
@@ -58,10 +58,14 @@ fn busy_timeout() -> Duration {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
-    /// The store must exist and be a crmgate store.
+    /// The store must exist and be a crmgate store; migrated to this build's schema if older.
     Existing,
     /// Create the file and crmgate's tables when missing (`init`).
     Create,
+    /// The store must exist, be a crmgate store and need no migration; opened read-only, so
+    /// that a user who may read the file but not write it (nor its directory) can read it.
+    /// Nothing is written, not even a migration or the switch to WAL: [`Store::write`] fails.
+    Read,
 }
 
 /// How many prepared statements a connection keeps: see [`Store::open`].
@@ -81,21 +85,23 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path, mode: OpenMode) -> Result<Store> {
-        if mode == OpenMode::Existing && !path.exists() {
+        if mode != OpenMode::Create && !path.exists() {
             return Err(Error::NoStore {
                 path: path.to_path_buf(),
             });
         }
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if mode == OpenMode::Create {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {
-                Error::io(path, std::io::Error::other("cannot open the store file"))
+        let conn = match mode {
+            OpenMode::Read => open_read_only(path)?,
+            OpenMode::Existing | OpenMode::Create => {
+                let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                if mode == OpenMode::Create {
+                    flags |= OpenFlags::SQLITE_OPEN_CREATE;
+                }
+                let conn = open_with(path, flags)?;
+                refuse_read_only(&conn, path)?;
+                conn
             }
-            other => db_err(other),
-        })?;
+        };
         conn.busy_timeout(busy_timeout()).map_err(db_err)?;
         // More distinct statements than one transaction uses (apply: a few per object and
         // field it writes; propose: a few dozen), so none is prepared twice in one.
@@ -109,11 +115,16 @@ impl Store {
             true,
         )
         .map_err(db_err)?;
-        // A file that is not SQLite fails here, on the first read.
+        // A file that is not SQLite fails here, on the first read. A reader leaves the journal
+        // mode as the file has it: crmgate's writers switched it to WAL.
+        let set = match mode {
+            OpenMode::Read => "PRAGMA journal_mode",
+            OpenMode::Existing | OpenMode::Create => "PRAGMA journal_mode = WAL",
+        };
         let journal: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .query_row(set, [], |r| r.get(0))
             .map_err(|e| not_sqlite(path, e))?;
-        if !journal.eq_ignore_ascii_case("wal") {
+        if mode != OpenMode::Read && !journal.eq_ignore_ascii_case("wal") {
             return Err(Error::Store(format!(
                 "could not switch {} to WAL journaling (it reports {journal})",
                 path.display()
@@ -169,7 +180,7 @@ impl Store {
             });
         }
         let ours = self.has_crmgate_tables()?;
-        if version == 0 && !ours && mode == OpenMode::Existing {
+        if version == 0 && !ours && mode != OpenMode::Create {
             return Err(Error::refused_with_hint(
                 format!("{} is not a crmgate store", self.path.display()),
                 format!(
@@ -183,6 +194,18 @@ impl Store {
                 "{} uses PRAGMA user_version ({version}) for its own purposes; crmgate will not share it",
                 self.path.display()
             )));
+        }
+        if mode == OpenMode::Read && version < SCHEMA_VERSION {
+            return Err(Error::refused_with_hint(
+                format!(
+                    "{} was made by an earlier crmgate (store schema {version}; this one reads {SCHEMA_VERSION}) and must be migrated before it can be read; a command that only reads does not migrate it",
+                    self.path.display()
+                ),
+                format!(
+                    "migrate it with `crmgate init --db {}`, run by a user who may write the file and its directory (init keeps existing tables and records as they are)",
+                    self.path.display()
+                ),
+            ));
         }
         for (i, sql) in migrations::MIGRATIONS.iter().enumerate() {
             let target = i as i64 + 1;
@@ -498,6 +521,77 @@ fn narrow(conds: &[(&str, &Option<String>)], clauses: &mut Vec<String>, params: 
             params.push(v.clone());
             clauses.push(format!("{col_op} ?{}", params.len()));
         }
+    }
+}
+
+/// A connection to the store file with `flags`; a file that cannot be opened is an I/O error.
+fn open_with(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    Connection::open_with_flags(path, flags).map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {
+            Error::io(path, std::io::Error::other("cannot open the store file"))
+        }
+        other => db_err(other),
+    })
+}
+
+/// Refuses a store that SQLite opened read-only although asked to write (a file this user may
+/// not write): the command would fail at its first write, saying only that the store is
+/// read-only.
+fn refuse_read_only(conn: &Connection, path: &Path) -> Result<()> {
+    if !conn.is_readonly(rusqlite::MAIN_DB).map_err(db_err)? {
+        return Ok(());
+    }
+    Err(Error::refused_with_hint(
+        format!(
+            "{} may not be written by this user, and this command writes to it; nothing was changed",
+            path.display()
+        ),
+        "run it as a user who may write the store file and its directory; commands that only read (status, list, show, export, log, sources, audit) work as this user",
+    ))
+}
+
+/// A read-only connection to the store file. SQLite reads a WAL store through its `-shm`
+/// file, which it creates if missing; where it cannot (a directory the reader may not write)
+/// and no `-wal` file holds changes not yet in the store file (no connection is open, and none
+/// crashed), the file alone is the whole store: it is read as immutable, without locks. A
+/// writer that starts meanwhile (it needs write access to the directory) is not seen.
+fn open_read_only(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = open_with(path, flags)?;
+    let first = conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()));
+    // Without a `-wal` file SQLite says the store is read-only; with one, that it cannot open it.
+    let cannot_init = matches!(&first, Err(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen));
+    if !cannot_init {
+        return Ok(conn);
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let pending = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    match path.to_str() {
+        Some(name) if !pending => {
+            drop(conn);
+            // In a URI file name, `?` and `#` end the path and `%` begins an escape.
+            let escaped = name
+                .replace('%', "%25")
+                .replace('?', "%3f")
+                .replace('#', "%23");
+            open_with(
+                Path::new(&format!("file:{escaped}?immutable=1")),
+                flags | OpenFlags::SQLITE_OPEN_URI,
+            )
+        }
+        _ => Err(Error::refused_with_hint(
+            format!(
+                "{} cannot be read: SQLite needs to create {}-shm beside it, and its directory may not be written",
+                path.display(),
+                path.display()
+            ),
+            format!(
+                "run it as a user who may write the store's directory, or ask one to run `crmgate init --db {}` (on a store already set up it writes nothing but a migration, and on closing it moves what the -wal file holds into the store file)",
+                path.display()
+            ),
+        )),
     }
 }
 

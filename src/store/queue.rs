@@ -329,6 +329,27 @@ impl Store {
         proposal(&self.conn, id)
     }
 
+    /// The undecided (pending or suggested) proposals ingested before `before` (the events'
+    /// time format): how many, and the oldest of them.
+    pub fn undecided_before(&self, before: &str) -> Result<Option<(i64, Proposal)>> {
+        let (n, oldest): (i64, Option<i64>) = self
+            .conn
+            .query_row(
+                "SELECT count(*),
+                        (SELECT p2.id FROM crmgate_proposals p2
+                           JOIN crmgate_ingests i2 ON i2.id = p2.ingest_id
+                          WHERE p2.state IN ('pending', 'suggested') AND i2.at < ?1
+                          ORDER BY i2.at, p2.id LIMIT 1)
+                   FROM crmgate_proposals p JOIN crmgate_ingests i ON i.id = p.ingest_id
+                  WHERE p.state IN ('pending', 'suggested') AND i.at < ?1",
+                [before],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db_err)?;
+        let Some(id) = oldest else { return Ok(None) };
+        Ok(self.proposal(id)?.map(|p| (n, p)))
+    }
+
     /// The proposal a source calls `ext_id`: the latest of them, once it has been requeued
     /// (a requeue keeps the source's id, and supersedes the proposal it replaces).
     pub fn proposal_by_source_id(&self, source: &str, ext_id: &str) -> Result<Option<Proposal>> {

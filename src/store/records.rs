@@ -39,7 +39,27 @@ impl ReadRecords for Writer<'_> {
 pub struct ColumnPlan {
     pub cols: Vec<usize>,
     width: usize,
+    /// The parents read in the same statement, through the foreign keys that lead to them.
+    pub parents: Vec<ParentPlan>,
     sql: String,
+}
+
+/// A parent record read along with its child, through the child's foreign-key column `fk`: the
+/// columns `cols` of `object` (named in `names`), read by a join on the parent's primary key.
+#[derive(Debug, Clone)]
+pub struct ParentPlan {
+    pub fk: usize,
+    pub object: String,
+    pub cols: Vec<usize>,
+    pub names: Vec<String>,
+}
+
+/// A record read by a [`ColumnPlan`]: its values at the plan's columns (the others `Null`), and
+/// for each of the plan's parents, that parent's values at its columns, or `None` when the
+/// record has no such parent.
+pub struct PlanRow {
+    pub values: Vec<Value>,
+    pub parents: Vec<Option<Vec<Value>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +74,54 @@ impl ColumnPlan {
     /// a decision needs a few columns, and building SQL or copying whole records a million times
     /// would cost more than the lookups.
     pub fn new(obj: &Object, cols: &[usize]) -> ColumnPlan {
-        let names: Vec<String> = cols.iter().map(|&c| ident(&obj.columns[c].name)).collect();
+        ColumnPlan::with_parents(obj, cols, &[])
+    }
+
+    /// As [`ColumnPlan::new`], and the parents `(fk, parent, parent columns)` read in the same
+    /// statement, each column by a subquery on the parent's primary key: a decision that reads a
+    /// contact's company costs one statement, not two. Each `fk` must be among `cols`.
+    pub fn with_parents(
+        obj: &Object,
+        cols: &[usize],
+        parents: &[(usize, &Object, Vec<usize>)],
+    ) -> ColumnPlan {
+        let mut select: Vec<String> = cols
+            .iter()
+            .map(|&c| format!("r.{}", ident(&obj.columns[c].name)))
+            .collect();
+        for (fk, parent, pcols) in parents {
+            let from = format!(
+                "FROM {} WHERE {} = r.{}",
+                ident(&parent.name),
+                ident(&parent.pk_column().name),
+                ident(&obj.columns[*fk].name)
+            );
+            // The parent's key first: whether there is a parent at all.
+            for c in std::iter::once(parent.pk).chain(pcols.iter().copied()) {
+                select.push(format!(
+                    "(SELECT {} {from})",
+                    ident(&parent.columns[c].name)
+                ));
+            }
+        }
         ColumnPlan {
             cols: cols.to_vec(),
             width: obj.columns.len(),
+            parents: parents
+                .iter()
+                .map(|(fk, parent, pcols)| ParentPlan {
+                    fk: *fk,
+                    object: parent.name.clone(),
+                    cols: pcols.clone(),
+                    names: pcols
+                        .iter()
+                        .map(|&c| parent.columns[c].name.clone())
+                        .collect(),
+                })
+                .collect(),
             sql: format!(
-                "SELECT {} FROM {} WHERE {} = ?1",
-                names.join(", "),
+                "SELECT {} FROM {} AS r WHERE r.{} = ?1",
+                select.join(", "),
                 ident(&obj.name),
                 ident(&obj.pk_column().name)
             ),
@@ -68,20 +129,29 @@ impl ColumnPlan {
     }
 }
 
-/// The record's values at the plan's columns (the others `Null`), or `None` if there is no
-/// such record.
+/// The record as the plan reads it, or `None` if there is no such record.
 pub(super) fn read_columns(
     conn: &Connection,
     plan: &ColumnPlan,
     record: &str,
-) -> Result<Option<Vec<Value>>> {
+) -> Result<Option<PlanRow>> {
     let mut stmt = conn.prepare_cached(&plan.sql).map_err(db_err)?;
     stmt.query_row([record], |r| {
-        let mut out = vec![Value::Null; plan.width];
+        let mut values = vec![Value::Null; plan.width];
         for (i, &c) in plan.cols.iter().enumerate() {
-            out[c] = value_from(r.get_ref(i)?);
+            values[c] = value_from(r.get_ref(i)?);
         }
-        Ok(out)
+        let mut at = plan.cols.len();
+        let mut parents = Vec::with_capacity(plan.parents.len());
+        for p in &plan.parents {
+            let found = r.get_ref(at)? != rusqlite::types::ValueRef::Null;
+            let row = (at + 1..at + 1 + p.cols.len())
+                .map(|i| r.get_ref(i).map(value_from))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            parents.push(found.then_some(row));
+            at += 1 + p.cols.len();
+        }
+        Ok(PlanRow { values, parents })
     })
     .optional()
     .map_err(db_err)

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::records::{self, ColumnPlan, ReadRecords};
+use super::records::{self, ColumnPlan, PlanRow, ReadRecords};
 use super::{Writer, db_err};
 use crate::error::Result;
 use crate::model::Value;
@@ -68,9 +68,8 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The record's values at the plan's columns (the others `Null`), or `None` if there is no
-    /// such record.
-    pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<Vec<Value>>> {
+    /// The record as the plan reads it, or `None` if there is no such record.
+    pub fn read_columns(&self, plan: &ColumnPlan, record: &str) -> Result<Option<PlanRow>> {
         records::read_columns(&self.conn, plan, record)
     }
 
