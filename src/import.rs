@@ -276,7 +276,7 @@ fn proposal_file(
         .map_err(io)?;
     let reason = format!("import of {}", req.input.display_name());
     {
-        let mut w = csv::Writer::from_writer(file.as_file_mut());
+        let mut w = crate::ui::csv_writer(file.as_file_mut());
         w.write_record(COLUMNS).map_err(crate::records::csv_err)?;
         for d in diffs {
             let (value, expected) = (d.after.display(), d.before.display());

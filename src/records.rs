@@ -190,6 +190,21 @@ pub fn read_records(
     Ok(())
 }
 
+/// What is wrong with `raw` as a record's id: none given, or spaces around it. Proposals name
+/// records trimmed, so an id with spaces around it could be imported but never changed.
+fn id_problem(column: &crate::schema::Column, raw: Option<&str>) -> Option<String> {
+    let name = &column.name;
+    match raw {
+        None => Some(format!("missing \"{name}\" (the record's id)")),
+        Some(id) if id.trim().is_empty() => Some(format!("missing \"{name}\" (the record's id)")),
+        Some(id) if id.trim() != id => Some(format!(
+            "{name}: \"{}\" has spaces around it; a record's id must not, as proposals name records without them",
+            short(id)
+        )),
+        Some(_) => None,
+    }
+}
+
 /// Checks one row's cells against `obj`, filling `cols` and `values` with what it gives;
 /// returns what is wrong with it, nothing when it is good.
 fn check_record(
@@ -207,11 +222,13 @@ fn check_record(
         let raw = match cell {
             Cell::Absent => continue,
             Cell::Null => None,
-            Cell::Text(s) if s.is_empty() => None,
+            // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
             Cell::Text(s) => Some(s.as_str()),
         };
-        if column.primary_key && raw.is_none() {
-            bad.push(format!("missing \"{}\" (the record's id)", column.name));
+        if column.primary_key
+            && let Some(why) = id_problem(column, raw)
+        {
+            bad.push(why);
             continue;
         }
         // A left-out column keeps its default; an empty one under NOT NULL does too.
@@ -264,14 +281,14 @@ pub fn export(
     let io = |e: std::io::Error| Error::io("<stdout>", e);
     match format {
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(out);
+            let mut w = crate::ui::csv_writer(out);
             w.write_record(obj.column_names()).map_err(csv_err)?;
             let n = store.for_each_record(obj, |vals| {
                 let cells = vals.iter().map(|v| {
                     let s = v.display();
                     match v {
                         Value::Text(_) if spreadsheet_safe => {
-                            crate::ui::formula_safe(&s).into_owned()
+                            crate::ui::sheet_cell(&s).into_owned()
                         }
                         _ => s,
                     }

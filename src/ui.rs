@@ -35,10 +35,29 @@ impl Ui {
         }
     }
 
-    /// A note to the user on stderr, unless `--quiet`.
+    /// A note to the user on stderr, unless `--quiet`; each of its lines neutralised by [`safe`].
     pub fn note(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", safe_lines(msg.as_ref()));
+        }
+    }
+
+    /// The one way an error reaches the terminal: `error: MESSAGE`, a `caused by:` line per cause,
+    /// and `hint: HINT`, every line neutralised by [`safe`] (always, even with `--quiet`).
+    pub fn error(&self, message: &str, causes: &[String], hint: Option<&str>) {
+        use std::io::Write;
+        let label = if self.color {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{label} {}", safe_lines(message));
+        for cause in causes {
+            let _ = writeln!(err, "caused by: {}", safe_lines(cause));
+        }
+        if let Some(h) = hint {
+            let _ = writeln!(err, "hint: {}", safe_lines(h));
         }
     }
 
@@ -105,8 +124,10 @@ pub enum ColorMode {
     Never,
 }
 
-/// Makes untrusted text safe to print on a terminal: control characters (ESC, BEL, C1, DEL...)
-/// and invisible or direction-changing characters are shown as `\u{..}` instead of acting.
+/// Makes untrusted text safe to print on a terminal: control characters (ESC, BEL, C1, DEL...),
+/// line and paragraph separators, format characters (zero-width, direction marks and
+/// overrides, tags...) and the other default-ignorable characters a terminal draws as nothing
+/// (Hangul fillers, Mongolian vowel separator...) are shown as `\u{..}` instead of acting.
 pub fn safe(s: &str) -> Cow<'_, str> {
     if !s.chars().any(needs_escape) {
         return Cow::Borrowed(s);
@@ -122,28 +143,72 @@ pub fn safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c as u32,
-            0x200B..=0x200F   // zero-width and directional marks
-            | 0x202A..=0x202E // bidi embeddings and overrides
-            | 0x2060..=0x2069 // word joiner, invisible operators, bidi isolates
-            | 0xFEFF          // zero-width no-break space
-            | 0x00AD          // soft hyphen
-        )
+/// [`safe`] line by line: text's own line breaks stay, nothing inside a line can act.
+pub fn safe_lines(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(|c| c != '\n' && needs_escape(c)) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.split('\n').map(safe).collect::<Vec<_>>().join("\n"))
 }
 
-/// A CSV cell that a spreadsheet would evaluate as a formula, made inert with a leading `'`.
+/// By Unicode general category (the `unicode-properties` tables): Cc, Cf, Zl, Zp; then the
+/// default-ignorable code points of other categories, except the variation selectors
+/// U+FE00..FE0F that emoji need.
+fn needs_escape(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
+    ) || matches!(c as u32,
+        0x034F            // combining grapheme joiner
+        | 0x115F | 0x1160 // Hangul choseong and jungseong fillers
+        | 0x17B4 | 0x17B5 // Khmer inherent vowels
+        | 0x180B..=0x180F // Mongolian variation selectors and vowel separator
+        | 0x2065          // reserved among the invisible operators
+        | 0x3164          // Hangul filler
+        | 0xFFA0          // halfwidth Hangul filler
+        | 0xE0000..=0xE0FFF // tags and variation selectors supplement
+    )
+}
+
+/// The one builder of every CSV crmgate writes (exports, audit exports, rejects files, import's
+/// own proposals): RFC 4180 quoting, `\n` line ends. Cells are written as given; a CSV meant for
+/// people passes each through [`sheet_cell`] first.
+pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new().from_writer(out)
+}
+
+/// A cell of a spreadsheet-safe CSV (audit export, `export --spreadsheet-safe`, rejects files).
+/// A cell a spreadsheet would evaluate as a formula, or trim into one, gets a leading `'`: it
+/// starts with `= + - @`, their full-width forms `＝ ＋ － ＠`, a space, a tab or a line break.
 /// A cell that already starts with `'` gets one too, so the escape is reversible: reading back,
-/// drop one leading `'` ([`formula_unescape`]) and every value is exactly what was stored.
-pub fn formula_safe(s: &str) -> Cow<'_, str> {
+/// drop one leading `'` ([`formula_unescape`]). Control characters other than tab and line
+/// breaks (ESC, NUL, BEL, DEL, C1) are written as `\u{..}`, as on the terminal: no CSV reader
+/// or spreadsheet keeps them, and `cat` would run them.
+pub fn sheet_cell(s: &str) -> Cow<'_, str> {
+    let inert = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    let s: Cow<'_, str> = if s.chars().any(inert) {
+        let mut out = String::with_capacity(s.len() + 8);
+        for c in s.chars() {
+            if inert(c) {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(s)
+    };
     match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => Cow::Owned(format!("'{s}")),
-        _ => Cow::Borrowed(s),
+        Some(
+            '=' | '+' | '-' | '@' | '＝' | '＋' | '－' | '＠' | ' ' | '\t' | '\r' | '\n' | '\'',
+        ) => Cow::Owned(format!("'{s}")),
+        _ => s,
     }
 }
 
-/// The inverse of [`formula_safe`].
+/// The inverse of [`sheet_cell`]'s leading `'`.
 pub fn formula_unescape(s: &str) -> &str {
     s.strip_prefix('\'').unwrap_or(s)
 }
@@ -197,14 +262,71 @@ mod tests {
         assert_eq!(safe("\u{9b}31m"), "\\u{9b}31m");
     }
 
+    /// Characters a terminal draws as nothing, or that move or break what follows.
+    const INVISIBLE: &[char] = &[
+        '\u{61c}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{e0000}',
+        '\u{e0001}',
+        '\u{e0020}',
+        '\u{e0041}',
+        '\u{e007f}',
+        '\u{3164}',
+        '\u{115f}',
+        '\u{180e}',
+        '\u{200b}',
+        '\u{202e}',
+        '\u{2066}',
+        '\u{feff}',
+        '\u{ad}',
+        '\u{ffa0}',
+        '\u{1160}',
+    ];
+
+    #[test]
+    fn invisible_and_line_breaking_characters_are_shown_not_drawn() {
+        for &c in INVISIBLE {
+            let s = format!("a{c}b");
+            assert_eq!(
+                safe(&s),
+                format!("a\\u{{{:x}}}b", c as u32),
+                "{:x}",
+                c as u32
+            );
+        }
+        for kept in ["Zoë", "東京", "❤\u{fe0f}", "O'Brien", "a b"] {
+            assert_eq!(safe(kept), kept);
+        }
+        assert_eq!(
+            safe_lines("one\u{1b}\ntwo\u{2028}"),
+            "one\\u{1b}\ntwo\\u{2028}"
+        );
+    }
+
     #[test]
     fn formulas_are_neutralised() {
-        for s in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
-            assert_eq!(formula_safe(s), format!("'{s}"));
+        for s in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            " =1+1",
+            "＝1+1",
+            "＋1",
+            "－1",
+            "＠SUM(A1)",
+        ] {
+            assert_eq!(sheet_cell(s), format!("'{s}"));
         }
-        assert_eq!(formula_safe("Acme"), "Acme");
-        for s in ["=1+1", "'quoted", "''", "plain", "-5", ""] {
-            assert_eq!(formula_unescape(&formula_safe(s)), s, "round trip of {s:?}");
+        assert_eq!(sheet_cell("Acme"), "Acme");
+        assert_eq!(sheet_cell("a\x1b[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
+        assert_eq!(sheet_cell("two\nlines"), "two\nlines");
+        for s in ["=1+1", "'quoted", "''", "plain", "-5", "", " x", "＝x"] {
+            assert_eq!(formula_unescape(&sheet_cell(s)), s, "round trip of {s:?}");
         }
     }
 }

@@ -46,6 +46,9 @@ impl FieldType {
             "website" | "url" => return FieldType::Url,
             _ => {}
         }
+        if let Some(t) = FieldType::declared(&column.decl_type) {
+            return t;
+        }
         if column.affinity == Affinity::Integer {
             let flag = matches!(n.as_str(), "sensitive" | "legal_hold" | "do_not_contact")
                 || n.starts_with("is_")
@@ -75,6 +78,21 @@ impl FieldType {
             FieldType::Numeric
         } else {
             FieldType::Text
+        }
+    }
+}
+
+impl FieldType {
+    /// What a declared type says as users write it, where its affinity says less: SQLite gives
+    /// `DATE`, `DATETIME` and `BOOLEAN` NUMERIC affinity, yet they hold a date, a timestamp
+    /// and a flag.
+    fn declared(decl: &str) -> Option<FieldType> {
+        let word = decl.split(['(', ' ']).next().unwrap_or("");
+        match word.to_ascii_uppercase().as_str() {
+            "DATE" => Some(FieldType::Date),
+            "DATETIME" | "TIMESTAMP" | "TIMESTAMPTZ" => Some(FieldType::Timestamp),
+            "BOOLEAN" | "BOOL" => Some(FieldType::Flag),
+            _ => None,
         }
     }
 }

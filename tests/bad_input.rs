@@ -296,3 +296,88 @@ fn the_bulk_path_queues_exactly_what_the_row_by_row_path_does() {
     assert_eq!(bulk, row_by_row);
     assert_eq!(bulk_status, row_status);
 }
+
+/// Proposal rows whose second data row (line 3) has a bad email, lines ended by `eol`.
+fn third_line_bad(eol: &str) -> String {
+    let rows = [
+        HEADER.trim_end(),
+        "e-1,s,update,contacts,c-1001,title,CTO,,,,,",
+        "e-2,s,update,contacts,c-1001,email,not-an-email,,,,,",
+        "e-3,s,update,contacts,c-1002,title,CFO,,,,,",
+    ];
+    rows.join(eol) + eol
+}
+
+#[test]
+fn a_bad_row_is_reported_at_its_own_line_whatever_ends_the_lines() {
+    for (name, eol) in [("crlf.csv", "\r\n"), ("cr.csv", "\r"), ("lf.csv", "\n")] {
+        let env = Env::with_crm();
+        let f = env.write(name, third_line_bad(eol));
+        let stderr = common::refused(env.cmd(&["propose", f.to_str().unwrap()]));
+        assert!(
+            stderr.contains(&format!("{}:3: ", f.display())),
+            "{name}: {stderr}"
+        );
+        let rejects = env.path("rejects.csv");
+        env.cmd(&[
+            "propose",
+            f.to_str().unwrap(),
+            "--skip-invalid",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ])
+        .assert()
+        .code(3);
+        let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1, "{name}: one reject");
+        assert_eq!(&rows[0][1], "3", "{name}: the reject's line");
+    }
+}
+
+#[test]
+fn a_row_after_a_quoted_line_break_is_reported_at_its_physical_line() {
+    let env = Env::with_crm();
+    let text = format!(
+        "{}e-1,s,update,contacts,c-1001,title,\"two\r\nlines\",,,,,\r\ne-2,s,update,contacts,c-1001,email,not-an-email,,,,,\r\n",
+        HEADER.trim_end().to_string() + "\r\n"
+    );
+    let f = env.write("quoted.csv", text);
+    let stderr = common::refused(env.cmd(&["propose", f.to_str().unwrap()]));
+    assert!(stderr.contains(&format!("{}:4: ", f.display())), "{stderr}");
+}
+
+#[test]
+fn the_rejects_file_is_spreadsheet_safe_and_holds_no_raw_control_characters() {
+    let env = Env::with_crm();
+    let f = env.write(
+        "evil.csv",
+        format!(
+            "{HEADER}\u{ff1d}1+1,s,update,contacts,c-1001,email,\"=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",,,, =1+1,\"\u{1b}[2Jgone\0\"\n"
+        ),
+    );
+    let rejects = env.path("rejects.csv");
+    env.cmd(&[
+        "propose",
+        f.to_str().unwrap(),
+        "--skip-invalid",
+        "--rejects",
+        rejects.to_str().unwrap(),
+    ])
+    .assert()
+    .code(3);
+    let bytes = std::fs::read(&rejects).unwrap();
+    assert!(!bytes.contains(&0x1b), "raw ESC in the rejects file");
+    assert!(!bytes.contains(&0), "raw NUL in the rejects file");
+    let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    let row = rdr.records().next().unwrap().unwrap();
+    let cell = |name: &str| {
+        let i = headers.iter().position(|h| h == name).unwrap();
+        row[i].to_string()
+    };
+    assert_eq!(cell("id"), "'\u{ff1d}1+1");
+    assert_eq!(cell("value"), "'=HYPERLINK(\"http://evil\",\"x\")");
+    assert_eq!(cell("trigger"), "' =1+1");
+    assert_eq!(cell("reason"), "\\u{1b}[2Jgone\\u{0}");
+}

@@ -90,3 +90,62 @@ fn export_can_neutralise_formulas_for_spreadsheets() {
         "neutralised when asked"
     );
 }
+
+/// A store whose own table declares DATE, DATETIME and BOOLEAN columns (NUMERIC to SQLite).
+fn events_store() -> Env {
+    let env = Env::new();
+    env.conn()
+        .execute_batch(
+            "CREATE TABLE events (id TEXT PRIMARY KEY, held_on DATE, starts DATETIME, done BOOLEAN)",
+        )
+        .unwrap();
+    env.cmd(&["init"]).assert().success();
+    env
+}
+
+#[test]
+fn columns_are_checked_by_their_declared_type_as_written() {
+    let env = events_store();
+    let f = env.write(
+        "e.csv",
+        "id,held_on,starts,done\ne-1,2025-01-01,2025-01-01T09:00:00Z,true\n",
+    );
+    env.cmd(&["import", "events", f.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.text("SELECT held_on || ' ' || starts || ' ' || done FROM events"),
+        "2025-01-01 2025-01-01T09:00:00Z 1"
+    );
+    let p = env.write(
+        "p.csv",
+        "id,source,kind,object,record,field,value\n\
+         p-1,s,update,events,e-1,held_on,2025-02-03\n\
+         p-2,s,update,events,e-1,held_on,20250203\n",
+    );
+    let stderr = common::refused(env.cmd(&["propose", p.to_str().unwrap()]));
+    assert!(
+        stderr.contains(":3: held_on: \"20250203\" is not a date (YYYY-MM-DD)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(":2: "), "{stderr}");
+}
+
+#[test]
+fn a_record_id_with_spaces_around_it_is_refused_at_import_as_it_could_never_be_targeted() {
+    let env = events_store();
+    let before = env.dump();
+    let f = env.write("e.csv", "id,held_on\n e-1 ,2025-01-01\ne-2,\n");
+    let stderr = common::refused(env.cmd(&["import", "events", f.to_str().unwrap()]));
+    assert!(
+        stderr.contains(":2: id: \" e-1 \" has spaces around it"),
+        "{stderr}"
+    );
+    assert_eq!(env.dump(), before);
+    let j = env.write("e.json", r#"[{"id": "", "held_on": null}]"#);
+    let stderr = common::refused(env.cmd(&["import", "events", j.to_str().unwrap()]));
+    assert!(
+        stderr.contains("missing \"id\" (the record's id)"),
+        "{stderr}"
+    );
+}

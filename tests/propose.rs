@@ -379,6 +379,43 @@ fn several_files_are_all_or_nothing() {
     assert_eq!(env.dump(), before, "the good file is not ingested either");
 }
 
+#[test]
+fn json_empty_string_sets_the_empty_string_null_clears_and_a_bom_is_skipped_as_in_csv() {
+    let env = Env::with_crm();
+    let row = |id: &str, record: &str, value: serde_json::Value| {
+        serde_json::json!({
+            "id": id, "source": "s", "kind": "update", "object": "contacts",
+            "record": record, "field": "title", "value": value,
+        })
+    };
+    let array = serde_json::json!([
+        row("j-1", "c-1001", "".into()),
+        row("j-2", "c-1002", serde_json::Value::Null)
+    ]);
+    let json = env.write("bom.json", format!("\u{feff}{array}\n"));
+    let jsonl = env.write(
+        "bom.jsonl",
+        format!("\u{feff}{}\n", row("j-3", "c-1003", "".into())),
+    );
+    for f in [&json, &jsonl] {
+        env.cmd(&["propose", f.to_str().unwrap()])
+            .assert()
+            .success();
+    }
+    env.cmd(&["approve", "s:j-1", "s:j-2", "s:j-3"])
+        .assert()
+        .success();
+    env.cmd(&["apply"]).assert().success();
+    let title = |id: &str| {
+        env.text(&format!(
+            "SELECT typeof(title) || ':' || coalesce(title, '') FROM contacts WHERE id = '{id}'"
+        ))
+    };
+    assert_eq!(title("c-1001"), "text:");
+    assert_eq!(title("c-1002"), "null:");
+    assert_eq!(title("c-1003"), "text:");
+}
+
 /// The parent a contact's email is checked against (for its domain) is read with only that
 /// column; a write to the parent itself, judged later in the run, must still see every column
 /// the policy's conditions read.

@@ -404,3 +404,37 @@ fn look_alike_characters_in_an_email_are_flagged() {
     key(&mut p, 'q');
     p.exp_eof().expect("exit");
 }
+
+#[test]
+fn invisible_and_line_breaking_characters_are_shown_escaped_on_the_review_screen() {
+    let odd = [
+        '\u{61c}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{e0000}',
+        '\u{e0041}',
+        '\u{e007f}',
+        '\u{3164}',
+        '\u{115f}',
+        '\u{180e}',
+    ];
+    let value: String = odd.iter().flat_map(|&c| ['x', c]).collect();
+    let rows = format!(
+        "id,source,kind,object,record,field,value,reason\n\
+         p1,vendor,update,contacts,c-1001,title,{value},why{value}\n"
+    );
+    let s = store(&rows);
+    let mut p = review(&s, "alice", &[]);
+    let screen = expect(&mut p, "Decide #");
+    assert!(screen.contains("contacts/c-1001"), "{screen}");
+    for c in odd {
+        assert!(
+            !screen.contains(c),
+            "raw U+{:04X} on screen:\n{screen}",
+            c as u32
+        );
+        let shown = format!("\\u{{{:x}}}", c as u32);
+        assert!(screen.contains(&shown), "{shown} not on screen:\n{screen}");
+    }
+    key(&mut p, 'q');
+}

@@ -123,3 +123,101 @@ fn a_state_the_store_should_not_hold_is_named_not_guessed() {
         .stderr(predicate::str::contains("unknown proposal state"))
         .stderr(predicate::str::contains("\u{1b}").not());
 }
+
+/// Characters a terminal draws as nothing or that break or reorder what follows, besides ESC.
+const INVISIBLE: &[char] = &[
+    '\u{61c}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{e0000}',
+    '\u{e0001}',
+    '\u{e0041}',
+    '\u{e007f}',
+    '\u{3164}',
+    '\u{115f}',
+    '\u{180e}',
+];
+
+/// `out` (stdout and stderr of `what`) holds no raw ESC and none of [`INVISIBLE`], and shows
+/// each of `shown` as `\u{..}`.
+fn assert_neutral(what: &str, out: &std::process::Output, shown: &[char]) {
+    let text =
+        String::from_utf8_lossy(&[out.stdout.clone(), out.stderr.clone()].concat()).into_owned();
+    assert!(!text.contains('\u{1b}'), "raw ESC in `{what}`:\n{text}");
+    for &c in INVISIBLE {
+        assert!(
+            !text.contains(c),
+            "raw U+{:04X} in `{what}`:\n{text}",
+            c as u32
+        );
+    }
+    for &c in shown {
+        let escaped = format!("\\u{{{:x}}}", c as u32);
+        assert!(
+            text.contains(&escaped),
+            "{escaped} not shown in `{what}`:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn invisible_and_line_breaking_characters_in_values_are_shown_escaped_in_list_show_and_review() {
+    let env = Env::with_crm();
+    let id = contact_where(&env, "1");
+    let value: String = INVISIBLE.iter().flat_map(|&c| ['x', c]).collect();
+    let row = serde_json::json!({
+        "id": "i-1", "source": "sdr-agent", "kind": "update", "object": "contacts",
+        "record": id, "field": "title", "value": value, "reason": value,
+    });
+    let f = env.write("invisible.jsonl", format!("{row}\n"));
+    env.cmd(&["propose", f.to_str().unwrap()])
+        .assert()
+        .success();
+    for args in [vec!["list"], vec!["show", "1"], vec!["review"]] {
+        let out = env.cmd(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_neutral(&args.join(" "), &out, INVISIBLE);
+    }
+}
+
+#[test]
+fn the_actor_who_set_the_policy_and_the_admins_a_hint_names_are_shown_escaped() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    let odd = "ev\u{1b}[31m\u{2028}il\u{e0041}";
+    let policy = env.policy(
+        "p.toml",
+        &format!(
+            "# roles\n[roles]\n\"{}\" = [\"admin\"]\n",
+            odd.replace('\u{1b}', "\\u001b")
+        ),
+    );
+    env.cmd(&["--as", odd, "policy", "set", &policy])
+        .assert()
+        .success();
+    let out = env.cmd(&["policy", "show"]).output().unwrap();
+    assert!(out.status.success());
+    assert_neutral("policy show", &out, &['\u{1b}', '\u{2028}', '\u{e0041}']);
+    // bob holds no role: the refusal's hint names the admins who could give him one.
+    let out = env.cmd(&["--as", "bob", "approve", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hint: ask an admin"));
+    assert_neutral("approve as bob", &out, &['\u{1b}', '\u{2028}', '\u{e0041}']);
+}
+
+#[test]
+fn a_store_path_with_escapes_is_shown_escaped_in_the_error_and_its_hint() {
+    let env = Env::new();
+    let db = env.path("no\u{1b}[2J\u{2028}where\u{3164}").join("crm.db");
+    let out = common::crmgate()
+        .args(["--db", db.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\nhint: create it with `mkdir -p"),
+        "{stderr}"
+    );
+    assert_neutral("list --db", &out, &['\u{1b}', '\u{2028}', '\u{3164}']);
+}

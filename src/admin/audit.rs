@@ -140,12 +140,12 @@ pub fn export(
     let io = |e: std::io::Error| Error::io("<stdout>", e);
     let mut n = 0u64;
     if format == Format::Csv {
-        let mut w = csv::Writer::from_writer(&mut *out);
+        let mut w = crate::ui::csv_writer(&mut *out);
         w.write_record(COLUMNS).map_err(crate::records::csv_err)?;
         store.for_each_event(since, |e| {
             n += 1;
             let row = cells(&redact.event(e));
-            w.write_record(row.iter().map(|c| crate::ui::formula_safe(c).into_owned()))
+            w.write_record(row.iter().map(|c| crate::ui::sheet_cell(c).into_owned()))
                 .map_err(crate::records::csv_err)
         })?;
         w.flush().map_err(io)?;

@@ -98,12 +98,15 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
         None => print_report(report, args.dry_run, ctx)?,
     }
     if let Some(e) = applied.stopped {
-        eprintln!(
-            "error: the run stopped after {} proposals were committed: {e}",
-            report.total()
-        );
-        eprintln!(
-            "hint: what was committed stays, each proposal whole; run `crmgate apply` again for the rest"
+        ctx.ui.error(
+            &format!(
+                "the run stopped after {} proposals were committed: {e}",
+                report.total()
+            ),
+            &[],
+            Some(
+                "what was committed stays, each proposal whole; run `crmgate apply` again for the rest",
+            ),
         );
         return Ok(Outcome::Partial);
     }
@@ -378,15 +381,18 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         ));
     }
     if let (Some(e), Some(of)) = (reverted.stopped, args.run) {
-        eprintln!(
-            "error: the revert of run {of} stopped after {} of its {} changes were undone: {e}",
-            reverted.done.count, reverted.total
-        );
         let back = run.map_or(String::new(), |run| {
             format!(" (as run {run}; `crmgate revert --run {run}` puts it back)")
         });
-        eprintln!(
-            "hint: what was undone stays{back}; `crmgate revert --run {of}` again undoes the rest"
+        ctx.ui.error(
+            &format!(
+                "the revert of run {of} stopped after {} of its {} changes were undone: {e}",
+                reverted.done.count, reverted.total
+            ),
+            &[],
+            Some(&format!(
+                "what was undone stays{back}; `crmgate revert --run {of}` again undoes the rest"
+            )),
         );
         return Ok(Outcome::Partial);
     }

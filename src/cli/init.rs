@@ -78,7 +78,7 @@ pub fn demo(_args: DemoArgs, ctx: &Ctx) -> Result<Outcome> {
     let ui = &demo_ctx.ui;
     let step =
         |n: u32, text: &str| print_out(format!("\n{}", ui.heading(&format!("==> {n}. {text}"))));
-    let shown = db.display().to_string();
+    let shown = crate::ui::safe(&db.display().to_string()).into_owned();
 
     step(
         1,

@@ -362,34 +362,19 @@ pub fn main() -> i32 {
 }
 
 pub fn report_error(e: &Error, ui: &Ui) {
-    let mut err = std::io::stderr().lock();
-    let label = if ui.color {
-        "\x1b[1;31merror:\x1b[0m"
-    } else {
-        "error:"
-    };
-    // One problem per line: split on the real line breaks first, then neutralise each line, so
-    // text inside an untrusted value can never pose as a line break or an escape sequence.
-    let text: Vec<String> = e
-        .to_string()
-        .lines()
-        .map(|l| crate::ui::safe(l).into_owned())
-        .collect();
-    let _ = writeln!(err, "{label} {}", text.join("\n"));
     // A cause the message already quotes (`FILE: No such file or directory`) is not repeated.
     let mut said = e.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         let cause = s.to_string();
         if !said.contains(&cause) {
-            let _ = writeln!(err, "caused by: {}", crate::ui::safe(&cause));
             said.push_str(&cause);
+            causes.push(cause);
         }
         source = s.source();
     }
-    if let Some(h) = e.hint() {
-        let _ = writeln!(err, "hint: {}", crate::ui::safe(&h));
-    }
+    ui.error(&e.to_string(), &causes, e.hint().as_deref());
 }
 
 /// What a command asks of its actor under the policy in force, if anything.

@@ -119,9 +119,12 @@ fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
 
 fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
     for why in &report.not_archived {
-        eprintln!(
-            "error: not archived, left in place: {}\nhint: proposing it again changes nothing; move it by hand once the archive directory is writable",
-            crate::ui::safe(why)
+        ctx.ui.error(
+            &format!("not archived, left in place: {why}"),
+            &[],
+            Some(
+                "proposing it again changes nothing; move it by hand once the archive directory is writable",
+            ),
         );
     }
     if ctx.ui.json {

@@ -263,7 +263,7 @@ fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(),
     let raw = match &c[VALUE] {
         Cell::Absent => return Err("missing \"value\" (an empty value clears the field)".into()),
         Cell::Null => None,
-        Cell::Text(s) if s.is_empty() => None,
+        // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
         Cell::Text(s) => Some(s.as_str()),
     };
     let value = validate::value_for(column, raw).map_err(|e| format!("{field_name}: {e}"))?;

@@ -17,11 +17,48 @@ pub fn reader<R: Read>(r: R) -> csv::Reader<R> {
 /// row after the stray quote into one value; this tracks just enough of RFC 4180's quoting (a
 /// quote opens a field only at its start, `""` is an escaped quote) to catch that and say where
 /// the quote opened.
+///
+/// It also counts lines the way an editor does, so `FILE:LINE` is right whatever ends the lines:
+/// `\n`, `\r\n` or a bare `\r` each end one line (the csv crate counts only `\n`).
 struct QuoteCheck<R> {
     inner: R,
     state: QuoteState,
     line: u64,
     opened_at: u64,
+    /// Bytes read so far.
+    offset: u64,
+    /// The last byte read was a `\r`: a `\n` right after it ends no further line.
+    after_cr: bool,
+    /// Where each line read but not yet asked about starts (the byte after its break), in
+    /// order; [`QuoteCheck::line_at`] drops the ones behind the reader, so this holds only what
+    /// the CSV reader's buffer is ahead by.
+    starts: std::collections::VecDeque<u64>,
+    /// The line of the last start dropped from `starts`.
+    passed: u64,
+}
+
+impl<R> QuoteCheck<R> {
+    fn new(inner: R) -> Self {
+        QuoteCheck {
+            inner,
+            state: QuoteState::FieldStart,
+            line: 1,
+            opened_at: 0,
+            offset: 0,
+            after_cr: false,
+            starts: std::collections::VecDeque::new(),
+            passed: 1,
+        }
+    }
+
+    /// The line the byte at `offset` is on. Offsets asked about never go backwards.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.starts.front().is_some_and(|&s| s <= offset) {
+            self.starts.pop_front();
+            self.passed += 1;
+        }
+        self.passed
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,8 +74,12 @@ impl<R: Read> Read for QuoteCheck<R> {
         use QuoteState::*;
         let n = self.inner.read(buf)?;
         for &b in &buf[..n] {
-            if b == b'\n' {
+            self.offset += 1;
+            let crlf = b == b'\n' && self.after_cr;
+            self.after_cr = b == b'\r';
+            if matches!(b, b'\n' | b'\r') && !crlf {
                 self.line += 1;
+                self.starts.push_back(self.offset);
             }
             self.state = match (self.state, b) {
                 (FieldStart, b'"') => {
@@ -63,12 +104,7 @@ pub(super) fn read(
     required: &[&str],
     on_item: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Option<Problem>> {
-    let mut rdr = reader(QuoteCheck {
-        inner: r,
-        state: QuoteState::FieldStart,
-        line: 1,
-        opened_at: 0,
-    });
+    let mut rdr = reader(QuoteCheck::new(r));
     let fatal = |line: u64, message: String| {
         Ok(Some(Problem {
             file: name.to_string(),
@@ -124,7 +160,7 @@ pub(super) fn read(
             }
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map_or(0, |p| rdr.get_mut().line_at(p.byte()));
                 match e.kind() {
                     csv::ErrorKind::UnequalLengths { .. } => {
                         on_item(Item::Unreadable {
@@ -140,7 +176,9 @@ pub(super) fn read(
                 }
             }
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let line = rec
+            .position()
+            .map_or(0, |p| rdr.get_mut().line_at(p.byte()));
         let mut row = Row {
             line,
             cells: vec![Cell::Absent; columns.len()],

@@ -197,6 +197,26 @@ fn json_message(e: &serde_json::Error) -> String {
     }
 }
 
+/// `r` without a UTF-8 byte-order mark at its very start, as a CSV reader takes its header.
+fn skip_bom<'r>(r: &'r mut dyn Read, name: &str) -> Result<impl Read + 'r> {
+    let mut head = [0u8; 3];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(name, e)),
+        }
+    }
+    let keep = if head[..n] == [0xEF, 0xBB, 0xBF] {
+        0
+    } else {
+        n
+    };
+    Ok(std::io::Cursor::new(head[..keep].to_vec()).chain(r))
+}
+
 pub(super) fn read_array(
     r: &mut dyn Read,
     name: &str,
@@ -205,7 +225,7 @@ pub(super) fn read_array(
 ) -> Result<Option<Problem>> {
     let newlines = Rc::new(StdCell::new(0));
     let counted = LineCounter {
-        inner: BufReader::with_capacity(64 * 1024, r),
+        inner: BufReader::with_capacity(64 * 1024, skip_bom(r, name)?),
         newlines: newlines.clone(),
     };
     let mut de = serde_json::Deserializer::from_reader(counted);
@@ -237,7 +257,7 @@ pub(super) fn read_lines(
     columns: &[&str],
     on_item: &mut dyn FnMut(Item) -> Result<()>,
 ) -> Result<Option<Problem>> {
-    let mut rdr = BufReader::with_capacity(64 * 1024, r);
+    let mut rdr = BufReader::with_capacity(64 * 1024, skip_bom(r, name)?);
     let mut buf = Vec::new();
     let mut line = 0u64;
     let io_err = |e: std::io::Error| Error::io(name, e);

@@ -163,7 +163,7 @@ impl Rejects {
         // The temporary file's own name would only confuse: the error names the rejects file.
         let tmp = tempfile::NamedTempFile::new_in(dir)
             .map_err(|e| Error::io(path, std::io::Error::from(e.kind())))?;
-        let mut writer = csv::Writer::from_writer(tmp.reopen().map_err(|e| Error::io(path, e))?);
+        let mut writer = crate::ui::csv_writer(tmp.reopen().map_err(|e| Error::io(path, e))?);
         writer
             .write_record(rejects_header())
             .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
@@ -274,7 +274,7 @@ impl<'a, 's> Run<'a, 's> {
         if let Some(w) = self.rejects.as_deref_mut() {
             let mut rec = vec![report.file.clone(), line.to_string(), message.clone()];
             rec.extend(cells.unwrap_or_else(|| vec![String::new(); COLUMNS.len()]));
-            w.write_record(&rec)
+            w.write_record(rec.iter().map(|c| crate::ui::sheet_cell(c).into_owned()))
                 .map_err(|e| Error::io("rejects file", std::io::Error::other(e.to_string())))?;
         }
         self.problems.push(&report.file, line, message);
