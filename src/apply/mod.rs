@@ -154,4 +154,7 @@ pub struct Options {
     pub limit: Option<usize>,
     /// Apply only these proposals (a saved plan).
     pub only: Option<Vec<i64>>,
+    /// Apply only the proposals of the ingests from the first to the last of these ids (the
+    /// files of one propose run, which takes them in one transaction).
+    pub ingests: Option<(i64, i64)>,
 }
