@@ -312,6 +312,14 @@ impl View {
         if let Some(t) = p.trigger.as_deref().filter(|t| !t.is_empty()) {
             let _ = writeln!(out, "{} {}", ui.heading("Trigger:"), safe(t));
         }
+        if let Some(e) = p.evidence.as_deref() {
+            let _ = writeln!(
+                out,
+                "{} {}",
+                ui.heading("Evidence:"),
+                evidence_excerpt(e, p.id)
+            );
+        }
         let (roles, holders, may) = &self.approvers;
         if !roles.is_empty() {
             let who = if holders.is_empty() {
@@ -1152,6 +1160,19 @@ impl Tally {
 /// An edited value as typed: a lone `-` clears the field.
 fn cleared(raw: &str) -> Option<&str> {
     (raw.trim() != "-").then_some(raw)
+}
+
+/// How much of a proposal's evidence the review screen shows, in characters.
+const EVIDENCE_SHOWN: usize = 300;
+
+/// The start of a proposal's evidence on one line, made safe to print, and where the rest is.
+fn evidence_excerpt(evidence: &str, id: i64) -> String {
+    let one_line = evidence.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= EVIDENCE_SHOWN {
+        return safe(&one_line).into_owned();
+    }
+    let cut: String = one_line.chars().take(EVIDENCE_SHOWN).collect();
+    format!("{}… (`crmgate show {id}` shows all of it)", safe(&cut))
 }
 
 /// A reason asked for; `None` (said so) when the reviewer gives none.

@@ -414,7 +414,7 @@ fn applied_event(
         approver: Some(approved_by),
         change_id: Some(change),
         run_id: Some(run),
-        ..NewEvent::default()
+        detail: p.with_evidence(serde_json::Value::Null),
     }
 }
 

@@ -287,6 +287,7 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
         "reason",
         safe(p.reason.as_deref().unwrap_or("")).into_owned(),
     );
+    add("evidence", evidence_lines(p.evidence.as_deref()));
     let from = format!(
         "{}:{} (ingest {}, {})",
         safe(&p.file),
@@ -468,6 +469,7 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
             "reason",
             safe(p.reason.as_deref().unwrap_or("")).into_owned(),
         );
+        add("evidence", evidence_lines(p.evidence.as_deref()));
         add(
             "from",
             format!("{}:{} ({})", safe(&p.file), p.line, p.created_at),
@@ -502,6 +504,12 @@ fn record_image(v: &ChangeView, ui: &Ui) -> comfy_table::Table {
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
 /// line break.
+/// A proposal's evidence in full, line by line, each made safe to print.
+fn evidence_lines(evidence: Option<&str>) -> String {
+    let lines: Vec<String> = evidence.unwrap_or("").lines().map(str::to_string).collect();
+    safe_lines(&lines)
+}
+
 fn safe_lines(lines: &[String]) -> String {
     lines
         .iter()

@@ -9,7 +9,7 @@ use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::validate::{self, short};
 
 /// The columns of a proposal file (docs/formats.md), in the order the rejects file repeats them.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "id",
     "source",
     "kind",
@@ -22,6 +22,7 @@ pub const COLUMNS: [&str; 12] = [
     "expected",
     "trigger",
     "reason",
+    "evidence",
 ];
 const ID: usize = 0;
 const SOURCE: usize = 1;
@@ -35,6 +36,10 @@ const CONFIDENCE: usize = 8;
 const EXPECTED: usize = 9;
 const TRIGGER: usize = 10;
 const REASON: usize = 11;
+const EVIDENCE: usize = 12;
+
+/// The longest evidence a proposal may carry.
+pub const MAX_EVIDENCE_BYTES: usize = 4 * 1024;
 
 const MAX_ID_BYTES: usize = 256;
 
@@ -82,6 +87,7 @@ fn check_row(
             .text()
             .map(str::to_string)
             .filter(|s| !s.is_empty()),
+        evidence: row_evidence(c)?,
         baseline: Value::Null,
         baseline_fp: None,
         content_key: 0,
@@ -162,6 +168,24 @@ fn row_object<'s>(c: &[Cell], schema: &'s Schema) -> Result<&'s Object, String> 
         })
 }
 
+/// What the proposer relied on, when it says: a URL or the text itself, checked like any text
+/// (no NUL byte) and at most [`MAX_EVIDENCE_BYTES`].
+fn row_evidence(c: &[Cell]) -> Result<Option<String>, String> {
+    let Some(s) = c[EVIDENCE].text().filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if s.len() > MAX_EVIDENCE_BYTES {
+        return Err(format!(
+            "evidence is {} bytes; the limit is {MAX_EVIDENCE_BYTES} (link to a longer text)",
+            s.len()
+        ));
+    }
+    if s.contains('\0') {
+        return Err("evidence contains a NUL byte".into());
+    }
+    Ok(Some(s.to_string()))
+}
+
 /// The confidence the source states, when it states one: a number from 0 to 1.
 fn row_confidence(c: &[Cell]) -> Result<Option<f64>, String> {
     let Some(s) = c[CONFIDENCE].trimmed() else {
@@ -180,7 +204,7 @@ fn set_keys(p: &mut NewProposal) {
     // Straight into a buffer (`to_string` would go through `Display`): every row is keyed.
     let json = |v: &Value| serde_json::to_string(&v.to_json()).expect("JSON serializes");
     let json_or_empty = |v: &Option<Value>| v.as_ref().map(json).unwrap_or_default();
-    p.content_key = key64(&[
+    let parts: [&str; 12] = [
         &p.source,
         p.ext_id.as_deref().unwrap_or(""),
         p.kind.as_str(),
@@ -195,7 +219,14 @@ fn set_keys(p: &mut NewProposal) {
         &json_or_empty(&p.expected),
         p.trigger.as_deref().unwrap_or(""),
         p.reason.as_deref().unwrap_or(""),
-    ]);
+    ];
+    // Evidence joins the content only when given: a row without it keeps the key it had
+    // before proposals carried evidence, so re-proposing an old file changes nothing.
+    let mut parts = parts.to_vec();
+    if let Some(e) = &p.evidence {
+        parts.push(e);
+    }
+    p.content_key = key64(&parts);
     p.dedupe_key = match &p.ext_id {
         Some(id) => source_id_key(&p.source, id),
         None => p.content_key,
@@ -357,6 +388,7 @@ pub(super) fn proposal_cells(p: &NewProposal) -> Vec<String> {
         p.expected.as_ref().map(Value::display).unwrap_or_default(),
         opt(&p.trigger),
         opt(&p.reason),
+        opt(&p.evidence),
     ]
 }
 

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::Input;
-pub use super::check::{COLUMNS, rejects_header};
+pub use super::check::{COLUMNS, MAX_EVIDENCE_BYTES, rejects_header};
 use super::queue::Tally;
 use crate::error::{Error, Problem, Problems, Result};
 use crate::model::{Kind, NewEvent};

@@ -76,7 +76,7 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value, p.evidence";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
@@ -116,6 +116,7 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
         } else {
             None
         },
+        evidence: r.get(29)?,
     })
 }
 
@@ -153,7 +154,7 @@ pub(super) fn proposal_to_apply(
     });
     conn.prepare_cached(&SQL)
         .and_then(|mut stmt| {
-            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, r.get(29)?)))
+            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, r.get(30)?)))
                 .optional()
         })
         .map_err(db_err)
