@@ -62,7 +62,8 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field.
+/// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field;
+/// `create` inserts a new record, its fields a JSON object in `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -71,15 +72,17 @@ pub enum Kind {
     Lifecycle,
     Owner,
     Merge,
+    Create,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Update,
         Kind::Verify,
         Kind::Lifecycle,
         Kind::Owner,
         Kind::Merge,
+        Kind::Create,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Lifecycle => "lifecycle",
             Kind::Owner => "owner",
             Kind::Merge => "merge",
+            Kind::Create => "create",
         }
     }
 
@@ -102,7 +106,7 @@ impl Kind {
             Kind::Verify => Some("email_status"),
             Kind::Lifecycle => Some("lifecycle_stage"),
             Kind::Owner => Some("owner"),
-            Kind::Update | Kind::Merge => None,
+            Kind::Update | Kind::Merge | Kind::Create => None,
         }
     }
 }

@@ -277,6 +277,8 @@ impl View {
         out.push('\n');
         if p.merge_into.is_some() {
             self.render_merge(ui, width, &mut out);
+        } else if p.kind == crate::model::Kind::Create {
+            self.render_create(ui, width, &mut out);
         } else {
             self.render_field(ui, width, &mut out);
         }
@@ -445,6 +447,24 @@ impl View {
         for w in warnings {
             let _ = writeln!(out, "{}", warn(ui, &w));
         }
+    }
+
+    /// A create: the new record as a table of the fields it gives, in the table's column order.
+    fn render_create(&self, ui: &Ui, width: u16, out: &mut String) {
+        let p = &self.p;
+        let heading = format!("New record {}:", safe(&p.record_ref()));
+        let _ = writeln!(out, "{}", ui.heading(&heading));
+        let mut t = ui.table();
+        t.set_width(width);
+        t.set_header(["field", "value"]);
+        let fields = p.value.as_object();
+        for name in &self.columns {
+            if let Some(v) = fields.and_then(|f| f.get(name)) {
+                let shown = crate::apply::json_to_value(v).display();
+                t.add_row([safe(name).into_owned(), safe(&shown).into_owned()]);
+            }
+        }
+        let _ = writeln!(out, "{t}");
     }
 
     fn render_merge(&self, ui: &Ui, width: u16, out: &mut String) {

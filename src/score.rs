@@ -194,6 +194,19 @@ pub fn score_field(f: &FieldFacts<'_>) -> Score {
     }
 }
 
+/// A create's score: the stated confidence, blended with the source's track record; the values
+/// were checked valid.
+pub fn score_create(stated_confidence: Option<f64>, t: TrackRecord) -> Score {
+    let mut signals = Vec::with_capacity(3);
+    let s = stated(stated_confidence, &mut signals);
+    let s = track(s, t, &mut signals);
+    signals.push(Signal::Valid);
+    Score {
+        value: s.clamp(0.0, 1.0),
+        signals,
+    }
+}
+
 /// A merge's score: how well the two records match, field by field (the proposer's stated
 /// confidence is shown but does not move it: a merge is judged on the records), blended with the
 /// source's track record like any other proposal.

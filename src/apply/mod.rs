@@ -19,7 +19,7 @@ mod plan;
 mod revert;
 mod run;
 
-pub use create::{Importing, create_record, write_imported};
+pub use create::{Importing, create_fields, create_record, row_of, write_imported};
 pub use one::{RunState, apply_ids, json_to_value};
 pub use pin::{FieldChanged, SinceProposed, merge_changes_since_proposed, pin_merge, pin_of};
 pub use plan::{Plan, PlanItem, staleness};

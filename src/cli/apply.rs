@@ -284,7 +284,8 @@ pub(super) fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
                 format!("merge {} into {into}", record_id(&i.record)),
             ),
             None => (
-                i.field.clone().unwrap_or_default(),
+                // Only a create names no field: it writes a whole new record.
+                i.field.clone().unwrap_or_else(|| "(new record)".into()),
                 shown(&i.before),
                 shown(&i.after),
             ),

@@ -80,15 +80,23 @@ const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.re
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
+    let kind: Kind = r.get(3)?;
+    let value = value_from(r.get_ref(7)?).to_json();
     Ok(Proposal {
         id: r.get(0)?,
         source: r.get(1)?,
         ext_id: r.get(2)?,
-        kind: r.get(3)?,
+        kind,
         object: r.get(4)?,
         record: r.get(5)?,
         field: r.get(6)?,
-        value: value_from(r.get_ref(7)?).to_json(),
+        value: match (kind, value) {
+            // A create's fields are kept as the JSON text of an object.
+            (Kind::Create, serde_json::Value::String(json)) => {
+                serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json))
+            }
+            (_, value) => value,
+        },
         merge_into: r.get(8)?,
         stated_confidence: r.get(9)?,
         expected: has_expected.then(|| value_from(r.get_ref(11).expect("column 11")).to_json()),
