@@ -219,7 +219,10 @@ fn acting_as_another_takes_an_os_user_holding_admin_and_every_event_names_both()
     ok(env.cmd(&["audit", "verify"]));
     let (csv, _) = ok(env.cmd(&["audit", "export", "--format", "csv"]));
     assert!(
-        csv.lines().next().unwrap().ends_with(",hash,os_user,evidence"),
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",hash,os_user,evidence"),
         "{csv}"
     );
     // The demo's first event is about no proposal: its evidence cell is empty.

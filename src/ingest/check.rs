@@ -222,11 +222,15 @@ fn set_keys(p: &mut NewProposal) {
     ];
     // Evidence joins the content only when given: a row without it keeps the key it had
     // before proposals carried evidence, so re-proposing an old file changes nothing.
-    let mut parts = parts.to_vec();
-    if let Some(e) = &p.evidence {
-        parts.push(e);
-    }
-    p.content_key = key64(&parts);
+    p.content_key = match &p.evidence {
+        None => key64(&parts),
+        Some(e) => {
+            let mut with = [""; 13];
+            with[..12].copy_from_slice(&parts);
+            with[12] = e;
+            key64(&with)
+        }
+    };
     p.dedupe_key = match &p.ext_id {
         Some(id) => source_id_key(&p.source, id),
         None => p.content_key,
