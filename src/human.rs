@@ -205,8 +205,8 @@ pub fn decide(
         policy_version: Some(policy_version),
         rules,
         approver: (!matches!(verb, Verb::Reject { .. })).then(|| actor.to_string()),
-        // The log keeps the proposer's value beside the reviewer's.
-        detail: match verb {
+        // The log keeps the proposer's value beside the reviewer's, and its evidence.
+        detail: p.with_evidence(match verb {
             Verb::Approve { note } => match pinned {
                 Some(pin) => serde_json::json!({ "note": note, "was": p.state, "pinned": pin }),
                 None => serde_json::json!({ "note": note, "was": p.state }),
@@ -217,7 +217,7 @@ pub fn decide(
                 "edited": value.to_json(),
                 "was": p.state,
             }),
-        },
+        }),
         ..NewEvent::default()
     })?;
     Ok(Ruling::Done(Box::new(p)))

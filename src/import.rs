@@ -280,9 +280,9 @@ fn proposal_file(
         w.write_record(COLUMNS).map_err(crate::records::csv_err)?;
         for d in diffs {
             let (value, expected) = (d.after.display(), d.before.display());
-            let row: [&str; 12] = [
+            let row: [&str; 13] = [
                 "", "", "update", &obj.name, &d.record, &d.field, &value, "", "", &expected, "",
-                &reason,
+                &reason, "",
             ];
             w.write_record(row).map_err(crate::records::csv_err)?;
         }

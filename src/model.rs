@@ -62,7 +62,8 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field.
+/// What a proposal asks for. `verify`, `lifecycle` and `owner` are updates of one implied field;
+/// `create` inserts a new record, its fields a JSON object in `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -71,15 +72,17 @@ pub enum Kind {
     Lifecycle,
     Owner,
     Merge,
+    Create,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Update,
         Kind::Verify,
         Kind::Lifecycle,
         Kind::Owner,
         Kind::Merge,
+        Kind::Create,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +92,7 @@ impl Kind {
             Kind::Lifecycle => "lifecycle",
             Kind::Owner => "owner",
             Kind::Merge => "merge",
+            Kind::Create => "create",
         }
     }
 
@@ -102,7 +106,7 @@ impl Kind {
             Kind::Verify => Some("email_status"),
             Kind::Lifecycle => Some("lifecycle_stage"),
             Kind::Owner => Some("owner"),
-            Kind::Update | Kind::Merge => None,
+            Kind::Update | Kind::Merge | Kind::Create => None,
         }
     }
 }
@@ -278,6 +282,9 @@ pub struct NewProposal {
     pub expected: Option<Value>,
     pub trigger: Option<String>,
     pub reason: Option<String>,
+    /// What the proposer relied on: a URL, or the text itself (at most
+    /// [`MAX_EVIDENCE_BYTES`](crate::ingest::proposals::MAX_EVIDENCE_BYTES)).
+    pub evidence: Option<String>,
     /// The record's value of the field at ingest; staleness is judged against it later.
     pub baseline: Value,
     /// For merges: SHA-256 of both records as they were at ingest.
@@ -304,6 +311,8 @@ pub struct Proposal {
     pub expected: Option<serde_json::Value>,
     pub trigger: Option<String>,
     pub reason: Option<String>,
+    /// What the proposer relied on: a URL, or the text itself.
+    pub evidence: Option<String>,
     /// The field's value when the proposal was ingested.
     pub baseline: serde_json::Value,
     pub state: State,
@@ -337,6 +346,20 @@ impl Proposal {
 
     pub fn record_ref(&self) -> String {
         format!("{}/{}", self.object, self.record)
+    }
+
+    /// `detail` (an object, or null for none) with the proposal's evidence added, when it has
+    /// some: the events of its decisions and its changes keep what the proposer relied on.
+    pub fn with_evidence(&self, detail: serde_json::Value) -> serde_json::Value {
+        let Some(evidence) = &self.evidence else {
+            return detail;
+        };
+        let mut detail = match detail {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        detail.insert("evidence".into(), evidence.clone().into());
+        serde_json::Value::Object(detail)
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use crate::error::{Error, Problems, Result};
 use crate::ingest::{Cell, Format, Input, Item, read_rows};
 use crate::model::{NewEvent, Value};
-use crate::schema::{Object, Schema, suggestion_suffix};
+use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::store::{Store, UpsertOutcome, Writer};
 use crate::validate::{self, short};
 
@@ -214,6 +214,46 @@ fn check_record(
     cols: &mut Vec<usize>,
     values: &mut Vec<Value>,
 ) -> Result<Vec<String>> {
+    let mut bad = check_cells(obj, cells, cols, values);
+    bad.extend(dangling(obj, cols, values, &mut |c, v| {
+        w.missing_parent(c, v)
+    })?);
+    Ok(bad)
+}
+
+/// The foreign-key values among `values` (of the columns `cols`) that name no record of their
+/// parent, each as a problem; `missing_parent` looks one up. What [`check_cells`] leaves to
+/// the store.
+pub fn dangling<'s>(
+    obj: &Object,
+    cols: &[usize],
+    values: &[Value],
+    missing_parent: &mut dyn FnMut(&Column, &Value) -> Result<Option<&'s Object>>,
+) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    for (&i, v) in cols.iter().zip(values) {
+        let column = &obj.columns[i];
+        if let Some(parent) = missing_parent(column, v)? {
+            bad.push(format!(
+                "{}: \"{}\" does not exist in {}",
+                column.name,
+                short(&v.display()),
+                parent.name
+            ));
+        }
+    }
+    Ok(bad)
+}
+
+/// Checks one record's cells (indexed like `obj.columns`) as an import checks a row, without
+/// the store: each value for its column, the id given. Fills `cols` and `values` with what it
+/// gives; returns what is wrong, nothing when it is good. Foreign keys are for [`dangling`].
+pub fn check_cells(
+    obj: &Object,
+    cells: &[Cell],
+    cols: &mut Vec<usize>,
+    values: &mut Vec<Value>,
+) -> Vec<String> {
     cols.clear();
     values.clear();
     let mut bad = Vec::new();
@@ -224,6 +264,13 @@ fn check_record(
             Cell::Null => None,
             // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
             Cell::Text(s) => Some(s.as_str()),
+            Cell::Object(_) => {
+                bad.push(format!(
+                    "{}: must be a single value, not an object",
+                    column.name
+                ));
+                continue;
+            }
         };
         if column.primary_key
             && let Some(why) = id_problem(column, raw)
@@ -237,14 +284,6 @@ fn check_record(
         }
         match validate::value_for(column, raw) {
             Ok(v) => {
-                if let Some(parent) = w.missing_parent(column, &v)? {
-                    bad.push(format!(
-                        "{}: \"{}\" does not exist in {}",
-                        column.name,
-                        short(&v.display()),
-                        parent.name
-                    ));
-                }
                 cols.push(i);
                 values.push(v);
             }
@@ -257,7 +296,7 @@ fn check_record(
             obj.pk_column().name
         ));
     }
-    Ok(bad)
+    bad
 }
 
 /// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the

@@ -277,6 +277,8 @@ impl View {
         out.push('\n');
         if p.merge_into.is_some() {
             self.render_merge(ui, width, &mut out);
+        } else if p.kind == crate::model::Kind::Create {
+            self.render_create(ui, width, &mut out);
         } else {
             self.render_field(ui, width, &mut out);
         }
@@ -311,6 +313,14 @@ impl View {
         }
         if let Some(t) = p.trigger.as_deref().filter(|t| !t.is_empty()) {
             let _ = writeln!(out, "{} {}", ui.heading("Trigger:"), safe(t));
+        }
+        if let Some(e) = p.evidence.as_deref() {
+            let _ = writeln!(
+                out,
+                "{} {}",
+                ui.heading("Evidence:"),
+                evidence_excerpt(e, p.id)
+            );
         }
         let (roles, holders, may) = &self.approvers;
         if !roles.is_empty() {
@@ -437,6 +447,24 @@ impl View {
         for w in warnings {
             let _ = writeln!(out, "{}", warn(ui, &w));
         }
+    }
+
+    /// A create: the new record as a table of the fields it gives, in the table's column order.
+    fn render_create(&self, ui: &Ui, width: u16, out: &mut String) {
+        let p = &self.p;
+        let heading = format!("New record {}:", safe(&p.record_ref()));
+        let _ = writeln!(out, "{}", ui.heading(&heading));
+        let mut t = ui.table();
+        t.set_width(width);
+        t.set_header(["field", "value"]);
+        let fields = p.value.as_object();
+        for name in &self.columns {
+            if let Some(v) = fields.and_then(|f| f.get(name)) {
+                let shown = crate::apply::json_to_value(v).display();
+                t.add_row([safe(name).into_owned(), safe(&shown).into_owned()]);
+            }
+        }
+        let _ = writeln!(out, "{t}");
     }
 
     fn render_merge(&self, ui: &Ui, width: u16, out: &mut String) {
@@ -1158,6 +1186,19 @@ impl Tally {
 /// An edited value as typed: a lone `-` clears the field.
 fn cleared(raw: &str) -> Option<&str> {
     (raw.trim() != "-").then_some(raw)
+}
+
+/// How much of a proposal's evidence the review screen shows, in characters.
+const EVIDENCE_SHOWN: usize = 300;
+
+/// The start of a proposal's evidence on one line, made safe to print, and where the rest is.
+fn evidence_excerpt(evidence: &str, id: i64) -> String {
+    let one_line = evidence.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= EVIDENCE_SHOWN {
+        return safe(&one_line).into_owned();
+    }
+    let cut: String = one_line.chars().take(EVIDENCE_SHOWN).collect();
+    format!("{}… (`crmgate show {id}` shows all of it)", safe(&cut))
 }
 
 /// A reason asked for; `None` (said so) when the reviewer gives none.

@@ -225,6 +225,19 @@ pub fn score_field(f: &FieldFacts<'_>) -> Score {
     }
 }
 
+/// A create's score: the stated confidence, blended with the source's track record; the values
+/// were checked valid.
+pub fn score_create(stated_confidence: Option<f64>, t: TrackRecord) -> Score {
+    let mut signals = Vec::with_capacity(3);
+    let s = stated(stated_confidence, &mut signals);
+    let s = track(s, t, &mut signals);
+    signals.push(Signal::Valid);
+    Score {
+        value: s.clamp(0.0, 1.0),
+        signals,
+    }
+}
+
 /// How many columns a merge's signal names.
 const MATCH_COLUMNS: usize = 8;
 

@@ -189,9 +189,14 @@ fn the_csv_export_reads_back_exactly_and_is_safe_in_a_spreadsheet() {
                 !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
                 "seq {seq} {name}: a spreadsheet would run {cell:?}"
             );
+            // The evidence column is the one the event's detail keeps.
+            let column = match name {
+                "evidence" => "json_extract(detail, '$.evidence')".to_string(),
+                other => format!("CAST({other} AS TEXT)"),
+            };
             let stored: Option<String> = conn
                 .query_row(
-                    &format!("SELECT CAST({name} AS TEXT) FROM crmgate_events WHERE seq = ?1"),
+                    &format!("SELECT {column} FROM crmgate_events WHERE seq = ?1"),
                     [seq],
                     |r| r.get(0),
                 )

@@ -219,11 +219,15 @@ fn acting_as_another_takes_an_os_user_holding_admin_and_every_event_names_both()
     ok(env.cmd(&["audit", "verify"]));
     let (csv, _) = ok(env.cmd(&["audit", "export", "--format", "csv"]));
     assert!(
-        csv.lines().next().unwrap().ends_with(",hash,os_user"),
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",hash,os_user,evidence"),
         "{csv}"
     );
+    // The demo's first event is about no proposal: its evidence cell is empty.
     assert!(
-        csv.lines().nth(1).unwrap().ends_with(&format!(",{me}")),
+        csv.lines().nth(1).unwrap().ends_with(&format!(",{me},")),
         "{csv}"
     );
     // Without the OS user among the admins, acting as alice is refused, even for alice's own

@@ -172,6 +172,11 @@ fn counts_headers_and_references_hold() {
 
     let (headers, proposals) = csv_rows(&dir.path().join("proposals.csv"));
     assert_eq!(headers, crmgate_gen::PROPOSAL_COLUMNS);
+    // The generator's columns are crmgate's, in order, but the evidence it never writes.
+    assert_eq!(
+        crmgate_gen::PROPOSAL_COLUMNS[..],
+        crmgate::ingest::proposals::COLUMNS[..12]
+    );
     assert_eq!(proposals.len(), cfg.proposals);
     let mut seen = BTreeSet::new();
     let mut kinds = BTreeMap::<String, usize>::new();

@@ -368,6 +368,12 @@ fn the_readme_cron_lines_run_and_the_propose_line_queues_an_inbox() {
             );
         };
         let env = Env::with_crm();
+        let applies = command.contains("--apply");
+        if applies {
+            // Under the demo policy clearbit is autonomous: some of its proposals apply at once.
+            let p = env.fixture_policy("demo.toml");
+            env.cmd(&["policy", "set", &p]).assert().success();
+        }
         std::fs::create_dir(env.path("inbox")).unwrap();
         std::fs::create_dir(env.path("rejects")).unwrap();
         for (from, to) in [
@@ -386,6 +392,14 @@ fn the_readme_cron_lines_run_and_the_propose_line_queues_an_inbox() {
             !cmd.text.contains(" propose ")
                 || env.count("SELECT count(*) FROM crmgate_proposals") > 0,
             "README.md:{}: `{}` queued nothing from inbox/",
+            cmd.line,
+            cmd.text
+        );
+        let changes = env.count("SELECT count(*) FROM crmgate_changes");
+        assert_eq!(
+            changes > 0,
+            applies,
+            "README.md:{}: `{}` made {changes} changes",
             cmd.line,
             cmd.text
         );

@@ -134,7 +134,23 @@ pub const DEAL_COLUMNS: [&str; 10] = [
 ];
 pub const ACTIVITY_COLUMNS: [&str; 6] = ["id", "contact_id", "deal_id", "kind", "body", "at"];
 /// The columns of a proposal file, as crmgate reads them.
-pub use crmgate::ingest::proposals::COLUMNS as PROPOSAL_COLUMNS;
+/// The columns of a generated proposal file: those of crmgate's proposal files
+/// (`crmgate::ingest::proposals::COLUMNS`) up to `reason`; generated proposals carry no
+/// `evidence`, so its files stay as they were before proposals could.
+pub const PROPOSAL_COLUMNS: [&str; 12] = [
+    "id",
+    "source",
+    "kind",
+    "object",
+    "record",
+    "field",
+    "value",
+    "merge_into",
+    "confidence",
+    "expected",
+    "trigger",
+    "reason",
+];
 
 /// The sales reps that own records.
 pub const REPS: [&str; 6] = ["alice", "bob", "mia", "omar", "priya", "li"];

@@ -72,8 +72,9 @@ pub fn checkpoint(store: &Store) -> Result<Checkpoint> {
     Ok(Checkpoint { seq, hash })
 }
 
-/// The export's columns: the events' own, documented in the README.
-const COLUMNS: [&str; 22] = [
+/// The export's columns: the events' own, documented in the README, then the evidence of the
+/// proposal an event is about, as its `detail` keeps it.
+const COLUMNS: [&str; 23] = [
     "seq",
     "at",
     "actor",
@@ -96,9 +97,10 @@ const COLUMNS: [&str; 22] = [
     "prev_hash",
     "hash",
     "os_user",
+    "evidence",
 ];
 
-fn cells(e: &EventRow) -> [String; 22] {
+fn cells(e: &EventRow) -> [String; 23] {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
     [
@@ -124,7 +126,19 @@ fn cells(e: &EventRow) -> [String; 22] {
         e.prev_hash.clone(),
         e.hash.clone(),
         o(&e.os_user),
+        evidence(e),
     ]
+}
+
+/// The evidence an event's `detail` keeps, if any.
+fn evidence(e: &EventRow) -> String {
+    e.detail
+        .as_deref()
+        // Most events have none: only those that may are parsed.
+        .filter(|d| d.contains("\"evidence\""))
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|d| d.get("evidence")?.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Writes every event at or after `since` to `out`, as CSV (cells a spreadsheet would run made

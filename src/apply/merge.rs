@@ -205,7 +205,9 @@ impl MergeLog<'_, '_> {
             approver: Some(self.approved_by.clone()),
             change_id: Some(id),
             run_id: Some(self.run),
-            detail: serde_json::json!({ "merge": { "duplicate": p.record, "into": into } }),
+            detail: p.with_evidence(
+                serde_json::json!({ "merge": { "duplicate": p.record, "into": into } }),
+            ),
             ..NewEvent::default()
         })?;
         Ok(id)

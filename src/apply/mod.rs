@@ -19,7 +19,7 @@ mod plan;
 mod revert;
 mod run;
 
-pub use create::{Importing, create_record, write_imported};
+pub use create::{Importing, create_fields, create_record, row_of, write_imported};
 pub use merge::ROWID_KEY;
 pub use one::{RunState, apply_ids, json_to_value};
 pub use pin::{FieldChanged, SinceProposed, merge_changes_since_proposed, pin_merge, pin_of};
@@ -155,4 +155,7 @@ pub struct Options {
     pub limit: Option<usize>,
     /// Apply only these proposals (a saved plan).
     pub only: Option<Vec<i64>>,
+    /// Apply only the proposals of the ingests from the first to the last of these ids (the
+    /// files of one propose run, which takes them in one transaction).
+    pub ingests: Option<(i64, i64)>,
 }

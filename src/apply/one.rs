@@ -207,6 +207,9 @@ fn apply_one(
     if p.merge_into.is_some() {
         return super::merge::merge_one(w, judge, p, approver, run);
     }
+    if p.kind == crate::model::Kind::Create {
+        return super::create::apply_create(w, judge, p, approver, (run, auto_in_run));
+    }
     let field = p.field.as_deref().unwrap_or_default();
     let Some(obj) = w.schema().object(&p.object) else {
         let why = format!("the object {} no longer exists", p.object);
@@ -282,7 +285,7 @@ fn apply_one(
 /// The policy's decision on a field write against the record as it is now (`row`; the field's
 /// value and the related records in `(current, related)`), counting `by_policy` proposals of its
 /// source this run already applied on the policy's word alone.
-fn decide_now(
+pub(super) fn decide_now(
     policy: &Policy,
     obj: &crate::schema::Object,
     p: &Proposal,
@@ -319,7 +322,7 @@ fn decide_now(
 /// Why the proposal may not be applied to the record as it is now (the field holds `current`),
 /// given the policy's decision `now`, if it may not: a stop rule, a policy that would no
 /// longer let it through on its own, or a record that moved on since it was proposed.
-fn judge_now(
+pub(super) fn judge_now(
     policy: &Policy,
     p: &Proposal,
     now: &Decision,
@@ -385,7 +388,7 @@ fn write_verified(
 }
 
 /// The event of an applied field write.
-fn applied_event(
+pub(super) fn applied_event(
     judge: Judge<'_>,
     p: &Proposal,
     by_policy: bool,
@@ -416,7 +419,7 @@ fn applied_event(
         approver: Some(approved_by),
         change_id: Some(change),
         run_id: Some(run),
-        ..NewEvent::default()
+        detail: p.with_evidence(serde_json::Value::Null),
     }
 }
 

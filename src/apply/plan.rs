@@ -136,6 +136,9 @@ pub fn staleness(w: &impl ReadRecords, p: &Proposal) -> Result<Option<String>> {
     let Some(obj) = w.schema().object(&p.object) else {
         return Ok(Some(format!("the object {} no longer exists", p.object)));
     };
+    if p.kind == crate::model::Kind::Create {
+        return super::create::create_staleness(w, obj, p);
+    }
     let Some(row) = w.record_row(obj, &p.record)? else {
         return Ok(Some(format!(
             "the record {}/{} no longer exists",

@@ -248,6 +248,13 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
             show(&tip.after.to_json())
         )));
     }
+    // Deleting a created record: never while another record references it, even forced.
+    if c.field == WHOLE_RECORD
+        && tip.before == Value::Null
+        && let Some(why) = super::create::referenced(w, obj, &c.record)?
+    {
+        return Ok(Undo::Refused(format!("change {}: {why}", c.id)));
+    }
     if let Put::Refused(why) = put(w, obj, &c.record, &c.field, &tip.before)? {
         return Ok(Undo::Refused(format!("change {}: {why}", c.id)));
     }

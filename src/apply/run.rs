@@ -216,8 +216,8 @@ fn apply_whole(
         }
         let mut after = 0;
         while left > 0 {
-            let source = req.opts.source.as_deref();
-            let ids = w.approved_ids_after(source, merges, after, left.min(IDS_AT_ONCE))?;
+            let of = (req.opts.source.as_deref(), req.opts.ingests);
+            let ids = w.approved_ids_after(of, merges, after, left.min(IDS_AT_ONCE))?;
             let Some(&last) = ids.last() else { break };
             apply_ids(w, judge, &ids, &mut state, &mut report)?;
             (after, left) = (last, left - ids.len());
@@ -235,7 +235,7 @@ fn apply_in_chunks(
     req: &ApplyRequest<'_>,
     progress: &mut dyn Progress,
 ) -> Result<Applied> {
-    let source = req.opts.source.as_deref();
+    let of = (req.opts.source.as_deref(), req.opts.ingests);
     let mut report = Report::new(false);
     let mut state = RunState::default();
     let (mut after, mut left) = (0, req.opts.limit.unwrap_or(usize::MAX));
@@ -244,7 +244,7 @@ fn apply_in_chunks(
     while left > 0 {
         let chunk = |w: &mut Writer<'_>| {
             let n = left.min(req.chunk.max(1));
-            let ids = w.approved_ids_after(source, state.merges, after, n)?;
+            let ids = w.approved_ids_after(of, state.merges, after, n)?;
             // A chunk's report keeps all its items, for the caller: at most a chunk of them.
             let mut part = Report::new(true);
             apply_ids(w, judge, &ids, &mut state, &mut part)?;

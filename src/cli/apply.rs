@@ -71,6 +71,7 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
             only: follow
                 .as_ref()
                 .map(|p| p.items.iter().map(|i| i.proposal).collect()),
+            ingests: None,
         },
         follow,
         make_plan: args.plan_out.is_some(),
@@ -240,7 +241,7 @@ impl apply::Progress for Bar<'_> {
 }
 
 /// Exit 3 when any proposal was not applied.
-fn outcome(report: &Report) -> Outcome {
+pub(super) fn outcome(report: &Report) -> Outcome {
     if report.exceptions() > 0 {
         Outcome::Partial
     } else {
@@ -264,7 +265,7 @@ fn record_id(record: &str) -> &str {
 /// How many rows the table of a run shows; the counts cover them all.
 const SHOWN: usize = 200;
 
-fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
+pub(super) fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
     if r.items.is_empty() {
         ctx.ui.note("nothing approved to apply");
         return Ok(());
@@ -286,7 +287,8 @@ fn print_report(r: &Report, dry_run: bool, ctx: &Ctx) -> Result<()> {
                 format!("merge {} into {into}", record_id(&i.record)),
             ),
             None => (
-                i.field.clone().unwrap_or_default(),
+                // Only a create names no field: it writes a whole new record.
+                i.field.clone().unwrap_or_else(|| "(new record)".into()),
                 shown(&i.before),
                 shown(&i.after),
             ),

@@ -33,6 +33,11 @@ pub struct ProposeArgs {
     /// DIR/failed/), so the next run does not read them again.
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
+    /// Once the ingest commits, apply the proposals the policy approved in it (with every
+    /// check `crmgate apply` makes); proposals approved earlier stay queued. Exit 3 when any
+    /// was not applied.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 pub fn run(args: ProposeArgs, ctx: &Ctx) -> Result<Outcome> {
@@ -57,23 +62,46 @@ pub fn run(args: ProposeArgs, ctx: &Ctx) -> Result<Outcome> {
         return Ok(Outcome::Done);
     }
     let mut store = ctx.open()?;
-    let report = ingest(&mut store, &inputs, args, ctx)?;
-    print_report(&report, ctx)?;
-    Ok(if report.rejected > 0 || !report.not_archived.is_empty() {
+    let apply = args.apply;
+    let (report, applied) = ingest(&mut store, &inputs, args, ctx)?;
+    let ingest_outcome = if report.rejected > 0 || !report.not_archived.is_empty() {
         Outcome::Partial
     } else {
         Outcome::Done
+    };
+    let Some(applied) = applied.filter(|_| apply) else {
+        print_report(&report, ctx)?;
+        return Ok(ingest_outcome);
+    };
+    if ctx.ui.json {
+        print_not_archived(&report, ctx);
+        print_json(&serde_json::json!({ "ingest": report, "apply": applied.report }))?;
+    } else {
+        print_report(&report, ctx)?;
+        super::apply::print_report(&applied.report, false, ctx)?;
+    }
+    if let Some(e) = &applied.stopped {
+        eprintln!(
+            "error: the ingest committed; its apply stopped after {} proposals were committed: {e}",
+            applied.report.total()
+        );
+        eprintln!("hint: what was committed stays; `crmgate apply` applies the rest");
+        return Ok(Outcome::Partial);
+    }
+    Ok(match super::apply::outcome(&applied.report) {
+        Outcome::Done => ingest_outcome,
+        other => other,
     })
 }
 
 /// Ingests `inputs` in one transaction, with a progress bar on a terminal, then archives them
-/// when asked.
+/// when asked, and applies what the policy approved in it with `--apply`.
 fn ingest(
     store: &mut crate::store::Store,
     inputs: &[Input],
     args: ProposeArgs,
     ctx: &Ctx,
-) -> Result<Report> {
+) -> Result<(Report, Option<crate::apply::Applied>)> {
     let bar = progress_bar(ctx, inputs);
     let progress = |input: &Input, bytes: u64| {
         if let Some(b) = &bar {
@@ -100,11 +128,21 @@ fn ingest(
             .unwrap_or(proposals::BULK_MIN_ROWS),
         progress: &progress,
     };
-    let report = proposals::propose_and_archive(store, &request, args.archive.as_deref());
+    let archive = args.archive.as_deref();
+    let done = if args.apply {
+        let then = proposals::ThenApply {
+            clock: super::now,
+            chunk: crate::apply::chunk_size(),
+            progress: &mut crate::apply::NoProgress,
+        };
+        proposals::propose_and_apply(store, &request, archive, then).map(|(r, a)| (r, Some(a)))
+    } else {
+        proposals::propose_and_archive(store, &request, archive).map(|r| (r, None))
+    };
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    report
+    done
 }
 
 fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
@@ -117,7 +155,7 @@ fn progress_bar(ctx: &Ctx, inputs: &[Input]) -> Option<ProgressBar> {
         .progress(total, "{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
 }
 
-fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
+fn print_not_archived(report: &Report, ctx: &Ctx) {
     for why in &report.not_archived {
         ctx.ui.error(
             &format!("not archived, left in place: {why}"),
@@ -127,6 +165,10 @@ fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
             ),
         );
     }
+}
+
+fn print_report(report: &Report, ctx: &Ctx) -> Result<()> {
+    print_not_archived(report, ctx);
     if ctx.ui.json {
         return print_json(report);
     }

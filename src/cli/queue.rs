@@ -301,6 +301,15 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
     if p.kind == Kind::Merge {
         let into = format!("{}/{}", p.object, p.merge_into.clone().unwrap_or_default());
         add("merge into", safe(&into).into_owned());
+    } else if p.kind == Kind::Create {
+        let n = p.value.as_object().map_or(0, |f| f.len());
+        add("creates", format!("a new record of {n} fields (below)"));
+        let now = if v.record.is_some() {
+            "exists"
+        } else {
+            "no such record"
+        };
+        add("now", now.into());
     } else {
         field_facts(v, &mut add);
     }
@@ -331,6 +340,7 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
         "reason",
         safe(p.reason.as_deref().unwrap_or("")).into_owned(),
     );
+    add("evidence", evidence_lines(p.evidence.as_deref()));
     let from = format!(
         "{}:{} (ingest {}, {})",
         safe(&p.file),
@@ -404,6 +414,12 @@ fn print_records(v: &ProposalView, ui: &Ui) -> Result<()> {
             }
         }
         return Ok(());
+    }
+    if p.kind == Kind::Create {
+        print_created(v, ui)?;
+        if v.record.is_none() {
+            return Ok(());
+        }
     }
     print_out(ui.heading(&format!("Record {} now:", safe(&p.record_ref()))))?;
     t.set_header(["field", "value"]);
@@ -512,6 +528,7 @@ fn print_change(v: &ChangeView, ui: &Ui) -> Result<()> {
             "reason",
             safe(p.reason.as_deref().unwrap_or("")).into_owned(),
         );
+        add("evidence", evidence_lines(p.evidence.as_deref()));
         add(
             "from",
             format!("{}:{} ({})", safe(&p.file), p.line, p.created_at),
@@ -546,6 +563,28 @@ fn record_image(v: &ChangeView, ui: &Ui) -> comfy_table::Table {
 
 /// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
 /// line break.
+/// A create's new record as proposed: its fields, in the table's column order.
+fn print_created(v: &ProposalView, ui: &Ui) -> Result<()> {
+    let p = &v.p;
+    print_out(ui.heading(&format!("New record {}:", safe(&p.record_ref()))))?;
+    let mut t = ui.table();
+    t.set_header(["field", "value"]);
+    let fields = p.value.as_object();
+    for c in &v.columns {
+        if let Some(val) = fields.and_then(|f| f.get(c)) {
+            let shown = crate::apply::json_to_value(val).display();
+            t.add_row([safe(c).into_owned(), safe(&shown).into_owned()]);
+        }
+    }
+    print_out(t)
+}
+
+/// A proposal's evidence in full, line by line, each made safe to print.
+fn evidence_lines(evidence: Option<&str>) -> String {
+    let lines: Vec<String> = evidence.unwrap_or("").lines().map(str::to_string).collect();
+    safe_lines(&lines)
+}
+
 fn safe_lines(lines: &[String]) -> String {
     lines
         .iter()

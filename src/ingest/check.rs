@@ -9,7 +9,7 @@ use crate::schema::{Column, Object, Schema, suggestion_suffix};
 use crate::validate::{self, short};
 
 /// The columns of a proposal file (docs/formats.md), in the order the rejects file repeats them.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "id",
     "source",
     "kind",
@@ -22,6 +22,7 @@ pub const COLUMNS: [&str; 12] = [
     "expected",
     "trigger",
     "reason",
+    "evidence",
 ];
 const ID: usize = 0;
 const SOURCE: usize = 1;
@@ -35,6 +36,10 @@ const CONFIDENCE: usize = 8;
 const EXPECTED: usize = 9;
 const TRIGGER: usize = 10;
 const REASON: usize = 11;
+const EVIDENCE: usize = 12;
+
+/// The longest evidence a proposal may carry.
+pub const MAX_EVIDENCE_BYTES: usize = 4 * 1024;
 
 const MAX_ID_BYTES: usize = 256;
 
@@ -82,15 +87,16 @@ fn check_row(
             .text()
             .map(str::to_string)
             .filter(|s| !s.is_empty()),
+        evidence: row_evidence(c)?,
         baseline: Value::Null,
         baseline_fp: None,
         content_key: 0,
         dedupe_key: 0,
     };
-    if kind == Kind::Merge {
-        check_merge(obj, row, &mut p)?;
-    } else {
-        check_field_write(obj, row, &mut p)?;
+    match kind {
+        Kind::Merge => check_merge(obj, row, &mut p)?,
+        Kind::Create => check_create(obj, row, &mut p)?,
+        _ => check_field_write(obj, row, &mut p)?,
     }
     set_keys(&mut p);
     Ok(p)
@@ -140,7 +146,7 @@ fn row_kind(c: &[Cell]) -> Result<Kind, String> {
     let kind = required(c, KIND)?;
     Kind::parse(kind).ok_or_else(|| {
         format!(
-            "bad kind \"{}\" (one of: update, verify, lifecycle, owner, merge){}",
+            "bad kind \"{}\" (one of: update, verify, lifecycle, owner, merge, create){}",
             short(kind),
             suggestion_suffix(kind, Kind::ALL.iter().map(|k| k.as_str()))
         )
@@ -162,6 +168,24 @@ fn row_object<'s>(c: &[Cell], schema: &'s Schema) -> Result<&'s Object, String> 
         })
 }
 
+/// What the proposer relied on, when it says: a URL or the text itself, checked like any text
+/// (no NUL byte) and at most [`MAX_EVIDENCE_BYTES`].
+fn row_evidence(c: &[Cell]) -> Result<Option<String>, String> {
+    let Some(s) = c[EVIDENCE].text().filter(|s| !s.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if s.len() > MAX_EVIDENCE_BYTES {
+        return Err(format!(
+            "evidence is {} bytes; the limit is {MAX_EVIDENCE_BYTES} (link to a longer text)",
+            s.len()
+        ));
+    }
+    if s.contains('\0') {
+        return Err("evidence contains a NUL byte".into());
+    }
+    Ok(Some(s.to_string()))
+}
+
 /// The confidence the source states, when it states one: a number from 0 to 1.
 fn row_confidence(c: &[Cell]) -> Result<Option<f64>, String> {
     let Some(s) = c[CONFIDENCE].trimmed() else {
@@ -180,7 +204,7 @@ fn set_keys(p: &mut NewProposal) {
     // Straight into a buffer (`to_string` would go through `Display`): every row is keyed.
     let json = |v: &Value| serde_json::to_string(&v.to_json()).expect("JSON serializes");
     let json_or_empty = |v: &Option<Value>| v.as_ref().map(json).unwrap_or_default();
-    p.content_key = key64(&[
+    let parts: [&str; 12] = [
         &p.source,
         p.ext_id.as_deref().unwrap_or(""),
         p.kind.as_str(),
@@ -195,7 +219,18 @@ fn set_keys(p: &mut NewProposal) {
         &json_or_empty(&p.expected),
         p.trigger.as_deref().unwrap_or(""),
         p.reason.as_deref().unwrap_or(""),
-    ]);
+    ];
+    // Evidence joins the content only when given: a row without it keeps the key it had
+    // before proposals carried evidence, so re-proposing an old file changes nothing.
+    p.content_key = match &p.evidence {
+        None => key64(&parts),
+        Some(e) => {
+            let mut with = [""; 13];
+            with[..12].copy_from_slice(&parts);
+            with[12] = e;
+            key64(&with)
+        }
+    };
     p.dedupe_key = match &p.ext_id {
         Some(id) => source_id_key(&p.source, id),
         None => p.content_key,
@@ -227,6 +262,130 @@ fn check_merge(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), Strin
     Ok(())
 }
 
+/// A create: `value` is a JSON object of the new record's fields (a JSON text cell in CSV),
+/// checked as an import checks a row (each field exists, each value is valid for it), its id
+/// `record`. The foreign keys and whether the id is free are the judge's: they need the store.
+/// The value kept is the record as checked: a JSON object of the typed values, in column order.
+fn check_create(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
+    let c = &row.cells;
+    for (i, what) in [
+        (FIELD, "field"),
+        (MERGE_INTO, "merge_into"),
+        (EXPECTED, "expected"),
+    ] {
+        if c[i].trimmed().is_some() {
+            return Err(format!("a create takes no \"{what}\""));
+        }
+    }
+    let text = match &c[VALUE] {
+        Cell::Object(s) => s.as_str(),
+        Cell::Text(s) if !s.trim().is_empty() => s.as_str(),
+        _ => {
+            return Err(
+                "a create needs \"value\": a JSON object of the new record's fields".into(),
+            );
+        }
+    };
+    let fields = json_object(text).map_err(|e| format!("value: {e}"))?;
+    let mut cells = vec![Cell::Absent; obj.columns.len()];
+    for (name, cell) in fields {
+        let Some(i) = obj.columns.iter().position(|col| col.name == name) else {
+            return Err(unknown_field(obj, &name));
+        };
+        cells[i] = cell;
+    }
+    let pk = obj.pk_column();
+    match &cells[obj.pk] {
+        Cell::Absent => cells[obj.pk] = Cell::Text(p.record.clone()),
+        Cell::Text(id) if *id == p.record => {}
+        other => {
+            return Err(format!(
+                "the value's \"{}\" is {}, not the record \"{}\" the row names",
+                pk.name,
+                other
+                    .text()
+                    .map_or("empty".into(), |t| format!("\"{}\"", short(t))),
+                short(&p.record)
+            ));
+        }
+    }
+    let (mut cols, mut values) = (Vec::new(), Vec::new());
+    let bad = crate::records::check_cells(obj, &cells, &mut cols, &mut values);
+    if !bad.is_empty() {
+        return Err(bad.join("; "));
+    }
+    let record: serde_json::Map<String, serde_json::Value> = cols
+        .iter()
+        .zip(&values)
+        .map(|(&i, v)| (obj.columns[i].name.clone(), v.to_json()))
+        .collect();
+    p.value = Value::Text(serde_json::Value::Object(record).to_string());
+    Ok(())
+}
+
+/// The keys and values of a JSON object, in order, each value a cell as a JSON row's would be:
+/// text, null, or a number or boolean as written. Nested values and repeated keys are refused.
+fn json_object(text: &str) -> Result<Vec<(String, Cell)>, String> {
+    use serde_json::value::RawValue;
+    let pairs: Vec<(String, Box<RawValue>)> = serde_json::from_str::<Pairs>(text)
+        .map_err(|e| format!("not a JSON object of fields: {e}"))?
+        .0;
+    let mut out: Vec<(String, Cell)> = Vec::with_capacity(pairs.len());
+    for (key, raw) in pairs {
+        if out.iter().any(|(k, _)| *k == key) {
+            return Err(format!("duplicate key \"{}\"", short(&key)));
+        }
+        let raw = raw.get();
+        let cell = match raw.as_bytes().first() {
+            Some(b'"') => Cell::Text(serde_json::from_str(raw).map_err(|e| e.to_string())?),
+            Some(b'n') => Cell::Null,
+            Some(b'{') | Some(b'[') => {
+                return Err(format!(
+                    "\"{}\" must be a single value, not an object or array",
+                    short(&key)
+                ));
+            }
+            _ => Cell::Text(raw.to_string()),
+        };
+        out.push((key, cell));
+    }
+    Ok(out)
+}
+
+/// A JSON object's entries in order, repeated keys kept (to be refused).
+struct Pairs(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A field the object does not have, with the nearest name and how to add it.
+fn unknown_field(obj: &Object, name: &str) -> String {
+    format!(
+        "field \"{}\" does not exist on {}{}{}",
+        short(name),
+        obj.name,
+        suggestion_suffix(name, obj.column_names()),
+        add_column_hint(&obj.name, name)
+    )
+}
+
 fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), String> {
     let c = &row.cells;
     if c[MERGE_INTO].trimmed().is_some() {
@@ -245,15 +404,9 @@ fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(),
         }
         (Some(implied), _) => implied,
     };
-    let column: &Column = obj.column(field_name).ok_or_else(|| {
-        format!(
-            "field \"{}\" does not exist on {}{}{}",
-            short(field_name),
-            obj.name,
-            suggestion_suffix(field_name, obj.column_names()),
-            add_column_hint(&obj.name, field_name)
-        )
-    })?;
+    let column: &Column = obj
+        .column(field_name)
+        .ok_or_else(|| unknown_field(obj, field_name))?;
     if column.primary_key {
         return Err(format!(
             "\"{field_name}\" is the primary key of {}; it cannot be changed",
@@ -265,6 +418,12 @@ fn check_field_write(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(),
         Cell::Null => None,
         // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
         Cell::Text(s) => Some(s.as_str()),
+        Cell::Object(_) => {
+            return Err(
+                "\"value\" must be a single value, not an object or array (only a create's value is an object)"
+                    .into(),
+            );
+        }
     };
     let value = validate::value_for(column, raw).map_err(|e| format!("{field_name}: {e}"))?;
     p.expected = c[EXPECTED].text().filter(|s| !s.is_empty()).map(|s| {
@@ -335,7 +494,10 @@ impl Checked {
 fn row_cells(row: &Row) -> Vec<String> {
     row.cells
         .iter()
-        .map(|c| c.text().unwrap_or_default().to_string())
+        .map(|c| match c {
+            Cell::Object(s) => s.clone(),
+            c => c.text().unwrap_or_default().to_string(),
+        })
         .collect()
 }
 
@@ -357,6 +519,7 @@ pub(super) fn proposal_cells(p: &NewProposal) -> Vec<String> {
         p.expected.as_ref().map(Value::display).unwrap_or_default(),
         opt(&p.trigger),
         opt(&p.reason),
+        opt(&p.evidence),
     ]
 }
 

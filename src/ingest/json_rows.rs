@@ -101,6 +101,16 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     }
                 },
                 Some(b'n') => Cell::Null,
+                // A create's fields, checked as such with the rest of the row.
+                Some(b'{') if key == "value" && self.columns == &super::check::COLUMNS[..] => {
+                    match check_size(text, &key) {
+                        Some(p) => {
+                            row.problems.push(p);
+                            continue;
+                        }
+                        None => Cell::Object(text.to_string()),
+                    }
+                }
                 Some(b'{') | Some(b'[') => {
                     row.problems.push(format!(
                         "\"{}\" must be a single value, not an object or array",

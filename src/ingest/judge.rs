@@ -133,6 +133,12 @@ impl<'p> Judge<'p> {
                 related: None,
             });
         }
+        if p.kind == Kind::Create {
+            return resolve_create(w, obj, p).map(|rows| Records {
+                rows,
+                related: None,
+            });
+        }
         let field = p.field.as_deref().expect("a field write names its field");
         let at = obj
             .columns
@@ -268,6 +274,9 @@ impl<'p> Judge<'p> {
         rows: &[Vec<Value>],
     ) -> Result<Score> {
         let track = self.track_record(w, p)?;
+        if p.kind == Kind::Create {
+            return Ok(score::score_create(p.stated_confidence, track));
+        }
         let Some(field) = &p.field else {
             let mut asked = tallies::Asked {
                 snapshot: w,
@@ -405,6 +414,33 @@ fn related_of(plan: &ColumnPlan, row: &PlanRow) -> Vec<Related> {
 struct Records {
     rows: Vec<Vec<Value>>,
     related: Option<Vec<Related>>,
+}
+
+/// A create's checks that need the store: its id is free, its foreign keys name records that
+/// exist. Returns the new record as a row, for the policy's record conditions.
+fn resolve_create(w: &Snapshot, obj: &Object, p: &NewProposal) -> Result<Vec<Vec<Value>>, String> {
+    let fields: serde_json::Value = match &p.value {
+        Value::Text(json) => serde_json::from_str(json).map_err(|e| e.to_string())?,
+        _ => return Err("a create's value is not an object of fields".into()),
+    };
+    let (cols, values) = crate::apply::create_fields(obj, &fields)?;
+    if w.record_row(obj, &p.record)
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Err(format!(
+            "record {}/{} already exists: a create needs an id no record has",
+            obj.name,
+            short(&p.record)
+        ));
+    }
+    let dangling =
+        crate::records::dangling(obj, &cols, &values, &mut |c, v| w.missing_parent(c, v))
+            .map_err(|e| e.to_string())?;
+    if !dangling.is_empty() {
+        return Err(dangling.join("; "));
+    }
+    Ok(vec![crate::apply::row_of(obj, &cols, &values)])
 }
 
 /// A staged row, judged: rejected with why, or scored and decided.

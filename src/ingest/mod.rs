@@ -83,6 +83,8 @@ pub enum Cell {
     Absent,
     Null,
     Text(String),
+    /// A JSON object as written: only a proposal's `value` may be one (a create's fields).
+    Object(String),
 }
 
 impl Cell {

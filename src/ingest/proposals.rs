@@ -22,7 +22,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::Input;
-pub use super::check::{COLUMNS, rejects_header};
+pub use super::check::{COLUMNS, MAX_EVIDENCE_BYTES, rejects_header};
 use super::queue::Tally;
 use crate::alerts::{Alert, AlertKind};
 use crate::error::{Error, Problem, Problems, Result};
@@ -92,6 +92,10 @@ pub struct Report {
     pub by_kind: Vec<(String, u64)>,
     /// New proposals by the policy's decision.
     pub by_decision: Vec<(String, u64)>,
+    /// The first and last ingest the run queued proposals under, if it queued any: what
+    /// [`propose_and_apply`] applies.
+    #[serde(skip)]
+    pub ingests: Option<(i64, i64)>,
 }
 
 /// Ingests `req.inputs` into `store` in one transaction: committed with its events when every
@@ -143,6 +147,58 @@ pub fn propose_and_archive(
         super::archive::archive(req.inputs, &mut report, dir);
     }
     Ok(report)
+}
+
+/// How [`propose_and_apply`] applies: the clock and chunk size of [`crate::apply::run`], and
+/// who watches it.
+pub struct ThenApply<'a> {
+    pub clock: fn() -> String,
+    pub chunk: usize,
+    pub progress: &'a mut dyn crate::apply::Progress,
+}
+
+/// [`propose_and_archive`], then, once the ingest has committed, the proposals the policy
+/// approved in it applied, through [`crate::apply::run`] with every re-check it makes, as
+/// `req.actor` under `req.policy`. Proposals approved before this run are left in the queue.
+/// An ingest that queued nothing applies nothing. Once the ingest has committed, an error of
+/// the apply is returned in [`crate::apply::Applied::stopped`], beside the ingest's report.
+pub fn propose_and_apply(
+    store: &mut Store,
+    req: &Request<'_>,
+    archive: Option<&Path>,
+    then: ThenApply<'_>,
+) -> Result<(Report, crate::apply::Applied)> {
+    let report = propose_and_archive(store, req, archive)?;
+    let Some(ingests) = report.ingests else {
+        let applied = crate::apply::Applied {
+            report: crate::apply::Report::new(false),
+            plan: None,
+            stopped: None,
+        };
+        return Ok((report, applied));
+    };
+    let apply = crate::apply::ApplyRequest {
+        policy: req.policy,
+        version: req.policy_version,
+        actor: &req.actor,
+        opts: crate::apply::Options {
+            ingests: Some(ingests),
+            ..crate::apply::Options::default()
+        },
+        follow: None,
+        make_plan: false,
+        dry_run: false,
+        clock: then.clock,
+        chunk: then.chunk,
+    };
+    // The ingest stays committed whatever the apply meets: what stopped it is reported with it.
+    let applied =
+        crate::apply::run(store, &apply, then.progress).unwrap_or_else(|e| crate::apply::Applied {
+            report: crate::apply::Report::new(false),
+            plan: None,
+            stopped: Some(e),
+        });
+    Ok((report, applied))
 }
 
 /// The rejects file, written beside its destination and moved into place only when the run
@@ -330,6 +386,10 @@ impl<'a, 's> Run<'a, 's> {
             report.superseded += f.report.superseded;
             report.rejected += f.report.rejected;
             report.set_aside += u64::from(f.report.set_aside.is_some());
+            if f.report.ingested > 0 {
+                let (first, last) = report.ingests.unwrap_or((f.ingest_id, f.ingest_id));
+                report.ingests = Some((first.min(f.ingest_id), last.max(f.ingest_id)));
+            }
         }
         report.files = self.files.into_iter().map(|f| f.report).collect();
         report.stale = tally.stale;

@@ -25,7 +25,7 @@ const BATCHES_IN_FLIGHT: usize = 4;
 #[derive(Default)]
 pub(super) struct Tally {
     /// By [`Kind::ALL`] order.
-    pub by_kind: [u64; 5],
+    pub by_kind: [u64; Kind::ALL.len()],
     /// By [`Action`](crate::policy::Action) order: auto, suggest, review, block.
     pub by_action: [u64; 4],
     pub stale: u64,

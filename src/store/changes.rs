@@ -330,11 +330,12 @@ impl Writer<'_> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// The next `n` approved proposals (of `source`, when given) after proposal `after`,
-    /// oldest first, field writes or merges (`merges`): the apply queue, a chunk at a time.
+    /// The next `n` approved proposals (of `source`, and of the ingests `ingests` spans, when
+    /// given) after proposal `after`, oldest first, field writes or merges (`merges`): the apply
+    /// queue, a chunk at a time.
     pub fn approved_ids_after(
         &self,
-        source: Option<&str>,
+        (source, ingests): (Option<&str>, Option<(i64, i64)>),
         merges: bool,
         after: i64,
         n: usize,
@@ -343,15 +344,16 @@ impl Writer<'_> {
             .prepared(
                 "SELECT id FROM crmgate_proposals WHERE id > ?2 AND state = 'approved'
                  AND (?1 IS NULL OR source = ?1) AND (merge_into IS NOT NULL) = ?4
+                 AND (?5 IS NULL OR ingest_id BETWEEN ?5 AND ?6)
                  ORDER BY id LIMIT ?3",
             )
             .map_err(db_err)?;
-        stmt.query_map(rusqlite::params![source, after, n as i64, merges], |r| {
-            r.get(0)
-        })
-        .map_err(db_err)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)
+        let (first, last) = ingests.unzip();
+        let params = rusqlite::params![source, after, n as i64, merges, first, last];
+        stmt.query_map(params, |r| r.get(0))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
     }
 
     /// The next `n` changes of run `run` before change `before`, newest first: the order a

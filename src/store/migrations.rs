@@ -208,6 +208,10 @@ DROP TABLE crmgate_shared_texts;
     r#"
 ALTER TABLE crmgate_events ADD COLUMN os_user TEXT;
 "#,
+    // 11: a proposal's evidence: what its proposer relied on (a URL, or the text itself).
+    r#"
+ALTER TABLE crmgate_proposals ADD COLUMN evidence TEXT;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist. They belong to the

@@ -76,19 +76,27 @@ pub struct IngestCounts {
     pub rejected: u64,
 }
 
-const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value";
+const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value, p.evidence";
 
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
+    let kind: Kind = r.get(3)?;
+    let value = value_from(r.get_ref(7)?).to_json();
     Ok(Proposal {
         id: r.get(0)?,
         source: r.get(1)?,
         ext_id: r.get(2)?,
-        kind: r.get(3)?,
+        kind,
         object: r.get(4)?,
         record: r.get(5)?,
         field: r.get(6)?,
-        value: value_from(r.get_ref(7)?).to_json(),
+        value: match (kind, value) {
+            // A create's fields are kept as the JSON text of an object.
+            (Kind::Create, serde_json::Value::String(json)) => {
+                serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json))
+            }
+            (_, value) => value,
+        },
         merge_into: r.get(8)?,
         stated_confidence: r.get(9)?,
         expected: has_expected.then(|| value_from(r.get_ref(11).expect("column 11")).to_json()),
@@ -116,6 +124,7 @@ fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
         } else {
             None
         },
+        evidence: r.get(29)?,
     })
 }
 
@@ -153,7 +162,7 @@ pub(super) fn proposal_to_apply(
     });
     conn.prepare_cached(&SQL)
         .and_then(|mut stmt| {
-            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, r.get(29)?)))
+            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, r.get(30)?)))
                 .optional()
         })
         .map_err(db_err)

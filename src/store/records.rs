@@ -14,6 +14,9 @@ use crate::schema::{Column, Object, Schema};
 pub trait ReadRecords {
     fn schema(&self) -> &crate::schema::Schema;
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>>;
+    /// For a value of a foreign-key column, the parent table when the value is not one of its
+    /// keys.
+    fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>>;
 }
 
 impl ReadRecords for Store {
@@ -23,6 +26,9 @@ impl ReadRecords for Store {
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
         record_row(&self.conn, &self.sql, obj, record)
     }
+    fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
+        missing_parent(&self.conn, Store::schema(self), column, value)
+    }
 }
 
 impl ReadRecords for Writer<'_> {
@@ -31,6 +37,9 @@ impl ReadRecords for Writer<'_> {
     }
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
         record_row(&self.tx, self.sql, obj, record)
+    }
+    fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
+        missing_parent(&self.tx, self.schema, column, value)
     }
 }
 

@@ -162,4 +162,7 @@ impl ReadRecords for Snapshot {
     fn record_row(&self, obj: &Object, record: &str) -> Result<Option<Vec<Value>>> {
         records::record_row(&self.conn, &self.sql, obj, record)
     }
+    fn missing_parent(&self, column: &Column, value: &Value) -> Result<Option<&Object>> {
+        records::missing_parent(&self.conn, &self.schema, column, value)
+    }
 }

@@ -47,8 +47,8 @@ impl KeyRow {
 
 /// A proposal's columns as ingested: all of a staged row, and the first of a queued one. Bound
 /// by [`bind_input`], as parameters 1 to [`INPUT_COUNT`].
-pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason";
-pub(super) const INPUT_COUNT: usize = 17;
+pub(super) const INPUT_COLUMNS: &str = "ingest_id, line, source, ext_id, dedupe_key, content_key, kind, object, record, field, value, merge_into, stated_confidence, has_expected, expected, trigger, reason, evidence";
+pub(super) const INPUT_COUNT: usize = 18;
 
 /// Binds `p` as it was ingested to parameters 1 to [`INPUT_COUNT`] of `stmt`, in
 /// [`INPUT_COLUMNS`] order: staging and queueing bind the same values the same way.
@@ -73,7 +73,8 @@ pub(super) fn bind_input(
     stmt.raw_bind_parameter(14, p.expected.is_some())?;
     stmt.raw_bind_parameter(15, p.expected.as_ref().unwrap_or(&Value::Null))?;
     stmt.raw_bind_parameter(16, &p.trigger)?;
-    stmt.raw_bind_parameter(INPUT_COUNT, &p.reason)
+    stmt.raw_bind_parameter(17, &p.reason)?;
+    stmt.raw_bind_parameter(INPUT_COUNT, &p.evidence)
 }
 
 /// The ingest and the proposal as ingested, from [`INPUT_COLUMNS`] read from column `at` on;
@@ -102,6 +103,7 @@ pub(super) fn input_from_row(r: &rusqlite::Row<'_>, at: usize) -> Result<(i64, N
         expected: has_expected.then(|| get(14).map(value_from)).transpose()?,
         trigger: column(r, at + 15)?,
         reason: column(r, at + 16)?,
+        evidence: column(r, at + 17)?,
         baseline: Value::Null,
         baseline_fp: None,
     };
@@ -130,7 +132,7 @@ impl Writer<'_> {
                     content_key INTEGER NOT NULL, kind TEXT NOT NULL,
                     object TEXT NOT NULL, record TEXT NOT NULL, field TEXT, value, merge_into TEXT,
                     stated_confidence REAL, has_expected INTEGER NOT NULL, expected, trigger TEXT,
-                    reason TEXT);
+                    reason TEXT, evidence TEXT);
                  DROP TABLE IF EXISTS temp.crmgate_skipped;
                  CREATE TEMP TABLE crmgate_skipped (sid INTEGER PRIMARY KEY);",
             )
@@ -358,6 +360,7 @@ mod tests {
             expected: None,
             trigger: None,
             reason: Some("x".repeat(200)),
+            evidence: None,
             baseline: Value::Null,
             baseline_fp: None,
             content_key: i as i64,
