@@ -119,6 +119,18 @@ fn evidence_goes_from_a_csv_to_show_and_the_audit_export() {
     let detail: serde_json::Value =
         serde_json::from_str(applied[0]["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["evidence"], evidence);
+    // Redacted, the evidence is its SHA-256 wherever an event keeps it.
+    let (redacted, _) =
+        common::ok(env.cmd(&["audit", "export", "--format", "csv", "--redact", "evidence"]));
+    assert!(!redacted.contains(evidence), "{redacted}");
+    let digest = crmgate::audit::sha256_hex(evidence.as_bytes());
+    let mut rows = csv::Reader::from_reader(redacted.as_bytes());
+    let hashed = rows
+        .records()
+        .map(Result::unwrap)
+        .filter(|r| r[at] == digest)
+        .count();
+    assert_eq!(hashed, 2, "{redacted}");
 }
 
 #[test]

@@ -188,8 +188,10 @@ impl Redact {
     /// Checks `fields` against the store's columns: a name no object has is refused, since a
     /// typo would leave the data it meant to hide in the export.
     pub fn new(schema: &crate::schema::Schema, fields: Vec<String>) -> Result<Redact> {
+        // A proposal's evidence may quote the personal data too.
         let known: Vec<&str> = (schema.objects.values())
             .flat_map(|o| o.column_names())
+            .chain(["evidence"])
             .collect();
         if let Some(bad) = fields.iter().find(|f| !known.contains(&f.as_str())) {
             return Err(Error::refused_with_hint(
@@ -198,7 +200,7 @@ impl Redact {
                     crate::ui::safe(bad),
                     crate::schema::suggestion_suffix(bad, known.iter().copied())
                 ),
-                "name fields as the store's objects call them, e.g. --redact email,phone",
+                "name fields as the store's objects call them (or evidence), e.g. --redact email,phone,evidence",
             ));
         }
         Ok(Redact { fields })
