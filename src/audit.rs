@@ -310,3 +310,198 @@ impl Verifier {
         Ok(())
     }
 }
+
+/// What a proposal's digest covers: everything its proposer sent and ingest recorded about it,
+/// and the state it was queued in. One function ([`ProposalContent::digest`]) computes it, at
+/// queueing and at every check; a new content field is one more element here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProposalContent<'a> {
+    pub id: i64,
+    pub ingest_id: i64,
+    pub line: i64,
+    pub source: &'a str,
+    pub ext_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub object: &'a str,
+    pub record: &'a str,
+    pub field: Option<&'a str>,
+    /// The proposer's value (before any reviewer's edit).
+    pub value: serde_json::Value,
+    pub merge_into: Option<&'a str>,
+    pub stated_confidence: Option<f64>,
+    pub expected: Option<serde_json::Value>,
+    pub trigger: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub baseline: serde_json::Value,
+    pub baseline_fp: Option<&'a str>,
+    pub queued: &'a str,
+}
+
+impl<'a> ProposalContent<'a> {
+    /// A proposal about to be queued as `id` in ingest `ingest_id`, in state `queued`.
+    pub fn of_new(
+        id: i64,
+        ingest_id: i64,
+        p: &'a crate::model::NewProposal,
+        queued: crate::model::State,
+    ) -> Self {
+        ProposalContent {
+            id,
+            ingest_id,
+            line: p.line as i64,
+            source: &p.source,
+            ext_id: p.ext_id.as_deref(),
+            kind: p.kind.as_str(),
+            object: &p.object,
+            record: &p.record,
+            field: p.field.as_deref(),
+            value: p.value.to_json(),
+            merge_into: p.merge_into.as_deref(),
+            stated_confidence: p.stated_confidence,
+            expected: p.expected.as_ref().map(|v| v.to_json()),
+            trigger: p.trigger.as_deref(),
+            reason: p.reason.as_deref(),
+            baseline: p.baseline.to_json(),
+            baseline_fp: p.baseline_fp.as_deref(),
+            queued: queued.as_str(),
+        }
+    }
+
+    /// A queued proposal as stored, said to have been queued in state `queued`.
+    pub fn of_stored(p: &'a crate::model::Proposal, queued: &'a str) -> Self {
+        ProposalContent {
+            id: p.id,
+            ingest_id: p.ingest_id,
+            line: p.line,
+            source: &p.source,
+            ext_id: p.ext_id.as_deref(),
+            kind: p.kind.as_str(),
+            object: &p.object,
+            record: &p.record,
+            field: p.field.as_deref(),
+            value: p.proposed_value.clone().unwrap_or_else(|| p.value.clone()),
+            merge_into: p.merge_into.as_deref(),
+            stated_confidence: p.stated_confidence,
+            expected: p.expected.clone(),
+            trigger: p.trigger.as_deref(),
+            reason: p.reason.as_deref(),
+            baseline: p.baseline.clone(),
+            baseline_fp: p.baseline_fp.as_deref(),
+            queued,
+        }
+    }
+
+    /// SHA-256 of the content's compact JSON (an object of the fields above, in that order).
+    pub fn digest(&self) -> [u8; 32] {
+        let json = serde_json::to_vec(self).expect("a proposal's content serializes");
+        Sha256::digest(&json).into()
+    }
+}
+
+/// The digest of a set of proposals, whatever their order: the XOR of their digests. It binds
+/// an ingest's rows to its event; it is no defence against someone who rewrites the log itself
+/// (only a checkpoint kept elsewhere is).
+pub fn xor_into(acc: &mut [u8; 32], d: &[u8; 32]) {
+    for (a, b) in acc.iter_mut().zip(d) {
+        *a ^= b;
+    }
+}
+
+/// What an ingest's (or a requeue's) event records of the proposals it queued: their ids' range
+/// and the XOR of their digests (see [`ProposalContent`]).
+pub fn ingest_binding(d: Option<crate::store::IngestDigest>) -> serde_json::Value {
+    match d {
+        Some(d) => serde_json::json!({
+            "first": d.first,
+            "last": d.last,
+            "sha256_xor": crate::model::hex(&d.xor),
+        }),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// The newest event about a proposal, as far as its state goes.
+#[derive(Debug, Clone, Default)]
+pub struct LastEvent {
+    pub action: String,
+    pub actor_kind: String,
+    pub actor: String,
+    /// JSON text, as stored.
+    pub new_value: Option<String>,
+    /// `detail.to` (an undo, a redecision).
+    pub to: Option<String>,
+    /// `detail.decision` (a requeue).
+    pub decision: Option<String>,
+}
+
+/// What the store holds that binds a proposal's row to the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalBinding {
+    pub digest: Option<Vec<u8>>,
+    pub queued: Option<String>,
+    pub last: Option<LastEvent>,
+    /// The first proposal id queued with a digest; `None` when the store lost it (every
+    /// proposal is then held to having one).
+    pub bound_from: Option<i64>,
+}
+
+/// Checks that `p`'s content is what was queued (its digest), and, when a reviewer edited it,
+/// that its value is the edit the log records; `Err` says what does not hold.
+pub fn check_content(
+    p: &crate::model::Proposal,
+    b: &ProposalBinding,
+) -> std::result::Result<(), String> {
+    let legacy = b.bound_from.is_some_and(|from| p.id < from);
+    if !legacy {
+        let (Some(digest), Some(queued)) = (&b.digest, &b.queued) else {
+            return Err("it has no content digest, though it was queued with one".into());
+        };
+        if ProposalContent::of_stored(p, queued).digest()[..] != digest[..] {
+            return Err("its content is not what was queued (its digest does not match)".into());
+        }
+    }
+    let edited = b.last.as_ref().filter(|e| e.action == "edit");
+    match (edited, &p.proposed_value) {
+        (None, None) => Ok(()),
+        (Some(e), Some(_)) => {
+            let logged: Option<serde_json::Value> =
+                e.new_value.as_deref().and_then(|v| serde_json::from_str(v).ok());
+            if logged.as_ref() == Some(&p.value) {
+                Ok(())
+            } else {
+                Err("its value is not the edit the audit log records".into())
+            }
+        }
+        (None, Some(_)) => Err("it holds an edited value, but no edit is its latest event".into()),
+        (Some(_), None) => Err("its latest event is an edit, but it holds no edited value".into()),
+    }
+}
+
+/// Who approved `p` according to the audit log (`None`: the policy did), or why the log does
+/// not leave it approved. The newest event about a proposal says its state: a person's approve
+/// or edit, a redecision or requeue to `auto`, or, with no event, the state it was queued in.
+pub fn approval_of(
+    p: &crate::model::Proposal,
+    b: &ProposalBinding,
+) -> std::result::Result<Option<String>, String> {
+    check_content(p, b)?;
+    let Some(e) = &b.last else {
+        let legacy = b.bound_from.is_some_and(|from| p.id < from);
+        return match b.queued.as_deref() {
+            _ if legacy => Ok(None),
+            Some("approved") => Ok(None),
+            q => Err(format!(
+                "it was queued {} and no event since approved it",
+                q.unwrap_or("in an unknown state")
+            )),
+        };
+    };
+    match e.action.as_str() {
+        "approve" | "edit" if e.actor_kind == "human" => Ok(Some(e.actor.clone())),
+        "redecide" if e.to.as_deref() == Some("auto") => Ok(None),
+        "requeue" if e.decision.as_deref() == Some("auto") => Ok(None),
+        other => Err(format!(
+            "its latest event in the audit log is `{other}`, which does not leave it approved"
+        )),
+    }
+}

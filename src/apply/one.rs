@@ -47,7 +47,7 @@ pub fn apply_ids(
     report.run = Some(run);
     let pauses = w.pauses()?;
     for &id in ids {
-        let Some((p, approver)) = w.proposal_to_apply(id)? else {
+        let Some((p, binding)) = w.proposal_to_apply(id)? else {
             continue;
         };
         // A plan names proposals that may have moved on since, and both parts of the run.
@@ -64,6 +64,15 @@ pub fn apply_ids(
             result,
             why,
             change,
+        };
+        let approver = match crate::audit::approval_of(&p, &binding) {
+            Ok(approver) => approver,
+            Err(why) => {
+                let why = unbound(why);
+                refuse(w, judge, &p, Stop::Fail, why.clone())?;
+                report.push(Ending::Failed, || item(Ending::Failed, Some(why), None));
+                continue;
+            }
         };
         let paused = pauses
             .iter()
@@ -85,6 +94,14 @@ pub fn apply_ids(
         }
     }
     Ok(())
+}
+
+/// A refusal of a proposal whose row does not match the audit log, with the command that says
+/// what changed.
+fn unbound(why: String) -> String {
+    format!(
+        "its row does not match the audit log: {why}; `crmgate audit verify` names what was changed"
+    )
 }
 
 /// What became of one approved proposal. Either way its state has moved and an event says so.

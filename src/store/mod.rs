@@ -262,6 +262,8 @@ impl Store {
             sql: &self.sql,
             path: &self.path,
             head: std::cell::RefCell::new(None),
+            head_moved: std::cell::Cell::new(false),
+            ingests: std::cell::RefCell::new(std::collections::HashMap::new()),
             now: now.to_string(),
         })
     }
@@ -275,6 +277,7 @@ impl Store {
     ) -> Result<T> {
         let mut w = self.writer(now)?;
         let out = f(&mut w)?;
+        w.save_chain_head()?;
         w.tx.commit().map_err(db_err)?;
         Ok(out)
     }
@@ -359,7 +362,20 @@ pub struct Writer<'s> {
     path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
+    /// Whether an event was appended in this transaction: the chain head is saved at commit.
+    head_moved: std::cell::Cell<bool>,
+    /// Per ingest queued into in this transaction: the XOR of its proposals' digests, and the
+    /// lowest and highest id queued.
+    ingests: std::cell::RefCell<std::collections::HashMap<i64, IngestDigest>>,
     now: String,
+}
+
+/// What an ingest's event holds of its proposals: see [`Writer::ingest_digest`].
+#[derive(Debug, Clone, Copy)]
+pub struct IngestDigest {
+    pub xor: [u8; 32],
+    pub first: i64,
+    pub last: i64,
 }
 
 impl Writer<'_> {
@@ -385,7 +401,53 @@ impl Writer<'_> {
         row.hash = row.compute_hash();
         self.insert_event(&row)?;
         *self.head.borrow_mut() = Some((row.seq, row.hash));
+        self.head_moved.set(true);
         Ok(seq + 1)
+    }
+
+    /// Writes the chain's head to `crmgate_chain_head`, once per transaction that appended.
+    fn save_chain_head(&self) -> Result<()> {
+        if !self.head_moved.get() {
+            return Ok(());
+        }
+        let (seq, hash) = self.chain_head()?;
+        self.tx
+            .execute(
+                "INSERT INTO crmgate_chain_head (id, seq, hash, bound_from) VALUES (1, ?1, ?2, 1)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                rusqlite::params![seq, hash],
+            )
+            .map_err(db_err)?;
+        *self.head.borrow_mut() = Some((seq, hash));
+        Ok(())
+    }
+
+    /// Notes proposal `id`'s digest as one of ingest `ingest_id`'s.
+    pub(crate) fn note_digest(&self, ingest_id: i64, id: i64, d: &[u8; 32]) {
+        let mut all = self.ingests.borrow_mut();
+        let e = all.entry(ingest_id).or_insert(IngestDigest {
+            xor: [0; 32],
+            first: id,
+            last: id,
+        });
+        audit::xor_into(&mut e.xor, d);
+        (e.first, e.last) = (e.first.min(id), e.last.max(id));
+    }
+
+    /// What ingest `ingest_id` queued in this transaction, for its event.
+    pub fn ingest_digest(&self, ingest_id: i64) -> Option<IngestDigest> {
+        self.ingests.borrow().get(&ingest_id).copied()
+    }
+
+    /// Names the event that records ingest `ingest_id`.
+    pub fn set_ingest_event(&self, ingest_id: i64, seq: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE crmgate_ingests SET event_seq = ?2 WHERE id = ?1",
+                rusqlite::params![ingest_id, seq],
+            )
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// (seq, hash) of the newest event: kept from the last append in this transaction, else
