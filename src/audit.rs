@@ -505,3 +505,132 @@ pub fn approval_of(
         )),
     }
 }
+
+/// Checks a change's row against the event that recorded it (`None`: no event does); `Err`
+/// says what does not hold. Values compare as apply writes them.
+pub fn check_change(
+    c: &crate::store::ChangeRow,
+    e: Option<&EventRow>,
+) -> std::result::Result<(), String> {
+    let Some(e) = e else {
+        return Err("no event in the audit log records it".into());
+    };
+    let norm = |v: &serde_json::Value| crate::apply::json_to_value(v).to_json();
+    let logged = |text: &Option<String>| {
+        text.as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .map(|v| norm(&v))
+    };
+    let mut wrong = Vec::new();
+    if e.object.as_deref() != Some(c.object.as_str())
+        || e.record.as_deref() != Some(c.record.as_str())
+        || e.field.as_deref() != Some(c.field.as_str())
+    {
+        wrong.push("its target");
+    }
+    if e.run_id != Some(c.run_id) || e.proposal_id != c.proposal_id {
+        wrong.push("its run or proposal");
+    }
+    if logged(&e.prev_value) != Some(norm(&c.before.to_json())) {
+        wrong.push("before");
+    }
+    if logged(&e.new_value) != Some(norm(&c.after.to_json())) {
+        wrong.push("after");
+    }
+    if e.action == "apply" && e.approver != c.approved_by {
+        wrong.push("approved_by");
+    }
+    let reverts = e
+        .detail
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|d| d.get("reverts").and_then(|r| r.as_i64()));
+    if (e.action == "revert") != c.reverts.is_some() || (e.action == "revert" && reverts != c.reverts)
+    {
+        wrong.push("reverts");
+    }
+    if wrong.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} differ from event {}", wrong.join(", "), e.seq))
+    }
+}
+
+/// Checks a policy version's row against the `policy` event that installed it (`None`: no
+/// event did): the event's version, and the SHA-256 it holds of the text, which must also be
+/// the text's own and the row's.
+pub fn check_policy(
+    v: &crate::store::PolicyVersion,
+    e: Option<&EventRow>,
+) -> std::result::Result<(), String> {
+    let Some(e) = e else {
+        return Err("no `policy` event in the audit log installed it".into());
+    };
+    let detail: serde_json::Value = e
+        .detail
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    if detail.get("version").and_then(|x| x.as_i64()) != Some(v.version) {
+        return Err(format!("the latest `policy` event ({}) installed another version", e.seq));
+    }
+    let logged = detail.get("sha256").and_then(|x| x.as_str());
+    if logged != Some(sha256_hex(v.text.as_bytes()).as_str()) || logged != Some(v.sha256.as_str()) {
+        return Err(format!(
+            "its text is not the one event {} installed (the SHA-256 differs)",
+            e.seq
+        ));
+    }
+    Ok(())
+}
+
+/// The states a proposal may be in after `e`, its newest event; `None` for an event that does
+/// not say.
+fn states_after(e: &LastEvent) -> Option<Vec<&'static str>> {
+    let of_action = |a: Option<&str>| {
+        a.and_then(crate::model::Action::parse)
+            .map(|a| vec![a.state().as_str()])
+    };
+    Some(match e.action.as_str() {
+        "approve" | "edit" => vec!["approved"],
+        "reject" => vec!["rejected"],
+        "undo" => vec![e.to.as_deref().and_then(crate::model::State::parse)?.as_str()],
+        "redecide" => of_action(e.to.as_deref())?,
+        "requeue" => of_action(e.decision.as_deref())?,
+        "supersede" => vec!["superseded"],
+        "apply" => vec!["applied"],
+        "conflict" => vec!["conflict"],
+        "block" => vec!["blocked"],
+        "hold" | "unapprove" => vec!["pending"],
+        "failed" => vec!["failed"],
+        // A revert of an apply, or of a revert: the proposal is reverted, or applied again.
+        "revert" => vec!["reverted", "applied"],
+        _ => return None,
+    })
+}
+
+/// Checks a proposal's content (see [`check_content`]) and its state: the one its newest event
+/// left it in, or with no event, the one it was queued in.
+pub fn check_state(
+    p: &crate::model::Proposal,
+    b: &ProposalBinding,
+) -> std::result::Result<(), String> {
+    check_content(p, b)?;
+    let state = p.state.as_str();
+    match &b.last {
+        None if b.bound_from.is_some_and(|from| p.id < from) => Ok(()),
+        None if b.queued.as_deref() == Some(state) => Ok(()),
+        None => Err(format!(
+            "it is {state}, but it was queued {} and no event since moved it",
+            b.queued.as_deref().unwrap_or("in an unknown state")
+        )),
+        Some(e) => match states_after(e) {
+            Some(states) if !states.contains(&state) => Err(format!(
+                "it is {state}, but its newest event in the audit log is `{}`, which leaves it {}",
+                e.action,
+                states.join(" or ")
+            )),
+            _ => Ok(()),
+        },
+    }
+}

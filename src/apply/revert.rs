@@ -227,6 +227,15 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
             )));
         }
     };
+    for row in [&c, &*tip] {
+        let event = w.event_for_change(row.id)?;
+        if let Err(why) = crate::audit::check_change(row, event.as_ref()) {
+            return Ok(Undo::Refused(format!(
+                "change {} does not match the audit log: {why}; `crmgate audit verify` names what was changed",
+                row.id
+            )));
+        }
+    }
     let Some(obj) = w.schema().object(&c.object) else {
         let why = format!("change {}: the object {} no longer exists", c.id, c.object);
         return Ok(Undo::Refused(why));

@@ -220,6 +220,7 @@ ALTER TABLE crmgate_proposals ADD COLUMN digest BLOB;
 ALTER TABLE crmgate_proposals ADD COLUMN queued TEXT;
 ALTER TABLE crmgate_ingests ADD COLUMN event_seq INTEGER;
 CREATE INDEX crmgate_events_change ON crmgate_events(change_id) WHERE change_id IS NOT NULL;
+CREATE INDEX crmgate_events_policy ON crmgate_events(seq) WHERE action = 'policy';
 CREATE TABLE crmgate_chain_head (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     seq        INTEGER NOT NULL,

@@ -309,6 +309,11 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.conn, id)
+    }
+
     /// Events about a whole ingest (not tied to one proposal), e.g. the file it came from.
     pub fn ingest_event(&self, ingest_id: i64) -> Result<Option<EventRow>> {
         let mut stmt = self
@@ -323,6 +328,16 @@ impl Store {
             .map_err(db_err)?;
         rows.next().transpose().map_err(db_err)
     }
+}
+
+/// The event that recorded change `id`, found through the index of events by change.
+fn event_for_change(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([id], event_from_row).optional())
+    .map_err(db_err)
 }
 
 const EVENT_COLUMNS: &str = "seq, at, actor, actor_kind, action, proposal_id, change_id, run_id, object, record, field, prev_value, new_value, source, confidence, rules, policy_version, approver, detail, prev_hash, hash, os_user";
@@ -420,6 +435,11 @@ impl Writer<'_> {
             .map_err(db_err)?;
         *self.head.borrow_mut() = Some((seq, hash));
         Ok(())
+    }
+
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.tx, id)
     }
 
     /// Notes proposal `id`'s digest as one of ingest `ingest_id`'s.
@@ -642,6 +662,49 @@ impl Store {
             f(&event_from_row(r).map_err(db_err)?)?;
         }
         Ok(())
+    }
+
+    /// The chain's head as the store records it beside the log (`crmgate_chain_head`), if it does.
+    pub fn recorded_chain_head(&self) -> Result<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT seq, hash FROM crmgate_chain_head WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// How many proposals, changes and policy versions the store holds.
+    pub fn bound_row_counts(&self) -> Result<(i64, i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM crmgate_proposals),
+                        (SELECT count(*) FROM crmgate_changes),
+                        (SELECT count(*) FROM crmgate_policies)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(db_err)
+    }
+
+    /// Every change's row, in id order.
+    pub fn for_each_change(&self, mut f: impl FnMut(&ChangeRow) -> Result<()>) -> Result<()> {
+        changes::for_each(&self.conn, &mut f)
+    }
+
+    /// The newest `policy` event: the one that put the policy in force.
+    pub fn latest_policy_event(&self) -> Result<Option<EventRow>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE action = 'policy'
+                 ORDER BY seq DESC LIMIT 1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([], event_from_row).optional())
+            .map_err(db_err)
     }
 
     /// The newest event's (seq, hash).

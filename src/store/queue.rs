@@ -139,27 +139,49 @@ pub(super) fn proposal_to_apply(
     conn: &rusqlite::Connection,
     id: i64,
 ) -> Result<Option<(Proposal, ProposalBinding)>> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let columns = PROPOSAL_COLUMNS
-            .replace("i.file", "'' AS file")
-            .replace("i.at", "'' AS at")
-            .replace("p.signals", "NULL AS signals");
-        format!(
-            "SELECT {columns}, p.digest, p.queued, e.action, e.actor_kind, e.actor, e.new_value,
-                 json_extract(e.detail, '$.to'), json_extract(e.detail, '$.decision'),
-                 (SELECT h.bound_from FROM crmgate_chain_head h WHERE h.id = 1)
-             FROM crmgate_proposals p
-             LEFT JOIN crmgate_events e ON e.seq = (SELECT max(x.seq) FROM crmgate_events x
-                 WHERE x.proposal_id = p.id)
-             WHERE p.id = ?1"
-        )
-    });
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{} WHERE p.id = ?1", bound_select()));
     conn.prepare_cached(&SQL)
         .and_then(|mut stmt| {
             stmt.query_row([id], |r| Ok((proposal_from_row(r)?, binding_from_row(r, 29)?)))
                 .optional()
         })
         .map_err(db_err)
+}
+
+/// A proposal's columns, then what binds it to the audit log (see [`binding_from_row`]).
+fn bound_select() -> String {
+    let columns = PROPOSAL_COLUMNS
+        .replace("i.file", "'' AS file")
+        .replace("i.at", "'' AS at")
+        .replace("p.signals", "NULL AS signals");
+    format!(
+        "SELECT {columns}, p.digest, p.queued, e.action, e.actor_kind, e.actor, e.new_value,
+             json_extract(e.detail, '$.to'), json_extract(e.detail, '$.decision'),
+             (SELECT h.bound_from FROM crmgate_chain_head h WHERE h.id = 1)
+         FROM crmgate_proposals p
+         LEFT JOIN crmgate_events e ON e.seq = (SELECT max(x.seq) FROM crmgate_events x
+             WHERE x.proposal_id = p.id)"
+    )
+}
+
+impl Store {
+    /// Every proposal in id order, with what binds it to the audit log: for `audit verify`.
+    pub fn for_each_bound_proposal(
+        &self,
+        mut f: impl FnMut(&Proposal, &ProposalBinding) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{} ORDER BY p.id", bound_select()))
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let p = proposal_from_row(r).map_err(db_err)?;
+            f(&p, &binding_from_row(r, 29).map_err(db_err)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// The binding columns of [`proposal_to_apply`], from column `at` on.
@@ -176,8 +198,14 @@ fn binding_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Propos
         }),
         None => None,
     };
+    // Read whatever a hand edit left there: a digest that is not a blob simply does not match.
+    let digest = match r.get_ref(at)? {
+        rusqlite::types::ValueRef::Null => None,
+        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => Some(b.to_vec()),
+        _ => Some(Vec::new()),
+    };
     Ok(ProposalBinding {
-        digest: r.get(at)?,
+        digest,
         queued: r.get(at + 1)?,
         last,
         bound_from: r.get(at + 8)?,
