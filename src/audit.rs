@@ -634,3 +634,40 @@ pub fn check_state(
         },
     }
 }
+
+/// Checks that ingest `ingest_id`'s proposals have the digests its event (`e`, the one its row
+/// names) recorded: `xor_of(first, last)` gives the XOR of the digests of its proposals in
+/// that id range. Catches a proposal whose content and digest were both rewritten.
+pub fn check_ingest(
+    ingest_id: i64,
+    e: Option<&EventRow>,
+    xor_of: impl FnOnce(i64, i64) -> crate::error::Result<[u8; 32]>,
+) -> crate::error::Result<std::result::Result<(), String>> {
+    let Some(e) = e.filter(|e| e.compute_hash() == e.hash) else {
+        return Ok(Err(format!("ingest {ingest_id} names no intact event")));
+    };
+    let d: serde_json::Value = e
+        .detail
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let n = |k: &str| d.pointer(k).and_then(|v| v.as_i64());
+    let (Some(id), Some(first), Some(last), Some(xor)) = (
+        n("/ingest_id"),
+        n("/proposals/first"),
+        n("/proposals/last"),
+        d.pointer("/proposals/sha256_xor").and_then(|v| v.as_str()),
+    ) else {
+        return Ok(Err(format!("event {} does not record ingest {ingest_id}'s proposals", e.seq)));
+    };
+    if id != ingest_id {
+        return Ok(Err(format!("event {} records ingest {id}, not {ingest_id}", e.seq)));
+    }
+    if crate::model::hex(&xor_of(first, last)?) != xor {
+        return Ok(Err(format!(
+            "ingest {ingest_id}'s proposals do not have the digests event {} recorded",
+            e.seq
+        )));
+    }
+    Ok(Ok(()))
+}

@@ -442,6 +442,41 @@ impl Writer<'_> {
         event_for_change(&self.tx, id)
     }
 
+    /// The event the row of ingest `ingest_id` names as its own, if it names one that exists.
+    pub fn ingest_event_of(&self, ingest_id: i64) -> Result<Option<EventRow>> {
+        use rusqlite::OptionalExtension;
+        self.prepared(&format!(
+            "SELECT {EVENT_COLUMNS} FROM crmgate_events
+             WHERE seq = (SELECT event_seq FROM crmgate_ingests WHERE id = ?1)"
+        ))
+        .and_then(|mut stmt| stmt.query_row([ingest_id], event_from_row).optional())
+        .map_err(db_err)
+    }
+
+    /// The XOR of the digests of ingest `ingest_id`'s proposals with ids `first..=last`.
+    pub fn digests_xor(&self, ingest_id: i64, first: i64, last: i64) -> Result<[u8; 32]> {
+        let mut stmt = self
+            .prepared(
+                "SELECT digest FROM crmgate_proposals
+                 WHERE id BETWEEN ?1 AND ?2 AND ingest_id = ?3",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params![first, last, ingest_id])
+            .map_err(db_err)?;
+        let mut acc = [0u8; 32];
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let mut d = [0u8; 32];
+            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0).map_err(db_err)?
+                && b.len() == 32
+            {
+                d.copy_from_slice(b);
+            }
+            audit::xor_into(&mut acc, &d);
+        }
+        Ok(acc)
+    }
+
     /// Notes proposal `id`'s digest as one of ingest `ingest_id`'s.
     pub(crate) fn note_digest(&self, ingest_id: i64, id: i64, d: &[u8; 32]) {
         let mut all = self.ingests.borrow_mut();
