@@ -15,6 +15,20 @@
 
 use sha2::{Digest, Sha256};
 
+/// Whether this process's clock was set by the test switch: see [`set_test_clock`].
+static TEST_CLOCK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks every event this process writes from now on as written under a clock the caller set
+/// (`CRMGATE_NOW` with `CRMGATE_TEST_CLOCK=1`): `detail.test_clock` is `true` in each.
+pub fn set_test_clock(on: bool) {
+    TEST_CLOCK.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether events are written under the test clock.
+pub fn test_clock() -> bool {
+    TEST_CLOCK.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Every column of a stored event, in canonical order.

@@ -187,3 +187,72 @@ fn a_log_cut_short_is_noticed_without_a_checkpoint() {
         .unwrap();
     verify_names(&env, "the store recorded the chain's head at event");
 }
+
+#[test]
+fn crmgate_now_without_the_test_switch_is_ignored_with_a_warning() {
+    let env = Env::new();
+    env.cmd(&["init"])
+        .env_remove("CRMGATE_TEST_CLOCK")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("CRMGATE_NOW is ignored"))
+        .stderr(predicate::str::contains("hint:"));
+    let at = env.text("SELECT min(at) FROM crmgate_events");
+    assert!(!at.starts_with("2026-01-02T03:04:05"), "{at}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE json_extract(detail, '$.test_clock')"),
+        0
+    );
+}
+
+#[test]
+fn events_written_under_the_test_clock_say_so_and_verify_warns_of_them() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    assert_eq!(env.text("SELECT min(at) FROM crmgate_events"), "2026-01-02T03:04:05.000Z");
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE NOT json_extract(detail, '$.test_clock')"),
+        0
+    );
+    env.cmd(&["audit", "verify"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("set by the test switch (CRMGATE_TEST_CLOCK)"));
+}
+
+#[test]
+fn audit_verify_warns_of_events_whose_time_goes_backwards() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    env.cmd(&["pause", "--reason", "late"])
+        .env("CRMGATE_NOW", "2025-06-01T00:00:00Z")
+        .assert()
+        .success();
+    env.cmd(&["audit", "verify"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "1 event is stamped before the event it follows",
+        ));
+}
+
+#[test]
+fn the_demo_on_the_system_clock_writes_its_events_in_time_order() {
+    let env = Env::new();
+    env.cmd(&["demo"])
+        .env_remove("CRMGATE_NOW")
+        .env_remove("CRMGATE_TEST_CLOCK")
+        .assert()
+        .success();
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events a JOIN crmgate_events b ON b.seq = a.seq + 1
+             WHERE b.at < a.at"
+        ),
+        0
+    );
+    env.cmd(&["audit", "verify"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("stamped before").not());
+}
