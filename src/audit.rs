@@ -478,8 +478,10 @@ pub fn check_content(
     match (edited, &p.proposed_value) {
         (None, None) => Ok(()),
         (Some(e), Some(_)) => {
-            let logged: Option<serde_json::Value> =
-                e.new_value.as_deref().and_then(|v| serde_json::from_str(v).ok());
+            let logged: Option<serde_json::Value> = e
+                .new_value
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok());
             if logged.as_ref() == Some(&p.value) {
                 Ok(())
             } else {
@@ -559,7 +561,8 @@ pub fn check_change(
         .as_deref()
         .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .and_then(|d| d.get("reverts").and_then(|r| r.as_i64()));
-    if (e.action == "revert") != c.reverts.is_some() || (e.action == "revert" && reverts != c.reverts)
+    if (e.action == "revert") != c.reverts.is_some()
+        || (e.action == "revert" && reverts != c.reverts)
     {
         wrong.push("reverts");
     }
@@ -586,7 +589,10 @@ pub fn check_policy(
         .and_then(|d| serde_json::from_str(d).ok())
         .unwrap_or_default();
     if detail.get("version").and_then(|x| x.as_i64()) != Some(v.version) {
-        return Err(format!("the latest `policy` event ({}) installed another version", e.seq));
+        return Err(format!(
+            "the latest `policy` event ({}) installed another version",
+            e.seq
+        ));
     }
     let logged = detail.get("sha256").and_then(|x| x.as_str());
     if logged != Some(sha256_hex(v.text.as_bytes()).as_str()) || logged != Some(v.sha256.as_str()) {
@@ -608,7 +614,11 @@ fn states_after(e: &LastEvent) -> Option<Vec<&'static str>> {
     Some(match e.action.as_str() {
         "approve" | "edit" => vec!["approved"],
         "reject" => vec!["rejected"],
-        "undo" => vec![e.to.as_deref().and_then(crate::model::State::parse)?.as_str()],
+        "undo" => vec![
+            e.to.as_deref()
+                .and_then(crate::model::State::parse)?
+                .as_str(),
+        ],
         "redecide" => of_action(e.to.as_deref())?,
         "requeue" => of_action(e.decision.as_deref())?,
         "supersede" => vec!["superseded"],
@@ -672,10 +682,16 @@ pub fn check_ingest(
         n("/proposals/last"),
         d.pointer("/proposals/sha256_xor").and_then(|v| v.as_str()),
     ) else {
-        return Ok(Err(format!("event {} does not record ingest {ingest_id}'s proposals", e.seq)));
+        return Ok(Err(format!(
+            "event {} does not record ingest {ingest_id}'s proposals",
+            e.seq
+        )));
     };
     if id != ingest_id {
-        return Ok(Err(format!("event {} records ingest {id}, not {ingest_id}", e.seq)));
+        return Ok(Err(format!(
+            "event {} records ingest {id}, not {ingest_id}",
+            e.seq
+        )));
     }
     if crate::model::hex(&xor_of(first, last)?) != xor {
         return Ok(Err(format!(

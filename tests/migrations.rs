@@ -378,7 +378,9 @@ fn a_store_from_every_earlier_version_upgrades_and_answers_as_a_current_one() {
         // recorded are named as such, not as tampered with.
         match crmgate::admin::audit::verify(&upgraded, None).unwrap() {
             crmgate::admin::audit::Verified::Intact { warnings, .. } => assert!(
-                warnings.iter().any(|w| w.contains("before content digests")),
+                warnings
+                    .iter()
+                    .any(|w| w.contains("before content digests")),
                 "version {version}: {warnings:?}"
             ),
             other => panic!("version {version} upgraded does not verify: {other:?}"),

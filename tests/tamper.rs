@@ -90,9 +90,11 @@ fn a_proposal_approved_and_edited_with_sql_is_named_by_verify_and_failed_by_appl
         )
         .unwrap();
     verify_names(&env, &format!("proposal {id} does not match it"));
-    env.cmd(&["apply"]).assert();
+    env.cmd(&["apply"]).assert().code(3);
     assert_eq!(
-        env.text(&format!("SELECT state FROM crmgate_proposals WHERE id = {id}")),
+        env.text(&format!(
+            "SELECT state FROM crmgate_proposals WHERE id = {id}"
+        )),
         "failed"
     );
     let why = env.text(&format!(
@@ -102,7 +104,9 @@ fn a_proposal_approved_and_edited_with_sql_is_named_by_verify_and_failed_by_appl
     assert!(why.contains("does not match the audit log"), "{why}");
     assert!(!common::crm_dump(&env).contains("PWNED"));
     assert_eq!(
-        env.count(&format!("SELECT count(*) FROM crmgate_changes WHERE proposal_id = {id}")),
+        env.count(&format!(
+            "SELECT count(*) FROM crmgate_changes WHERE proposal_id = {id}"
+        )),
         0
     );
 }
@@ -119,9 +123,11 @@ fn a_proposal_approved_with_sql_and_its_digest_recomputed_is_still_refused() {
         )
         .unwrap();
     verify_names(&env, "no event since moved it");
-    env.cmd(&["apply"]).assert();
+    env.cmd(&["apply"]).assert().code(3);
     assert_eq!(
-        env.text(&format!("SELECT state FROM crmgate_proposals WHERE id = {id}")),
+        env.text(&format!(
+            "SELECT state FROM crmgate_proposals WHERE id = {id}"
+        )),
         "failed"
     );
 }
@@ -154,9 +160,11 @@ fn a_policy_approved_proposal_whose_value_and_digest_were_both_rewritten_is_caug
         )
         .unwrap();
     verify_names(&env, "its proposals' digests are not the ones event");
-    env.cmd(&["apply"]).assert();
+    env.cmd(&["apply"]).assert().code(3);
     assert_eq!(
-        env.text(&format!("SELECT state FROM crmgate_proposals WHERE id = {id}")),
+        env.text(&format!(
+            "SELECT state FROM crmgate_proposals WHERE id = {id}"
+        )),
         "failed"
     );
     assert!(!common::crm_dump(&env).contains("PWNED"));
@@ -209,15 +217,22 @@ fn crmgate_now_without_the_test_switch_is_ignored_with_a_warning() {
 fn events_written_under_the_test_clock_say_so_and_verify_warns_of_them() {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
-    assert_eq!(env.text("SELECT min(at) FROM crmgate_events"), "2026-01-02T03:04:05.000Z");
     assert_eq!(
-        env.count("SELECT count(*) FROM crmgate_events WHERE NOT json_extract(detail, '$.test_clock')"),
+        env.text("SELECT min(at) FROM crmgate_events"),
+        "2026-01-02T03:04:05.000Z"
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM crmgate_events WHERE NOT json_extract(detail, '$.test_clock')"
+        ),
         0
     );
     env.cmd(&["audit", "verify"])
         .assert()
         .success()
-        .stderr(predicate::str::contains("set by the test switch (CRMGATE_TEST_CLOCK)"));
+        .stderr(predicate::str::contains(
+            "set by the test switch (CRMGATE_TEST_CLOCK)",
+        ));
 }
 
 #[test]

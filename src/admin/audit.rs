@@ -40,7 +40,11 @@ pub enum Verified {
     /// The first place the chain does not hold.
     Broken(Break),
     /// The chain holds, but this row of the store does not match it.
-    Unbound { events: u64, row: String, what: String },
+    Unbound {
+        events: u64,
+        row: String,
+        what: String,
+    },
 }
 
 /// What the walk of the chain gathers for checking the tables against it.
@@ -171,7 +175,9 @@ fn check_head(store: &Store, last: Option<&(i64, String)>) -> Result<Found> {
         )));
     }
     let recorded = store.recorded_chain_head()?;
-    let at_end = last.cloned().unwrap_or((0, crate::audit::GENESIS.to_string()));
+    let at_end = last
+        .cloned()
+        .unwrap_or((0, crate::audit::GENESIS.to_string()));
     match recorded {
         None if last.is_some() => Ok(Some((
             "crmgate_chain_head".into(),
@@ -200,7 +206,10 @@ fn check_policies(store: &Store, g: &Gathered) -> Result<Found> {
         if !rows.iter().any(|v| v.version == *version) {
             return Ok(Some((
                 format!("policy version {version}"),
-                format!("event {} installed it, but the store no longer holds it", e.seq),
+                format!(
+                    "event {} installed it, but the store no longer holds it",
+                    e.seq
+                ),
             )));
         }
     }

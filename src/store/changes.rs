@@ -77,7 +77,9 @@ pub(super) fn for_each(
     f: &mut dyn FnMut(&ChangeRow) -> Result<()>,
 ) -> Result<()> {
     let mut stmt = conn
-        .prepare(&format!("SELECT {COLUMNS} FROM crmgate_changes ORDER BY id"))
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM crmgate_changes ORDER BY id"
+        ))
         .map_err(db_err)?;
     let mut rows = stmt.query([]).map_err(db_err)?;
     while let Some(r) = rows.next().map_err(db_err)? {

@@ -597,7 +597,9 @@ fn event_row(ev: NewEvent, seq: i64, now: &str, prev_hash: String) -> EventRow {
                 m.insert("test_clock".into(), serde_json::Value::Bool(true));
                 json_text(&Some(serde_json::Value::Object(m)))
             }
-            (serde_json::Value::Null, true) => json_text(&Some(serde_json::json!({ "test_clock": true }))),
+            (serde_json::Value::Null, true) => {
+                json_text(&Some(serde_json::json!({ "test_clock": true })))
+            }
             (d, _) => json_text(&Some(d)),
         },
         prev_hash,

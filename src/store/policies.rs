@@ -43,7 +43,9 @@ impl Store {
     pub fn all_policies(&self) -> Result<Vec<PolicyVersion>> {
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM crmgate_policies ORDER BY version"))
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM crmgate_policies ORDER BY version"
+            ))
             .map_err(db_err)?;
         stmt.query_map([], from_row)
             .map_err(db_err)?

@@ -143,8 +143,10 @@ pub(super) fn proposal_to_apply(
         std::sync::LazyLock::new(|| format!("{} WHERE p.id = ?1", bound_select()));
     conn.prepare_cached(&SQL)
         .and_then(|mut stmt| {
-            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, binding_from_row(r, 29)?)))
-                .optional()
+            stmt.query_row([id], |r| {
+                Ok((proposal_from_row(r)?, binding_from_row(r, 29)?))
+            })
+            .optional()
         })
         .map_err(db_err)
 }
