@@ -11,8 +11,9 @@ use crate::ui::count;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; exit 1 naming the first event that was altered,
-    /// removed, inserted or reordered.
+    /// Check the audit log's hash chain, then the policy text, changes and proposals against
+    /// the events that bind them; exit 1 naming the first event altered, removed, inserted or
+    /// reordered, or the first row that does not match its event.
     #[command(
         after_help = "Example:\n  crmgate audit verify\n  crmgate audit verify --checkpoint /secure/crm-head.json"
     )]
