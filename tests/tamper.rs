@@ -112,7 +112,7 @@ fn a_proposal_approved_and_edited_with_sql_is_named_by_verify_and_failed_by_appl
 }
 
 #[test]
-fn a_proposal_approved_with_sql_and_its_digest_recomputed_is_still_refused() {
+fn a_proposal_moved_to_approved_with_sql_alone_is_still_refused() {
     let env = Env::demo();
     let id = a_pending(&env);
     // The content is left alone: only the state moves, with no approve event.
@@ -270,4 +270,24 @@ fn the_demo_on_the_system_clock_writes_its_events_in_time_order() {
         .assert()
         .success()
         .stderr(predicate::str::contains("stamped before").not());
+}
+
+#[test]
+fn rewriting_the_state_a_proposal_was_queued_in_does_not_approve_it() {
+    let env = Env::demo();
+    let id = a_pending(&env);
+    env.conn()
+        .execute(
+            "UPDATE crmgate_proposals SET state = 'approved', queued = 'approved' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    verify_names(&env, "its content is not what was queued");
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(
+        env.text(&format!(
+            "SELECT state FROM crmgate_proposals WHERE id = {id}"
+        )),
+        "failed"
+    );
 }
