@@ -145,7 +145,7 @@ fn record_failure(store: &mut Store, argv: &[String], alert: &Alert, why: &str) 
             actor: "crmgate".into(),
             actor_kind: "system",
             action: "alert_failed",
-            proposal_id: alert.proposal,
+            // Not the proposal's own event: its state is read from its latest one of those.
             object: alert.object.clone(),
             record: alert.record.clone(),
             source: alert.source.clone(),

@@ -38,6 +38,7 @@ impl Env {
             .env_remove("CRMGATE_DB")
             .env("CRMGATE_USER", "alice")
             .env("CRMGATE_NOW", "2026-01-02T03:04:05Z")
+            .env("CRMGATE_TEST_CLOCK", "1")
             .env("NO_COLOR", "1")
             .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
             .env("COLUMNS", "400")

@@ -142,8 +142,8 @@ fn insert_proposals(conn: &Connection, layout: Layout) {
     }
     if layout.has(5) {
         conn.execute_batch(
-            "UPDATE crmgate_proposals SET proposed_value = value, value = 'Head of AI', edited = 1
-             WHERE id = 1",
+            "UPDATE crmgate_proposals SET proposed_value = value, value = 'Head of AI', edited = 1,
+             state = 'approved' WHERE id = 1",
         )
         .unwrap();
     }
@@ -159,7 +159,9 @@ fn insert_history(conn: &Connection, layout: Layout) {
             params![AT, sha256_hex(POLICY.as_bytes()), POLICY],
         )
         .unwrap();
-        events.push(event("admin", "human", "policy", None, r#"{"version":1}"#));
+        // As crmgate has always written it: the version and the SHA-256 of its text.
+        let detail = serde_json::json!({ "version": 1, "sha256": sha256_hex(POLICY.as_bytes()) });
+        events.push(event("admin", "human", "policy", None, &detail.to_string()));
     }
     events.push(event(
         "bo",
@@ -182,6 +184,12 @@ fn insert_history(conn: &Connection, layout: Layout) {
         Some(4),
         r#"{"superseded_by":5}"#,
     ));
+    if layout.has(5) {
+        // A reviewer's edit approves the proposal with the edited value, and says so.
+        let mut edit = event("bo", "human", "edit", Some(1), r#"{"was":"pending"}"#);
+        edit.new_value = Some("\"Head of AI\"".into());
+        events.push(edit);
+    }
     if layout.has(3) {
         conn.execute(
             "INSERT INTO crmgate_pauses VALUES ('clearbit', 'bad data', 'admin', ?1)",
@@ -208,6 +216,10 @@ fn insert_history(conn: &Connection, layout: Layout) {
         .unwrap();
         let mut applied = event("cron", "system", "apply", Some(2), r#"{"run":1}"#);
         (applied.change_id, applied.run_id) = (Some(1), Some(1));
+        // What the change holds, as crmgate's apply has always recorded it.
+        (applied.record, applied.field) = (Some("c-2".into()), Some("title".into()));
+        (applied.prev_value, applied.new_value) = (Some("\"CTO\"".into()), Some("\"CEO\"".into()));
+        applied.approver = Some("bo".into());
         events.push(applied);
     }
     chain(conn, events);
@@ -249,8 +261,10 @@ fn chain(conn: &Connection, events: Vec<EventRow>) {
         e.hash = e.compute_hash();
         conn.execute(
             "INSERT INTO crmgate_events (seq, at, actor, actor_kind, action, proposal_id,
-                 change_id, run_id, object, source, detail, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 change_id, run_id, object, source, detail, prev_hash, hash, record, field,
+                 prev_value, new_value, approver)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18)",
             params![
                 e.seq,
                 e.at,
@@ -264,7 +278,12 @@ fn chain(conn: &Connection, events: Vec<EventRow>) {
                 e.source,
                 e.detail,
                 e.prev_hash,
-                e.hash
+                e.hash,
+                e.record,
+                e.field,
+                e.prev_value,
+                e.new_value,
+                e.approver
             ],
         )
         .unwrap();
@@ -355,6 +374,17 @@ fn a_store_from_every_earlier_version_upgrades_and_answers_as_a_current_one() {
             answers(&expected),
             "a store at version {version}, upgraded"
         );
+        // Its rows match the log they were written with; those queued before digests were
+        // recorded are named as such, not as tampered with.
+        match crmgate::admin::audit::verify(&upgraded, None).unwrap() {
+            crmgate::admin::audit::Verified::Intact { warnings, .. } => assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.contains("before content digests")),
+                "version {version}: {warnings:?}"
+            ),
+            other => panic!("version {version} upgraded does not verify: {other:?}"),
+        }
         let conn = Connection::open(&old).unwrap();
         let now: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -262,6 +262,7 @@ fn shell(dir: &Path, text: &str) -> std::process::Output {
     c.current_dir(dir)
         .env("PATH", std::env::join_paths(paths).expect("PATH"))
         .env("CRMGATE_NOW", common::NOW)
+        .env("CRMGATE_TEST_CLOCK", "1")
         .env("CRMGATE_BUSY_TIMEOUT_MS", "2000")
         .arg("-c")
         .arg(text);

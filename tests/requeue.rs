@@ -81,12 +81,13 @@ fn a_conflicted_proposal_is_requeued_against_the_record_as_it_is_now() {
     );
     assert_eq!(
         env.query(
-            "SELECT action || ' ' || proposal_id || ' ' || detail FROM crmgate_events \
+            "SELECT action || ' ' || proposal_id || ' ' || \
+             json_remove(detail, '$.test_clock', '$.proposals') FROM crmgate_events \
              WHERE action IN ('supersede', 'requeue') ORDER BY seq"
         ),
         [
             r#"supersede 1 {"requeued":true,"superseded_by":3,"was":"conflict"}"#,
-            r#"requeue 3 {"decision":"review","dropped_expected":"General Counsel","replaces":1,"was":"conflict"}"#,
+            r#"requeue 3 {"decision":"review","dropped_expected":"General Counsel","ingest_id":2,"replaces":1,"was":"conflict"}"#,
         ]
     );
 

@@ -33,17 +33,83 @@ pub fn since(t: &str) -> Result<String> {
 /// What verifying the chain found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
-    /// Every event holds (and the chain reaches the checkpoint, when one was given).
-    Intact { events: u64 },
-    /// The first place it does not.
+    /// Every event holds (and the chain reaches the checkpoint, when one was given), and every
+    /// row apply and revert act on matches the event that binds it. `warnings` name what holds
+    /// but deserves a look (times that go backwards, rows older than their bindings).
+    Intact { events: u64, warnings: Vec<String> },
+    /// The first place the chain does not hold.
     Broken(Break),
+    /// The chain holds, but this row of the store does not match it.
+    Unbound {
+        events: u64,
+        row: String,
+        what: String,
+    },
 }
 
-/// Walks the whole log in order and checks every link, then that it reaches `checkpoint`.
+/// What the walk of the chain gathers for checking the tables against it.
+#[derive(Default)]
+struct Gathered {
+    /// Policy version -> the event that installed it.
+    policies: std::collections::BTreeMap<i64, EventRow>,
+    /// Ingest id -> (event seq, the XOR of its proposals' digests, as hex).
+    ingests: std::collections::BTreeMap<i64, (i64, String)>,
+    /// The first event stamped before the one it follows, and how many are.
+    backwards: Option<(i64, String, String)>,
+    backwards_count: u64,
+    /// Events written under the test clock.
+    test_clock: u64,
+    last_at: Option<String>,
+}
+
+impl Gathered {
+    fn see(&mut self, e: &EventRow) {
+        if let Some(prev) = &self.last_at
+            && e.at < *prev
+        {
+            self.backwards_count += 1;
+            if self.backwards.is_none() {
+                self.backwards = Some((e.seq, e.at.clone(), prev.clone()));
+            }
+        }
+        self.last_at = Some(e.at.clone());
+        let detail = || -> serde_json::Value {
+            e.detail
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or_default()
+        };
+        match e.action.as_str() {
+            "policy" => {
+                if let Some(v) = detail().get("version").and_then(|v| v.as_i64()) {
+                    self.policies.insert(v, e.clone());
+                }
+            }
+            "ingest" | "requeue" => {
+                let d = detail();
+                let id = d.get("ingest_id").and_then(|v| v.as_i64());
+                let xor = d.pointer("/proposals/sha256_xor").and_then(|v| v.as_str());
+                if let (Some(id), Some(xor)) = (id, xor) {
+                    self.ingests.insert(id, (e.seq, xor.to_string()));
+                }
+            }
+            _ => {}
+        }
+        if detail().get("test_clock").is_some() {
+            self.test_clock += 1;
+        }
+    }
+}
+
+/// Walks the whole log in order and checks every link, then that it reaches `checkpoint`;
+/// then checks the store's own record of the chain's head, and every policy version, change
+/// and proposal against the events that bind them.
 pub fn verify(store: &Store, checkpoint: Option<&Checkpoint>) -> Result<Verified> {
     let mut v = Verifier::default();
     let mut at_checkpoint: Option<String> = None;
     let mut broken = None;
+    let mut g = Gathered::default();
+    let mut last: Option<(i64, String)> = None;
     store.for_each_event(None, |e| {
         if broken.is_none() {
             if let Err(b) = v.check(e) {
@@ -51,6 +117,8 @@ pub fn verify(store: &Store, checkpoint: Option<&Checkpoint>) -> Result<Verified
             } else if checkpoint.is_some_and(|c| c.seq == e.seq) {
                 at_checkpoint = Some(e.hash.clone());
             }
+            g.see(e);
+            last = Some((e.seq, e.hash.clone()));
         }
         Ok(())
     })?;
@@ -58,10 +126,157 @@ pub fn verify(store: &Store, checkpoint: Option<&Checkpoint>) -> Result<Verified
         Some(b) => Err(b),
         None => v.finish(checkpoint, at_checkpoint.as_deref()),
     };
-    Ok(match result {
-        Ok(()) => Verified::Intact { events: v.checked },
-        Err(b) => Verified::Broken(b),
-    })
+    if let Err(b) = result {
+        return Ok(Verified::Broken(b));
+    }
+    let events = v.checked;
+    let unbound = |(row, what): (String, String)| Verified::Unbound { events, row, what };
+    if let Some(found) = check_head(store, last.as_ref())? {
+        return Ok(unbound(found));
+    }
+    if let Some(found) = check_policies(store, &g)? {
+        return Ok(unbound(found));
+    }
+    if let Some(found) = check_changes(store)? {
+        return Ok(unbound(found));
+    }
+    let mut warnings = Vec::new();
+    if let Some(found) = check_proposals(store, &g, &mut warnings)? {
+        return Ok(unbound(found));
+    }
+    if let Some((seq, at, prev)) = &g.backwards {
+        warnings.push(format!(
+            "{} stamped before the event it follows; the first is event {seq} at {at}, after {prev}",
+            crate::ui::count(g.backwards_count, "event is", "events are")
+        ));
+    }
+    if g.test_clock > 0 {
+        warnings.push(format!(
+            "{} written with the clock set by the test switch (CRMGATE_TEST_CLOCK): their times were the caller's",
+            crate::ui::count(g.test_clock, "event was", "events were")
+        ));
+    }
+    Ok(Verified::Intact { events, warnings })
+}
+
+/// A row that does not match the log: the row's name and what is wrong.
+type Found = Option<(String, String)>;
+
+/// The store's record of the chain's head must be the last event; a store with proposals,
+/// changes or a policy must have events.
+fn check_head(store: &Store, last: Option<&(i64, String)>) -> Result<Found> {
+    let (proposals, changes, policies) = store.bound_row_counts()?;
+    if last.is_none() && proposals + changes + policies > 0 {
+        return Ok(Some((
+            "crmgate_events".into(),
+            format!(
+                "the audit log is empty, but the store holds {proposals} proposals, {changes} changes and {policies} policy versions (the log was deleted)"
+            ),
+        )));
+    }
+    let recorded = store.recorded_chain_head()?;
+    let at_end = last
+        .cloned()
+        .unwrap_or((0, crate::audit::GENESIS.to_string()));
+    match recorded {
+        None if last.is_some() => Ok(Some((
+            "crmgate_chain_head".into(),
+            "the store's record of the chain's head is missing".into(),
+        ))),
+        Some(head) if head != at_end => Ok(Some((
+            "crmgate_chain_head".into(),
+            format!(
+                "the store recorded the chain's head at event {}, but the log ends at event {} (events were removed or added outside crmgate)",
+                head.0, at_end.0
+            ),
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// Every policy version must be the text its `policy` event installed.
+fn check_policies(store: &Store, g: &Gathered) -> Result<Found> {
+    let rows = store.all_policies()?;
+    for v in &rows {
+        if let Err(why) = crate::audit::check_policy(v, g.policies.get(&v.version)) {
+            return Ok(Some((format!("policy version {}", v.version), why)));
+        }
+    }
+    for (version, e) in &g.policies {
+        if !rows.iter().any(|v| v.version == *version) {
+            return Ok(Some((
+                format!("policy version {version}"),
+                format!(
+                    "event {} installed it, but the store no longer holds it",
+                    e.seq
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Every change must be what the event that recorded it says.
+fn check_changes(store: &Store) -> Result<Found> {
+    let mut found = None;
+    store.for_each_change(|c| {
+        if found.is_none() {
+            let e = store.event_for_change(c.id)?;
+            if let Err(why) = crate::audit::check_change(c, e.as_ref()) {
+                found = Some((format!("change {}", c.id), why));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Every proposal must hold what was queued, in the state its newest event left it; every
+/// ingest's proposals must have the digests its event holds.
+fn check_proposals(store: &Store, g: &Gathered, warnings: &mut Vec<String>) -> Result<Found> {
+    let mut found = None;
+    let mut legacy = 0u64;
+    let mut xors: std::collections::BTreeMap<i64, [u8; 32]> = Default::default();
+    store.for_each_bound_proposal(|p, b| {
+        if found.is_some() {
+            return Ok(());
+        }
+        if b.bound_from.is_some_and(|from| p.id < from) {
+            legacy += 1;
+        }
+        if let Some(d) = b.digest.as_deref() {
+            let mut d32 = [0u8; 32];
+            if d.len() == 32 {
+                d32.copy_from_slice(d);
+            }
+            crate::audit::xor_into(xors.entry(p.ingest_id).or_insert([0; 32]), &d32);
+        }
+        if let Err(why) = crate::audit::check_state(p, b) {
+            found = Some((format!("proposal {}", p.id), why));
+        }
+        Ok(())
+    })?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    for (ingest, (seq, xor)) in &g.ingests {
+        let held = xors.get(ingest).map(|x| crate::model::hex(x));
+        if held.as_deref() != Some(xor.as_str()) {
+            return Ok(Some((
+                format!("ingest {ingest}"),
+                format!(
+                    "its proposals' digests are not the ones event {seq} recorded (a proposal's content and digest were both rewritten, or one was added or removed)"
+                ),
+            )));
+        }
+    }
+    if legacy > 0 {
+        warnings.push(format!(
+            "{} queued before content digests were recorded: their content is checked only against their events",
+            crate::ui::count(legacy, "proposal was", "proposals were")
+        ));
+    }
+    Ok(None)
 }
 
 /// The chain's head, to keep where the store's writers cannot reach.

@@ -42,6 +42,16 @@ fn no_policy() -> Error {
 /// longer has: those rules send what they could match to review (see [`Fit::InForce`]).
 pub fn load(store: &Store) -> Result<(i64, Policy)> {
     let v = store.current_policy()?.ok_or_else(no_policy)?;
+    let installed = store.latest_policy_event()?;
+    if let Err(why) = crate::audit::check_policy(&v, installed.as_ref()) {
+        return Err(Error::refused_with_hint(
+            format!(
+                "the policy in force (version {}) does not match the audit log: {why}; nothing was done under it",
+                v.version
+            ),
+            "`crmgate audit verify` names what was changed; restore the store from a copy",
+        ));
+    }
     let name = format!("policy version {}", v.version);
     let policy = parse_as(&name, &v.text, store.schema(), Fit::InForce)?;
     Ok((v.version, policy))

@@ -15,6 +15,8 @@ pub struct RunState {
     /// Which part of the run this is: its field writes come first, then its merges, so that a
     /// merge meets its records as the run's own approved changes left them.
     pub(super) merges: bool,
+    /// Ingests whose proposals were checked against their event this run, and what was found.
+    ingests: std::collections::HashMap<i64, std::result::Result<(), String>>,
 }
 
 /// The policy every proposal of a run is checked against again, and who runs it.
@@ -47,7 +49,7 @@ pub fn apply_ids(
     report.run = Some(run);
     let pauses = w.pauses()?;
     for &id in ids {
-        let Some((p, approver)) = w.proposal_to_apply(id)? else {
+        let Some((p, binding)) = w.proposal_to_apply(id)? else {
             continue;
         };
         // A plan names proposals that may have moved on since, and both parts of the run.
@@ -64,6 +66,19 @@ pub fn apply_ids(
             result,
             why,
             change,
+        };
+        let approval = match crate::audit::approval_of(&p, &binding) {
+            Ok(a) => ingest_holds(w, &p, &binding, &mut state.ingests)?.map(|()| a),
+            Err(why) => Err(why),
+        };
+        let approver = match approval {
+            Ok(approver) => approver,
+            Err(why) => {
+                let why = unbound(why);
+                refuse(w, judge, &p, Stop::Fail, why.clone())?;
+                report.push(Ending::Failed, || item(Ending::Failed, Some(why), None));
+                continue;
+            }
         };
         let paused = pauses
             .iter()
@@ -85,6 +100,36 @@ pub fn apply_ids(
         }
     }
     Ok(())
+}
+
+/// Whether `p`'s ingest still has the digests its event recorded (checked once per ingest per
+/// run); a proposal queued before digests were recorded has none to check.
+fn ingest_holds(
+    w: &Writer<'_>,
+    p: &Proposal,
+    b: &crate::audit::ProposalBinding,
+    checked: &mut std::collections::HashMap<i64, std::result::Result<(), String>>,
+) -> Result<std::result::Result<(), String>> {
+    if b.bound_from.is_some_and(|from| p.id < from) {
+        return Ok(Ok(()));
+    }
+    if let Some(found) = checked.get(&p.ingest_id) {
+        return Ok(found.clone());
+    }
+    let e = w.ingest_event_of(p.ingest_id)?;
+    let found = crate::audit::check_ingest(p.ingest_id, e.as_ref(), |first, last| {
+        w.digests_xor(p.ingest_id, first, last)
+    })?;
+    checked.insert(p.ingest_id, found.clone());
+    Ok(found)
+}
+
+/// A refusal of a proposal whose row does not match the audit log, with the command that says
+/// what changed.
+fn unbound(why: String) -> String {
+    format!(
+        "its row does not match the audit log: {why}; `crmgate audit verify` names what was changed"
+    )
 }
 
 /// What became of one approved proposal. Either way its state has moved and an event says so.

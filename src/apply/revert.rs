@@ -227,6 +227,17 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
             )));
         }
     };
+    // The change, and the link of its chain a revert writes back (itself, unless reverted).
+    let rows: &[&ChangeRow] = if tip.id == c.id { &[&c] } else { &[&c, &tip] };
+    for row in rows {
+        let event = w.event_for_change(row.id)?;
+        if let Err(why) = crate::audit::check_change(row, event.as_ref()) {
+            return Ok(Undo::Refused(format!(
+                "change {} does not match the audit log: {why}; `crmgate audit verify` names what was changed",
+                row.id
+            )));
+        }
+    }
     let Some(obj) = w.schema().object(&c.object) else {
         let why = format!("change {}: the object {} no longer exists", c.id, c.object);
         return Ok(Undo::Refused(why));

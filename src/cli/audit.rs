@@ -11,8 +11,9 @@ use crate::ui::count;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain; exit 1 naming the first event that was altered,
-    /// removed, inserted or reordered.
+    /// Check the audit log's hash chain, then the policy text, changes and proposals against
+    /// the events that bind them; exit 1 naming the first event altered, removed, inserted or
+    /// reordered, or the first row that does not match its event.
     #[command(
         after_help = "Example:\n  crmgate audit verify\n  crmgate audit verify --checkpoint /secure/crm-head.json"
     )]
@@ -68,19 +69,27 @@ fn verify(checkpoint: Option<PathBuf>, ctx: &Ctx) -> Result<Outcome> {
     };
     let store = ctx.open()?;
     match audit::verify(&store, cp.as_ref())? {
-        Verified::Intact { events } => {
+        Verified::Intact { events, warnings } => {
             if ctx.ui.json {
-                print_json(&serde_json::json!({ "ok": true, "events": events }))?;
+                print_json(&serde_json::json!({
+                    "ok": true,
+                    "events": events,
+                    "checkpoint": cp.is_some(),
+                    "warnings": warnings,
+                }))?;
             } else {
                 ctx.ui.note(format!(
-                    "ok: {}, the chain is unbroken{}",
+                    "ok: {}, the chain is unbroken{}, and the policies, changes and proposals match it",
                     count(events, "event", "events"),
                     if cp.is_some() {
                         " and reaches the checkpoint"
                     } else {
-                        ""
+                        " (without a checkpoint: a log rewritten whole, or cut short with the store's record of its head, is not caught)"
                     }
                 ));
+                for w in &warnings {
+                    ctx.ui.note(format!("warning: {}", crate::ui::safe(w)));
+                }
             }
             Ok(Outcome::Done)
         }
@@ -91,6 +100,25 @@ fn verify(checkpoint: Option<PathBuf>, ctx: &Ctx) -> Result<Outcome> {
             Err(Error::refused_with_hint(
                 format!("the audit log is broken at event {}: {}", b.seq, b.what),
                 "compare with a backup or an export; events before it verify",
+            ))
+        }
+        Verified::Unbound { events, row, what } => {
+            if ctx.ui.json {
+                print_json(&serde_json::json!({
+                    "ok": false,
+                    "events": events,
+                    "row": row,
+                    "problem": what,
+                }))?;
+            }
+            Err(Error::refused_with_hint(
+                format!(
+                    "the chain of {} holds, but {} does not match it: {}",
+                    count(events, "event", "events"),
+                    crate::ui::safe(&row),
+                    crate::ui::safe(&what)
+                ),
+                "the store was edited outside crmgate; compare with a backup or an export, and restore it",
             ))
         }
     }

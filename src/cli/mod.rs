@@ -312,13 +312,32 @@ pub fn os_user() -> String {
     crate::actor::os_user().to_string()
 }
 
-/// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests.
+/// Now, in UTC, RFC 3339 with milliseconds. `CRMGATE_NOW` fixes it for reproducible tests,
+/// but only under the test switch `CRMGATE_TEST_CLOCK=1`, and every event written then says so
+/// (see [`crate::audit::set_test_clock`]); without the switch it is ignored, with a warning.
 pub(crate) fn now() -> String {
-    let ts = std::env::var("CRMGATE_NOW")
-        .ok()
-        .and_then(|s| s.parse::<jiff::Timestamp>().ok())
-        .unwrap_or_else(jiff::Timestamp::now);
-    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    let fixed = std::env::var("CRMGATE_NOW").ok();
+    let switched = std::env::var("CRMGATE_TEST_CLOCK").is_ok_and(|v| v == "1");
+    let ts = match fixed {
+        Some(t) if switched => {
+            let ts = t.parse::<jiff::Timestamp>().ok();
+            crate::audit::set_test_clock(ts.is_some());
+            ts
+        }
+        Some(_) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: CRMGATE_NOW is ignored: the time is the system's\nhint: a test that needs a fixed time sets CRMGATE_TEST_CLOCK=1 as well; every event then records that it did"
+                )
+            });
+            None
+        }
+        None => None,
+    };
+    ts.unwrap_or_else(jiff::Timestamp::now)
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 pub fn main() -> i32 {

@@ -411,7 +411,7 @@ fn ingest_event(w: &Writer<'_>, actor: &str, f: &FileRun) -> Result<()> {
         rejected: r.rejected,
     };
     w.finish_ingest(f.ingest_id, &r.sha256, &counts)?;
-    w.append_event(NewEvent {
+    let seq = w.append_event(NewEvent {
         actor: actor.to_string(),
         actor_kind: "human",
         action: "ingest",
@@ -425,10 +425,11 @@ fn ingest_event(w: &Writer<'_>, actor: &str, f: &FileRun) -> Result<()> {
             "duplicates": r.duplicates,
             "superseded": r.superseded,
             "rejected": r.rejected,
+            "proposals": crate::audit::ingest_binding(w.ingest_digest(f.ingest_id)),
         }),
         ..NewEvent::default()
     })?;
-    Ok(())
+    w.set_ingest_event(f.ingest_id, seq)
 }
 
 /// The names with a count above zero, in order.

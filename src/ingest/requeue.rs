@@ -260,7 +260,7 @@ fn queue(
         old.id,
         serde_json::json!({ "superseded_by": new, "requeued": true, "was": old.state }),
     ))?;
-    w.append_event(NewEvent {
+    let seq = w.append_event(NewEvent {
         prev_value: Some(p.baseline.to_json()),
         new_value: Some(p.value.to_json()),
         confidence: Some(verdict.confidence),
@@ -273,9 +273,12 @@ fn queue(
                 "was": old.state,
                 "decision": verdict.action.as_str(),
                 "dropped_expected": old.expected,
+                "ingest_id": ingest,
+                "proposals": crate::audit::ingest_binding(w.ingest_digest(ingest)),
             }),
         )
     })?;
+    w.set_ingest_event(ingest, seq)?;
     Ok(Requeued {
         old: old.id,
         new,

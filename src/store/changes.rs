@@ -71,6 +71,23 @@ pub(super) fn change_to_revert(
         .map_err(db_err)
 }
 
+/// Calls `f` with every change, in id order.
+pub(super) fn for_each(
+    conn: &rusqlite::Connection,
+    f: &mut dyn FnMut(&ChangeRow) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM crmgate_changes ORDER BY id"
+        ))
+        .map_err(db_err)?;
+    let mut rows = stmt.query([]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        f(&from_row(r).map_err(db_err)?)?;
+    }
+    Ok(())
+}
+
 fn reverted_by(conn: &rusqlite::Connection, id: i64) -> Result<Option<i64>> {
     conn.prepare_cached("SELECT id FROM crmgate_changes WHERE reverts = ?1 ORDER BY id LIMIT 1")
         .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())

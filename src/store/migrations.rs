@@ -212,6 +212,31 @@ ALTER TABLE crmgate_events ADD COLUMN os_user TEXT;
     r#"
 ALTER TABLE crmgate_proposals ADD COLUMN evidence TEXT;
 "#,
+    // 12: the tables apply and revert act on are bound to the audit log. A proposal keeps the
+    // SHA-256 of its content and of the state it was queued in (`digest`, `queued`); its
+    // ingest's event holds the XOR of its proposals' digests, and `event_seq` on the ingest
+    // names that event. Events are found by the change they record. The chain's head (last
+    // event's seq and hash) is kept in `crmgate_chain_head`, written with every event, so an
+    // emptied or shortened log is noticed; `bound_from` is the first proposal id queued with a
+    // digest (those before were queued before digests were recorded).
+    r#"
+ALTER TABLE crmgate_proposals ADD COLUMN digest BLOB;
+ALTER TABLE crmgate_proposals ADD COLUMN queued TEXT;
+ALTER TABLE crmgate_ingests ADD COLUMN event_seq INTEGER;
+CREATE INDEX crmgate_events_change ON crmgate_events(change_id) WHERE change_id IS NOT NULL;
+CREATE INDEX crmgate_events_policy ON crmgate_events(seq) WHERE action = 'policy';
+CREATE TABLE crmgate_chain_head (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    seq        INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    bound_from INTEGER NOT NULL
+);
+INSERT INTO crmgate_chain_head (id, seq, hash, bound_from)
+SELECT 1, coalesce((SELECT max(seq) FROM crmgate_events), 0),
+       coalesce((SELECT hash FROM crmgate_events ORDER BY seq DESC LIMIT 1),
+                '0000000000000000000000000000000000000000000000000000000000000000'),
+       coalesce((SELECT max(id) FROM crmgate_proposals), 0) + 1;
+"#,
 ];
 
 /// The CRM tables `crmgate init` creates when they do not exist. They belong to the

@@ -286,6 +286,8 @@ impl Store {
             sql: &self.sql,
             path: &self.path,
             head: std::cell::RefCell::new(None),
+            head_moved: std::cell::Cell::new(false),
+            ingests: std::cell::RefCell::new(std::collections::HashMap::new()),
             now: now.to_string(),
         })
     }
@@ -299,6 +301,7 @@ impl Store {
     ) -> Result<T> {
         let mut w = self.writer(now)?;
         let out = f(&mut w)?;
+        w.save_chain_head()?;
         w.tx.commit().map_err(db_err)?;
         Ok(out)
     }
@@ -330,6 +333,11 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.conn, id)
+    }
+
     /// Events about a whole ingest (not tied to one proposal), e.g. the file it came from.
     pub fn ingest_event(&self, ingest_id: i64) -> Result<Option<EventRow>> {
         let mut stmt = self
@@ -344,6 +352,16 @@ impl Store {
             .map_err(db_err)?;
         rows.next().transpose().map_err(db_err)
     }
+}
+
+/// The event that recorded change `id`, found through the index of events by change.
+fn event_for_change(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([id], event_from_row).optional())
+    .map_err(db_err)
 }
 
 const EVENT_COLUMNS: &str = "seq, at, actor, actor_kind, action, proposal_id, change_id, run_id, object, record, field, prev_value, new_value, source, confidence, rules, policy_version, approver, detail, prev_hash, hash, os_user";
@@ -383,7 +401,20 @@ pub struct Writer<'s> {
     path: &'s Path,
     /// (seq, hash) of the newest event, once read in this transaction.
     head: std::cell::RefCell<Option<(i64, String)>>,
+    /// Whether an event was appended in this transaction: the chain head is saved at commit.
+    head_moved: std::cell::Cell<bool>,
+    /// Per ingest queued into in this transaction: the XOR of its proposals' digests, and the
+    /// lowest and highest id queued.
+    ingests: std::cell::RefCell<std::collections::HashMap<i64, IngestDigest>>,
     now: String,
+}
+
+/// What an ingest's event holds of its proposals: see [`Writer::ingest_digest`].
+#[derive(Debug, Clone, Copy)]
+pub struct IngestDigest {
+    pub xor: [u8; 32],
+    pub first: i64,
+    pub last: i64,
 }
 
 impl Writer<'_> {
@@ -409,7 +440,93 @@ impl Writer<'_> {
         row.hash = row.compute_hash();
         self.insert_event(&row)?;
         *self.head.borrow_mut() = Some((row.seq, row.hash));
+        self.head_moved.set(true);
         Ok(seq + 1)
+    }
+
+    /// Writes the chain's head to `crmgate_chain_head`, once per transaction that appended.
+    fn save_chain_head(&self) -> Result<()> {
+        if !self.head_moved.get() {
+            return Ok(());
+        }
+        let (seq, hash) = self.chain_head()?;
+        self.tx
+            .execute(
+                "INSERT INTO crmgate_chain_head (id, seq, hash, bound_from) VALUES (1, ?1, ?2, 1)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                rusqlite::params![seq, hash],
+            )
+            .map_err(db_err)?;
+        *self.head.borrow_mut() = Some((seq, hash));
+        Ok(())
+    }
+
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.tx, id)
+    }
+
+    /// The event the row of ingest `ingest_id` names as its own, if it names one that exists.
+    pub fn ingest_event_of(&self, ingest_id: i64) -> Result<Option<EventRow>> {
+        use rusqlite::OptionalExtension;
+        self.prepared(&format!(
+            "SELECT {EVENT_COLUMNS} FROM crmgate_events
+             WHERE seq = (SELECT event_seq FROM crmgate_ingests WHERE id = ?1)"
+        ))
+        .and_then(|mut stmt| stmt.query_row([ingest_id], event_from_row).optional())
+        .map_err(db_err)
+    }
+
+    /// The XOR of the digests of ingest `ingest_id`'s proposals with ids `first..=last`.
+    pub fn digests_xor(&self, ingest_id: i64, first: i64, last: i64) -> Result<[u8; 32]> {
+        let mut stmt = self
+            .prepared(
+                "SELECT digest FROM crmgate_proposals
+                 WHERE id BETWEEN ?1 AND ?2 AND ingest_id = ?3",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params![first, last, ingest_id])
+            .map_err(db_err)?;
+        let mut acc = [0u8; 32];
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let mut d = [0u8; 32];
+            if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0).map_err(db_err)?
+                && b.len() == 32
+            {
+                d.copy_from_slice(b);
+            }
+            audit::xor_into(&mut acc, &d);
+        }
+        Ok(acc)
+    }
+
+    /// Notes proposal `id`'s digest as one of ingest `ingest_id`'s.
+    pub(crate) fn note_digest(&self, ingest_id: i64, id: i64, d: &[u8; 32]) {
+        let mut all = self.ingests.borrow_mut();
+        let e = all.entry(ingest_id).or_insert(IngestDigest {
+            xor: [0; 32],
+            first: id,
+            last: id,
+        });
+        audit::xor_into(&mut e.xor, d);
+        (e.first, e.last) = (e.first.min(id), e.last.max(id));
+    }
+
+    /// What ingest `ingest_id` queued in this transaction, for its event.
+    pub fn ingest_digest(&self, ingest_id: i64) -> Option<IngestDigest> {
+        self.ingests.borrow().get(&ingest_id).copied()
+    }
+
+    /// Names the event that records ingest `ingest_id`.
+    pub fn set_ingest_event(&self, ingest_id: i64, seq: i64) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE crmgate_ingests SET event_seq = ?2 WHERE id = ?1",
+                rusqlite::params![ingest_id, seq],
+            )
+            .map_err(db_err)?;
+        Ok(())
     }
 
     /// (seq, hash) of the newest event: kept from the last append in this transaction, else
@@ -498,10 +615,16 @@ fn event_row(ev: NewEvent, seq: i64, now: &str, prev_hash: String) -> EventRow {
         rules: ev.rules,
         policy_version: ev.policy_version,
         approver: ev.approver,
-        detail: if ev.detail.is_null() {
-            None
-        } else {
-            json_text(&Some(ev.detail))
+        detail: match (ev.detail, audit::test_clock()) {
+            (serde_json::Value::Null, false) => None,
+            (serde_json::Value::Object(mut m), true) => {
+                m.insert("test_clock".into(), serde_json::Value::Bool(true));
+                json_text(&Some(serde_json::Value::Object(m)))
+            }
+            (serde_json::Value::Null, true) => {
+                json_text(&Some(serde_json::json!({ "test_clock": true })))
+            }
+            (d, _) => json_text(&Some(d)),
         },
         prev_hash,
         hash: String::new(),
@@ -675,6 +798,49 @@ impl Store {
             f(&event_from_row(r).map_err(db_err)?)?;
         }
         Ok(())
+    }
+
+    /// The chain's head as the store records it beside the log (`crmgate_chain_head`), if it does.
+    pub fn recorded_chain_head(&self) -> Result<Option<(i64, String)>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT seq, hash FROM crmgate_chain_head WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// How many proposals, changes and policy versions the store holds.
+    pub fn bound_row_counts(&self) -> Result<(i64, i64, i64)> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM crmgate_proposals),
+                        (SELECT count(*) FROM crmgate_changes),
+                        (SELECT count(*) FROM crmgate_policies)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(db_err)
+    }
+
+    /// Every change's row, in id order.
+    pub fn for_each_change(&self, mut f: impl FnMut(&ChangeRow) -> Result<()>) -> Result<()> {
+        changes::for_each(&self.conn, &mut f)
+    }
+
+    /// The newest `policy` event: the one that put the policy in force.
+    pub fn latest_policy_event(&self) -> Result<Option<EventRow>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE action = 'policy'
+                 ORDER BY seq DESC LIMIT 1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([], event_from_row).optional())
+            .map_err(db_err)
     }
 
     /// The newest event's (seq, hash).

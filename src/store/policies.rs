@@ -39,6 +39,20 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// Every policy version, oldest first.
+    pub fn all_policies(&self) -> Result<Vec<PolicyVersion>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM crmgate_policies ORDER BY version"
+            ))
+            .map_err(db_err)?;
+        stmt.query_map([], from_row)
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db_err)
+    }
+
     pub fn policy_version(&self, version: i64) -> Result<Option<PolicyVersion>> {
         self.conn
             .query_row(

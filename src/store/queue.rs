@@ -4,6 +4,7 @@ use rusqlite::{OptionalExtension, params_from_iter};
 
 use super::stage::{INPUT_COLUMNS, INPUT_COUNT, bind_input, input_from_row, placeholders};
 use super::{Store, Writer, db_err, value_from};
+use crate::audit::{LastEvent, ProposalBinding};
 use crate::error::Result;
 use crate::model::{Action, Kind, NewProposal, Proposal, State, Value, Verdict, source_id_key};
 
@@ -78,6 +79,9 @@ pub struct IngestCounts {
 
 const PROPOSAL_COLUMNS: &str = "p.id, p.source, p.ext_id, p.kind, p.object, p.record, p.field, p.value, p.merge_into, p.stated_confidence, p.has_expected, p.expected, p.trigger, p.reason, p.baseline, p.state, p.confidence, p.superseded_by, p.ingest_id, i.file, p.line, i.at, p.decision, p.rules, p.signals, p.policy_version, p.baseline_fp, p.edited, p.proposed_value, p.evidence";
 
+/// How many columns [`PROPOSAL_COLUMNS`] names: what a statement selects after them starts there.
+const PROPOSAL_COLUMN_COUNT: usize = 30;
+
 fn proposal_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Proposal> {
     let has_expected: bool = r.get(10)?;
     let kind: Kind = r.get(3)?;
@@ -138,34 +142,94 @@ fn proposal(conn: &rusqlite::Connection, id: i64) -> Result<Option<Proposal>> {
     .map_err(db_err)
 }
 
-/// A proposal as apply needs it, with the human who approved it (`None`: the policy did): the
-/// latest human `approve` (or `edit`) event's actor. An undone approval leaves the proposal
-/// undecided, so it is never applied on that approval.
+/// A proposal as apply needs it, with what binds it to the audit log: its digest, the state
+/// it was queued in and its newest event (see [`crate::audit::approval_of`]).
 ///
-/// One statement per proposal instead of three: no join for the ingest's file and time, no
-/// parse of the signals, and the approver found in the same step.
+/// One statement per proposal: no join for the ingest's file and time, no parse of the
+/// signals, and the newest event found through the index of events by proposal.
 pub(super) fn proposal_to_apply(
     conn: &rusqlite::Connection,
     id: i64,
-) -> Result<Option<(Proposal, Option<String>)>> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let columns = PROPOSAL_COLUMNS
-            .replace("i.file", "'' AS file")
-            .replace("i.at", "'' AS at")
-            .replace("p.signals", "NULL AS signals");
-        format!(
-            "SELECT {columns}, (SELECT e.actor FROM crmgate_events e WHERE e.proposal_id = p.id
-                 AND e.action IN ('approve', 'edit') AND e.actor_kind = 'human'
-                 ORDER BY e.seq DESC LIMIT 1)
-             FROM crmgate_proposals p WHERE p.id = ?1"
-        )
-    });
+) -> Result<Option<(Proposal, ProposalBinding)>> {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{} WHERE p.id = ?1", bound_select()));
     conn.prepare_cached(&SQL)
         .and_then(|mut stmt| {
-            stmt.query_row([id], |r| Ok((proposal_from_row(r)?, r.get(30)?)))
-                .optional()
+            stmt.query_row([id], |r| {
+                Ok((
+                    proposal_from_row(r)?,
+                    binding_from_row(r, PROPOSAL_COLUMN_COUNT)?,
+                ))
+            })
+            .optional()
         })
         .map_err(db_err)
+}
+
+/// A proposal's columns, then what binds it to the audit log (see [`binding_from_row`]).
+fn bound_select() -> String {
+    let columns = PROPOSAL_COLUMNS
+        .replace("i.file", "'' AS file")
+        .replace("i.at", "'' AS at")
+        .replace("p.signals", "NULL AS signals");
+    format!(
+        "SELECT {columns}, p.digest, p.queued, e.action, e.actor_kind, e.actor, e.new_value,
+             json_extract(e.detail, '$.to'), json_extract(e.detail, '$.decision'),
+             (SELECT h.bound_from FROM crmgate_chain_head h WHERE h.id = 1)
+         FROM crmgate_proposals p
+         LEFT JOIN crmgate_events e ON e.seq = (SELECT max(x.seq) FROM crmgate_events x
+             WHERE x.proposal_id = p.id)"
+    )
+}
+
+impl Store {
+    /// Every proposal in id order, with what binds it to the audit log: for `audit verify`.
+    pub fn for_each_bound_proposal(
+        &self,
+        mut f: impl FnMut(&Proposal, &ProposalBinding) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{} ORDER BY p.id", bound_select()))
+            .map_err(db_err)?;
+        let mut rows = stmt.query([]).map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let p = proposal_from_row(r).map_err(db_err)?;
+            f(
+                &p,
+                &binding_from_row(r, PROPOSAL_COLUMN_COUNT).map_err(db_err)?,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The binding columns of [`proposal_to_apply`], from column `at` on.
+fn binding_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<ProposalBinding> {
+    let action: Option<String> = r.get(at + 2)?;
+    let last = match action {
+        Some(action) => Some(LastEvent {
+            action,
+            actor_kind: r.get(at + 3)?,
+            actor: r.get(at + 4)?,
+            new_value: r.get(at + 5)?,
+            to: r.get(at + 6)?,
+            decision: r.get(at + 7)?,
+        }),
+        None => None,
+    };
+    // Read whatever a hand edit left there: a digest that is not a blob simply does not match.
+    let digest = match r.get_ref(at)? {
+        rusqlite::types::ValueRef::Null => None,
+        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => Some(b.to_vec()),
+        _ => Some(Vec::new()),
+    };
+    Ok(ProposalBinding {
+        digest,
+        queued: r.get(at + 1)?,
+        last,
+        bound_from: r.get(at + 8)?,
+    })
 }
 
 /// Binds what ingest found and decided for `p`: parameters after the input ones (see
@@ -250,18 +314,23 @@ impl Writer<'_> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "INSERT INTO crmgate_proposals ({INPUT_COLUMNS}, baseline, baseline_fp, state,
-                 confidence, signals, decision, rules, policy_version, id, superseded_by)
+                 confidence, signals, decision, rules, policy_version, id, superseded_by,
+                 digest, queued)
                  VALUES ({})",
-                placeholders(INPUT_COUNT + 10)
+                placeholders(INPUT_COUNT + 12)
             )
         });
+        let digest = crate::audit::ProposalContent::of_new(id, ingest_id, p, v.state).digest();
         let mut stmt = self.prepared(&SQL).map_err(db_err)?;
         bind_input(&mut stmt, p, ingest_id)
             .and_then(|()| bind_verdict(&mut stmt, p, v))
             .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 9, id))
             .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 10, superseded_by))
+            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 11, &digest[..]))
+            .and_then(|()| stmt.raw_bind_parameter(INPUT_COUNT + 12, v.state.as_str()))
             .and_then(|()| stmt.raw_execute())
             .map_err(db_err)?;
+        self.note_digest(ingest_id, id, &digest);
         Ok(())
     }
 
@@ -560,8 +629,8 @@ impl Writer<'_> {
         proposal(&self.tx, id)
     }
 
-    /// The proposal and who approved it, for apply: see [`proposal_to_apply`].
-    pub fn proposal_to_apply(&self, id: i64) -> Result<Option<(Proposal, Option<String>)>> {
+    /// The proposal and what binds it to the audit log, for apply: see [`proposal_to_apply`].
+    pub fn proposal_to_apply(&self, id: i64) -> Result<Option<(Proposal, ProposalBinding)>> {
         proposal_to_apply(&self.tx, id)
     }
 
@@ -803,5 +872,16 @@ impl Writer<'_> {
         Ok(row
             .filter(|(action, _, _)| action != "undo")
             .map(|(a, who, was)| (a, who, was.unwrap_or_else(|| "pending".into()))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_column_count_is_the_number_of_proposal_columns() {
+        assert_eq!(
+            super::PROPOSAL_COLUMNS.split(',').count(),
+            super::PROPOSAL_COLUMN_COUNT
+        );
     }
 }

@@ -206,6 +206,7 @@ impl Env {
         let mut c = Command::from_std(crmgate());
         c.current_dir(self.dir.path())
             .env("CRMGATE_NOW", NOW)
+            .env("CRMGATE_TEST_CLOCK", "1")
             .env("CRMGATE_BUSY_TIMEOUT_MS", "300")
             .arg("--db")
             .arg(self.db())
@@ -222,6 +223,7 @@ impl Env {
         c.current_dir(self.dir.path())
             .env("CRMGATE_USER", actor)
             .env("CRMGATE_NOW", NOW)
+            .env("CRMGATE_TEST_CLOCK", "1")
             .env("TERM", "xterm")
             .env("COLUMNS", "120")
             .env("LINES", "50")

@@ -46,6 +46,7 @@ impl Env {
             .env_remove("CRMGATE_DB")
             .env("CRMGATE_USER", "alice")
             .env("CRMGATE_NOW", "2026-12-01T09:00:00Z")
+            .env("CRMGATE_TEST_CLOCK", "1")
             .env("NO_COLOR", "1")
             .args(["--db", "crm.db"])
             .args(args);
