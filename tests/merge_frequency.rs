@@ -9,6 +9,11 @@ use common::*;
 /// A store whose `residents` table holds 600 people: street number `1` on every tenth, a
 /// handful of surnames and suburbs for most, a unique social security number each.
 fn residents() -> Env {
+    residents_of(600)
+}
+
+/// [`residents`] with `n` people.
+fn residents_of(n: usize) -> Env {
     let env = Env::new();
     {
         let conn = rusqlite::Connection::open(env.db()).unwrap();
@@ -33,7 +38,8 @@ fn residents() -> Env {
             "Wattle Crescent",
             "Banksia Way",
         ];
-        for i in 0..600usize {
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..n {
             let (suburb, postcode, state) = suburbs[i % 3];
             let number = if i % 10 == 0 {
                 "1".to_owned()
@@ -62,7 +68,8 @@ fn residents() -> Env {
                ('kyle', 'Kyle', 'Webb', '1', 'Kurrajong Avenue', 'Blacktown', '2148', 'nsw', '19710312', '5123456'),
                ('kylie', 'Kylie', 'Webb', '1', 'Banksia Way', 'Geelong', '3220', 'vic', '19880724', '8301927'),
                ('rq-1', 'Robert', 'Quennell', '17', 'Jacaranda Close', 'Dubbo', '2830', 'nsw', '19650412', '4417723'),
-               ('rq-2', 'Bob', 'Quenell', '17', 'Jacaranda Close', NULL, '2830', 'nsw', '19650412', '4417273')",
+               ('rq-2', 'Bob', 'Quenell', '17', 'Jacaranda Close', NULL, '2830', 'nsw', '19650412', '4417273');
+             COMMIT;",
         )
         .unwrap();
     }
@@ -99,6 +106,30 @@ fn strangers_sharing_a_common_street_number_are_not_scored_as_duplicates() {
     );
     assert!(out.contains("surname +"), "{out}");
     assert!(out.contains("date_of_birth -"), "{out}");
+}
+
+/// A table larger than what a run samples of it: the shares come from an even sample by rowid,
+/// and the common street number still counts for as little.
+#[test]
+fn in_a_table_larger_than_the_sample_a_shared_value_is_weighed_by_its_share_of_it() {
+    let env = residents_of(30_000);
+    env.propose_rows(
+        "m.csv",
+        "m-1,dedupe-bot,merge,residents,kylie,,,kyle,0.99,,,\n\
+         m-2,dedupe-bot,merge,residents,rq-2,,,rq-1,0.99,,,\n",
+    );
+    let strangers = confidence(&env, "dedupe-bot:m-1");
+    assert!(strangers < 0.5, "Kyle and Kylie Webb scored {strangers}");
+    let duplicates = confidence(&env, "dedupe-bot:m-2");
+    assert!(
+        duplicates >= 0.8,
+        "Robert and Bob Quennell scored {duplicates}"
+    );
+    let (out, _) = ok(env.cmd(&["show", "dedupe-bot:m-1"]));
+    assert!(
+        out.contains("street_number +0.3 (shared value held by 10.0% of records)"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -18,70 +18,46 @@ pub(super) fn rows(conn: &Connection, obj: &Object) -> Result<u64> {
         .map_err(db_err)
 }
 
-/// How many records hold `value` in column `col`.
-pub(super) fn count(conn: &Connection, obj: &Object, col: usize, value: &Value) -> Result<u64> {
-    let sql = format!(
-        "SELECT count(*) FROM {} WHERE {} = ?1",
-        ident(&obj.name),
-        ident(&obj.columns[col].name)
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    stmt.query_row([value], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(db_err)
-}
-
-/// Whether an index (not a partial one) leads with column `col`: then counting one value reads
-/// only the index entries that hold it.
-pub(super) fn indexed(conn: &Connection, obj: &Object, col: usize) -> Result<bool> {
-    let name = &obj.columns[col].name;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT count(*) FROM pragma_index_list(?1) l
-             JOIN pragma_index_info(l.name) i ON i.seqno = 0
-             WHERE l.partial = 0 AND i.name = ?2 COLLATE NOCASE",
-        )
-        .map_err(db_err)?;
-    stmt.query_row(rusqlite::params![obj.name, name], |r| r.get::<_, i64>(0))
-        .map(|n| n > 0)
-        .map_err(db_err)
-}
-
-/// The values of column `col` that more than two records hold, the most common first, at most
-/// `limit` of them: one pass over the column, sorted by SQLite in its own temporary storage.
-pub(super) fn common(
+/// Column `col`'s values (empty ones included) in at most `limit` records, and whether that
+/// is every record. A larger table is sampled by rowid at an even stride from its lowest to its
+/// highest, one indexed lookup per sampled record, so the cost does not grow with the table and
+/// the same store gives the same sample; a table without rowids gives its first `limit` records
+/// in key order.
+pub(super) fn column_sample(
     conn: &Connection,
     obj: &Object,
     col: usize,
     limit: usize,
-) -> Result<Vec<(Value, u64)>> {
+) -> Result<(Vec<Value>, bool)> {
     let (t, c) = (ident(&obj.name), ident(&obj.columns[col].name));
+    let rows = self::rows(conn, obj)?;
+    if rows <= limit as u64 || !has_rowid(conn, obj)? {
+        let sql = format!("SELECT {c} FROM {t} LIMIT ?1");
+        let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+        let values = stmt
+            .query_map([limit as i64], |r| Ok(value_from(r.get_ref(0)?)))
+            .map_err(db_err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err)?;
+        let whole = values.len() as u64 == rows;
+        return Ok((values, whole));
+    }
     let sql = format!(
-        "SELECT {c}, count(*) FROM {t} WHERE {c} IS NOT NULL GROUP BY {c}
-         HAVING count(*) > 2 ORDER BY count(*) DESC LIMIT ?1"
+        "WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?1),
+              span(lo, n) AS (SELECT min(rowid), max(rowid) - min(rowid) + 1 FROM {t})
+         SELECT t.{c} FROM k, span JOIN {t} AS t ON t.rowid = span.lo + (k.i * span.n) / ?1"
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    let rows = stmt
-        .query_map([limit as i64], |r| {
-            Ok((value_from(r.get_ref(0)?), r.get::<_, i64>(1)? as u64))
-        })
-        .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db_err)
-}
-
-/// Up to `limit` non-empty values of column `col`, in the table's order: a sample to confirm
-/// what the column holds.
-pub(super) fn sample(
-    conn: &Connection,
-    obj: &Object,
-    col: usize,
-    limit: usize,
-) -> Result<Vec<Value>> {
-    let (t, c) = (ident(&obj.name), ident(&obj.columns[col].name));
-    let sql = format!("SELECT {c} FROM {t} WHERE {c} IS NOT NULL AND {c} <> '' LIMIT ?1");
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    let rows = stmt
+    let values = stmt
         .query_map([limit as i64], |r| Ok(value_from(r.get_ref(0)?)))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<_>>().map_err(db_err)
+    Ok((values, false))
+}
+
+/// Whether `obj` is a rowid table (not declared `WITHOUT ROWID`).
+fn has_rowid(conn: &Connection, obj: &Object) -> Result<bool> {
+    let sql = format!("SELECT rowid FROM {} LIMIT 0", ident(&obj.name));
+    Ok(conn.prepare(&sql).is_ok())
 }

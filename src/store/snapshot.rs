@@ -128,30 +128,15 @@ impl Snapshot {
         super::frequency::rows(&self.conn, obj)
     }
 
-    /// How many records of `obj` hold `value` in column `col`.
-    pub fn value_count(&self, obj: &Object, col: usize, value: &Value) -> Result<u64> {
-        super::frequency::count(&self.conn, obj, col, value)
-    }
-
-    /// Whether an index leads with column `col`, so that [`Snapshot::value_count`] is cheap.
-    pub fn column_indexed(&self, obj: &Object, col: usize) -> Result<bool> {
-        super::frequency::indexed(&self.conn, obj, col)
-    }
-
-    /// The values of column `col` held by more than two records, the most common first, at most
-    /// `limit` of them (one pass over the column).
-    pub fn common_values(
+    /// Column `col`'s values in at most `limit` records of `obj`, and whether that is all of
+    /// them: an even sample by rowid of a larger table (see `store::frequency`).
+    pub fn column_sample(
         &self,
         obj: &Object,
         col: usize,
         limit: usize,
-    ) -> Result<Vec<(Value, u64)>> {
-        super::frequency::common(&self.conn, obj, col, limit)
-    }
-
-    /// Up to `limit` non-empty values of column `col`.
-    pub fn sample_values(&self, obj: &Object, col: usize, limit: usize) -> Result<Vec<Value>> {
-        super::frequency::sample(&self.conn, obj, col, limit)
+    ) -> Result<(Vec<Value>, bool)> {
+        super::frequency::column_sample(&self.conn, obj, col, limit)
     }
 }
 
