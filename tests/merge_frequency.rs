@@ -83,21 +83,28 @@ fn confidence(env: &Env, id: &str) -> f64 {
         .unwrap()
 }
 
-#[test]
-fn strangers_sharing_a_common_street_number_are_not_scored_as_duplicates() {
-    let env = residents();
+/// Proposes merging Kylie into Kyle Webb (strangers at the common street number `1`) and Bob
+/// into Robert Quennell (a duplicate with a surname typo, SSN digits transposed, suburb
+/// missing), and checks the first is scored under 0.5 and the second at least 0.8.
+fn kyle_and_kylie_apart_robert_and_bob_together(env: &Env) {
     env.propose_rows(
         "m.csv",
         "m-1,dedupe-bot,merge,residents,kylie,,,kyle,0.99,,,\n\
          m-2,dedupe-bot,merge,residents,rq-2,,,rq-1,0.99,,,\n",
     );
-    let strangers = confidence(&env, "dedupe-bot:m-1");
+    let strangers = confidence(env, "dedupe-bot:m-1");
     assert!(strangers < 0.5, "Kyle and Kylie Webb scored {strangers}");
-    let duplicates = confidence(&env, "dedupe-bot:m-2");
+    let duplicates = confidence(env, "dedupe-bot:m-2");
     assert!(
         duplicates >= 0.8,
         "Robert and Bob Quennell (surname typo, SSN digits transposed, suburb missing) scored {duplicates}"
     );
+}
+
+#[test]
+fn strangers_sharing_a_common_street_number_are_not_scored_as_duplicates() {
+    let env = residents();
+    kyle_and_kylie_apart_robert_and_bob_together(&env);
     // `show` says which columns agreed, how common each shared value is, and what it added.
     let (out, _) = ok(env.cmd(&["show", "dedupe-bot:m-1"]));
     assert!(
@@ -113,18 +120,7 @@ fn strangers_sharing_a_common_street_number_are_not_scored_as_duplicates() {
 #[test]
 fn in_a_table_larger_than_the_sample_a_shared_value_is_weighed_by_its_share_of_it() {
     let env = residents_of(30_000);
-    env.propose_rows(
-        "m.csv",
-        "m-1,dedupe-bot,merge,residents,kylie,,,kyle,0.99,,,\n\
-         m-2,dedupe-bot,merge,residents,rq-2,,,rq-1,0.99,,,\n",
-    );
-    let strangers = confidence(&env, "dedupe-bot:m-1");
-    assert!(strangers < 0.5, "Kyle and Kylie Webb scored {strangers}");
-    let duplicates = confidence(&env, "dedupe-bot:m-2");
-    assert!(
-        duplicates >= 0.8,
-        "Robert and Bob Quennell scored {duplicates}"
-    );
+    kyle_and_kylie_apart_robert_and_bob_together(&env);
     let (out, _) = ok(env.cmd(&["show", "dedupe-bot:m-1"]));
     assert!(
         out.contains("street_number +0.3 (shared value held by 10.0% of records)"),

@@ -133,24 +133,11 @@ pub const DEAL_COLUMNS: [&str; 10] = [
     "updated_at",
 ];
 pub const ACTIVITY_COLUMNS: [&str; 6] = ["id", "contact_id", "deal_id", "kind", "body", "at"];
-/// The columns of a proposal file, as crmgate reads them.
 /// The columns of a generated proposal file: those of crmgate's proposal files
 /// (`crmgate::ingest::proposals::COLUMNS`) up to `reason`; generated proposals carry no
 /// `evidence`, so its files stay as they were before proposals could.
-pub const PROPOSAL_COLUMNS: [&str; 12] = [
-    "id",
-    "source",
-    "kind",
-    "object",
-    "record",
-    "field",
-    "value",
-    "merge_into",
-    "confidence",
-    "expected",
-    "trigger",
-    "reason",
-];
+pub const PROPOSAL_COLUMNS: [&str; 12] =
+    *crmgate::ingest::proposals::COLUMNS.as_slice().first_chunk::<12>().unwrap();
 
 /// The sales reps that own records.
 pub const REPS: [&str; 6] = ["alice", "bob", "mia", "omar", "priya", "li"];
