@@ -454,16 +454,8 @@ impl View {
         let p = &self.p;
         let heading = format!("New record {}:", safe(&p.record_ref()));
         let _ = writeln!(out, "{}", ui.heading(&heading));
-        let mut t = ui.table();
+        let mut t = created_table(ui, p, &self.columns);
         t.set_width(width);
-        t.set_header(["field", "value"]);
-        let fields = p.value.as_object();
-        for name in &self.columns {
-            if let Some(v) = fields.and_then(|f| f.get(name)) {
-                let shown = crate::apply::json_to_value(v).display();
-                t.add_row([safe(name).into_owned(), safe(&shown).into_owned()]);
-            }
-        }
         let _ = writeln!(out, "{t}");
     }
 
@@ -1216,4 +1208,19 @@ fn say(prompt: &Prompt, text: &str) -> Result<()> {
 
 fn term_err(e: std::io::Error) -> Error {
     Error::io("the terminal", e)
+}
+
+/// A create's new record as proposed, as a table of the fields it gives in the table's column
+/// order (`columns`), each value made safe to print: for `show` and the review screen alike.
+pub fn created_table(ui: &crate::ui::Ui, p: &Proposal, columns: &[String]) -> comfy_table::Table {
+    let mut t = ui.table();
+    t.set_header(["field", "value"]);
+    let fields = p.value.as_object();
+    for name in columns {
+        if let Some(v) = fields.and_then(|f| f.get(name)) {
+            let shown = crate::apply::json_to_value(v).display();
+            t.add_row([safe(name).into_owned(), safe(&shown).into_owned()]);
+        }
+    }
+    t
 }

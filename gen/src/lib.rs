@@ -136,8 +136,10 @@ pub const ACTIVITY_COLUMNS: [&str; 6] = ["id", "contact_id", "deal_id", "kind", 
 /// The columns of a generated proposal file: those of crmgate's proposal files
 /// (`crmgate::ingest::proposals::COLUMNS`) up to `reason`; generated proposals carry no
 /// `evidence`, so its files stay as they were before proposals could.
-pub const PROPOSAL_COLUMNS: [&str; 12] =
-    *crmgate::ingest::proposals::COLUMNS.as_slice().first_chunk::<12>().unwrap();
+pub const PROPOSAL_COLUMNS: [&str; 12] = *crmgate::ingest::proposals::COLUMNS
+    .as_slice()
+    .first_chunk::<12>()
+    .unwrap();
 
 /// The sales reps that own records.
 pub const REPS: [&str; 6] = ["alice", "bob", "mia", "omar", "priya", "li"];

@@ -321,7 +321,7 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
         let version = p.policy_version.unwrap_or_default();
         add("decision", format!("{d} (policy version {version})"));
     }
-    add("why", safe_lines(&v.explained.why));
+    add("why", safe_each(&v.explained.why));
     if let Some(d) = &v.explained.decision
         && !d.approvers.is_empty()
         && p.state == State::Pending
@@ -331,7 +331,7 @@ fn facts_table(v: &ProposalView, ui: &Ui) -> comfy_table::Table {
             format!("roles: {}", d.approvers.join(", ")),
         );
     }
-    add("signals", safe_lines(&v.explained.signal_lines()));
+    add("signals", safe_each(&v.explained.signal_lines()));
     add(
         "trigger",
         safe(p.trigger.as_deref().unwrap_or("")).into_owned(),
@@ -561,31 +561,21 @@ fn record_image(v: &ChangeView, ui: &Ui) -> comfy_table::Table {
     t
 }
 
-/// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
-/// line break.
 /// A create's new record as proposed: its fields, in the table's column order.
 fn print_created(v: &ProposalView, ui: &Ui) -> Result<()> {
     let p = &v.p;
     print_out(ui.heading(&format!("New record {}:", safe(&p.record_ref()))))?;
-    let mut t = ui.table();
-    t.set_header(["field", "value"]);
-    let fields = p.value.as_object();
-    for c in &v.columns {
-        if let Some(val) = fields.and_then(|f| f.get(c)) {
-            let shown = crate::apply::json_to_value(val).display();
-            t.add_row([safe(c).into_owned(), safe(&shown).into_owned()]);
-        }
-    }
-    print_out(t)
+    print_out(crate::review::created_table(ui, p, &v.columns))
 }
 
 /// A proposal's evidence in full, line by line, each made safe to print.
 fn evidence_lines(evidence: Option<&str>) -> String {
-    let lines: Vec<String> = evidence.unwrap_or("").lines().map(str::to_string).collect();
-    safe_lines(&lines)
+    crate::ui::safe_lines(evidence.unwrap_or("")).into_owned()
 }
 
-fn safe_lines(lines: &[String]) -> String {
+/// Lines of untrusted text, each neutralised on its own, then joined: no value can pose as a
+/// line break.
+fn safe_each(lines: &[String]) -> String {
     lines
         .iter()
         .map(|l| safe(l).into_owned())

@@ -32,13 +32,7 @@ pub(super) fn column_sample(
     let (t, c) = (ident(&obj.name), ident(&obj.columns[col].name));
     let rows = self::rows(conn, obj)?;
     if rows <= limit as u64 || !has_rowid(conn, obj)? {
-        let sql = format!("SELECT {c} FROM {t} LIMIT ?1");
-        let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-        let values = stmt
-            .query_map([limit as i64], |r| Ok(value_from(r.get_ref(0)?)))
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
+        let values = first_column(conn, &format!("SELECT {c} FROM {t} LIMIT ?1"), limit)?;
         let whole = values.len() as u64 == rows;
         return Ok((values, whole));
     }
@@ -47,13 +41,16 @@ pub(super) fn column_sample(
               span(lo, n) AS (SELECT min(rowid), max(rowid) - min(rowid) + 1 FROM {t})
          SELECT t.{c} FROM k, span JOIN {t} AS t ON t.rowid = span.lo + (k.i * span.n) / ?1"
     );
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    let values = stmt
-        .query_map([limit as i64], |r| Ok(value_from(r.get_ref(0)?)))
+    Ok((first_column(conn, &sql, limit)?, false))
+}
+
+/// The first column of every row `sql` (one parameter: `limit`) returns.
+fn first_column(conn: &Connection, sql: &str, limit: usize) -> Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    stmt.query_map([limit as i64], |r| Ok(value_from(r.get_ref(0)?)))
         .map_err(db_err)?
         .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(db_err)?;
-    Ok((values, false))
+        .map_err(db_err)
 }
 
 /// Whether `obj` is a rowid table (not declared `WITHOUT ROWID`).
