@@ -668,19 +668,27 @@ impl Writer<'_> {
     pub fn recent_human_decisions(&self, source: &str, n: u32) -> Result<Vec<bool>> {
         let mut stmt = self
             .prepared(
+                // Each arm walks the log newest first and stops at the window: the cost is
+                // the window's, not the source's whole history of decisions and reverts.
                 "SELECT rejected FROM (
-                   SELECT e.seq, e.action = 'reject' AS rejected FROM crmgate_events e
-                   JOIN crmgate_proposals p ON p.id = e.proposal_id
-                   WHERE p.source = ?1 AND e.actor_kind = 'human'
-                     AND e.action IN ('approve', 'reject', 'edit') AND NOT
-                         EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
-                                 AND u.action = 'undo' AND u.seq > e.seq)
+                   SELECT * FROM (
+                     SELECT e.seq, e.action = 'reject' AS rejected FROM crmgate_events e
+                     JOIN crmgate_proposals p ON p.id = e.proposal_id
+                     WHERE p.source = ?1 AND e.actor_kind = 'human'
+                       AND e.action IN ('approve', 'reject', 'edit') AND NOT
+                           EXISTS (SELECT 1 FROM crmgate_events u WHERE u.proposal_id = e.proposal_id
+                                   AND u.action = 'undo' AND u.seq > e.seq)
+                     ORDER BY e.seq DESC LIMIT ?2)
                    UNION ALL
                    -- A revert of what was applied counts as a rejection, at its latest revert.
-                   SELECT max(e.seq), 1 FROM crmgate_events e
-                   JOIN crmgate_proposals p ON p.id = e.proposal_id
-                   WHERE p.source = ?1 AND p.state = 'reverted' AND e.action = 'revert'
-                   GROUP BY p.id)
+                   SELECT * FROM (
+                     SELECT e.seq, 1 FROM crmgate_events e
+                     JOIN crmgate_proposals p ON p.id = e.proposal_id
+                     WHERE e.action = 'revert' AND p.source = ?1 AND p.state = 'reverted'
+                       AND NOT EXISTS (SELECT 1 FROM crmgate_events l
+                                       WHERE l.proposal_id = e.proposal_id
+                                         AND l.action = 'revert' AND l.seq > e.seq)
+                     ORDER BY e.seq DESC LIMIT ?2))
                  ORDER BY seq DESC LIMIT ?2",
             )
             .map_err(db_err)?;
