@@ -81,6 +81,17 @@ pub struct Applied {
     pub stopped: Option<Error>,
 }
 
+impl Applied {
+    /// A run that wrote nothing: none was needed, or `stopped` stopped it before it began.
+    pub fn nothing(stopped: Option<Error>) -> Applied {
+        Applied {
+            report: Report::new(false),
+            plan: None,
+            stopped,
+        }
+    }
+}
+
 /// Runs an apply command. An error before anything committed is returned as it is: nothing
 /// changed. What committed with conflicts, failures or blocks is then alerted, an alert of
 /// each kind for the run.

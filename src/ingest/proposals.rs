@@ -170,12 +170,7 @@ pub fn propose_and_apply(
 ) -> Result<(Report, crate::apply::Applied)> {
     let report = propose_and_archive(store, req, archive)?;
     let Some(ingests) = report.ingests else {
-        let applied = crate::apply::Applied {
-            report: crate::apply::Report::new(false),
-            plan: None,
-            stopped: None,
-        };
-        return Ok((report, applied));
+        return Ok((report, crate::apply::Applied::nothing(None)));
     };
     let apply = crate::apply::ApplyRequest {
         policy: req.policy,
@@ -192,12 +187,8 @@ pub fn propose_and_apply(
         chunk: then.chunk,
     };
     // The ingest stays committed whatever the apply meets: what stopped it is reported with it.
-    let applied =
-        crate::apply::run(store, &apply, then.progress).unwrap_or_else(|e| crate::apply::Applied {
-            report: crate::apply::Report::new(false),
-            plan: None,
-            stopped: Some(e),
-        });
+    let applied = crate::apply::run(store, &apply, then.progress)
+        .unwrap_or_else(|e| crate::apply::Applied::nothing(Some(e)));
     Ok((report, applied))
 }
 
