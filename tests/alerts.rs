@@ -53,19 +53,10 @@ fn of_kind(env: &Env, kind: &str) -> Vec<serde_json::Value> {
 
 /// `n` pending title proposals from `badbot` on contacts no stop or review rule touches.
 fn badbot_rows(env: &Env, n: usize) {
-    let ids: Vec<String> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare(&format!(
+    let ids: Vec<String> = env.column(&format!(
                 "SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 AND coalesce(company_id, '')
                  NOT IN (SELECT id FROM companies WHERE legal_hold = 1 OR tier = 'enterprise') ORDER BY id LIMIT {n}"
-            ))
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+            ));
     let rows: String = ids
         .iter()
         .enumerate()
@@ -365,16 +356,8 @@ fn audit_export_redact_email_replaces_email_values_with_their_sha256_and_leaves_
 fn an_ingest_a_stop_rule_blocks_proposals_of_sends_one_blocked_alert_with_the_count() {
     let env = Env::demo();
     alerting(&env, &recorder(&env), 50, 0.3);
-    let held: Vec<String> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare("SELECT id FROM contacts WHERE legal_hold = 1 ORDER BY id LIMIT 2")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let held: Vec<String> =
+        env.column("SELECT id FROM contacts WHERE legal_hold = 1 ORDER BY id LIMIT 2");
     assert_eq!(held.len(), 2);
     env.propose_rows(
         "held.csv",
@@ -399,19 +382,10 @@ fn a_revert_that_trips_the_breaker_sends_a_circuit_breaker_alert() {
     let env = Env::demo();
     alerting(&env, &recorder(&env), 3, 0.5);
     env.cmd(&["apply"]).assert().success();
-    let changes: Vec<i64> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT c.id FROM crmgate_changes c JOIN crmgate_proposals p ON p.id = c.proposal_id
+    let changes: Vec<i64> = env.column(
+        "SELECT c.id FROM crmgate_changes c JOIN crmgate_proposals p ON p.id = c.proposal_id
                  WHERE p.source = 'clearbit' ORDER BY c.id LIMIT 2",
-            )
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    );
     for c in &changes {
         env.cmd(&["revert", &c.to_string()]).assert().success();
     }

@@ -694,16 +694,7 @@ fn replaying_the_exported_events_of_a_random_session_reproduces_the_crm() {
         env.cmd(&["init", "--demo"]).assert().success();
         // A session: humans decide a random share of the queue, apply, revert something, again.
         for round in 0..2 {
-            let pending: Vec<i64> = {
-                let conn = env.conn();
-                let mut stmt = conn
-                    .prepare("SELECT id FROM crmgate_proposals WHERE state IN ('pending', 'suggested') ORDER BY id")
-                    .unwrap();
-                stmt.query_map([], |r| r.get(0))
-                    .unwrap()
-                    .map(Result::unwrap)
-                    .collect()
-            };
+            let pending: Vec<i64> = env.column("SELECT id FROM crmgate_proposals WHERE state IN ('pending', 'suggested') ORDER BY id");
             for id in pending {
                 let id = id.to_string();
                 match rng.random_range(0..3) {

@@ -107,19 +107,8 @@ fn skip_invalid_keeps_the_good_rows_of_each_bad_file() {
     for file in skippable {
         let env = Env::with_crm();
         let path = fixture(&format!("bad/{file}"));
-        let rejects = env.path("rejects.csv");
-        env.cmd(&[
-            "propose",
-            &path,
-            "--skip-invalid",
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ])
-        .assert()
-        .code(3);
+        let rows = env.propose_skipping(&path);
         let line = BAD_INPUTS.iter().find(|b| b.0 == file).unwrap().1;
-        let mut rdr = csv::Reader::from_path(&rejects).unwrap();
-        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 1, "{file}: one reject");
         assert_eq!(
             rows[0][1].parse::<u64>().unwrap(),
@@ -318,18 +307,7 @@ fn a_bad_row_is_reported_at_its_own_line_whatever_ends_the_lines() {
             stderr.contains(&format!("{}:3: ", f.display())),
             "{name}: {stderr}"
         );
-        let rejects = env.path("rejects.csv");
-        env.cmd(&[
-            "propose",
-            f.to_str().unwrap(),
-            "--skip-invalid",
-            "--rejects",
-            rejects.to_str().unwrap(),
-        ])
-        .assert()
-        .code(3);
-        let mut rdr = csv::Reader::from_path(&rejects).unwrap();
-        let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+        let rows = env.propose_skipping(f.to_str().unwrap());
         assert_eq!(rows.len(), 1, "{name}: one reject");
         assert_eq!(&rows[0][1], "3", "{name}: the reject's line");
     }
@@ -356,16 +334,8 @@ fn the_rejects_file_is_spreadsheet_safe_and_holds_no_raw_control_characters() {
             "{HEADER}\u{ff1d}1+1,s,update,contacts,c-1001,email,\"=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",,,, =1+1,\"\u{1b}[2Jgone\0\"\n"
         ),
     );
+    env.propose_skipping(f.to_str().unwrap());
     let rejects = env.path("rejects.csv");
-    env.cmd(&[
-        "propose",
-        f.to_str().unwrap(),
-        "--skip-invalid",
-        "--rejects",
-        rejects.to_str().unwrap(),
-    ])
-    .assert()
-    .code(3);
     let bytes = std::fs::read(&rejects).unwrap();
     assert!(!bytes.contains(&0x1b), "raw ESC in the rejects file");
     assert!(!bytes.contains(&0), "raw NUL in the rejects file");

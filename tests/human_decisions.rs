@@ -185,19 +185,8 @@ fn a_filter_wide_decision_states_the_count_and_needs_yes() {
 fn a_source_with_20_rejections_in_its_last_50_decisions_is_paused_by_the_breaker() {
     let env = Env::new();
     env.cmd(&["init", "--demo"]).assert().success();
-    let ids: Vec<String> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 AND coalesce(company_id, '')
-                 NOT IN (SELECT id FROM companies WHERE legal_hold = 1) ORDER BY id LIMIT 50",
-            )
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let ids: Vec<String> = env.column("SELECT id FROM contacts WHERE sensitive = 0 AND legal_hold = 0 AND coalesce(company_id, '')
+                 NOT IN (SELECT id FROM companies WHERE legal_hold = 1) ORDER BY id LIMIT 50",);
     let rows: String = ids
         .iter()
         .enumerate()

@@ -97,16 +97,7 @@ fn a_source_past_its_auto_limit_waits_for_review_with_the_limit_named() {
     env.cmd(&["policy", "set", policy.to_str().unwrap()])
         .assert()
         .success();
-    let ids: Vec<String> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare("SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 5")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let ids: Vec<String> = env.column("SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0 ORDER BY id LIMIT 5");
     assert_eq!(ids.len(), 5);
     let rows: String = ids
         .iter()
@@ -200,19 +191,10 @@ fn a_paused_source_or_store_gets_nothing_through_on_its_own() {
     let env = Env::new();
     env.cmd(&["init", "--demo"]).assert().success();
     // Fills of empty titles from an autonomous source: auto unless something is paused.
-    let ids: Vec<String> = {
-        let conn = env.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0
+    let ids: Vec<String> = env.column(
+        "SELECT id FROM contacts WHERE title IS NULL AND sensitive = 0 AND legal_hold = 0
                  AND id NOT IN (SELECT record FROM crmgate_proposals) ORDER BY id LIMIT 3",
-            )
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    );
     let file = |n: usize, tag: &str| {
         env.write(
             &format!("{tag}.csv"),

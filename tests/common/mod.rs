@@ -181,6 +181,23 @@ impl Env {
         self.cmd(&["propose", &f]).assert().success();
     }
 
+    /// Proposes `file` under `--skip-invalid` with the rejects file `rejects.csv` in the scratch
+    /// directory, expects exit 3 (some rows were set aside), and returns the rejects' rows.
+    pub fn propose_skipping(&self, file: &str) -> Vec<csv::StringRecord> {
+        let rejects = self.path("rejects.csv");
+        self.cmd(&[
+            "propose",
+            file,
+            "--skip-invalid",
+            "--rejects",
+            rejects.to_str().unwrap(),
+        ])
+        .assert()
+        .code(3);
+        let mut rdr = csv::Reader::from_path(&rejects).unwrap();
+        rdr.records().map(Result::unwrap).collect()
+    }
+
     /// Two contacts, m-2 a duplicate of m-1 whose title is empty, imported into the store; then
     /// dedupe-bot:mg-1 proposes merging m-2 into m-1 and clearbit:t-1 fills m-1's title with CTO.
     pub fn ada_pair_merge_and_title(&self) {
@@ -265,6 +282,16 @@ impl Env {
     /// The one value `sql` selects.
     pub fn one<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
         self.conn().query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+
+    /// The first column of every row `sql` selects.
+    pub fn column<T: rusqlite::types::FromSql>(&self, sql: &str) -> Vec<T> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql).expect(sql);
+        stmt.query_map([], |r| r.get(0))
+            .expect(sql)
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// The one value `sql` selects, as text (`NULL` for none).
