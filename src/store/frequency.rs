@@ -18,8 +18,8 @@ pub(super) fn rows(conn: &Connection, obj: &Object) -> Result<u64> {
         .map_err(db_err)
 }
 
-/// Column `col`'s values (empty ones included) in at most `limit` records, and whether that
-/// is every record. A larger table is sampled by rowid at an even stride from its lowest to its
+/// Column `col`'s values (empty ones included) in at most `limit` records of the table's `rows`
+/// (its row count, see [`rows`]), and whether that is every record. A larger table is sampled by rowid at an even stride from its lowest to its
 /// highest, one indexed lookup per sampled record, so the cost does not grow with the table and
 /// the same store gives the same sample; a table without rowids gives its first `limit` records
 /// in key order.
@@ -27,10 +27,9 @@ pub(super) fn column_sample(
     conn: &Connection,
     obj: &Object,
     col: usize,
-    limit: usize,
+    (limit, rows): (usize, u64),
 ) -> Result<(Vec<Value>, bool)> {
     let (t, c) = (ident(&obj.name), ident(&obj.columns[col].name));
-    let rows = self::rows(conn, obj)?;
     if rows <= limit as u64 || !has_rowid(conn, obj)? {
         let values = first_column(conn, &format!("SELECT {c} FROM {t} LIMIT ?1"), limit)?;
         let whole = values.len() as u64 == rows;

@@ -128,15 +128,16 @@ impl Snapshot {
         super::frequency::rows(&self.conn, obj)
     }
 
-    /// Column `col`'s values in at most `limit` records of `obj`, and whether that is all of
-    /// them: an even sample by rowid of a larger table (see `store::frequency`).
+    /// Column `col`'s values in at most `limit` records of `obj`, which holds `rows` (see
+    /// [`Snapshot::row_count`]), and whether that is all of them: an even sample by rowid of a
+    /// larger table (see `store::frequency`).
     pub fn column_sample(
         &self,
         obj: &Object,
         col: usize,
-        limit: usize,
+        (limit, rows): (usize, u64),
     ) -> Result<(Vec<Value>, bool)> {
-        super::frequency::column_sample(&self.conn, obj, col, limit)
+        super::frequency::column_sample(&self.conn, obj, col, (limit, rows))
     }
 }
 

@@ -72,7 +72,8 @@ impl Asked<'_> {
     /// Column `col` as its sample found it, read on first use.
     fn column(&mut self, col: usize) -> Result<&Column> {
         if !self.tally.columns.contains_key(&col) {
-            let (values, whole) = self.snapshot.column_sample(self.obj, col, SAMPLE)?;
+            let rows = self.rows_now()?;
+            let (values, whole) = self.snapshot.column_sample(self.obj, col, (SAMPLE, rows))?;
             let mut counts: HashMap<String, u64> = HashMap::new();
             for v in values.iter().filter(|v| !v.is_empty()) {
                 *counts.entry(v.display()).or_default() += 1;
