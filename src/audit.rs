@@ -533,11 +533,28 @@ pub fn approval_of(
     }
 }
 
+/// What the event that recorded a change says of it: the columns of its [`EventRow`] that
+/// [`check_change`] compares, read alone because a revert checks every change it undoes.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    pub seq: i64,
+    pub action: String,
+    pub proposal_id: Option<i64>,
+    pub run_id: Option<i64>,
+    pub object: Option<String>,
+    pub record: Option<String>,
+    pub field: Option<String>,
+    pub prev_value: Option<String>,
+    pub new_value: Option<String>,
+    pub approver: Option<String>,
+    pub detail: Option<String>,
+}
+
 /// Checks a change's row against the event that recorded it (`None`: no event does); `Err`
 /// says what does not hold. Values compare as apply writes them.
 pub fn check_change(
     c: &crate::store::ChangeRow,
-    e: Option<&EventRow>,
+    e: Option<&ChangeEvent>,
 ) -> std::result::Result<(), String> {
     let Some(e) = e else {
         return Err("no event in the audit log records it".into());

@@ -103,19 +103,7 @@ impl Store {
                 conn
             }
         };
-        conn.busy_timeout(busy_timeout()).map_err(db_err)?;
-        // More distinct statements than one transaction uses (apply: a few per object and
-        // field it writes; propose: a few dozen), so none is prepared twice in one.
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        // The same plan whatever the bound values. Without it, SQLite marks some statements to
-        // be re-planned when a parameter's value changes, and rusqlite's statement cache clears
-        // the bindings of every statement it takes back: those statements were compiled anew on
-        // every use, a third of an apply's time.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
-            true,
-        )
-        .map_err(db_err)?;
+        configure(&conn)?;
         // A file that is not SQLite fails here, on the first read. A reader leaves the journal
         // mode as the file has it: crmgate's writers switched it to WAL.
         let set = match mode {
@@ -333,9 +321,9 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// The event that recorded change `id`.
-    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
-        event_for_change(&self.conn, id)
+    /// What the event that recorded change `id` says of it.
+    pub fn change_event(&self, id: i64) -> Result<Option<audit::ChangeEvent>> {
+        change_event(&self.conn, id)
     }
 
     /// Events about a whole ingest (not tied to one proposal), e.g. the file it came from.
@@ -354,13 +342,33 @@ impl Store {
     }
 }
 
-/// The event that recorded change `id`, found through the index of events by change.
-fn event_for_change(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
+/// What the event that recorded change `id` says of it, found through the index of events by
+/// change.
+fn change_event(conn: &Connection, id: i64) -> Result<Option<audit::ChangeEvent>> {
     use rusqlite::OptionalExtension;
-    conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1"
-    ))
-    .and_then(|mut stmt| stmt.query_row([id], event_from_row).optional())
+    conn.prepare_cached(
+        "SELECT seq, action, proposal_id, run_id, object, record, field, prev_value, new_value,
+                approver, detail
+         FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row([id], |r| {
+            Ok(audit::ChangeEvent {
+                seq: r.get(0)?,
+                action: r.get(1)?,
+                proposal_id: r.get(2)?,
+                run_id: r.get(3)?,
+                object: r.get(4)?,
+                record: r.get(5)?,
+                field: r.get(6)?,
+                prev_value: r.get(7)?,
+                new_value: r.get(8)?,
+                approver: r.get(9)?,
+                detail: r.get(10)?,
+            })
+        })
+        .optional()
+    })
     .map_err(db_err)
 }
 
@@ -461,9 +469,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// The event that recorded change `id`.
-    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
-        event_for_change(&self.tx, id)
+    /// What the event that recorded change `id` says of it.
+    pub fn change_event(&self, id: i64) -> Result<Option<audit::ChangeEvent>> {
+        change_event(&self.tx, id)
     }
 
     /// The event the row of ingest `ingest_id` names as its own, if it names one that exists.
@@ -649,6 +657,25 @@ fn narrow(conds: &[(&str, &Option<String>)], clauses: &mut Vec<String>, params: 
 }
 
 /// A connection to the store file with `flags`; a file that cannot be opened is an I/O error.
+/// The settings every connection crmgate opens shares: how long it waits for a lock, its
+/// statement cache, and plans that stay the same whatever the bound values.
+pub(super) fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(busy_timeout()).map_err(db_err)?;
+    // More distinct statements than one transaction uses (apply: a few per object and field it
+    // writes; propose: a few dozen), so none is prepared twice in one.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // The same plan whatever the bound values. Without it, SQLite marks some statements (a join
+    // among them) to be re-planned when a parameter's value changes, and rusqlite's statement
+    // cache clears the bindings of every statement it takes back: those statements were
+    // compiled anew on every use, a third of an apply's time.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map(|_| ())
+    .map_err(db_err)
+}
+
 fn open_with(path: &Path, flags: OpenFlags) -> Result<Connection> {
     Connection::open_with_flags(path, flags).map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {

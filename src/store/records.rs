@@ -87,8 +87,8 @@ impl ColumnPlan {
     }
 
     /// As [`ColumnPlan::new`], and the parents `(fk, parent, parent columns)` read in the same
-    /// statement, each column by a subquery on the parent's primary key: a decision that reads a
-    /// contact's company costs one statement, not two. Each `fk` must be among `cols`.
+    /// statement, each by a left join on its primary key: a decision that reads a contact's
+    /// company costs one statement, not two. Each `fk` must be among `cols`.
     pub fn with_parents(
         obj: &Object,
         cols: &[usize],
@@ -98,19 +98,17 @@ impl ColumnPlan {
             .iter()
             .map(|&c| format!("r.{}", ident(&obj.columns[c].name)))
             .collect();
-        for (fk, parent, pcols) in parents {
-            let from = format!(
-                "FROM {} WHERE {} = r.{}",
+        let mut from = format!("{} AS r", ident(&obj.name));
+        for (i, (fk, parent, pcols)) in parents.iter().enumerate() {
+            from.push_str(&format!(
+                " LEFT JOIN {} AS p{i} ON p{i}.{} = r.{}",
                 ident(&parent.name),
                 ident(&parent.pk_column().name),
                 ident(&obj.columns[*fk].name)
-            );
+            ));
             // The parent's key first: whether there is a parent at all.
             for c in std::iter::once(parent.pk).chain(pcols.iter().copied()) {
-                select.push(format!(
-                    "(SELECT {} {from})",
-                    ident(&parent.columns[c].name)
-                ));
+                select.push(format!("p{i}.{}", ident(&parent.columns[c].name)));
             }
         }
         ColumnPlan {
@@ -129,9 +127,8 @@ impl ColumnPlan {
                 })
                 .collect(),
             sql: format!(
-                "SELECT {} FROM {} AS r WHERE r.{} = ?1",
+                "SELECT {} FROM {from} WHERE r.{} = ?1",
                 select.join(", "),
-                ident(&obj.name),
                 ident(&obj.pk_column().name)
             ),
         }

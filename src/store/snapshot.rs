@@ -41,7 +41,7 @@ impl Snapshot {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(db_err)?;
-        conn.busy_timeout(super::busy_timeout()).map_err(db_err)?;
+        super::configure(&conn)?;
         conn.pragma_update(None, "cache_size", -SNAPSHOT_CACHE_KIB)
             .map_err(db_err)?;
         let mut snapshot = Snapshot { conn, schema, sql };
