@@ -17,7 +17,7 @@ fn sha256_of(path: &Path) -> String {
 }
 
 /// A store of 800 contacts with a title and a phone proposed for each, all let through by the
-/// policy: 1,600 approved proposals, more than apply reads ahead of itself at once.
+/// policy: 1,600 approved proposals, more than a report keeps items of and than a chunk of 1,000.
 fn long_queue() -> Env {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
@@ -52,7 +52,7 @@ fn long_queue() -> Env {
 }
 
 #[test]
-fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
+fn chunks_of_any_size_apply_and_revert_the_same() {
     let ahead = long_queue();
     let original = crm_dump(&ahead);
     ahead
@@ -60,7 +60,6 @@ fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
         .assert()
         .success()
         .stderr(predicate::str::contains("run 1: 1600 applied"));
-    // Chunks of 100 are short enough to be read by the writer alone.
     let alone = long_queue();
     alone
         .cmd(&["apply"])
@@ -77,7 +76,7 @@ fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
         ahead.count("SELECT count(*) FROM contacts WHERE title IS NULL OR phone IS NULL"),
         0
     );
-    // Over a chunk, a run is reverted a chunk at a time: 1,000 changes read ahead, then 600.
+    // Over a chunk, a run is reverted a chunk at a time: 1,000 changes, then 600.
     for (env, chunk) in [(&ahead, "1000"), (&alone, "100")] {
         env.cmd(&["revert", "--run", "1"])
             .env("CRMGATE_APPLY_CHUNK", chunk)
@@ -91,7 +90,7 @@ fn a_chunk_read_ahead_applies_and_reverts_the_same_as_one_read_row_by_row() {
 }
 
 #[test]
-fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now_not_as_read_ahead() {
+fn a_record_written_earlier_in_the_chunk_is_judged_as_it_is_now() {
     let env = long_queue();
     // A second autonomous source proposes every title again, from the same empty field.
     let policy = common::demo_policy()
@@ -214,7 +213,7 @@ fn a_revert_in_chunks_reads_a_record_again_once_the_chunk_has_written_it() {
         .success()
         .stderr(predicate::str::contains("run 2: 1602 applied"));
     // The newest thousand changes, both of m-1's among them, are the first chunk: undoing the
-    // newer one leaves "Lead", which the older one then finds, though "Chief" was read ahead.
+    // newer one leaves "Lead", which the older one then finds, as it reads the record at its turn.
     env.cmd(&["revert", "--run", "2"])
         .env("CRMGATE_APPLY_CHUNK", "1000")
         .assert()
@@ -1189,4 +1188,56 @@ fn a_revert_still_runs_while_the_store_is_paused_as_pause_help_says() {
     assert!(help.contains("stops `apply`"), "{help}");
     assert!(help.contains("`import`"), "{help}");
     assert!(help.contains("`revert` is not stopped"), "{help}");
+}
+
+#[test]
+fn revert_json_lists_every_change_of_a_run_larger_than_a_report_keeps() {
+    let env = long_queue();
+    env.cmd(&["apply"]).assert().success();
+    let reverted = json_of(
+        env.cmd(&["revert", "--run", "1", "--json"])
+            .env("CRMGATE_APPLY_CHUNK", "500"),
+    );
+    let items = reverted["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1600, "every change, not the first 1,000");
+    assert!(
+        items.iter().all(|i| i["result"] == "undone"),
+        "{}",
+        items[0]
+    );
+    let mut changes: Vec<i64> = items
+        .iter()
+        .map(|i| i["change"].as_i64().unwrap())
+        .collect();
+    changes.sort_unstable();
+    changes.dedup();
+    assert_eq!(changes.len(), 1600);
+    assert_eq!(reverted["run"], 2);
+    assert_eq!(reverted["reverted"], 1600);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 2 AND reverts IS NOT NULL"),
+        1600
+    );
+    // Again: nothing left to undo, and every change is listed with the change that undid it.
+    let again = json_of(&mut env.cmd(&["revert", "--run", "1", "--json"]));
+    let items = again["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1600);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["result"] == "skipped" && i["by"].is_i64())
+    );
+    assert_eq!(
+        (again["run"].is_null(), again["skipped"].as_i64()),
+        (true, Some(1600))
+    );
+    // Without --json the first changes are listed and the note says how to see every one.
+    env.cmd(&["apply"]).assert().success();
+    env.cmd(&["revert", "--run", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("undone by change").count(200))
+        .stderr(predicate::str::contains(
+            "with `--json` a revert lists every one",
+        ));
 }

@@ -15,16 +15,27 @@ use crate::model::{NewEvent, State, Value};
 use crate::store::{ChangeRow, Writer};
 
 /// A revert run: how many changes it undid and the first of them, and how many of the
-/// changes it took were already undone, and the first of those.
+/// changes it took were already undone, and the first of those. One transaction's part keeps
+/// every item when asked to (`keep_all`: they are streamed once it commits); the summary of a
+/// whole run keeps the first.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct RevertSummary {
     pub count: usize,
     pub first: Vec<Reverted>,
     pub skipped: usize,
     pub first_skipped: Vec<Skipped>,
+    #[serde(skip)]
+    keep_all: bool,
 }
 
 impl RevertSummary {
+    fn keeping(keep_all: bool) -> Self {
+        RevertSummary {
+            keep_all,
+            ..RevertSummary::default()
+        }
+    }
+
     /// Adds what a later chunk of the same run undid, once it committed.
     pub(super) fn absorb(&mut self, chunk: RevertSummary) {
         self.count += chunk.count;
@@ -38,14 +49,14 @@ impl RevertSummary {
 
     fn push(&mut self, undone: Reverted) {
         self.count += 1;
-        if self.first.len() < KEEP_ITEMS {
+        if self.keep_all || self.first.len() < KEEP_ITEMS {
             self.first.push(undone);
         }
     }
 
     fn skip(&mut self, skipped: Skipped) {
         self.skipped += 1;
-        if self.first_skipped.len() < KEEP_ITEMS {
+        if self.keep_all || self.first_skipped.len() < KEEP_ITEMS {
             self.first_skipped.push(skipped);
         }
     }
@@ -99,13 +110,14 @@ pub(super) struct Reverting<'a> {
 }
 
 impl<'a> Reverting<'a> {
-    /// Continues revert run `run`, or begins a new one when the first change is undone.
-    pub fn begin(how: Undoing<'a>, run: Option<i64>) -> Self {
+    /// Continues revert run `run`, or begins a new one when the first change is undone;
+    /// `keep_all` keeps every item of what it undoes, not only the first.
+    pub fn begin(how: Undoing<'a>, run: Option<i64>, keep_all: bool) -> Self {
         Reverting {
             how,
             run,
             refusals: Vec::new(),
-            done: RevertSummary::default(),
+            done: RevertSummary::keeping(keep_all),
             taken: 0,
         }
     }
@@ -162,16 +174,16 @@ impl<'a> Reverting<'a> {
 }
 
 /// Reverts `ids` (newest first) in the caller's transaction as part of revert run `run`, or of
-/// a new one; returns the run (if anything was undone) and what was undone. Refused whole when
-/// any change cannot be undone: the error rolls the transaction back and names every such
-/// change.
+/// a new one; returns the run (if anything was undone) and what was undone, every item of it.
+/// Refused whole when any change cannot be undone: the error rolls the transaction back and
+/// names every such change.
 pub fn revert_chunk(
     w: &Writer<'_>,
     how: Undoing<'_>,
     ids: &[i64],
     run: Option<i64>,
 ) -> Result<(Option<i64>, RevertSummary)> {
-    let mut reverting = Reverting::begin(how, run);
+    let mut reverting = Reverting::begin(how, run, true);
     reverting.undo(w, ids)?;
     reverting.finish(run.is_none())
 }

@@ -45,6 +45,9 @@ pub trait Progress {
     /// What became of each proposal of a chunk, once the chunk committed (a run of one
     /// transaction: once it ended). The caller streams them; the report keeps only the first.
     fn items(&mut self, _items: &[Item]) {}
+    /// What one transaction of a revert undid and found undone already, once it committed:
+    /// every item when [`Progress::wants_items`], else the first.
+    fn reverted(&mut self, _part: &RevertSummary) {}
     /// Called once, however the run ended, before its outcome is returned.
     fn finish(&mut self) {}
 }
@@ -393,6 +396,7 @@ fn revert_target(
                 super::may::may_revert(w, req.policy, req.actor, req.target)?;
                 revert_chunk(w, req.undoing(), &[c], None)
             })?;
+            progress.reverted(&done);
             return Ok(RevertedRun {
                 run,
                 done,
@@ -430,14 +434,17 @@ fn revert_run(
     let first = |w: &mut Writer<'_>| {
         super::may::may_revert(w, req.policy, req.actor, req.target)?;
         let chunked = total > chunk && w.run_revertible_in_chunks(of, req.force)?;
-        let mut reverting = Reverting::begin(req.undoing(), None);
+        let mut reverting = Reverting::begin(req.undoing(), None, progress.wants_items());
         let limit = if chunked { chunk } else { usize::MAX };
         let last = undo_before(w, &mut reverting, of, None, limit)?;
-        let (run, done) = reverting.finish(true)?;
-        Ok((chunked, run, done, last))
+        let (run, part) = reverting.finish(true)?;
+        Ok((chunked, run, part, last))
     };
-    let (chunked, mut run, mut done, before) = store.write(&(req.clock)(), first)?;
-    progress.advance((done.count + done.skipped) as u64);
+    let (chunked, mut run, part, before) = store.write(&(req.clock)(), first)?;
+    progress.advance((part.count + part.skipped) as u64);
+    progress.reverted(&part);
+    let mut done = RevertSummary::default();
+    done.absorb(part);
     let stopped = match before {
         Some(before) if chunked => {
             revert_rest(store, req, (of, &mut run), before, &mut done, progress)
@@ -463,9 +470,10 @@ fn revert_rest(
     done: &mut RevertSummary,
     progress: &mut dyn Progress,
 ) -> Option<Error> {
+    let keep_all = progress.wants_items();
     loop {
         let next = |w: &mut Writer<'_>| {
-            let mut reverting = Reverting::begin(req.undoing(), *run);
+            let mut reverting = Reverting::begin(req.undoing(), *run, keep_all);
             let last = undo_before(w, &mut reverting, of, Some(before), req.chunk.max(1))?;
             let (run, part) = reverting.finish(false)?;
             Ok((run, part, last))
@@ -474,6 +482,7 @@ fn revert_rest(
             Ok((_, _, None)) => return None,
             Ok((now, part, Some(last))) => {
                 progress.advance((part.count + part.skipped) as u64);
+                progress.reverted(&part);
                 done.absorb(part);
                 (*run, before) = (now, last);
             }

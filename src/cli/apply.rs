@@ -1,6 +1,6 @@
 //! `crmgate apply` and `crmgate revert`.
 
-use super::{Ctx, Outcome, print_json, print_out};
+use super::{Ctx, Outcome, print_out};
 use crate::apply::{self, ApplyRequest, Ending, Options, Report, RevertRequest, RevertTarget};
 use crate::error::{Error, Result};
 use crate::ui::safe;
@@ -81,7 +81,8 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     };
     let mut watch = Bar::new(ctx, "applying");
     // With --json, every item is written as its chunk commits: none is kept to the end.
-    watch.stream = ctx.ui.json.then(|| ItemStream::new(args.dry_run));
+    let head = format!("  \"dry_run\": {},\n", args.dry_run);
+    watch.stream = ctx.ui.json.then(|| ItemStream::new(head));
     let applied = apply::run(&mut store, &req, &mut watch)?;
     let stream = watch.stream.take();
     if let (Some(path), Some(plan)) = (&args.plan_out, &applied.plan) {
@@ -95,7 +96,10 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     let report = &applied.report;
     match stream {
-        Some(stream) => stream.end(report)?,
+        Some(stream) => stream.end(&[
+            ("run", serde_json::json!(report.run)),
+            ("counts", serde_json::json!(report.counts)),
+        ])?,
         None => print_report(report, args.dry_run, ctx)?,
     }
     if let Some(e) = applied.stopped {
@@ -143,11 +147,12 @@ impl<'a> Bar<'a> {
     }
 }
 
-/// `apply --json`'s document, written as the run goes: `{"dry_run": …, "items": [` and each
-/// item as its chunk commits, then `], "run": …, "counts": {…}}` at the end. Nothing is
-/// written until the first items come, so a run refused before it began prints no fragment.
+/// A `--json` document written as the run goes: `{` its head (`"dry_run": …,` for apply),
+/// `"items": [` and each item as its transaction commits, then `],` the tail (the run and its
+/// counts) and `}` at the end. Nothing is written until the first items come, so a run refused
+/// before it began prints no fragment.
 struct ItemStream {
-    dry_run: bool,
+    head: String,
     begun: bool,
     first: bool,
     /// The first write that failed (a closed pipe, say): reported at the end.
@@ -155,50 +160,63 @@ struct ItemStream {
 }
 
 impl ItemStream {
-    fn new(dry_run: bool) -> Self {
+    fn new(head: String) -> Self {
         ItemStream {
-            dry_run,
+            head,
             begun: false,
             first: true,
             failed: None,
         }
     }
 
-    fn write(&mut self, items: &[apply::Item]) -> std::io::Result<()> {
+    /// Writes `items`, unless an earlier write failed.
+    fn push<T: serde::Serialize>(&mut self, items: impl IntoIterator<Item = T>) {
+        if self.failed.is_none() {
+            self.failed = self.write(items).err();
+        }
+    }
+
+    fn write<T: serde::Serialize>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+    ) -> std::io::Result<()> {
         use std::io::Write;
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if !self.begun {
             self.begun = true;
-            write!(out, "{{\n  \"dry_run\": {},\n  \"items\": [", self.dry_run)?;
+            write!(out, "{{\n{}  \"items\": [", self.head)?;
         }
         for item in items {
             let sep = if self.first { "\n    " } else { ",\n    " };
             self.first = false;
             out.write_all(sep.as_bytes())?;
-            serde_json::to_writer(&mut out, item)?;
+            serde_json::to_writer(&mut out, &item)?;
         }
         out.flush()
     }
 
-    /// Closes the document with the run and the counts.
-    fn end(mut self, report: &Report) -> Result<()> {
+    /// Closes the document with `tail`, its members after the items.
+    fn end(mut self, tail: &[(&str, serde_json::Value)]) -> Result<()> {
         use std::io::Write;
-        if self.failed.is_none() {
-            // A run with no items still prints the whole document.
-            self.failed = self.write(&[]).err();
-        }
+        // A run with no items still prints the whole document.
+        self.push(std::iter::empty::<()>());
         if let Some(e) = self.failed {
             return Err(Error::io("<stdout>", e));
         }
-        let run = serde_json::to_string(&report.run).expect("JSON serializes");
-        let counts = serde_json::to_string(&report.counts).expect("JSON serializes");
-        let close = if self.first { "]" } else { "\n  ]" };
-        writeln!(
-            std::io::stdout().lock(),
-            "{close},\n  \"run\": {run},\n  \"counts\": {counts}\n}}"
-        )
-        .map_err(|e| Error::io("<stdout>", e))
+        let mut close = String::from(if self.first { "]" } else { "\n  ]" });
+        for (name, value) in tail {
+            close.push_str(&format!(",\n  \"{name}\": {value}"));
+        }
+        writeln!(std::io::stdout().lock(), "{close}\n}}").map_err(|e| Error::io("<stdout>", e))
     }
+}
+
+/// One item of `revert --json`: a change undone, or found undone already.
+#[derive(serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+enum RevertItem<'a> {
+    Undone(&'a apply::Reverted),
+    Skipped(&'a apply::Skipped),
 }
 
 impl apply::Progress for Bar<'_> {
@@ -210,10 +228,14 @@ impl apply::Progress for Bar<'_> {
         self.stream.is_some()
     }
     fn items(&mut self, items: &[apply::Item]) {
-        if let Some(s) = &mut self.stream
-            && s.failed.is_none()
-        {
-            s.failed = s.write(items).err();
+        if let Some(s) = &mut self.stream {
+            s.push(items);
+        }
+    }
+    fn reverted(&mut self, part: &apply::RevertSummary) {
+        if let Some(s) = &mut self.stream {
+            s.push(part.first.iter().map(RevertItem::Undone));
+            s.push(part.first_skipped.iter().map(RevertItem::Skipped));
         }
     }
     fn start(&mut self, total: u64) {
@@ -371,9 +393,31 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
         clock: super::now,
         chunk: apply::chunk_size(),
     };
-    let reverted = apply::run_revert(&mut store, &req, &mut Bar::new(ctx, "reverting"))?;
+    let mut watch = Bar::new(ctx, "reverting");
+    // With --json, every change is written as its transaction commits: none is kept to the end.
+    watch.stream = ctx.ui.json.then(|| ItemStream::new(String::new()));
+    let reverted = apply::run_revert(&mut store, &req, &mut watch)?;
     let run = reverted.run;
-    print_reverted(run, &reverted.done, ctx)?;
+    match watch.stream.take() {
+        Some(stream) => stream.end(&[
+            ("run", serde_json::json!(run)),
+            ("reverted", serde_json::json!(reverted.done.count)),
+            ("skipped", serde_json::json!(reverted.done.skipped)),
+            (
+                "paused",
+                serde_json::json!(
+                    reverted
+                        .paused
+                        .iter()
+                        .map(|(source, reason)| {
+                            serde_json::json!({"source": source, "reason": reason})
+                        })
+                        .collect::<Vec<_>>()
+                ),
+            ),
+        ])?,
+        None => print_reverted(run, &reverted.done, ctx)?,
+    }
     for (source, reason) in &reverted.paused {
         ctx.ui.note(format!(
             "source {} paused: {}; an admin resumes it with `crmgate resume --source {}`",
@@ -402,30 +446,26 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
 }
 
 fn print_reverted(run: Option<i64>, done: &apply::RevertSummary, ctx: &Ctx) -> Result<()> {
-    if ctx.ui.json {
-        return print_json(&serde_json::json!({
-            "run": run,
-            "reverted": done.count,
-            "first": done.first,
-            "skipped": done.skipped,
-            "first_skipped": done.first_skipped,
-        }));
-    }
-    for d in &done.first {
+    for d in done.first.iter().take(SHOWN) {
         let forced = if d.forced { ", forced" } else { "" };
         print_out(format!(
             "change {} undone by change {} ({} {}{forced})",
             d.change,
             d.by,
             safe(&d.record),
-            d.field
+            safe(&d.field)
         ))?;
     }
-    for s in &done.first_skipped {
+    for s in done.first_skipped.iter().take(SHOWN) {
         print_out(format!(
             "change {} skipped: already undone by change {}",
             s.change, s.by
         ))?;
+    }
+    if done.count > SHOWN || done.skipped > SHOWN {
+        ctx.ui.note(format!(
+            "the first {SHOWN} changes of each kind are listed; with `--json` a revert lists every one"
+        ));
     }
     let skipped = crate::ui::count(done.skipped as u64, "change", "changes");
     let note = match run {
