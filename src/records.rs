@@ -299,6 +299,22 @@ pub fn check_cells(
     bad
 }
 
+/// What a new record of `obj` given the columns `cols` lacks: each column that is NOT NULL with
+/// no default and not among them, which an insert would refuse.
+pub fn missing_required(obj: &Object, cols: &[usize]) -> Vec<String> {
+    obj.columns
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c.not_null && !c.has_default && !cols.contains(i))
+        .map(|(_, c)| {
+            format!(
+                "{}: missing; the column is NOT NULL and has no default",
+                c.name
+            )
+        })
+        .collect()
+}
+
 /// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the
 /// command line treats as the reader having had enough.
 pub(crate) fn csv_err(e: csv::Error) -> Error {

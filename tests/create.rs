@@ -33,7 +33,7 @@ fn propose_approve_apply(env: &Env, name: &str, rows: &str) -> i64 {
 }
 
 #[test]
-fn a_create_is_refused_with_file_and_line_for_an_unknown_field_a_bad_value_a_dangling_key_and_a_taken_id()
+fn a_create_is_refused_with_file_and_line_for_an_unknown_field_a_bad_value_a_dangling_key_a_taken_id_and_a_missing_required_field()
  {
     let env = Env::with_crm();
     let rows = [
@@ -48,6 +48,10 @@ fn a_create_is_refused_with_file_and_line_for_an_unknown_field_a_bad_value_a_dan
         ),
         activity("dangling", "a-9004", "c-nope"),
         activity("taken", "a-1001", "c-1001"),
+        format!(
+            "no-name,agent,create,companies,co-9001,{},,\n",
+            cell(r#"{"domain": "new.example"}"#)
+        ),
     ];
     let f = env.write("c.csv", format!("{HEADER}{}", rows.concat()));
     let before = env.dump();
@@ -57,6 +61,7 @@ fn a_create_is_refused_with_file_and_line_for_an_unknown_field_a_bad_value_a_dan
         "c.csv:4: at: ",
         "c.csv:5: contact_id: \"c-nope\" does not exist in contacts",
         "c.csv:6: record activities/a-1001 already exists",
+        "c.csv:7: name: missing; the column is NOT NULL and has no default",
     ] {
         assert!(err.contains(expected), "{expected:?} not in:\n{err}");
     }
