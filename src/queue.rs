@@ -61,12 +61,28 @@ pub struct Status {
     pub recent_ingests: Vec<IngestRow>,
     /// What is wrong with the policy in force, each with the command that fixes it.
     pub policy_warnings: Vec<String>,
+    /// When a maximum age was given: the undecided proposals older than it, if any.
+    pub overdue: Option<Overdue>,
 }
 
 impl Status {
     pub fn total(&self) -> i64 {
         self.by_state.iter().map(|c| c.count).sum()
     }
+}
+
+/// The queue at a glance; with `max_age`, also whether an undecided proposal has waited
+/// longer than that at `now` (see [`overdue`], which alerts).
+pub fn status_watching(
+    store: &mut Store,
+    max_age: Option<jiff::SignedDuration>,
+    now: &str,
+) -> Result<Status> {
+    let mut s = status(store)?;
+    if let Some(d) = max_age {
+        s.overdue = overdue(store, d, now)?;
+    }
+    Ok(s)
 }
 
 pub fn status(store: &Store) -> Result<Status> {
@@ -78,6 +94,7 @@ pub fn status(store: &Store) -> Result<Status> {
         by_source: store.count_proposals_by("source")?,
         recent_ingests: store.recent_ingests(5)?,
         policy_warnings: policy_warnings(store),
+        overdue: None,
     })
 }
 
@@ -305,11 +322,7 @@ pub fn max_age(text: &str) -> Result<jiff::SignedDuration> {
 
 /// Whether an undecided proposal has waited longer than `max_age` at `now`; when one has, a
 /// `queue_age` alert is sent about the oldest.
-pub fn overdue(
-    store: &mut Store,
-    max_age: jiff::SignedDuration,
-    now: &str,
-) -> Result<Option<Overdue>> {
+fn overdue(store: &mut Store, max_age: jiff::SignedDuration, now: &str) -> Result<Option<Overdue>> {
     let now_ts: jiff::Timestamp = now
         .parse()
         .map_err(|e| Error::refused(format!("the time {now} is not RFC 3339: {e}")))?;

@@ -68,11 +68,8 @@ pub struct StatusArgs {
 pub fn status(args: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
     let max_age = args.max_age.as_deref().map(queue::max_age).transpose()?;
     let mut store = ctx.open()?;
-    let s = queue::status(&store)?;
-    let overdue = match max_age {
-        Some(d) => queue::overdue(&mut store, d, &ctx.now)?,
-        None => None,
-    };
+    let s = queue::status_watching(&mut store, max_age, &ctx.now)?;
+    let overdue = &s.overdue;
     let outcome = if overdue.is_some() {
         Outcome::Partial
     } else {
@@ -95,7 +92,7 @@ pub fn status(args: StatusArgs, ctx: &Ctx) -> Result<Outcome> {
         }))?;
         return Ok(outcome);
     }
-    if let Some(o) = &overdue {
+    if let Some(o) = overdue {
         print_out(format!(
             "{} {} waited longer than --max-age {}; the oldest, #{} from {}, since {}: `crmgate review`",
             ctx.ui.heading("OVERDUE:"),
