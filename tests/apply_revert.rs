@@ -16,9 +16,10 @@ fn sha256_of(path: &Path) -> String {
     crmgate::audit::sha256_hex(&buf)
 }
 
-/// A store of 800 contacts with a title and a phone proposed for each, all let through by the
-/// policy: 1,600 approved proposals, more than a report keeps items of and than a chunk of 1,000.
-fn long_queue() -> Env {
+/// A store of 800 contacts and `proposals.csv`, a title and a phone proposed for each, all let
+/// through by the policy: 1,600 proposals, more than a report keeps items of and than a chunk of
+/// 1,000.
+fn long_queue_unproposed() -> Env {
     let env = Env::new();
     env.cmd(&["init"]).assert().success();
     let policy =
@@ -40,10 +41,14 @@ fn long_queue() -> Env {
     env.cmd(&["import", "contacts", c.to_str().unwrap()])
         .assert()
         .success();
-    let p = env.write("proposals.csv", proposals);
-    env.cmd(&["propose", p.to_str().unwrap()])
-        .assert()
-        .success();
+    env.write("proposals.csv", proposals);
+    env
+}
+
+/// [`long_queue_unproposed`], its proposals queued: 1,600 approved.
+fn long_queue() -> Env {
+    let env = long_queue_unproposed();
+    env.cmd(&["propose", "proposals.csv"]).assert().success();
     assert_eq!(
         env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'approved'"),
         1600
@@ -1240,4 +1245,27 @@ fn revert_json_lists_every_change_of_a_run_larger_than_a_report_keeps() {
         .stderr(predicate::str::contains(
             "with `--json` a revert lists every one",
         ));
+}
+
+#[test]
+fn propose_apply_json_lists_every_item_applied_then_the_ingest() {
+    let env = long_queue_unproposed();
+    let out = json_of(
+        env.cmd(&["propose", "--apply", "--json", "proposals.csv"])
+            .env("CRMGATE_APPLY_CHUNK", "500"),
+    );
+    let items = out["apply"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1600, "every item, not the first 1,000");
+    assert!(
+        items.iter().all(|i| i["result"] == "applied"),
+        "{}",
+        items[0]
+    );
+    assert_eq!(out["apply"]["counts"]["applied"], 1600);
+    assert_eq!(out["apply"]["run"], 1);
+    assert_eq!(out["ingest"]["ingested"], 1600);
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_changes WHERE run_id = 1"),
+        1600
+    );
 }

@@ -81,8 +81,10 @@ pub fn apply(args: ApplyArgs, ctx: &Ctx) -> Result<Outcome> {
     };
     let mut watch = Bar::new(ctx, "applying");
     // With --json, every item is written as its chunk commits: none is kept to the end.
-    let head = format!("  \"dry_run\": {},\n", args.dry_run);
-    watch.stream = ctx.ui.json.then(|| ItemStream::new(head));
+    watch.stream = ctx
+        .ui
+        .json
+        .then(|| ItemStream::new(&[("dry_run", serde_json::json!(args.dry_run))]));
     let applied = apply::run(&mut store, &req, &mut watch)?;
     let stream = watch.stream.take();
     if let (Some(path), Some(plan)) = (&args.plan_out, &applied.plan) {
@@ -129,15 +131,15 @@ fn read_plan(path: &std::path::Path) -> Result<apply::Plan> {
 }
 
 /// A progress bar on a terminal, and the items streamed as JSON when asked for.
-struct Bar<'a> {
+pub(super) struct Bar<'a> {
     ctx: &'a Ctx,
     verb: &'static str,
     bar: Option<indicatif::ProgressBar>,
-    stream: Option<ItemStream>,
+    pub(super) stream: Option<ItemStream>,
 }
 
 impl<'a> Bar<'a> {
-    fn new(ctx: &'a Ctx, verb: &'static str) -> Self {
+    pub(super) fn new(ctx: &'a Ctx, verb: &'static str) -> Self {
         Bar {
             ctx,
             verb,
@@ -147,12 +149,12 @@ impl<'a> Bar<'a> {
     }
 }
 
-/// A `--json` document written as the run goes: `{` its head (`"dry_run": …,` for apply),
-/// `"items": [` and each item as its transaction commits, then `],` the tail (the run and its
-/// counts) and `}` at the end. Nothing is written until the first items come, so a run refused
-/// before it began prints no fragment.
-struct ItemStream {
-    head: String,
+/// A `--json` document written as the run goes: `open` (the document up to its items' `[`),
+/// each item as its transaction commits, then `]` and what [`ItemStream::end`] is given.
+/// Nothing is written until the first items come, so a run refused before it began prints no
+/// fragment.
+pub(super) struct ItemStream {
+    open: String,
     begun: bool,
     first: bool,
     /// The first write that failed (a closed pipe, say): reported at the end.
@@ -160,9 +162,15 @@ struct ItemStream {
 }
 
 impl ItemStream {
-    fn new(head: String) -> Self {
+    /// A document whose items are the member `"items"` after `members`, at the top level.
+    pub(super) fn new(members: &[(&str, serde_json::Value)]) -> Self {
+        Self::opening(format!("{{\n{}  \"items\": [", listed(members)))
+    }
+
+    /// A document that begins `open`, which ends where the items' array begins.
+    pub(super) fn opening(open: String) -> Self {
         ItemStream {
-            head,
+            open,
             begun: false,
             first: true,
             failed: None,
@@ -184,7 +192,7 @@ impl ItemStream {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         if !self.begun {
             self.begun = true;
-            write!(out, "{{\n{}  \"items\": [", self.head)?;
+            out.write_all(self.open.as_bytes())?;
         }
         for item in items {
             let sep = if self.first { "\n    " } else { ",\n    " };
@@ -195,20 +203,34 @@ impl ItemStream {
         out.flush()
     }
 
-    /// Closes the document with `tail`, its members after the items.
-    fn end(mut self, tail: &[(&str, serde_json::Value)]) -> Result<()> {
+    /// Closes the items and the document with `members` after them.
+    pub(super) fn end(self, members: &[(&str, serde_json::Value)]) -> Result<()> {
+        let after: String = members
+            .iter()
+            .map(|(name, value)| format!(",\n  \"{name}\": {value}"))
+            .collect();
+        self.close(&format!("{after}\n}}"))
+    }
+
+    /// Closes the items, then writes `rest`, the end of the document.
+    pub(super) fn close(mut self, rest: &str) -> Result<()> {
         use std::io::Write;
         // A run with no items still prints the whole document.
         self.push(std::iter::empty::<()>());
         if let Some(e) = self.failed {
             return Err(Error::io("<stdout>", e));
         }
-        let mut close = String::from(if self.first { "]" } else { "\n  ]" });
-        for (name, value) in tail {
-            close.push_str(&format!(",\n  \"{name}\": {value}"));
-        }
-        writeln!(std::io::stdout().lock(), "{close}\n}}").map_err(|e| Error::io("<stdout>", e))
+        let close = if self.first { "]" } else { "\n  ]" };
+        writeln!(std::io::stdout().lock(), "{close}{rest}").map_err(|e| Error::io("<stdout>", e))
     }
+}
+
+/// `members` as the lines of a JSON object before a last one: `  "name": value,` each.
+fn listed(members: &[(&str, serde_json::Value)]) -> String {
+    members
+        .iter()
+        .map(|(name, value)| format!("  \"{name}\": {value},\n"))
+        .collect()
 }
 
 /// One item of `revert --json`: a change undone, or found undone already.
@@ -395,7 +417,7 @@ pub fn revert(args: RevertArgs, ctx: &Ctx) -> Result<Outcome> {
     };
     let mut watch = Bar::new(ctx, "reverting");
     // With --json, every change is written as its transaction commits: none is kept to the end.
-    watch.stream = ctx.ui.json.then(|| ItemStream::new(String::new()));
+    watch.stream = ctx.ui.json.then(|| ItemStream::new(&[]));
     let reverted = apply::run_revert(&mut store, &req, &mut watch)?;
     let run = reverted.run;
     match watch.stream.take() {

@@ -63,7 +63,11 @@ pub fn run(args: ProposeArgs, ctx: &Ctx) -> Result<Outcome> {
     }
     let mut store = ctx.open()?;
     let apply = args.apply;
-    let (report, applied) = ingest(&mut store, &inputs, args, ctx)?;
+    // With --json, the apply's items are written as each chunk commits, the ingest after them.
+    let mut watch = super::apply::Bar::new(ctx, "applying");
+    watch.stream = (apply && ctx.ui.json)
+        .then(|| super::apply::ItemStream::opening("{\n  \"apply\": {\n  \"items\": [".into()));
+    let (report, applied) = ingest(&mut store, &inputs, args, &mut watch, ctx)?;
     let ingest_outcome = if report.rejected > 0 || !report.not_archived.is_empty() {
         Outcome::Partial
     } else {
@@ -73,19 +77,30 @@ pub fn run(args: ProposeArgs, ctx: &Ctx) -> Result<Outcome> {
         print_report(&report, ctx)?;
         return Ok(ingest_outcome);
     };
-    if ctx.ui.json {
-        print_not_archived(&report, ctx);
-        print_json(&serde_json::json!({ "ingest": report, "apply": applied.report }))?;
-    } else {
-        print_report(&report, ctx)?;
-        super::apply::print_report(&applied.report, false, ctx)?;
+    match watch.stream.take() {
+        Some(stream) => {
+            print_not_archived(&report, ctx);
+            let run = serde_json::json!(applied.report.run);
+            let counts = serde_json::json!(applied.report.counts);
+            let ingest = serde_json::to_string_pretty(&report).expect("JSON serializes");
+            stream.close(&format!(
+                ",\n  \"run\": {run},\n  \"counts\": {counts}\n  }},\n  \"ingest\": {ingest}\n}}"
+            ))?;
+        }
+        None => {
+            print_report(&report, ctx)?;
+            super::apply::print_report(&applied.report, false, ctx)?;
+        }
     }
     if let Some(e) = &applied.stopped {
-        eprintln!(
-            "error: the ingest committed; its apply stopped after {} proposals were committed: {e}",
-            applied.report.total()
+        ctx.ui.error(
+            &format!(
+                "the ingest committed; its apply stopped after {} proposals were committed: {e}",
+                applied.report.total()
+            ),
+            &[],
+            Some("what was committed stays; `crmgate apply` applies the rest"),
         );
-        eprintln!("hint: what was committed stays; `crmgate apply` applies the rest");
         return Ok(Outcome::Partial);
     }
     Ok(match super::apply::outcome(&applied.report) {
@@ -100,6 +115,7 @@ fn ingest(
     store: &mut crate::store::Store,
     inputs: &[Input],
     args: ProposeArgs,
+    watch: &mut super::apply::Bar<'_>,
     ctx: &Ctx,
 ) -> Result<(Report, Option<crate::apply::Applied>)> {
     let bar = progress_bar(ctx, inputs);
@@ -133,7 +149,7 @@ fn ingest(
         let then = proposals::ThenApply {
             clock: super::now,
             chunk: crate::apply::chunk_size(),
-            progress: &mut crate::apply::NoProgress,
+            progress: watch,
         };
         proposals::propose_and_apply(store, &request, archive, then).map(|(r, a)| (r, Some(a)))
     } else {
