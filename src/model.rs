@@ -432,3 +432,32 @@ pub fn merge_fingerprint(duplicate: &[Value], survivor: &[Value]) -> String {
     ]);
     crate::audit::sha256_hex(snapshot.to_string().as_bytes())
 }
+
+/// One input cell. CSV has no absent cells inside a row (an empty cell is `Null`); JSON
+/// distinguishes a missing key from `null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Absent,
+    Null,
+    Text(String),
+    /// A JSON object as written: only a proposal's `value` may be one (a create's fields).
+    Object(String),
+}
+
+impl Cell {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Text with surrounding whitespace removed; empty text counts as missing.
+    pub fn trimmed(&self) -> Option<&str> {
+        self.text().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Cell::Absent)
+    }
+}

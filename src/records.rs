@@ -7,9 +7,9 @@ use std::sync::atomic::AtomicU64;
 use crate::error::{Error, Problems, Result};
 use crate::ingest::{Cell, Format, Input, Item, read_rows};
 use crate::model::{NewEvent, Value};
-use crate::schema::{Column, Object, Schema, suggestion_suffix};
+use crate::schema::{Object, Schema, suggestion_suffix};
 use crate::store::{Store, UpsertOutcome, Writer};
-use crate::validate::{self, short};
+use crate::validate;
 
 /// What an import did. Into an empty table every record is loaded as it is (`bootstrap`, one
 /// event); into a table with records, the new ones are created as a run of changes (`run`), the
@@ -190,21 +190,6 @@ pub fn read_records(
     Ok(())
 }
 
-/// What is wrong with `raw` as a record's id: none given, or spaces around it. Proposals name
-/// records trimmed, so an id with spaces around it could be imported but never changed.
-fn id_problem(column: &crate::schema::Column, raw: Option<&str>) -> Option<String> {
-    let name = &column.name;
-    match raw {
-        None => Some(format!("missing \"{name}\" (the record's id)")),
-        Some(id) if id.trim().is_empty() => Some(format!("missing \"{name}\" (the record's id)")),
-        Some(id) if id.trim() != id => Some(format!(
-            "{name}: \"{}\" has spaces around it; a record's id must not, as proposals name records without them",
-            short(id)
-        )),
-        Some(_) => None,
-    }
-}
-
 /// Checks one row's cells against `obj`, filling `cols` and `values` with what it gives;
 /// returns what is wrong with it, nothing when it is good.
 fn check_record(
@@ -214,105 +199,11 @@ fn check_record(
     cols: &mut Vec<usize>,
     values: &mut Vec<Value>,
 ) -> Result<Vec<String>> {
-    let mut bad = check_cells(obj, cells, cols, values);
-    bad.extend(dangling(obj, cols, values, &mut |c, v| {
+    let mut bad = validate::check_cells(obj, cells, cols, values);
+    bad.extend(validate::dangling(obj, cols, values, &mut |c, v| {
         w.missing_parent(c, v)
     })?);
     Ok(bad)
-}
-
-/// The foreign-key values among `values` (of the columns `cols`) that name no record of their
-/// parent, each as a problem; `missing_parent` looks one up. What [`check_cells`] leaves to
-/// the store.
-pub fn dangling<'s>(
-    obj: &Object,
-    cols: &[usize],
-    values: &[Value],
-    missing_parent: &mut dyn FnMut(&Column, &Value) -> Result<Option<&'s Object>>,
-) -> Result<Vec<String>> {
-    let mut bad = Vec::new();
-    for (&i, v) in cols.iter().zip(values) {
-        let column = &obj.columns[i];
-        if let Some(parent) = missing_parent(column, v)? {
-            bad.push(format!(
-                "{}: \"{}\" does not exist in {}",
-                column.name,
-                short(&v.display()),
-                parent.name
-            ));
-        }
-    }
-    Ok(bad)
-}
-
-/// Checks one record's cells (indexed like `obj.columns`) as an import checks a row, without
-/// the store: each value for its column, the id given. Fills `cols` and `values` with what it
-/// gives; returns what is wrong, nothing when it is good. Foreign keys are for [`dangling`].
-pub fn check_cells(
-    obj: &Object,
-    cells: &[Cell],
-    cols: &mut Vec<usize>,
-    values: &mut Vec<Value>,
-) -> Vec<String> {
-    cols.clear();
-    values.clear();
-    let mut bad = Vec::new();
-    for (i, cell) in cells.iter().enumerate() {
-        let column = &obj.columns[i];
-        let raw = match cell {
-            Cell::Absent => continue,
-            Cell::Null => None,
-            // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
-            Cell::Text(s) => Some(s.as_str()),
-            Cell::Object(_) => {
-                bad.push(format!(
-                    "{}: must be a single value, not an object",
-                    column.name
-                ));
-                continue;
-            }
-        };
-        if column.primary_key
-            && let Some(why) = id_problem(column, raw)
-        {
-            bad.push(why);
-            continue;
-        }
-        // A left-out column keeps its default; an empty one under NOT NULL does too.
-        if raw.is_none() && column.not_null && column.has_default {
-            continue;
-        }
-        match validate::value_for(column, raw) {
-            Ok(v) => {
-                cols.push(i);
-                values.push(v);
-            }
-            Err(e) => bad.push(format!("{}: {e}", column.name)),
-        }
-    }
-    if !cols.contains(&obj.pk) && bad.is_empty() {
-        bad.push(format!(
-            "missing \"{}\" (the record's id)",
-            obj.pk_column().name
-        ));
-    }
-    bad
-}
-
-/// What a new record of `obj` given the columns `cols` lacks: each column that is NOT NULL with
-/// no default and not among them, which an insert would refuse.
-pub fn missing_required(obj: &Object, cols: &[usize]) -> Vec<String> {
-    obj.columns
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| c.not_null && !c.has_default && !cols.contains(i))
-        .map(|(_, c)| {
-            format!(
-                "{}: missing; the column is NOT NULL and has no default",
-                c.name
-            )
-        })
-        .collect()
 }
 
 /// A CSV writer's error on stdout, as crmgate's: a closed pipe stays an I/O error, which the

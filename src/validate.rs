@@ -1,8 +1,12 @@
 //! Pure validation of one value for one field: what a field holds is judged by its name and its
 //! declared type, so the same rules serve the default CRM tables and any existing SQLite CRM.
+//! A whole record's cells are checked here too ([`check_cells`], [`missing_required`],
+//! [`dangling`] with a lookup its caller gives), the same for an imported row, a create
+//! proposal and a create at apply.
 
-use crate::model::Value;
-use crate::schema::{Affinity, Column};
+use crate::error::Result;
+use crate::model::{Cell, Value};
+use crate::schema::{Affinity, Column, Object};
 
 pub const LIFECYCLE_STAGES: [&str; 8] = [
     "subscriber",
@@ -304,6 +308,115 @@ pub fn short(raw: &str) -> String {
 /// way, else as text (a proposer writes "5" for the integer 5).
 pub fn loosely_equal(a: &Value, b: &Value) -> bool {
     a == b || (!matches!(a, Value::Null) && !matches!(b, Value::Null) && a.display() == b.display())
+}
+
+/// What is wrong with `raw` as a record's id: none given, or spaces around it. Proposals name
+/// records trimmed, so an id with spaces around it could be imported but never changed.
+fn id_problem(column: &Column, raw: Option<&str>) -> Option<String> {
+    let name = &column.name;
+    match raw {
+        None => Some(format!("missing \"{name}\" (the record's id)")),
+        Some(id) if id.trim().is_empty() => Some(format!("missing \"{name}\" (the record's id)")),
+        Some(id) if id.trim() != id => Some(format!(
+            "{name}: \"{}\" has spaces around it; a record's id must not, as proposals name records without them",
+            short(id)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The foreign-key values among `values` (of the columns `cols`) that name no record of their
+/// parent, each as a problem; `missing_parent` looks one up. What [`check_cells`] leaves to
+/// the store.
+pub fn dangling<'s>(
+    obj: &Object,
+    cols: &[usize],
+    values: &[Value],
+    missing_parent: &mut dyn FnMut(&Column, &Value) -> Result<Option<&'s Object>>,
+) -> Result<Vec<String>> {
+    let mut bad = Vec::new();
+    for (&i, v) in cols.iter().zip(values) {
+        let column = &obj.columns[i];
+        if let Some(parent) = missing_parent(column, v)? {
+            bad.push(format!(
+                "{}: \"{}\" does not exist in {}",
+                column.name,
+                short(&v.display()),
+                parent.name
+            ));
+        }
+    }
+    Ok(bad)
+}
+
+/// Checks one record's cells (indexed like `obj.columns`) as an import checks a row, without
+/// the store: each value for its column, the id given. Fills `cols` and `values` with what it
+/// gives; returns what is wrong, nothing when it is good. Foreign keys are for [`dangling`].
+pub fn check_cells(
+    obj: &Object,
+    cells: &[Cell],
+    cols: &mut Vec<usize>,
+    values: &mut Vec<Value>,
+) -> Vec<String> {
+    cols.clear();
+    values.clear();
+    let mut bad = Vec::new();
+    for (i, cell) in cells.iter().enumerate() {
+        let column = &obj.columns[i];
+        let raw = match cell {
+            Cell::Absent => continue,
+            Cell::Null => None,
+            // JSON's "" is the empty string; a CSV cell cannot say it (empty is null there).
+            Cell::Text(s) => Some(s.as_str()),
+            Cell::Object(_) => {
+                bad.push(format!(
+                    "{}: must be a single value, not an object",
+                    column.name
+                ));
+                continue;
+            }
+        };
+        if column.primary_key
+            && let Some(why) = id_problem(column, raw)
+        {
+            bad.push(why);
+            continue;
+        }
+        // A left-out column keeps its default; an empty one under NOT NULL does too.
+        if raw.is_none() && column.not_null && column.has_default {
+            continue;
+        }
+        match value_for(column, raw) {
+            Ok(v) => {
+                cols.push(i);
+                values.push(v);
+            }
+            Err(e) => bad.push(format!("{}: {e}", column.name)),
+        }
+    }
+    if !cols.contains(&obj.pk) && bad.is_empty() {
+        bad.push(format!(
+            "missing \"{}\" (the record's id)",
+            obj.pk_column().name
+        ));
+    }
+    bad
+}
+
+/// What a new record of `obj` given the columns `cols` lacks: each column that is NOT NULL with
+/// no default and not among them, which an insert would refuse.
+pub fn missing_required(obj: &Object, cols: &[usize]) -> Vec<String> {
+    obj.columns
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c.not_null && !c.has_default && !cols.contains(i))
+        .map(|(_, c)| {
+            format!(
+                "{}: missing; the column is NOT NULL and has no default",
+                c.name
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

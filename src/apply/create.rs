@@ -233,7 +233,8 @@ pub(crate) fn create_blocked(
             p.record_ref()
         )));
     }
-    let dangling = crate::records::dangling(obj, cols, values, &mut |c, v| w.missing_parent(c, v))?;
+    let dangling =
+        crate::validate::dangling(obj, cols, values, &mut |c, v| w.missing_parent(c, v))?;
     Ok((!dangling.is_empty()).then(|| dangling.join("; ")))
 }
 

@@ -310,9 +310,9 @@ fn check_create(obj: &Object, row: &Row, p: &mut NewProposal) -> Result<(), Stri
         }
     }
     let (mut cols, mut values) = (Vec::new(), Vec::new());
-    let mut bad = crate::records::check_cells(obj, &cells, &mut cols, &mut values);
+    let mut bad = crate::validate::check_cells(obj, &cells, &mut cols, &mut values);
     if bad.is_empty() {
-        bad = crate::records::missing_required(obj, &cols);
+        bad = crate::validate::missing_required(obj, &cols);
     }
     if !bad.is_empty() {
         return Err(bad.join("; "));

@@ -435,7 +435,7 @@ fn resolve_create(w: &Snapshot, obj: &Object, p: &NewProposal) -> Result<Vec<Vec
         ));
     }
     let dangling =
-        crate::records::dangling(obj, &cols, &values, &mut |c, v| w.missing_parent(c, v))
+        crate::validate::dangling(obj, &cols, &values, &mut |c, v| w.missing_parent(c, v))
             .map_err(|e| e.to_string())?;
     if !dangling.is_empty() {
         return Err(dangling.join("; "));

@@ -76,34 +76,7 @@ impl Format {
     }
 }
 
-/// One input cell. CSV has no absent cells inside a row (an empty cell is `Null`); JSON
-/// distinguishes a missing key from `null`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cell {
-    Absent,
-    Null,
-    Text(String),
-    /// A JSON object as written: only a proposal's `value` may be one (a create's fields).
-    Object(String),
-}
-
-impl Cell {
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Cell::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// Text with surrounding whitespace removed; empty text counts as missing.
-    pub fn trimmed(&self) -> Option<&str> {
-        self.text().map(str::trim).filter(|s| !s.is_empty())
-    }
-
-    pub fn is_absent(&self) -> bool {
-        matches!(self, Cell::Absent)
-    }
-}
+pub use crate::model::Cell;
 
 /// One row: cells indexed like the `columns` passed to [`read_rows`].
 #[derive(Debug, Clone)]
