@@ -291,3 +291,45 @@ fn rewriting_the_state_a_proposal_was_queued_in_does_not_approve_it() {
         "failed"
     );
 }
+
+#[test]
+fn a_pause_deleted_or_added_with_sql_is_named_by_verify() {
+    let env = applied();
+    env.cmd(&["pause", "--source", "clearbit", "--reason", "bad batch"])
+        .assert()
+        .success();
+    env.cmd(&["pause", "--reason", "maintenance"])
+        .assert()
+        .success();
+    env.cmd(&["resume"]).assert().success();
+    env.cmd(&["audit", "verify"]).assert().success();
+    // Deleted: the paused source would be let through, with nothing in the log to say so.
+    env.conn()
+        .execute_batch("DELETE FROM crmgate_pauses WHERE scope = 'clearbit'")
+        .unwrap();
+    verify_names(
+        &env,
+        "the pause of source clearbit does not match it: event",
+    );
+    env.cmd(&["audit", "verify"])
+        .assert()
+        .stderr(predicate::str::contains(
+            "no resume event lifted it, but the store no longer holds it",
+        ));
+    // Put back by hand with another reason, or a pause no event made: named too.
+    env.conn()
+        .execute_batch(
+            "INSERT INTO crmgate_pauses (scope, reason, actor, at)
+             VALUES ('clearbit', 'other', 'mallory', '2026-01-01T00:00:00.000Z')",
+        )
+        .unwrap();
+    verify_names(&env, "its reason, actor or time differ from event");
+    env.conn()
+        .execute_batch(
+            "DELETE FROM crmgate_pauses WHERE scope = 'clearbit';
+             INSERT INTO crmgate_pauses (scope, reason, actor, at)
+             VALUES ('', 'sql', 'mallory', '2026-01-01T00:00:00.000Z')",
+        )
+        .unwrap();
+    verify_names(&env, "the pause of the store does not match it");
+}

@@ -57,6 +57,9 @@ struct Gathered {
     /// The first event stamped before the one it follows, and how many are.
     backwards: Option<(i64, String, String)>,
     backwards_count: u64,
+    /// Each paused scope ("" for the whole store) as its pause event left it, until a resume
+    /// event lifted it: (reason, actor, at, event seq).
+    pauses: std::collections::BTreeMap<String, (String, String, String, i64)>,
     /// Events written under the test clock.
     test_clock: u64,
     last_at: Option<String>,
@@ -84,6 +87,19 @@ impl Gathered {
                 if let Some(v) = detail().get("version").and_then(|v| v.as_i64()) {
                     self.policies.insert(v, e.clone());
                 }
+            }
+            "pause" => {
+                let reason = detail()
+                    .get("reason")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let scope = e.source.clone().unwrap_or_default();
+                let pause = (reason, e.actor.clone(), e.at.clone(), e.seq);
+                self.pauses.insert(scope, pause);
+            }
+            "resume" => {
+                self.pauses.remove(e.source.as_deref().unwrap_or_default());
             }
             "ingest" | "requeue" => {
                 let d = detail();
@@ -138,6 +154,9 @@ pub fn verify(store: &Store, checkpoint: Option<&Checkpoint>) -> Result<Verified
         return Ok(unbound(found));
     }
     if let Some(found) = check_changes(store)? {
+        return Ok(unbound(found));
+    }
+    if let Some(found) = check_pauses(store, &g)? {
         return Ok(unbound(found));
     }
     let mut warnings = Vec::new();
@@ -209,6 +228,43 @@ fn check_policies(store: &Store, g: &Gathered) -> Result<Found> {
                 format!(
                     "event {} installed it, but the store no longer holds it",
                     e.seq
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The paused scopes must be those the pause and resume events leave paused, each as its
+/// pause event says: a pause deleted with SQL would let a paused source through unseen.
+fn check_pauses(store: &Store, g: &Gathered) -> Result<Found> {
+    let name = |scope: &str| match scope {
+        "" => "the pause of the store".to_string(),
+        s => format!("the pause of source {s}"),
+    };
+    let rows = store.pauses()?;
+    for p in &rows {
+        let scope = p.source.as_deref().unwrap_or_default();
+        let found = match g.pauses.get(scope) {
+            None => "no pause event leaves it paused".to_string(),
+            Some((reason, actor, at, seq))
+                if (reason, actor, at) != (&p.reason, &p.actor, &p.at) =>
+            {
+                format!("its reason, actor or time differ from event {seq}, which paused it")
+            }
+            Some(_) => continue,
+        };
+        return Ok(Some((name(scope), found)));
+    }
+    for (scope, (_, _, _, seq)) in &g.pauses {
+        if !rows
+            .iter()
+            .any(|p| p.source.as_deref().unwrap_or_default() == scope)
+        {
+            return Ok(Some((
+                name(scope),
+                format!(
+                    "event {seq} paused it and no resume event lifted it, but the store no longer holds it"
                 ),
             )));
         }
