@@ -341,3 +341,66 @@ fn sources_reports_volume_decisions_and_a_recommendation_per_source() {
     assert_eq!(autonomy("sdr-agent"), "assistive");
     assert_eq!(autonomy("apollo"), "supervised");
 }
+
+#[test]
+fn policy_set_decides_again_a_queue_longer_than_it_reads_at_once() {
+    let env = Env::new();
+    env.cmd(&["init"]).assert().success();
+    let demo = env.write(
+        "demo.toml",
+        common::with_test_admins(&common::demo_policy()),
+    );
+    env.cmd(&["policy", "set", demo.to_str().unwrap()])
+        .assert()
+        .success();
+    // 10,200 proposals waiting for review: more than a replay reads at once (10,000).
+    let mut contacts = String::from("id,first_name\n");
+    let mut proposals = String::from(HEADER);
+    for i in 0..5100 {
+        contacts.push_str(&format!("q-{i:04},Kim\n"));
+        proposals.push_str(&format!(
+            "t-{i},clearbit,update,contacts,q-{i:04},title,Engineer {i},,0.5,,,\n\
+             l-{i},clearbit,update,contacts,q-{i:04},last_name,Lee {i},,0.5,,,\n"
+        ));
+    }
+    let c = env.write("contacts.csv", contacts);
+    env.cmd(&["import", "contacts", c.to_str().unwrap()])
+        .assert()
+        .success();
+    let p = env.write("proposals.csv", proposals);
+    env.cmd(&["propose", p.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'pending'"),
+        10_200
+    );
+    let frozen = common::demo_policy().replacen(
+        "[[rule]]",
+        "[[rule]]\nname = \"freeze-contacts\"\nobject = [\"contacts\"]\naction = \"block\"\n\n[[rule]]",
+        1,
+    );
+    let frozen = env.write("frozen.toml", common::with_test_admins(&frozen));
+    let out = json_of(&mut env.cmd(&["--json", "policy", "set", frozen.to_str().unwrap()]));
+    assert_eq!(
+        out["redecided"]["changed"], 10_200,
+        "{}",
+        out["redecided"]["moves"]
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_proposals WHERE state = 'blocked'"),
+        10_200
+    );
+    assert_eq!(
+        env.count(
+            "SELECT count(DISTINCT proposal_id) FROM crmgate_events WHERE action = 'redecide'"
+        ),
+        10_200,
+        "one redecide event for each, none twice"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM crmgate_events WHERE action = 'redecide'"),
+        10_200
+    );
+    env.cmd(&["audit", "verify"]).assert().success();
+}

@@ -166,14 +166,12 @@ pub fn set_and_redecide(
     let candidate = parse(name, text, store.schema())?;
     store.write(now, |w| {
         let installed = install(w, name, text, actor)?;
-        let mut moved: Vec<(Replay, Option<Action>, Decision)> = Vec::new();
+        let version = installed.version();
+        // Each new decision is written as the replay meets it: it reads the queue a batch at a
+        // time, so what it holds does not grow with the queue.
         let redecided = replay_with(w, &candidate, keep, &mut |r, from, d| {
-            moved.push((r.clone(), from, d.clone()));
-            Ok(())
+            write_redecision(w, &candidate, version, actor, r, from, d)
         })?;
-        for (r, from, d) in &moved {
-            write_redecision(w, &candidate, installed.version(), actor, r, *from, d)?;
-        }
         Ok(SetReport {
             installed,
             redecided,

@@ -9,17 +9,23 @@ use crate::model::State;
 /// Proposals whose decision is still the policy's: waiting for a person (pending, suggested),
 /// blocked, or approved by the policy itself and not yet applied. A person's approval or
 /// rejection is never decided again.
+/// Read a batch at a time, after id `?1`, at most `?2`.
 const UNDECIDED: &str = "SELECT id, source, ext_id, kind, object, record, field, value, merge_into,
         coalesce(confidence, stated_confidence, 0.5), trigger, decision
      FROM crmgate_proposals
-     WHERE state IN ('pending', 'suggested', 'blocked')
-        OR (state = 'approved' AND decision = 'auto')
-     ORDER BY id";
+     WHERE (state IN ('pending', 'suggested', 'blocked')
+            OR (state = 'approved' AND decision = 'auto'))
+       AND id > ?1
+     ORDER BY id LIMIT ?2";
+
+/// How many proposals a replay reads at once: its memory, whatever the size of the queue.
+const BATCH: i64 = 10_000;
 
 /// What a replay reads: the store, or a write transaction that will act on what it finds.
 pub trait Replaying: ReadRecords {
     fn pauses(&self) -> Result<Vec<Pause>>;
-    /// Calls `f` with every proposal no person has decided yet, in id order.
+    /// Calls `f` with every proposal no person has decided yet, in id order, read a batch at a
+    /// time with no statement open while `f` runs: `f` may write the proposal's new decision.
     fn for_each_undecided(&self, f: &mut dyn FnMut(Replay) -> Result<()>) -> Result<()>;
     /// Every proposal a person approved that is not applied yet, with its approver.
     fn human_approvals(&self) -> Result<Vec<(Replay, String)>>;
@@ -74,13 +80,23 @@ fn for_each(
     sql: &str,
     f: &mut dyn FnMut(Replay) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(sql).map_err(db_err)?;
-    let mut rows = stmt.query([]).map_err(db_err)?;
-    while let Some(r) = rows.next().map_err(db_err)? {
-        let replay = replay_of(r).map_err(db_err)?;
-        f(replay)?;
+    let mut after = i64::MIN;
+    loop {
+        let batch = {
+            let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+            stmt.query_map([after, BATCH], replay_of)
+                .map_err(db_err)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_err)?
+        };
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        for replay in batch {
+            f(replay)?;
+        }
     }
-    Ok(())
 }
 
 impl Replaying for Store {
