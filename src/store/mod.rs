@@ -656,7 +656,6 @@ fn narrow(conds: &[(&str, &Option<String>)], clauses: &mut Vec<String>, params: 
     }
 }
 
-/// A connection to the store file with `flags`; a file that cannot be opened is an I/O error.
 /// The settings every connection crmgate opens shares: how long it waits for a lock, its
 /// statement cache, and plans that stay the same whatever the bound values.
 pub(super) fn configure(conn: &Connection) -> Result<()> {
@@ -676,6 +675,7 @@ pub(super) fn configure(conn: &Connection) -> Result<()> {
     .map_err(db_err)
 }
 
+/// A connection to the store file with `flags`; a file that cannot be opened is an I/O error.
 fn open_with(path: &Path, flags: OpenFlags) -> Result<Connection> {
     Connection::open_with_flags(path, flags).map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::CannotOpen => {

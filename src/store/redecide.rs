@@ -8,8 +8,7 @@ use crate::model::State;
 
 /// Proposals whose decision is still the policy's: waiting for a person (pending, suggested),
 /// blocked, or approved by the policy itself and not yet applied. A person's approval or
-/// rejection is never decided again.
-/// Read a batch at a time, after id `?1`, at most `?2`.
+/// rejection is never decided again. Read a batch at a time: at most `?2` of them, after id `?1`.
 const UNDECIDED: &str = "SELECT id, source, ext_id, kind, object, record, field, value, merge_into,
         coalesce(confidence, stated_confidence, 0.5), trigger, decision
      FROM crmgate_proposals
