@@ -694,9 +694,11 @@ pub fn check_ingest(
     ingest_id: i64,
     e: Option<&EventRow>,
     xor_of: impl FnOnce(i64, i64) -> crate::error::Result<[u8; 32]>,
-) -> crate::error::Result<std::result::Result<(), String>> {
+) -> crate::error::Result<crate::error::Holds> {
     let Some(e) = e.filter(|e| e.compute_hash() == e.hash) else {
-        return Ok(Err(format!("ingest {ingest_id} names no intact event")));
+        return Ok(crate::error::Holds::No(format!(
+            "ingest {ingest_id} names no intact event"
+        )));
     };
     let d: serde_json::Value = e
         .detail
@@ -710,22 +712,22 @@ pub fn check_ingest(
         n("/proposals/last"),
         d.pointer("/proposals/sha256_xor").and_then(|v| v.as_str()),
     ) else {
-        return Ok(Err(format!(
+        return Ok(crate::error::Holds::No(format!(
             "event {} does not record ingest {ingest_id}'s proposals",
             e.seq
         )));
     };
     if id != ingest_id {
-        return Ok(Err(format!(
+        return Ok(crate::error::Holds::No(format!(
             "event {} records ingest {id}, not {ingest_id}",
             e.seq
         )));
     }
     if crate::model::hex(&xor_of(first, last)?) != xor {
-        return Ok(Err(format!(
+        return Ok(crate::error::Holds::No(format!(
             "ingest {ingest_id}'s proposals do not have the digests event {} recorded",
             e.seq
         )));
     }
-    Ok(Ok(()))
+    Ok(crate::error::Holds::Yes(()))
 }

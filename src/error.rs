@@ -125,6 +125,14 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A check that may refuse: it holds (with what it found), or it does not, for a reason the
+/// caller words into its refusal. A failure of the store is an `Err` around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holds<T = ()> {
+    Yes(T),
+    No(String),
+}
+
 /// Problems found while reading input: the first few kept for the message, the rest counted,
 /// so a broken million-row file does not fill memory.
 #[derive(Debug, Default)]

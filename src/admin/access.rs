@@ -5,7 +5,7 @@
 //! proposal, its approval at apply and who may revert it are judged here too, the same for a
 //! person's decision and for apply.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Holds, Result};
 use crate::model::Proposal;
 use crate::policy::Decision;
 use crate::policy::Policy;
@@ -128,18 +128,18 @@ pub fn approval_holds(
 }
 
 /// Whether `actor` may revert a change made for proposal `p`: an admin may, and so may one
-/// who could approve `p` under `policy` (the one in force). `Err` says why not, for the refusal.
+/// who could approve `p` under `policy` (the one in force). `No` says why not, for the refusal.
 pub fn may_revert(
     r: &impl ReadRecords,
     policy: &Policy,
     p: &Proposal,
     actor: &str,
-) -> Result<std::result::Result<(), String>> {
+) -> Result<Holds> {
     let approvers = approvers_now(r, policy, p)?;
     if policy.has_role(actor, "admin") || policy.may_approve(actor, &approvers) {
-        return Ok(Ok(()));
+        return Ok(Holds::Yes(()));
     }
-    Ok(Err(format!(
+    Ok(Holds::No(format!(
         "{} may not revert the change made for proposal {}: that takes the role {}, or admin",
         crate::ui::safe(actor),
         p.id,

@@ -3,7 +3,7 @@
 //! takes admin. A revert is checked whole before it writes anything.
 
 use super::run::RevertTarget;
-use crate::error::{Error, Result};
+use crate::error::{Error, Holds, Result};
 use crate::policy::Policy;
 use crate::store::Writer;
 
@@ -62,8 +62,8 @@ impl Refused {
     ) -> Result<()> {
         let why = match proposal.map(|id| w.proposal(id)).transpose()?.flatten() {
             Some(p) => match crate::admin::access::may_revert(w, policy, &p, actor)? {
-                Ok(()) => return Ok(()),
-                Err(why) => why,
+                Holds::Yes(()) => return Ok(()),
+                Holds::No(why) => why,
             },
             None => format!(
                 "{} may not revert a change made for no proposal: that takes the role admin",

@@ -1,7 +1,7 @@
 //! One proposal at a time: re-check it against the record as it is now, write, verify, record.
 
 use super::{Ending, Item, Report};
-use crate::error::Result;
+use crate::error::{Holds, Result};
 use crate::model::{NewEvent, Proposal, State, Value};
 use crate::policy::{self, Action, Decision, Facts, Policy, Situation};
 use crate::store::Writer;
@@ -16,7 +16,7 @@ pub struct RunState {
     /// merge meets its records as the run's own approved changes left them.
     pub(super) merges: bool,
     /// Ingests whose proposals were checked against their event this run, and what was found.
-    ingests: std::collections::HashMap<i64, std::result::Result<(), String>>,
+    ingests: std::collections::HashMap<i64, Holds>,
 }
 
 /// The policy every proposal of a run is checked against again, and who runs it.
@@ -68,7 +68,10 @@ pub fn apply_ids(
             change,
         };
         let approval = match crate::audit::approval_of(&p, &binding) {
-            Ok(a) => ingest_holds(w, &p, &binding, &mut state.ingests)?.map(|()| a),
+            Ok(a) => match ingest_holds(w, &p, &binding, &mut state.ingests)? {
+                Holds::Yes(()) => Ok(a),
+                Holds::No(why) => Err(why),
+            },
             Err(why) => Err(why),
         };
         let approver = match approval {
@@ -108,10 +111,10 @@ fn ingest_holds(
     w: &Writer<'_>,
     p: &Proposal,
     b: &crate::audit::ProposalBinding,
-    checked: &mut std::collections::HashMap<i64, std::result::Result<(), String>>,
-) -> Result<std::result::Result<(), String>> {
+    checked: &mut std::collections::HashMap<i64, Holds>,
+) -> Result<Holds> {
     if b.bound_from.is_some_and(|from| p.id < from) {
-        return Ok(Ok(()));
+        return Ok(Holds::Yes(()));
     }
     if let Some(found) = checked.get(&p.ingest_id) {
         return Ok(found.clone());

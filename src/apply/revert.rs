@@ -10,7 +10,7 @@
 use super::KEEP_ITEMS;
 use super::merge::{from_snapshot, snapshot, snapshot_at, snapshot_rowid};
 use super::one::show;
-use crate::error::{Error, Result};
+use crate::error::{Error, Holds, Result};
 use crate::model::{NewEvent, State, Value};
 use crate::store::{ChangeRow, Writer};
 
@@ -256,8 +256,8 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
     };
     // Read now, at its turn: what the newer changes' undoing did to it, named or not, is seen.
     let current = match current_of(w, obj, &c.record, &c.field, &tip.after)? {
-        Ok(v) => v,
-        Err(why) => return Ok(Undo::Refused(format!("change {}: {why}", c.id))),
+        Holds::Yes(v) => v,
+        Holds::No(why) => return Ok(Undo::Refused(format!("change {}: {why}", c.id))),
     };
     let moved_on = !crate::store::same(&current, &tip.after);
     if moved_on && !how.force {
@@ -358,23 +358,23 @@ fn current_of(
     record: &str,
     field: &str,
     left: &Value,
-) -> Result<std::result::Result<Value, String>> {
+) -> Result<Holds<Value>> {
     if field == WHOLE_RECORD {
         let Some(row) = w.record_row(obj, record)? else {
-            return Ok(Ok(Value::Null));
+            return Ok(Holds::Yes(Value::Null));
         };
         let kept = matches!(left, Value::Text(t) if snapshot_rowid(obj, t).is_some());
-        return Ok(Ok(match kept {
+        return Ok(Holds::Yes(match kept {
             true => snapshot_at(obj, &row, w.record_rowid(obj, record)?),
             false => snapshot(obj, &row),
         }));
     }
     if obj.column(field).is_none() {
-        return Ok(Err(format!("the field {field} no longer exists")));
+        return Ok(Holds::No(format!("the field {field} no longer exists")));
     }
     Ok(match w.read_field(obj, record, field)? {
-        Some(v) => Ok(v),
-        None => Err(format!("{}/{record} no longer exists", obj.name)),
+        Some(v) => Holds::Yes(v),
+        None => Holds::No(format!("{}/{record} no longer exists", obj.name)),
     })
 }
 

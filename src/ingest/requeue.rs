@@ -90,13 +90,13 @@ pub fn requeue(store: &mut Store, req: &Request) -> Result<Report> {
         let snapshot = w.snapshot()?;
         let mut report = Report::default();
         for (shown, id) in targets {
-            let outcome = match id {
+            let one = match id {
                 Some(id) => requeue_one(w, &mut judge, &snapshot, &req.actor, id)?,
-                None => Err("no such proposal".to_string()),
+                None => One::Refused("no such proposal".to_string()),
             };
-            match outcome {
-                Ok(r) => report.requeued.push(r),
-                Err(error) => report.refused.push(Refusal { id: shown, error }),
+            match one {
+                One::Requeued(r) => report.requeued.push(r),
+                One::Refused(error) => report.refused.push(Refusal { id: shown, error }),
             }
         }
         Ok(report)
@@ -149,6 +149,12 @@ fn resolve(store: &Store, targets: &Targets) -> Result<Vec<(String, Option<i64>)
         .collect())
 }
 
+/// What became of one proposal a requeue was asked for.
+enum One {
+    Requeued(Requeued),
+    Refused(String),
+}
+
 /// Requeues proposal `id`, or says why not.
 fn requeue_one(
     w: &Writer<'_>,
@@ -156,12 +162,12 @@ fn requeue_one(
     snapshot: &crate::store::Snapshot,
     actor: &str,
     id: i64,
-) -> Result<Result<Requeued, String>> {
+) -> Result<One> {
     let Some(old) = w.proposal(id)? else {
-        return Ok(Err("no such proposal".into()));
+        return Ok(One::Refused("no such proposal".into()));
     };
     if let Some(why) = refusal(w, &old)? {
-        return Ok(Err(why));
+        return Ok(One::Refused(why));
     }
     let (_, mut p) = w.proposal_input(id)?.expect("the proposal was just read");
     p.expected = None;
@@ -172,7 +178,7 @@ fn requeue_one(
         p,
     };
     match judge.judge(snapshot, staged)? {
-        Judged::Rejected(_, why) => Ok(Err(match old.state {
+        Judged::Rejected(_, why) => Ok(One::Refused(match old.state {
             State::Pending | State::Suggested => format!(
                 "{why}, so there is nothing to propose it against: reject it with `crmgate reject {id} --reason TEXT`"
             ),
@@ -181,7 +187,7 @@ fn requeue_one(
                 old.state
             ),
         })),
-        Judged::Decided(s, verdict) => queue(w, actor, &old, s.p, verdict).map(Ok),
+        Judged::Decided(s, verdict) => queue(w, actor, &old, s.p, verdict).map(One::Requeued),
     }
 }
 
