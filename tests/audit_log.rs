@@ -141,14 +141,25 @@ fn a_forged_event_with_a_correct_hash_still_breaks_the_chain() {
 #[test]
 fn a_checkpoint_catches_a_tail_cut_off() {
     let (env, cp) = audited();
-    // The last event (a pause, which no row binds) cut, with the store's own record of the
-    // head moved back too: only the checkpoint knows.
+    // The last event (a pause) cut, with the store's own record of the head moved back too:
+    // the pause it made still stands, and no event leaves it paused.
     env.conn()
         .execute_batch(
             "DELETE FROM crmgate_events WHERE seq = (SELECT max(seq) FROM crmgate_events);
              UPDATE crmgate_chain_head SET (seq, hash) =
                  (SELECT seq, hash FROM crmgate_events ORDER BY seq DESC LIMIT 1);",
         )
+        .unwrap();
+    env.cmd(&["audit", "verify"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the pause of source sdr-agent does not match it: no pause event leaves it paused",
+        ));
+    // The pause removed as well, so that the store agrees with the shortened log: only the
+    // checkpoint knows.
+    env.conn()
+        .execute_batch("DELETE FROM crmgate_pauses WHERE scope = 'sdr-agent'")
         .unwrap();
     env.cmd(&["audit", "verify"]).assert().success();
     env.cmd(&["audit", "verify", "--checkpoint", cp.to_str().unwrap()])
