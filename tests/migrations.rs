@@ -196,13 +196,10 @@ fn insert_history(conn: &Connection, layout: Layout) {
             [AT],
         )
         .unwrap();
-        events.push(event(
-            "admin",
-            "human",
-            "pause",
-            None,
-            r#"{"scope":"clearbit"}"#,
-        ));
+        // As crmgate has always written it: the source paused, and the reason.
+        let mut pause = event("admin", "human", "pause", None, r#"{"reason":"bad data"}"#);
+        pause.source = Some("clearbit".into());
+        events.push(pause);
     }
     if layout.has(4) {
         conn.execute_batch(
