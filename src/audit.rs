@@ -15,6 +15,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::error::Holds;
+
 /// Whether this process's clock was set by the test switch: see [`set_test_clock`].
 static TEST_CLOCK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -533,28 +535,11 @@ pub fn approval_of(
     }
 }
 
-/// What the event that recorded a change says of it: the columns of its [`EventRow`] that
-/// [`check_change`] compares, read alone because a revert checks every change it undoes.
-#[derive(Debug, Clone)]
-pub struct ChangeEvent {
-    pub seq: i64,
-    pub action: String,
-    pub proposal_id: Option<i64>,
-    pub run_id: Option<i64>,
-    pub object: Option<String>,
-    pub record: Option<String>,
-    pub field: Option<String>,
-    pub prev_value: Option<String>,
-    pub new_value: Option<String>,
-    pub approver: Option<String>,
-    pub detail: Option<String>,
-}
-
 /// Checks a change's row against the event that recorded it (`None`: no event does); `Err`
 /// says what does not hold. Values compare as apply writes them.
 pub fn check_change(
     c: &crate::store::ChangeRow,
-    e: Option<&ChangeEvent>,
+    e: Option<&EventRow>,
 ) -> std::result::Result<(), String> {
     let Some(e) = e else {
         return Err("no event in the audit log records it".into());
@@ -694,9 +679,9 @@ pub fn check_ingest(
     ingest_id: i64,
     e: Option<&EventRow>,
     xor_of: impl FnOnce(i64, i64) -> crate::error::Result<[u8; 32]>,
-) -> crate::error::Result<crate::error::Holds> {
+) -> crate::error::Result<Holds> {
     let Some(e) = e.filter(|e| e.compute_hash() == e.hash) else {
-        return Ok(crate::error::Holds::No(format!(
+        return Ok(Holds::No(format!(
             "ingest {ingest_id} names no intact event"
         )));
     };
@@ -712,22 +697,22 @@ pub fn check_ingest(
         n("/proposals/last"),
         d.pointer("/proposals/sha256_xor").and_then(|v| v.as_str()),
     ) else {
-        return Ok(crate::error::Holds::No(format!(
+        return Ok(Holds::No(format!(
             "event {} does not record ingest {ingest_id}'s proposals",
             e.seq
         )));
     };
     if id != ingest_id {
-        return Ok(crate::error::Holds::No(format!(
+        return Ok(Holds::No(format!(
             "event {} records ingest {id}, not {ingest_id}",
             e.seq
         )));
     }
     if crate::model::hex(&xor_of(first, last)?) != xor {
-        return Ok(crate::error::Holds::No(format!(
+        return Ok(Holds::No(format!(
             "ingest {ingest_id}'s proposals do not have the digests event {} recorded",
             e.seq
         )));
     }
-    Ok(crate::error::Holds::Yes(()))
+    Ok(Holds::Yes(()))
 }

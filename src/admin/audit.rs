@@ -277,7 +277,7 @@ fn check_changes(store: &Store) -> Result<Found> {
     let mut found = None;
     store.for_each_change(|c| {
         if found.is_none() {
-            let e = store.change_event(c.id)?;
+            let e = store.event_for_change(c.id)?;
             if let Err(why) = crate::audit::check_change(c, e.as_ref()) {
                 found = Some((format!("change {}", c.id), why));
             }

@@ -242,7 +242,7 @@ fn undo_one(w: &Writer<'_>, how: &Undoing<'_>, run: &mut Option<i64>, id: i64) -
     // The change, and the link of its chain a revert writes back (itself, unless reverted).
     let rows: &[&ChangeRow] = if tip.id == c.id { &[&c] } else { &[&c, &tip] };
     for row in rows {
-        let event = w.change_event(row.id)?;
+        let event = w.event_for_change(row.id)?;
         if let Err(why) = crate::audit::check_change(row, event.as_ref()) {
             return Ok(Undo::Refused(format!(
                 "change {} does not match the audit log: {why}; `crmgate audit verify` names what was changed",

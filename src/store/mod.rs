@@ -321,9 +321,9 @@ impl Store {
             .map_err(db_err)
     }
 
-    /// What the event that recorded change `id` says of it.
-    pub fn change_event(&self, id: i64) -> Result<Option<audit::ChangeEvent>> {
-        change_event(&self.conn, id)
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.conn, id)
     }
 
     /// Events about a whole ingest (not tied to one proposal), e.g. the file it came from.
@@ -342,33 +342,13 @@ impl Store {
     }
 }
 
-/// What the event that recorded change `id` says of it, found through the index of events by
-/// change.
-fn change_event(conn: &Connection, id: i64) -> Result<Option<audit::ChangeEvent>> {
+/// The event that recorded change `id`, found through the index of events by change.
+fn event_for_change(conn: &Connection, id: i64) -> Result<Option<EventRow>> {
     use rusqlite::OptionalExtension;
-    conn.prepare_cached(
-        "SELECT seq, action, proposal_id, run_id, object, record, field, prev_value, new_value,
-                approver, detail
-         FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1",
-    )
-    .and_then(|mut stmt| {
-        stmt.query_row([id], |r| {
-            Ok(audit::ChangeEvent {
-                seq: r.get(0)?,
-                action: r.get(1)?,
-                proposal_id: r.get(2)?,
-                run_id: r.get(3)?,
-                object: r.get(4)?,
-                record: r.get(5)?,
-                field: r.get(6)?,
-                prev_value: r.get(7)?,
-                new_value: r.get(8)?,
-                approver: r.get(9)?,
-                detail: r.get(10)?,
-            })
-        })
-        .optional()
-    })
+    conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM crmgate_events WHERE change_id = ?1 ORDER BY seq LIMIT 1"
+    ))
+    .and_then(|mut stmt| stmt.query_row([id], event_from_row).optional())
     .map_err(db_err)
 }
 
@@ -469,9 +449,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// What the event that recorded change `id` says of it.
-    pub fn change_event(&self, id: i64) -> Result<Option<audit::ChangeEvent>> {
-        change_event(&self.tx, id)
+    /// The event that recorded change `id`.
+    pub fn event_for_change(&self, id: i64) -> Result<Option<EventRow>> {
+        event_for_change(&self.tx, id)
     }
 
     /// The event the row of ingest `ingest_id` names as its own, if it names one that exists.
