@@ -20,29 +20,9 @@ fn sha256_of(path: &Path) -> String {
 /// through by the policy: 1,600 proposals, more than a report keeps items of and than a chunk of
 /// 1,000.
 fn long_queue_unproposed() -> Env {
-    let env = Env::new();
-    env.cmd(&["init"]).assert().success();
     let policy =
         common::demo_policy().replace("max_auto_per_run = 1000 ", "max_auto_per_run = 100000 ");
-    let p = env.write("policy.toml", common::with_test_admins(&policy));
-    env.cmd(&["policy", "set", p.to_str().unwrap()])
-        .assert()
-        .success();
-    let mut contacts = String::from("id,first_name\n");
-    let mut proposals = String::from(HEADER);
-    for i in 0..800 {
-        contacts.push_str(&format!("k-{i:03},Kim\n"));
-        proposals.push_str(&format!(
-            "t-{i},clearbit,update,contacts,k-{i:03},title,Engineer {i},,0.95,,,\n\
-             p-{i},clearbit,update,contacts,k-{i:03},phone,+1 415 555 {i:04},,0.95,,,\n"
-        ));
-    }
-    let c = env.write("contacts.csv", contacts);
-    env.cmd(&["import", "contacts", c.to_str().unwrap()])
-        .assert()
-        .success();
-    env.write("proposals.csv", proposals);
-    env
+    Env::with_contacts_and_fills(800, "0.95", &policy)
 }
 
 /// [`long_queue_unproposed`], its proposals queued: 1,600 approved.

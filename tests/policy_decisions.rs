@@ -344,30 +344,9 @@ fn sources_reports_volume_decisions_and_a_recommendation_per_source() {
 
 #[test]
 fn policy_set_decides_again_a_queue_longer_than_it_reads_at_once() {
-    let env = Env::new();
-    env.cmd(&["init"]).assert().success();
-    let demo = env.write(
-        "demo.toml",
-        common::with_test_admins(&common::demo_policy()),
-    );
-    env.cmd(&["policy", "set", demo.to_str().unwrap()])
-        .assert()
-        .success();
     // 10,200 proposals waiting for review: more than a replay reads at once (10,000).
-    let mut contacts = String::from("id,first_name\n");
-    let mut proposals = String::from(HEADER);
-    for i in 0..5100 {
-        contacts.push_str(&format!("q-{i:04},Kim\n"));
-        proposals.push_str(&format!(
-            "t-{i},clearbit,update,contacts,q-{i:04},title,Engineer {i},,0.5,,,\n\
-             l-{i},clearbit,update,contacts,q-{i:04},last_name,Lee {i},,0.5,,,\n"
-        ));
-    }
-    let c = env.write("contacts.csv", contacts);
-    env.cmd(&["import", "contacts", c.to_str().unwrap()])
-        .assert()
-        .success();
-    let p = env.write("proposals.csv", proposals);
+    let env = Env::with_contacts_and_fills(5100, "0.5", &common::demo_policy());
+    let p = env.path("proposals.csv");
     env.cmd(&["propose", p.to_str().unwrap()])
         .assert()
         .success();

@@ -249,6 +249,29 @@ impl Env {
         c
     }
 
+    /// A store under `policy` (the test admins added) with `n` contacts (`k-000`, `k-001`, …),
+    /// and beside it `proposals.csv`, not yet proposed: a title and a phone for each contact
+    /// from clearbit, at `confidence`.
+    pub fn with_contacts_and_fills(n: usize, confidence: &str, policy: &str) -> Env {
+        let env = Env::new();
+        env.cmd(&["init"]).assert().success();
+        let p = env.policy("policy.toml", policy);
+        env.cmd(&["policy", "set", &p]).assert().success();
+        let mut contacts = String::from("id,first_name\n");
+        let mut proposals = String::from(HEADER);
+        for i in 0..n {
+            contacts.push_str(&format!("k-{i:03},Kim\n"));
+            proposals.push_str(&format!(
+                "t-{i},clearbit,update,contacts,k-{i:03},title,Engineer {i},,{confidence},,,\n\
+                 p-{i},clearbit,update,contacts,k-{i:03},phone,+1 415 555 {i:04},,{confidence},,,\n"
+            ));
+        }
+        let c = env.write("contacts.csv", contacts);
+        env.cmd(&["import", "contacts", &c]).assert().success();
+        env.write("proposals.csv", proposals);
+        env
+    }
+
     /// A store with the bundled demo CRM records but no proposals.
     pub fn with_crm() -> Env {
         let env = Env::new();
