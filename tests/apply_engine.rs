@@ -175,19 +175,9 @@ fn rowid_dump(env: &Env) -> String {
     let conn = env.conn();
     let mut out = String::new();
     for t in ["orgs", "staff"] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT rowid, * FROM {t} ORDER BY rowid"))
-            .unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
         out.push_str(&format!("== {t}\n"));
-        while let Some(r) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect();
-            out.push_str(&cells.join("|"));
-            out.push('\n');
-        }
+        let sql = format!("SELECT rowid, * FROM {t} ORDER BY rowid");
+        out.push_str(&common::rows_text(&conn, &sql));
     }
     out
 }

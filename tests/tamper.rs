@@ -111,18 +111,18 @@ fn a_proposal_approved_and_edited_with_sql_is_named_by_verify_and_failed_by_appl
     );
 }
 
-#[test]
-fn a_proposal_moved_to_approved_with_sql_alone_is_still_refused() {
+/// A pending proposal's row given `set` with SQL: `audit verify` names it with `verify_says`,
+/// and apply fails it rather than applying it.
+fn set_with_sql_then_failed_by_apply(set: &str, verify_says: &str) {
     let env = Env::demo();
     let id = a_pending(&env);
-    // The content is left alone: only the state moves, with no approve event.
     env.conn()
         .execute(
-            "UPDATE crmgate_proposals SET state = 'approved' WHERE id = ?1",
+            &format!("UPDATE crmgate_proposals SET {set} WHERE id = ?1"),
             [id],
         )
         .unwrap();
-    verify_names(&env, "no event since moved it");
+    verify_names(&env, verify_says);
     env.cmd(&["apply"]).assert().code(3);
     assert_eq!(
         env.text(&format!(
@@ -130,6 +130,12 @@ fn a_proposal_moved_to_approved_with_sql_alone_is_still_refused() {
         )),
         "failed"
     );
+}
+
+#[test]
+fn a_proposal_moved_to_approved_with_sql_alone_is_still_refused() {
+    // The content is left alone: only the state moves, with no approve event.
+    set_with_sql_then_failed_by_apply("state = 'approved'", "no event since moved it");
 }
 
 #[test]
@@ -274,21 +280,9 @@ fn the_demo_on_the_system_clock_writes_its_events_in_time_order() {
 
 #[test]
 fn rewriting_the_state_a_proposal_was_queued_in_does_not_approve_it() {
-    let env = Env::demo();
-    let id = a_pending(&env);
-    env.conn()
-        .execute(
-            "UPDATE crmgate_proposals SET state = 'approved', queued = 'approved' WHERE id = ?1",
-            [id],
-        )
-        .unwrap();
-    verify_names(&env, "its content is not what was queued");
-    env.cmd(&["apply"]).assert().code(3);
-    assert_eq!(
-        env.text(&format!(
-            "SELECT state FROM crmgate_proposals WHERE id = {id}"
-        )),
-        "failed"
+    set_with_sql_then_failed_by_apply(
+        "state = 'approved', queued = 'approved'",
+        "its content is not what was queued",
     );
 }
 

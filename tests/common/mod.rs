@@ -392,18 +392,26 @@ fn dump_tables(db: &Path, keep: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
     for t in tables.into_iter().filter(|t| keep(t)) {
         out.push_str(&format!("== {t}\n"));
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
-            .unwrap();
-        let n = stmt.column_count();
-        let mut rows = stmt.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect();
-            out.push_str(&cells.join("|"));
-            out.push('\n');
-        }
+        out.push_str(&rows_text(
+            &conn,
+            &format!("SELECT * FROM \"{t}\" ORDER BY 1"),
+        ));
+    }
+    out
+}
+
+/// The rows `sql` returns, a line each, its cells as SQLite holds them (type and value).
+pub fn rows_text(conn: &rusqlite::Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let mut rows = stmt.query([]).unwrap();
+    let mut out = String::new();
+    while let Some(r) = rows.next().unwrap() {
+        let cells: Vec<String> = (0..n)
+            .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+            .collect();
+        out.push_str(&cells.join("|"));
+        out.push('\n');
     }
     out
 }
