@@ -407,3 +407,55 @@ fn max_age_takes_hours_minutes_and_days_and_refuses_what_is_no_length_of_time() 
         assert!(max_age(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn a_requeue_or_a_policy_that_blocks_proposals_sends_one_blocked_alert_with_the_count() {
+    let env = Env::demo();
+    alerting(&env, &recorder(&env), 50, 0.3);
+    // A fill approved against a phone the record does not hold: a conflict at apply.
+    let c = contact_where(
+        &env,
+        "phone IS NULL AND sensitive = 0 AND legal_hold = 0
+         AND id NOT IN (SELECT record FROM crmgate_proposals)",
+    );
+    env.propose_rows(
+        "stale.csv",
+        &format!("s-1,clearbit,update,contacts,{c},phone,+1 415 555 0103,,0.95,+1 000,,\n"),
+    );
+    env.cmd(&["apply"]).assert().code(3);
+    assert_eq!(env.state("clearbit:s-1"), "conflict");
+    // The record goes on legal hold; the retry is blocked, and the alert says so.
+    env.conn()
+        .execute("UPDATE contacts SET legal_hold = 1 WHERE id = ?1", [&c])
+        .unwrap();
+    env.cmd(&["requeue", "--state", "conflict", "--yes"])
+        .assert()
+        .success();
+    let blocked = of_kind(&env, "blocked");
+    let requeued: Vec<_> = blocked
+        .iter()
+        .filter(|a| a["detail"]["at"] == "requeue")
+        .collect();
+    assert_eq!(requeued.len(), 1, "{blocked:?}");
+    assert_eq!(requeued[0]["detail"]["count"], 1);
+    let new: i64 = env.one("SELECT max(id) FROM crmgate_proposals");
+    assert_eq!(requeued[0]["detail"]["proposals"], serde_json::json!([new]));
+    // A policy that blocks what was pending: one alert, with how many.
+    let pending = env.count(
+        "SELECT count(*) FROM crmgate_proposals WHERE state = 'pending' AND object = 'contacts'",
+    );
+    assert!(pending > 0);
+    let text = std::fs::read_to_string(env.path("alerting.toml")).unwrap().replacen(
+        "[[rule]]",
+        "[[rule]]\nname = \"freeze-contacts\"\nobject = [\"contacts\"]\naction = \"block\"\n\n[[rule]]",
+        1,
+    );
+    let frozen = env.write("frozen.toml", text);
+    env.cmd(&["policy", "set", &frozen]).assert().success();
+    let by_policy: Vec<_> = of_kind(&env, "blocked")
+        .into_iter()
+        .filter(|a| a["detail"]["at"] == "policy")
+        .collect();
+    assert_eq!(by_policy.len(), 1, "{by_policy:?}");
+    assert!(by_policy[0]["detail"]["count"].as_i64().unwrap() >= pending);
+}

@@ -164,7 +164,7 @@ pub fn set_and_redecide(
         }
     }
     let candidate = parse(name, text, store.schema())?;
-    store.write(now, |w| {
+    let report = store.write(now, |w| {
         let installed = install(w, name, text, actor)?;
         let version = installed.version();
         // Each new decision is written as the replay meets it: it reads the queue a batch at a
@@ -176,7 +176,30 @@ pub fn set_and_redecide(
             installed,
             redecided,
         })
-    })
+    })?;
+    alert_blocked(store, &candidate, now, &report);
+    Ok(report)
+}
+
+/// One `blocked` alert when the new policy blocks proposals it found otherwise decided.
+fn alert_blocked(store: &mut Store, policy: &Policy, now: &str, report: &SetReport) {
+    let count: u64 = report
+        .redecided
+        .moves
+        .iter()
+        .filter(|m| m.to == Action::Block)
+        .map(|m| m.count)
+        .sum();
+    if count == 0 {
+        return;
+    }
+    let detail = serde_json::json!({
+        "count": count,
+        "at": "policy",
+        "version": report.installed.version(),
+    });
+    let alert = crate::alerts::Alert::new(crate::alerts::AlertKind::Blocked, now, detail);
+    crate::alerts::send(store, policy, &[alert]);
 }
 
 /// Writes one proposal's new decision and the event that records the move.

@@ -11,9 +11,11 @@
 //! record no longer holds, and the new baseline is what staleness is judged against from now.
 
 use super::judge::{Judge, Judged};
+use crate::alerts::{Alert, AlertKind};
 use crate::error::{Error, Result};
 use crate::human::{Refusal, staleness};
 use crate::model::{NewEvent, NewProposal, Proposal, State, Verdict, key64};
+use crate::policy::Policy;
 use crate::store::{ListFilter, Staged, Store, Writer};
 
 /// The states a filter-wide requeue takes.
@@ -85,7 +87,7 @@ pub fn requeue(store: &mut Store, req: &Request) -> Result<Report> {
     if targets.is_empty() {
         return Ok(Report::default());
     }
-    store.write(&req.now, |w| {
+    let report = store.write(&req.now, |w| {
         let mut judge = Judge::new(&policy, version, &req.now, w.pauses()?);
         let snapshot = w.snapshot()?;
         let mut report = Report::default();
@@ -100,7 +102,34 @@ pub fn requeue(store: &mut Store, req: &Request) -> Result<Report> {
             }
         }
         Ok(report)
-    })
+    })?;
+    alert_blocked(store, &policy, req, &report);
+    Ok(report)
+}
+
+/// One `blocked` alert when the policy blocked proposals as they were requeued: a cron line
+/// that retries conflicts hears of it as one that proposes does.
+fn alert_blocked(store: &mut Store, policy: &Policy, req: &Request, report: &Report) {
+    let blocked: Vec<i64> = report
+        .requeued
+        .iter()
+        .filter(|r| r.state == State::Blocked)
+        .map(|r| r.new)
+        .collect();
+    if blocked.is_empty() {
+        return;
+    }
+    let source = match &req.targets {
+        Targets::Matching { source, .. } => source.as_deref(),
+        Targets::Ids(_) => None,
+    };
+    let detail = serde_json::json!({
+        "count": blocked.len(),
+        "at": "requeue",
+        "proposals": blocked.iter().take(100).collect::<Vec<_>>(),
+    });
+    let alert = Alert::new(AlertKind::Blocked, &req.now, detail).about_source(source);
+    crate::alerts::send(store, policy, &[alert]);
 }
 
 /// Each target as shown, with its id when it names a proposal that exists.
