@@ -13,9 +13,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+mod figures;
+
 use crmgate::model::Value;
 use crmgate::schema::{Affinity, Column};
 use crmgate::similarity::{Counted, Frequencies, Unknown, similarity_in};
+use figures::roc_auc;
 
 fn col(name: &str, pk: bool) -> Column {
     Column {
@@ -56,26 +59,6 @@ fn read(path: &Path) -> (Vec<Column>, Vec<Vec<Value>>) {
         })
         .collect();
     (cols, rows)
-}
-
-fn roc_auc(pos: &[f64], neg: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        rank_sum += (i + 1 + j) as f64 / 2.0 * all[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let (np, nn) = (pos.len() as f64, neg.len() as f64);
-    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
 }
 
 /// `rec-123-org`, `rec-123-dup-0` → `123`.

@@ -37,11 +37,14 @@
 //! Run with `--nocapture` to see the figures and the worst cases of each class;
 //! `MERGE_SIM_SEED=n` draws another set with the same recipe.
 
+mod figures;
+
 use crmgate::model::Value;
 use crmgate::schema::{Affinity, Column, ForeignKey};
 use crmgate::similarity::{
     Counted, Frequencies, PRIOR_LOG_ODDS, Similarity, Unknown, similarity_in,
 };
+use figures::roc_auc;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -1558,30 +1561,6 @@ fn kyle_and_kylie() -> (Vec<Value>, Vec<Value>) {
 }
 
 // ───────────────────────────── figures ─────────────────────────────
-
-/// ROC AUC as the Mann–Whitney probability that a random duplicate outscores a random stranger
-/// (ties count half).
-fn roc_auc(pos: &[f64], neg: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let avg_rank = (i + 1 + j) as f64 / 2.0;
-        rank_sum += avg_rank * all[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let (np, nn) = (pos.len() as f64, neg.len() as f64);
-    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
-}
 
 fn show(p: &Pair, s: &Similarity) -> String {
     let row = |r: &[Value]| r.iter().map(Value::display).collect::<Vec<_>>().join(" | ");

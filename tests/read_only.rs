@@ -49,6 +49,21 @@ fn as_reader(db: &Path, args: &[&str]) -> Option<std::process::Command> {
     Some(c)
 }
 
+/// What `args` did run as a reader of `db`: its exit status, stdout and stderr. `None`, saying
+/// so, when the tests run as root with no setpriv, where a file's mode stops nothing.
+fn read_as_reader(db: &Path, args: &[&str]) -> Option<(std::process::ExitStatus, String, String)> {
+    let Some(mut c) = as_reader(db, args) else {
+        eprintln!("skipped: running as root without setpriv, a file's mode stops nothing");
+        return None;
+    };
+    let out = c.output().unwrap();
+    Some((
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -98,16 +113,10 @@ fn reads_succeed(env: &Env, dir_mode: u32) {
     let db = read_only_store(env, dir_mode);
     let before = std::fs::read(&db).unwrap();
     for (args, shows) in READS {
-        let Some(mut c) = as_reader(&db, args) else {
-            eprintln!("skipped: running as root without setpriv, a file's mode stops nothing");
+        let Some((status, stdout, stderr)) = read_as_reader(&db, args) else {
             return;
         };
-        let out = c.output().unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(status.success(), "{args:?}: {stderr}");
         assert!(
             stdout.contains(shows) || stderr.contains(shows),
             "{args:?}: {stdout}{stderr}"
@@ -222,20 +231,14 @@ fn a_store_whose_log_holds_changes_is_not_read_without_them() {
         chmod(&db, 0o444);
         chmod(&dir.join("crm.db-wal"), 0o444);
         chmod(&dir, dir_mode);
-        let Some(mut c) = as_reader(&db, &["export", "contacts"]) else {
-            eprintln!("skipped: running as root without setpriv, a file's mode stops nothing");
+        let Some((status, stdout, stderr)) = read_as_reader(&db, &["export", "contacts"]) else {
             return;
         };
-        let out = c.output().unwrap();
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
         if readable {
-            assert!(out.status.success(), "{stderr}");
+            assert!(status.success(), "{stderr}");
             assert!(stdout.contains("Only in the log"), "{stdout}");
         } else {
-            assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+            assert_eq!(status.code(), Some(1), "{stdout}{stderr}");
             assert!(stderr.contains("cannot be read"), "{stderr}");
             assert!(stderr.contains("`crmgate init --db"), "{stderr}");
         }
